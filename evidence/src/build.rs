@@ -1,0 +1,286 @@
+//! `capos build`: the bare-metal kernel ELF and the bootable, bit-reproducible GRUB ISO.
+//!
+//! Reproducibility rests on: pinned toolchain and Cargo.lock, path remapping
+//! (no checkout path reaches the binary), `SOURCE_DATE_EPOCH` from the commit
+//! time, fixed file mtimes in the ISO tree and fixed xorriso volume dates.
+//! Outputs are written beside their final path and renamed into place, so a
+//! failed build never leaves a file that looks valid.
+
+use crate::{paths, tools};
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The only Rust target installed here; see docs/platform notes in README.
+pub const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Codegen flags that make host-target code fit a higher-half kernel.
+const KERNEL_RUSTFLAGS: &[&str] = &[
+    "-Crelocation-model=static",
+    "-Ccode-model=kernel",
+    "-Cno-redzone=yes",
+    "-Cforce-frame-pointers=yes",
+];
+
+#[derive(Subcommand, Debug)]
+pub enum BuildCommand {
+    /// Build the kernel ELF (target/kernel/.../capos-kernel) and print its sha256.
+    Kernel,
+    /// Build kernel and ISO (target/iso/capos.iso) and print the ISO's sha256.
+    Iso {
+        /// Write the ISO here instead of target/iso/capos.iso.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Entry point of `capos build`.
+pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
+    match command {
+        BuildCommand::Kernel => {
+            let elf = build_kernel(root)?;
+            println!("{}  {}", sha256_file(&elf)?, display_relative(root, &elf));
+        }
+        BuildCommand::Iso { output } => {
+            let iso = output.unwrap_or_else(|| paths::iso(root));
+            let built = build_iso(root, &iso)?;
+            println!("{}  {}", built.sha256, display_relative(root, &built.path));
+        }
+    }
+    Ok(())
+}
+
+/// Compile the kernel for bare metal and return the ELF path.
+pub fn build_kernel(root: &Path) -> Result<PathBuf> {
+    let epoch = source_date_epoch(root)?;
+    let mut flags: Vec<String> = KERNEL_RUSTFLAGS.iter().map(|s| s.to_string()).collect();
+    flags.push(format!("--remap-path-prefix={}=.", root.display()));
+    if let Some(cargo_home) = cargo_home() {
+        flags.push(format!("--remap-path-prefix={}=/cargo", cargo_home.display()));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "-p", "capos-kernel"])
+        .args(["--target", KERNEL_TARGET])
+        .arg("--target-dir")
+        .arg(paths::kernel_target_dir(root))
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .status()
+        .context("starting cargo to build the kernel")?;
+    if !status.success() {
+        bail!("kernel build failed ({status}); see the cargo output above");
+    }
+    let elf = paths::kernel_elf(root);
+    if !elf.is_file() {
+        bail!("kernel build reported success but {} is missing", elf.display());
+    }
+    Ok(elf)
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+}
+
+/// A finished ISO and its digest.
+pub struct BuiltIso {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Build the kernel, then pack it with GRUB into a bootable ISO at `output`.
+pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
+    let grub_mkrescue = tools::require(&tools::GRUB_MKRESCUE)?;
+    tools::require(&tools::XORRISO)?;
+    tools::require(&tools::MFORMAT)?;
+    let grub_platform = Path::new("/usr/lib/grub/i386-pc");
+    if !grub_platform.join("eltorito.img").is_file() {
+        bail!(
+            "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin)",
+            grub_platform.display()
+        );
+    }
+    let output_dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("cannot create output directory {}", output_dir.display()))?;
+    let probe = output_dir.join(".capos-write-probe");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output directory {} is not writable", output_dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+
+    let kernel = build_kernel(root)?;
+    let epoch = source_date_epoch(root)?;
+    let staging = root.join("target").join("iso").join("staging");
+    stage_iso_tree(&staging, &kernel, epoch)?;
+
+    let partial = output.with_extension("iso.partial");
+    let _ = std::fs::remove_file(&partial);
+    let volume_date = utc_stamp(epoch);
+    let result = Command::new(&grub_mkrescue)
+        .arg("-d")
+        .arg(grub_platform)
+        .arg("-o")
+        .arg(&partial)
+        .args(["--fonts=", "--locales=", "--themes=", "--compress=no"])
+        .arg(&staging)
+        .arg("--")
+        .args(["-volume_date", "all_file_dates", "set_to_mtime"])
+        .args(["-volume_date", "uuid", &volume_date])
+        .args(["-volid", "CAPOS"])
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .output()
+        .context("starting grub-mkrescue")?;
+    if !result.status.success() || !partial.is_file() {
+        let _ = std::fs::remove_file(&partial);
+        bail!(
+            "grub-mkrescue failed ({}): {}",
+            result.status,
+            String::from_utf8_lossy(&result.stderr).trim()
+        );
+    }
+    check_iso_signature(&partial)?;
+    std::fs::rename(&partial, output)
+        .with_context(|| format!("moving the ISO into place at {}", output.display()))?;
+    Ok(BuiltIso {
+        path: output.to_path_buf(),
+        sha256: sha256_file(output)?,
+    })
+}
+
+/// Lay out `boot/` with the kernel and grub.cfg, every mtime set to `epoch`.
+fn stage_iso_tree(staging: &Path, kernel: &Path, epoch: u64) -> Result<()> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging)
+            .with_context(|| format!("clearing {}", staging.display()))?;
+    }
+    let grub_dir = staging.join("boot").join("grub");
+    std::fs::create_dir_all(&grub_dir)?;
+    std::fs::copy(kernel, staging.join("boot").join("capos.elf"))
+        .context("copying the kernel into the ISO tree")?;
+    std::fs::write(grub_dir.join("grub.cfg"), GRUB_CFG)?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    for path in [
+        staging.join("boot/capos.elf"),
+        grub_dir.join("grub.cfg"),
+        grub_dir.clone(),
+        staging.join("boot"),
+        staging.to_path_buf(),
+    ] {
+        let file = std::fs::File::open(&path)?;
+        file.set_modified(time)
+            .with_context(|| format!("setting mtime of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+const GRUB_CFG: &str = "set timeout=0\nset default=0\n\
+menuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n  boot\n}\n";
+
+/// Fail unless `path` carries the ISO 9660 primary volume signature.
+pub fn check_iso_signature(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening ISO {}", path.display()))?;
+    let mut signature = [0u8; 5];
+    let readable = file.seek(SeekFrom::Start(0x8001)).is_ok() && file.read_exact(&mut signature).is_ok();
+    if !readable || &signature != b"CD001" {
+        bail!(
+            "{} is not an ISO 9660 image (corrupt or truncated); rebuild it with `capos build iso`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, else the HEAD commit time.
+pub fn source_date_epoch(root: &Path) -> Result<u64> {
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
+        return value
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds"));
+    }
+    let output = Command::new("git")
+        .current_dir(root)
+        .args(["log", "-1", "--format=%ct"])
+        .output()
+        .context("running git to read the commit time")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || text.trim().is_empty() {
+        bail!("cannot read the commit time (not a git checkout with commits?); set SOURCE_DATE_EPOCH");
+    }
+    text.trim()
+        .parse()
+        .with_context(|| format!("git printed an unexpected commit time {text:?}"))
+}
+
+/// `YYYYMMDDhhmmss00` in UTC, the form xorriso's `-volume_date uuid` takes.
+fn utc_stamp(epoch: u64) -> String {
+    let days = epoch / 86_400;
+    let seconds = epoch % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}00",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Lower-case hex sha256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// `path` relative to `root` when it is inside, for messages without machine paths.
+pub fn display_relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        assert_eq!(utc_stamp(0), "1970010100000000");
+        assert_eq!(utc_stamp(951_782_400), "2000022900000000");
+        assert_eq!(utc_stamp(1_795_323_600), "2026112205000000");
+    }
+}

@@ -1,0 +1,51 @@
+//! `capos`: the one host CLI that builds, runs, verifies, reports and reproduces capOS evidence.
+//!
+//! Make targets and Nix apps call these subcommands; nothing else implements them.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use capos_evidence::{build, paths, qemu};
+
+/// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
+#[derive(Parser, Debug)]
+#[command(name = "capos", version, about, long_about = None)]
+struct Cli {
+    /// Workspace root (default: found by walking up from the current directory; env CAPOS_ROOT).
+    #[arg(long, global = true, env = "CAPOS_ROOT")]
+    root: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the kernel ELF or the bootable ISO.
+    #[command(subcommand)]
+    Build(build::BuildCommand),
+    /// Boot the ISO once under QEMU and report pass/fail from isa-debug-exit.
+    Qemu(qemu::QemuArgs),
+    /// Decide which accelerator `--accel auto` would use here, and say why.
+    Accel,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = dispatch(cli) {
+        eprintln!("capos: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let root = paths::workspace_root(cli.root.as_deref())?;
+    match cli.command {
+        Command::Build(command) => build::run(&root, command),
+        Command::Qemu(args) => qemu::run_command(&root, args),
+        Command::Accel => {
+            let choice = qemu::detect_accel(&root, qemu::AccelRequest::Auto)?;
+            println!("accel={} reason={}", choice.accel, choice.reason);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Locating the workspace and the fixed output paths under `target/`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The workspace root: `explicit` if given, else the nearest ancestor of the
+/// current directory that holds both `Cargo.toml` and `kernel/`.
+pub fn workspace_root(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(root) = explicit {
+        if !is_workspace(root) {
+            bail!(
+                "{} is not a capOS checkout (no Cargo.toml and kernel/); fix --root or CAPOS_ROOT",
+                root.display()
+            );
+        }
+        return root
+            .canonicalize()
+            .with_context(|| format!("resolving {}", root.display()));
+    }
+    let current = std::env::current_dir().context("reading the current directory")?;
+    for candidate in current.ancestors() {
+        if is_workspace(candidate) {
+            return Ok(candidate.to_path_buf());
+        }
+    }
+    bail!("not inside a capOS checkout; cd into one or pass --root <dir> (or set CAPOS_ROOT)")
+}
+
+fn is_workspace(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() && dir.join("kernel").is_dir()
+}
+
+/// Where the kernel crate is built (separate from the host target dir,
+/// because its RUSTFLAGS differ).
+pub fn kernel_target_dir(root: &Path) -> PathBuf {
+    root.join("target").join("kernel")
+}
+
+/// The kernel ELF produced by `capos build kernel`.
+pub fn kernel_elf(root: &Path) -> PathBuf {
+    kernel_target_dir(root)
+        .join(crate::build::KERNEL_TARGET)
+        .join("release")
+        .join("capos-kernel")
+}
+
+/// The ISO produced by `capos build iso`.
+pub fn iso(root: &Path) -> PathBuf {
+    root.join("target").join("iso").join("capos.iso")
+}
+
+/// Directory for raw logs of ad-hoc `capos qemu` runs.
+pub fn qemu_log_root(root: &Path) -> PathBuf {
+    root.join("target").join("qemu")
+}
