@@ -1,6 +1,12 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
 
 pub mod build;
+pub mod keys;
+pub mod pack;
 pub mod paths;
 pub mod qemu;
+pub mod report;
+pub mod reproduce;
+pub mod run;
 pub mod tools;
+pub mod verify;

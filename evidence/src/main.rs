@@ -5,7 +5,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::{build, paths, qemu};
+use capos_evidence::{build, keys, pack, paths, qemu, report, reproduce, run, verify};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
@@ -27,6 +27,18 @@ enum Command {
     Qemu(qemu::QemuArgs),
     /// Decide which accelerator `--accel auto` would use here, and say why.
     Accel,
+    /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
+    Run(run::RunArgs),
+    /// Audit a bundle or packed archive offline against a trusted public key.
+    Verify(verify::VerifyArgs),
+    /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
+    Report(report::ReportArgs),
+    /// Pack a bundle directory into a deterministic tar archive.
+    Pack(pack::PackArgs),
+    /// Generate an Ed25519 key pair for signing provenance.
+    Keygen(keys::KeygenArgs),
+    /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 fn main() {
@@ -47,5 +59,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("accel={} reason={}", choice.accel, choice.reason);
             Ok(())
         }
+        Command::Run(args) => run::run_command(&root, args),
+        Command::Verify(args) => verify::run_command(&root, args),
+        Command::Report(args) => report::run_command(&root, args),
+        Command::Pack(args) => pack::run_command(&root, args),
+        Command::Keygen(args) => keys::run_command(&root, args),
+        Command::Reproduce(args) => reproduce::run_command(&root, args),
     }
 }
