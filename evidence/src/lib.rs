@@ -8,5 +8,6 @@ pub mod qemu;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod summary;
 pub mod tools;
 pub mod verify;
