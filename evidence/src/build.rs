@@ -100,7 +100,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
     tools::require(&tools::XORRISO)?;
     tools::require(&tools::MFORMAT)?;
     let grub_platform = Path::new("/usr/lib/grub/i386-pc");
-    if !grub_platform.join("eltorito.img").is_file() {
+    if !grub_platform.join("cdboot.img").is_file() {
         bail!(
             "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin)",
             grub_platform.display()

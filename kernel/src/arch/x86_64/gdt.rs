@@ -1,0 +1,112 @@
+//! Per-CPU GDT, TSS and IDT.
+//!
+//! Selector layout (fixed, `syscall`/`sysret` rely on it later):
+//! 0x08 kernel code, 0x10 kernel data, 0x18 unused 32-bit user code,
+//! 0x20 user data, 0x28 user code, 0x30 TSS. The double-fault vector runs on
+//! its own IST stack so a kernel stack overflow still gets reported.
+
+use alloc::boxed::Box;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::{lidt, load_tss};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
+/// IST slot (1-based as the CPU counts) used for double faults.
+pub const DOUBLE_FAULT_IST: u8 = 1;
+
+/// One IDT gate descriptor.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_middle: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+/// A 256-entry interrupt descriptor table.
+#[repr(C, align(16))]
+pub struct Idt([Gate; 256]);
+
+/// Everything a CPU loads into GDTR, TR and IDTR.
+pub struct CpuTables {
+    gdt: GlobalDescriptorTable<8>,
+    idt: Idt,
+    kernel_code: SegmentSelector,
+    kernel_data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+extern "C" {
+    static INTERRUPT_STUB_TABLE: [u64; 256];
+}
+
+/// Build a CPU's tables; `double_fault_stack_top` backs IST 1.
+pub fn build(double_fault_stack_top: u64) -> CpuTables {
+    let mut tss = TaskStateSegment::new();
+    tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] =
+        VirtAddr::new(double_fault_stack_top);
+    let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
+
+    let mut gdt = GlobalDescriptorTable::<8>::empty();
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    gdt.append(Descriptor::UserSegment(0x00CF_FA00_0000_FFFF));
+    gdt.append(Descriptor::user_data_segment());
+    gdt.append(Descriptor::user_code_segment());
+    let tss_selector = gdt.append(Descriptor::tss_segment(tss));
+
+    let code_selector = kernel_code.0;
+    let mut gates = [Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        attributes: 0,
+        offset_middle: 0,
+        offset_high: 0,
+        reserved: 0,
+    }; 256];
+    for (vector, gate) in gates.iter_mut().enumerate() {
+        // SAFETY: the stub table is a read-only array emitted by build.rs.
+        let handler = unsafe { INTERRUPT_STUB_TABLE[vector] };
+        *gate = Gate {
+            offset_low: handler as u16,
+            selector: code_selector,
+            ist: if vector == 8 { DOUBLE_FAULT_IST } else { 0 },
+            attributes: 0x8E,
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        };
+    }
+    CpuTables {
+        gdt,
+        idt: Idt(gates),
+        kernel_code,
+        kernel_data,
+        tss: tss_selector,
+    }
+}
+
+/// Load `tables` on the running CPU.
+pub fn load(tables: &'static CpuTables) {
+    tables.gdt.load();
+    // SAFETY: the selectors index the GDT just loaded; the IDT and TSS live
+    // forever inside a leaked per-CPU block.
+    unsafe {
+        CS::set_reg(tables.kernel_code);
+        SS::set_reg(tables.kernel_data);
+        DS::set_reg(tables.kernel_data);
+        ES::set_reg(tables.kernel_data);
+        load_tss(tables.tss);
+        lidt(&DescriptorTablePointer {
+            limit: (core::mem::size_of::<Idt>() - 1) as u16,
+            base: VirtAddr::new(&tables.idt as *const Idt as u64),
+        });
+    }
+}

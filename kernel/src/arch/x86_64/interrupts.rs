@@ -1,0 +1,67 @@
+//! Interrupt dispatch: exceptions, LAPIC timer ticks, ping IPIs.
+//!
+//! `entry.S` saves the registers into an [`InterruptFrame`] and calls
+//! [`interrupt_dispatch`]. Handlers run with interrupts disabled.
+
+use super::{apic, faults, percpu};
+use crate::kprintln;
+use core::sync::atomic::Ordering;
+
+/// LAPIC timer vector.
+pub const TIMER_VECTOR: u8 = 32;
+/// Cross-CPU ping vector (IPI liveness check).
+pub const PING_VECTOR: u8 = 33;
+/// LAPIC spurious-interrupt vector (no EOI).
+pub const SPURIOUS_VECTOR: u8 = 0xFF;
+
+/// Registers as `entry.S` leaves them on the stack.
+#[repr(C)]
+#[derive(Debug)]
+pub struct InterruptFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Called by `interrupt_common` for every vector.
+#[no_mangle]
+extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
+    match frame.vector {
+        0..=31 => faults::report_exception(frame),
+        vector if vector == u64::from(TIMER_VECTOR) => {
+            percpu::current().ticks.fetch_add(1, Ordering::Relaxed);
+            apic::end_of_interrupt();
+        }
+        vector if vector == u64::from(PING_VECTOR) => {
+            percpu::current().pings.fetch_add(1, Ordering::AcqRel);
+            apic::end_of_interrupt();
+        }
+        vector if vector == u64::from(SPURIOUS_VECTOR) => {}
+        vector => {
+            kprintln!(
+                "[irq] cpu={} unexpected vector={vector}",
+                percpu::current().index
+            );
+            apic::end_of_interrupt();
+        }
+    }
+}

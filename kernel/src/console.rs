@@ -1,0 +1,92 @@
+//! Serial console on COM1, shared by every CPU under one lock.
+//!
+//! Lines are written whole under the lock so output from several CPUs never
+//! interleaves mid-line. Fault and panic paths use [`emergency_print`], which
+//! takes the lock if it can and writes anyway if the holder is stuck.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+use x86_64::instructions::port::Port;
+
+const COM1: u16 = 0x3F8;
+
+struct Serial {
+    data: Port<u8>,
+    line_status: Port<u8>,
+}
+
+impl Serial {
+    const fn new(base: u16) -> Self {
+        Self {
+            data: Port::new(base),
+            line_status: Port::new(base + 5),
+        }
+    }
+
+    fn write_byte(&mut self, byte: u8) {
+        // SAFETY: COM1 ports belong to the console alone; reading the line
+        // status register and writing the data register have no other effect.
+        unsafe {
+            while self.line_status.read() & 0x20 == 0 {
+                core::hint::spin_loop();
+            }
+            self.data.write(byte);
+        }
+    }
+}
+
+impl Write for Serial {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for byte in text.bytes() {
+            if byte == b'\n' {
+                self.write_byte(b'\r');
+            }
+            self.write_byte(byte);
+        }
+        Ok(())
+    }
+}
+
+static SERIAL: Mutex<Serial> = Mutex::new(Serial::new(COM1));
+
+/// Program COM1 for 115200 8N1, FIFO on, interrupts off.
+pub fn init() {
+    let settings: [(u16, u8); 7] = [
+        (1, 0x00), // interrupts off
+        (3, 0x80), // divisor latch
+        (0, 0x01), // 115200 baud, low byte
+        (1, 0x00), // high byte
+        (3, 0x03), // 8N1
+        (2, 0xC7), // FIFO enabled and cleared
+        (4, 0x03), // DTR, RTS
+    ];
+    for (offset, value) in settings {
+        // SAFETY: standard 16550 initialisation of the console's own port.
+        unsafe { Port::<u8>::new(COM1 + offset).write(value) };
+    }
+}
+
+/// Write formatted text under the console lock.
+pub fn print(arguments: fmt::Arguments) {
+    let _ = SERIAL.lock().write_fmt(arguments);
+}
+
+/// Write even if another CPU holds the console lock (fault and panic paths).
+pub fn emergency_print(arguments: fmt::Arguments) {
+    for _ in 0..1_000_000 {
+        if let Some(mut serial) = SERIAL.try_lock() {
+            let _ = serial.write_fmt(arguments);
+            return;
+        }
+        core::hint::spin_loop();
+    }
+    let _ = Serial::new(COM1).write_fmt(arguments);
+}
+
+/// Print a line to the serial console.
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {
+        $crate::console::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}

@@ -1,0 +1,25 @@
+//! The kernel heap: `linked_list_allocator` over contiguous frames in the physical window.
+
+use linked_list_allocator::LockedHeap;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Kernel heap size.
+pub const HEAP_BYTES: usize = 8 << 20;
+
+/// Take `HEAP_BYTES` of contiguous frames and hand them to the allocator.
+pub fn init() {
+    let pages = HEAP_BYTES as u64 / super::PAGE_SIZE;
+    let Some(start) = super::frames::allocate_contiguous_zeroed(pages, super::PAGE_SIZE, u64::MAX)
+    else {
+        crate::kprintln!("[mem] error: no {HEAP_BYTES} contiguous bytes for the kernel heap");
+        crate::platform::exit::failure()
+    };
+    // SAFETY: the range was just allocated for the heap alone and is mapped
+    // read-write in the physical window for the kernel's lifetime.
+    unsafe {
+        HEAP.lock()
+            .init(super::physical_to_virtual(start) as *mut u8, HEAP_BYTES);
+    }
+}

@@ -1,0 +1,32 @@
+//! Kernel stacks in their own region, each with an unmapped guard page below,
+//! so an overflow faults instead of corrupting a neighbour.
+
+use super::{frames, paging, PAGE_SIZE, STACK_REGION};
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::structures::paging::PageTableFlags as Flags;
+
+/// Next free virtual address in the stack region.
+static NEXT: AtomicU64 = AtomicU64::new(STACK_REGION);
+
+/// Why a stack could not be made.
+#[derive(Debug)]
+pub enum StackError {
+    OutOfMemory,
+    MapFailed,
+}
+
+/// A kernel stack of `pages` pages; returns its top (16-byte aligned).
+pub fn allocate(pages: u64) -> Result<u64, StackError> {
+    let guard = NEXT.fetch_add((pages + 1) * PAGE_SIZE, Ordering::Relaxed);
+    let bottom = guard + PAGE_SIZE;
+    for index in 0..pages {
+        let frame = frames::allocate_zeroed().ok_or(StackError::OutOfMemory)?;
+        paging::map_page(
+            bottom + index * PAGE_SIZE,
+            frame,
+            Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE,
+        )
+        .map_err(|_| StackError::MapFailed)?;
+    }
+    Ok(bottom + pages * PAGE_SIZE)
+}
