@@ -1,0 +1,288 @@
+//! The capOS kernel/user ABI, shared by the kernel, the user runtime and the
+//! host tools. Everything here is plain data: layouts, numbers, encodings.
+//!
+//! Invariants:
+//! - Every struct is `#[repr(C)]` with explicit padding; sizes are asserted.
+//! - A user program talks to the kernel through exactly two syscalls
+//!   ([`Syscall`]); all other requests are ring operations on capabilities.
+//! - Each thread owns one ring; `cap_enter` waits on the caller's own
+//!   completion queue only.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod manifest;
+pub mod ring;
+
+pub use ring::{Completion, RingHeader, Submission};
+
+/// Syscall numbers (in `rax`; arguments in `rdi`, `rsi`; result in `rax`).
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// `cap_enter(min_complete, timeout_ns)`: consume the caller's submission
+    /// queue, then wait until at least `min_complete` completions are
+    /// available or `timeout_ns` passes (`u64::MAX` = no timeout). Returns the
+    /// number of completions available, or a negative [`Error`].
+    CapEnter = 0,
+    /// `exit(code)`: end the calling process (all its threads). No return.
+    Exit = 1,
+}
+
+impl Syscall {
+    /// Decode a syscall number.
+    pub const fn from_number(number: u64) -> Option<Self> {
+        match number {
+            0 => Some(Self::CapEnter),
+            1 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// `timeout_ns` meaning "wait without a deadline".
+pub const NO_TIMEOUT: u64 = u64::MAX;
+
+/// Error codes: a completion's `result` (or a syscall's return) is
+/// `-(error as i64)` on failure.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Unknown opcode or syscall number.
+    InvalidOpcode = 1,
+    /// Capability handle out of range, empty, or stale (generation mismatch).
+    InvalidCapability = 2,
+    /// The capability's object does not support this operation.
+    WrongObjectType = 3,
+    /// A pointer argument reaches kernel space or unmapped memory.
+    BadAddress = 4,
+    /// A length argument exceeds the operation's limit.
+    TooLarge = 5,
+    /// A per-process quota (capabilities, pending operations, processes) is used up.
+    QuotaExhausted = 6,
+    /// A named object (boot module, manifest entry) does not exist.
+    NotFound = 7,
+    /// A malformed argument (bad flags, reserved fields set, bad UTF-8).
+    InvalidArgument = 8,
+    /// The peer of an endpoint or a waited-on object went away.
+    PeerGone = 9,
+    /// The submission queue indices are inconsistent (producer ran ahead).
+    RingOverrun = 10,
+    /// `cap_enter` timed out before `min_complete` completions.
+    TimedOut = 11,
+}
+
+impl Error {
+    /// All errors, for decoding and tests.
+    pub const ALL: [Error; 11] = [
+        Error::InvalidOpcode,
+        Error::InvalidCapability,
+        Error::WrongObjectType,
+        Error::BadAddress,
+        Error::TooLarge,
+        Error::QuotaExhausted,
+        Error::NotFound,
+        Error::InvalidArgument,
+        Error::PeerGone,
+        Error::RingOverrun,
+        Error::TimedOut,
+    ];
+
+    /// The negative value carried in a result.
+    pub const fn as_result(self) -> i64 {
+        -(self as i64)
+    }
+
+    /// Decode a negative result.
+    pub fn from_result(result: i64) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|error| error.as_result() == result)
+    }
+
+    /// Stable lower-case name, used in log lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Error::InvalidOpcode => "invalid-opcode",
+            Error::InvalidCapability => "invalid-capability",
+            Error::WrongObjectType => "wrong-object-type",
+            Error::BadAddress => "bad-address",
+            Error::TooLarge => "too-large",
+            Error::QuotaExhausted => "quota-exhausted",
+            Error::NotFound => "not-found",
+            Error::InvalidArgument => "invalid-argument",
+            Error::PeerGone => "peer-gone",
+            Error::RingOverrun => "ring-overrun",
+            Error::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// Kinds of kernel objects a capability can name.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapabilityKind {
+    Console = 1,
+    ProcessSpawner = 2,
+    ProcessHandle = 3,
+    Endpoint = 4,
+    Timer = 5,
+    BootManifest = 6,
+}
+
+impl CapabilityKind {
+    /// All kinds.
+    pub const ALL: [CapabilityKind; 6] = [
+        CapabilityKind::Console,
+        CapabilityKind::ProcessSpawner,
+        CapabilityKind::ProcessHandle,
+        CapabilityKind::Endpoint,
+        CapabilityKind::Timer,
+        CapabilityKind::BootManifest,
+    ];
+
+    /// The name used in YAML manifests.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CapabilityKind::Console => "console",
+            CapabilityKind::ProcessSpawner => "process-spawner",
+            CapabilityKind::ProcessHandle => "process-handle",
+            CapabilityKind::Endpoint => "endpoint",
+            CapabilityKind::Timer => "timer",
+            CapabilityKind::BootManifest => "boot-manifest",
+        }
+    }
+
+    /// Parse a manifest name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Decode the numeric kind.
+    pub fn from_number(number: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| *kind as u32 == number)
+    }
+}
+
+/// A capability handle as user space sees it: slot index in the low 16 bits,
+/// the slot's generation in the high 16 bits. A handle whose generation does
+/// not match the slot's current one is stale and rejected.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapabilityHandle(pub u32);
+
+impl CapabilityHandle {
+    /// "No capability" in argument positions that take an optional handle.
+    pub const NONE: CapabilityHandle = CapabilityHandle(u32::MAX);
+
+    /// Build a handle from slot and generation.
+    pub const fn new(slot: u16, generation: u16) -> Self {
+        Self(((generation as u32) << 16) | slot as u32)
+    }
+
+    /// The slot index.
+    pub const fn slot(self) -> u16 {
+        self.0 as u16
+    }
+
+    /// The generation.
+    pub const fn generation(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+}
+
+/// Ring operations. `Submission::capability` names the object.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// Complete immediately with result 0 (no capability needed).
+    Nop = 0,
+    /// Console: write `arguments[0]` (pointer), `arguments[1]` (length <= [`limits::CONSOLE_WRITE_MAX`]).
+    ConsoleWrite = 1,
+    /// ProcessSpawner: start boot module named by (`arguments[0]` pointer,
+    /// `arguments[1]` length) granting the handles in the u32 array
+    /// (`arguments[2]` pointer, `arguments[3]` count). Result: a new ProcessHandle.
+    Spawn = 2,
+    /// ProcessHandle: complete when the process has exited; result = exit code.
+    ProcessWait = 3,
+    /// Endpoint: send (`arguments[0]` pointer, `arguments[1]` length <=
+    /// [`limits::MESSAGE_MAX`]) with an optional handle to transfer
+    /// (`arguments[2]`, or `CapabilityHandle::NONE`), wait for the reply into
+    /// (`arguments[3]` pointer, `arguments[4]` capacity). Result: reply length;
+    /// `Completion::value`: transferred handle or `NONE`.
+    EndpointCall = 4,
+    /// Endpoint: wait for a call into (`arguments[0]` pointer, `arguments[1]`
+    /// capacity). Result: message length; `value`: reply token;
+    /// `Completion::extra`: transferred handle or `NONE`.
+    EndpointReceive = 5,
+    /// Endpoint: answer the call with token `arguments[0]` with
+    /// (`arguments[1]` pointer, `arguments[2]` length) and optional handle `arguments[3]`.
+    EndpointReply = 6,
+    /// Timer: result = nanoseconds since boot.
+    TimerNow = 7,
+    /// Timer: complete after `arguments[0]` nanoseconds; result = 0.
+    TimerSleep = 8,
+    /// BootManifest: copy from byte `arguments[2]` of this process's manifest
+    /// entry's argument string into (`arguments[0]` pointer, `arguments[1]`
+    /// capacity). Result: bytes copied; `value`: total length.
+    ManifestRead = 9,
+    /// Any capability: release the handle (the slot's generation advances).
+    CapabilityDrop = 10,
+    /// Endpoint creation from a ProcessSpawner-like factory is out of scope;
+    /// endpoints come from manifests.
+    #[doc(hidden)]
+    Reserved = 0xFFFF,
+}
+
+impl Opcode {
+    /// Decode an opcode; unknown values are `None` (answered with InvalidOpcode).
+    pub const fn from_number(number: u16) -> Option<Self> {
+        match number {
+            0 => Some(Self::Nop),
+            1 => Some(Self::ConsoleWrite),
+            2 => Some(Self::Spawn),
+            3 => Some(Self::ProcessWait),
+            4 => Some(Self::EndpointCall),
+            5 => Some(Self::EndpointReceive),
+            6 => Some(Self::EndpointReply),
+            7 => Some(Self::TimerNow),
+            8 => Some(Self::TimerSleep),
+            9 => Some(Self::ManifestRead),
+            10 => Some(Self::CapabilityDrop),
+            _ => None,
+        }
+    }
+}
+
+/// Limits the kernel enforces (bad input beyond them gets [`Error::TooLarge`]
+/// or [`Error::QuotaExhausted`]).
+pub mod limits {
+    /// Longest console write.
+    pub const CONSOLE_WRITE_MAX: u64 = 4096;
+    /// Longest endpoint message or reply.
+    pub const MESSAGE_MAX: u64 = 256;
+    /// Longest boot-module name.
+    pub const NAME_MAX: u64 = 64;
+    /// Most handles granted at spawn.
+    pub const GRANTS_MAX: u64 = 16;
+    /// Capability slots per process.
+    pub const CAPABILITIES_PER_PROCESS: usize = 64;
+    /// Operations in flight (waiting for a completion) per thread.
+    pub const PENDING_PER_THREAD: usize = 32;
+}
+
+/// User address-space layout.
+pub mod layout {
+    /// Lowest address a program may be linked at.
+    pub const USER_IMAGE_BASE: u64 = 0x40_0000;
+    /// Where the first thread's ring is mapped (two pages).
+    pub const RING_BASE: u64 = 0x7F00_0000_0000;
+    /// Top of the first thread's stack (stack grows down).
+    pub const STACK_TOP: u64 = 0x7FFF_FFFF_0000;
+    /// Pages in the first thread's stack.
+    pub const STACK_PAGES: u64 = 16;
+    /// Exclusive upper bound of user addresses.
+    pub const USER_END: u64 = 0x8000_0000_0000;
+}
