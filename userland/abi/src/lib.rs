@@ -230,10 +230,6 @@ pub enum Opcode {
     ManifestRead = 9,
     /// Any capability: release the handle (the slot's generation advances).
     CapabilityDrop = 10,
-    /// Endpoint creation from a ProcessSpawner-like factory is out of scope;
-    /// endpoints come from manifests.
-    #[doc(hidden)]
-    Reserved = 0xFFFF,
 }
 
 impl Opcode {
