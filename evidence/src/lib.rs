@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod keys;
+pub mod manifest;
 pub mod pack;
 pub mod paths;
 pub mod qemu;

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::{build, keys, pack, paths, qemu, report, reproduce, run, verify};
+use capos_evidence::{build, keys, manifest, pack, paths, qemu, report, reproduce, run, verify};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
@@ -39,6 +39,9 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
     Reproduce(reproduce::ReproduceArgs),
+    /// Validate YAML boot manifests and pack them for the kernel.
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
 }
 
 fn main() {
@@ -65,5 +68,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Pack(args) => pack::run_command(&root, args),
         Command::Keygen(args) => keys::run_command(&root, args),
         Command::Reproduce(args) => reproduce::run_command(&root, args),
+        Command::Manifest(command) => manifest::run_command(&root, command),
     }
 }
