@@ -1,14 +1,18 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
 
 pub mod build;
+pub mod bundle;
+pub mod contract;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod paths;
+pub mod provenance;
 pub mod qemu;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod stats;
 pub mod summary;
 pub mod tools;
 pub mod verify;

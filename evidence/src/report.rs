@@ -1,13 +1,772 @@
-//! Placeholder: filled in by the evidence-bundle work.
+//! `capos report`: the proof-contract report (Markdown and HTML) of a verified bundle.
+//!
+//! The bundle is verified first (digests, signature, recomputed figures);
+//! unverified evidence is never rendered. Templates come from the
+//! workspace's `templates/` directory (`report.md.j2`, `report.html.j2`) and
+//! receive preformatted figures, so the same bundle always renders to the
+//! same bytes: nothing depends on the time of rendering or on float
+//! formatting inside the template engine. Charts are SVG generated here.
 
-use anyhow::{bail, Result};
-use std::path::Path;
+use crate::contract::ContractSpec;
+use crate::keys;
+use crate::run::Inputs;
+use crate::stats;
+use crate::summary::{self, GateVerdict, SummaryDocument};
+use crate::verify;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Component, Path, PathBuf};
 
-/// Arguments of this subcommand.
+/// Template directory, relative to the workspace root.
+pub const TEMPLATES_DIR: &str = "templates";
+/// Markdown report template.
+pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
+/// HTML report template.
+pub const HTML_TEMPLATE: &str = "report.html.j2";
+/// Files of one run's log directory, in the order the report lists them.
+const RUN_FILES: [&str; 5] = [
+    "serial.log",
+    "serial.timed.log",
+    "stderr.log",
+    "command.txt",
+    "exit.json",
+];
+
+/// Arguments of `capos report`.
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// Bundle directory or packed `.tar` archive.
+    pub bundle: PathBuf,
+    /// Public key (SPKI PEM) the bundle's provenance must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+    /// Output directory (default: <bundle>/../reports/<bundle name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
 
-/// Render the proof-contract report (Markdown and HTML) from a verified bundle.
-pub fn run_command(_root: &Path, _args: ReportArgs) -> Result<()> {
-    bail!("not implemented yet")
+/// What the report says about the bundle itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleFacts {
+    /// Bundle name (sha256 of its manifest).
+    pub name: String,
+    /// Id of the key that signed it.
+    pub key_id: String,
+    /// Files the manifest lists.
+    pub files: usize,
+    /// Path prefix from the report to the bundle's files, when they can be linked.
+    pub link_prefix: Option<String>,
+}
+
+/// A rendered report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// report.md
+    pub markdown: String,
+    /// report.html
+    pub html: String,
+    /// SVG charts `(file name, contents)`, also inlined in the HTML.
+    pub charts: Vec<(String, String)>,
+}
+
+/// `capos report`: verify, render, write report.md, report.html and the charts.
+pub fn run_command(root: &Path, args: ReportArgs) -> Result<()> {
+    let trusted = keys::load_verifying_key(&args.trusted_key)?;
+    let verified = verify::verify_bundle(&args.bundle, &trusted).with_context(|| {
+        format!(
+            "refusing to report on {}: verification failed",
+            args.bundle.display()
+        )
+    })?;
+    let parent = args
+        .bundle
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let out = args
+        .out
+        .unwrap_or_else(|| parent.join("reports").join(&verified.name));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let link_prefix = if args.bundle.is_dir() {
+        relative_link(&out, &args.bundle)
+    } else {
+        None
+    };
+    let facts = BundleFacts {
+        name: verified.name.clone(),
+        key_id: verified.key_id.clone(),
+        files: verified.files,
+        link_prefix,
+    };
+    let rendered = render(&root.join(TEMPLATES_DIR), &verified.dir, &facts)?;
+    write(&out, &rendered)?;
+    println!("{}", out.join("report.md").display());
+    println!("{}", out.join("report.html").display());
+    Ok(())
+}
+
+/// Write a rendered report into `out`.
+pub fn write(out: &Path, rendered: &Rendered) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let files = [
+        ("report.md", &rendered.markdown),
+        ("report.html", &rendered.html),
+    ];
+    for (name, contents) in files.into_iter().chain(
+        rendered
+            .charts
+            .iter()
+            .map(|(name, svg)| (name.as_str(), svg)),
+    ) {
+        let path = out.join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `target` relative to `from` as a `/`-separated prefix ending in `/`, when both resolve.
+fn relative_link(from: &Path, target: &Path) -> Option<String> {
+    let from = from.canonicalize().ok()?;
+    let target = target.canonicalize().ok()?;
+    let from_parts: Vec<Component> = from.components().collect();
+    let target_parts: Vec<Component> = target.components().collect();
+    let common = from_parts
+        .iter()
+        .zip(&target_parts)
+        .take_while(|(left, right)| left == right)
+        .count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from_parts.len() - common];
+    for part in &target_parts[common..] {
+        parts.push(part.as_os_str().to_str()?.to_string());
+    }
+    let mut prefix = parts.join("/");
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    Some(prefix)
+}
+
+/// One row of the per-case, per-metric table; figures preformatted.
+#[derive(Debug, Serialize)]
+struct MetricRow {
+    case: String,
+    cpus: u32,
+    workers: Option<u32>,
+    passed: usize,
+    runs: usize,
+    metric: String,
+    unit: String,
+    median: String,
+    min: String,
+    max: String,
+    mean: String,
+    stddev: String,
+    n: usize,
+}
+
+/// One row of the speedup table.
+#[derive(Debug, Serialize)]
+struct SpeedupRow {
+    id: String,
+    metric: String,
+    baseline_case: String,
+    case: String,
+    baseline_cpus: u32,
+    case_cpus: u32,
+    value: String,
+    ideal: String,
+    efficiency: String,
+    gates: Vec<SpeedupGate>,
+}
+
+/// A gate applied to a speedup.
+#[derive(Debug, Serialize)]
+struct SpeedupGate {
+    id: String,
+    threshold: String,
+    verdict: GateVerdict,
+}
+
+/// One row of the gate table.
+#[derive(Debug, Serialize)]
+struct GateRow {
+    id: String,
+    kind: String,
+    description: String,
+    threshold: String,
+    value: String,
+    verdict: GateVerdict,
+    detail: String,
+}
+
+/// One run's logs.
+#[derive(Debug, Serialize)]
+struct LogRow {
+    case: String,
+    repetition: u32,
+    verdict: &'static str,
+    directory: String,
+    files: Vec<LogFile>,
+}
+
+/// One log file, with its path inside the bundle.
+#[derive(Debug, Serialize)]
+struct LogFile {
+    name: &'static str,
+    path: String,
+}
+
+/// A chart for the templates.
+#[derive(Debug, Serialize)]
+struct ChartView {
+    title: String,
+    file: String,
+    svg: minijinja::Value,
+}
+
+/// Everything the templates see.
+#[derive(Debug, Serialize)]
+struct ReportContext<'a> {
+    bundle: &'a BundleFacts,
+    contract: &'a ContractSpec,
+    inputs: &'a Inputs,
+    summary: &'a SummaryDocument,
+    metric_rows: Vec<MetricRow>,
+    speedup_rows: Vec<SpeedupRow>,
+    gate_rows: Vec<GateRow>,
+    logs: Vec<LogRow>,
+    charts: Vec<ChartView>,
+}
+
+/// Render the report of the bundle in `bundle_dir` (which the caller verified).
+pub fn render(templates_dir: &Path, bundle_dir: &Path, bundle: &BundleFacts) -> Result<Rendered> {
+    let (contract, inputs) = summary::read_bundle_basics(bundle_dir)?;
+    let summary_path = bundle_dir.join(summary::SUMMARY_FILE);
+    let summary_text = std::fs::read(&summary_path)
+        .with_context(|| format!("reading {}", summary_path.display()))?;
+    let summary: SummaryDocument = serde_json::from_slice(&summary_text)
+        .with_context(|| format!("parsing {}", summary_path.display()))?;
+
+    let charts = charts(&summary);
+    let context = ReportContext {
+        bundle,
+        contract: &contract.spec,
+        inputs: &inputs,
+        summary: &summary,
+        metric_rows: metric_rows(&summary),
+        speedup_rows: speedup_rows(&summary),
+        gate_rows: gate_rows(&summary),
+        logs: log_rows(&summary),
+        charts: charts
+            .iter()
+            .map(|chart| ChartView {
+                title: chart.title.clone(),
+                file: chart.file.clone(),
+                svg: minijinja::Value::from_safe_string(chart.svg.clone()),
+            })
+            .collect(),
+    };
+
+    let mut environment = minijinja::Environment::new();
+    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    environment.set_trim_blocks(true);
+    environment.set_lstrip_blocks(true);
+    environment.set_keep_trailing_newline(true);
+    environment.add_filter("md_cell", markdown_cell);
+    environment.add_filter("href", href);
+    for name in [MARKDOWN_TEMPLATE, HTML_TEMPLATE] {
+        let path = templates_dir.join(name);
+        let source = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading template {} (templates come from the workspace's templates/)",
+                path.display()
+            )
+        })?;
+        environment
+            .add_template_owned(name.to_string(), source)
+            .with_context(|| format!("template {}", path.display()))?;
+    }
+    let render = |name: &str| -> Result<String> {
+        environment
+            .get_template(name)?
+            .render(&context)
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "rendering {}: {error:#}",
+                    templates_dir.join(name).display()
+                )
+            })
+    };
+    Ok(Rendered {
+        markdown: render(MARKDOWN_TEMPLATE)?,
+        html: render(HTML_TEMPLATE)?,
+        charts: charts
+            .into_iter()
+            .map(|chart| (chart.file, chart.svg))
+            .collect(),
+    })
+}
+
+/// Escape text for a Markdown table cell (pipes and line breaks).
+fn markdown_cell(value: String) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\r', '\n'], " ")
+}
+
+/// An attribute value escaped for HTML but with `/` kept readable.
+fn href(value: String) -> minijinja::Value {
+    minijinja::Value::from_safe_string(xml_escape(&value).replace('\'', "&#39;"))
+}
+
+fn figure(value: Option<f64>) -> String {
+    value
+        .map(stats::format_figure)
+        .unwrap_or_else(|| "—".into())
+}
+
+fn metric_rows(summary: &SummaryDocument) -> Vec<MetricRow> {
+    let mut rows = Vec::new();
+    for case in &summary.cases {
+        for metric in &case.metrics {
+            let statistics = metric.statistics.as_ref();
+            rows.push(MetricRow {
+                case: case.id.clone(),
+                cpus: case.cpus,
+                workers: case.workers,
+                passed: case.passed,
+                runs: case.runs,
+                metric: metric.name.clone(),
+                unit: metric.unit.clone(),
+                median: figure(statistics.map(|s| s.median)),
+                min: figure(statistics.map(|s| s.min)),
+                max: figure(statistics.map(|s| s.max)),
+                mean: figure(statistics.map(|s| s.mean)),
+                stddev: figure(statistics.and_then(|s| s.stddev)),
+                n: statistics.map(|s| s.n).unwrap_or(0),
+            });
+        }
+    }
+    rows
+}
+
+fn speedup_rows(summary: &SummaryDocument) -> Vec<SpeedupRow> {
+    summary
+        .speedups
+        .iter()
+        .map(|speedup| {
+            let gates = summary
+                .gates
+                .iter()
+                .filter(|gate| gate.speedup.as_deref() == Some(speedup.id.as_str()))
+                .map(|gate| SpeedupGate {
+                    id: gate.id.clone(),
+                    threshold: figure(gate.threshold),
+                    verdict: gate.verdict,
+                })
+                .collect();
+            SpeedupRow {
+                id: speedup.id.clone(),
+                metric: speedup.metric.clone(),
+                baseline_case: speedup.baseline_case.clone(),
+                case: speedup.case.clone(),
+                baseline_cpus: speedup.baseline_cpus,
+                case_cpus: speedup.case_cpus,
+                value: figure(speedup.value),
+                ideal: figure(Some(speedup.ideal)),
+                efficiency: speedup
+                    .value
+                    .map(|value| format!("{:.1}%", 100.0 * value / speedup.ideal))
+                    .unwrap_or_else(|| "—".into()),
+                gates,
+            }
+        })
+        .collect()
+}
+
+fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
+    summary
+        .gates
+        .iter()
+        .map(|gate| GateRow {
+            id: gate.id.clone(),
+            kind: gate.kind.to_string(),
+            description: gate.description.trim().to_string(),
+            threshold: gate.threshold.map(stats::format_figure).unwrap_or_default(),
+            value: gate.value.map(stats::format_figure).unwrap_or_default(),
+            verdict: gate.verdict,
+            detail: gate.detail.clone(),
+        })
+        .collect()
+}
+
+fn log_rows(summary: &SummaryDocument) -> Vec<LogRow> {
+    let mut rows = Vec::new();
+    for case in &summary.cases {
+        for repetition in 1..=summary.repetitions {
+            let failed = summary
+                .failures
+                .iter()
+                .any(|failure| failure.case == case.id && failure.repetition == repetition);
+            let directory = summary::run_log_path(&case.id, repetition);
+            rows.push(LogRow {
+                case: case.id.clone(),
+                repetition,
+                verdict: if failed { "fail" } else { "pass" },
+                files: RUN_FILES
+                    .iter()
+                    .map(|name| LogFile {
+                        name,
+                        path: format!("{directory}/{name}"),
+                    })
+                    .collect(),
+                directory,
+            });
+        }
+    }
+    rows
+}
+
+/// A chart before it is handed to the templates.
+struct Chart {
+    title: String,
+    file: String,
+    svg: String,
+}
+
+/// Speedup vs CPUs per speedup metric; without speedups, median of each metric vs CPUs.
+fn charts(summary: &SummaryDocument) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    let mut metrics: Vec<&str> = Vec::new();
+    for speedup in &summary.speedups {
+        if !metrics.contains(&speedup.metric.as_str()) {
+            metrics.push(speedup.metric.as_str());
+        }
+    }
+    if !metrics.is_empty() {
+        for metric in metrics {
+            let speedups: Vec<_> = summary
+                .speedups
+                .iter()
+                .filter(|s| s.metric == metric)
+                .collect();
+            let mut points = Vec::new();
+            let mut ideal = Vec::new();
+            if let Some(first) = speedups.first() {
+                let baseline = f64::from(first.baseline_cpus);
+                points.push(Point {
+                    x: baseline,
+                    y: 1.0,
+                    low: None,
+                    high: None,
+                    label: first.baseline_case.clone(),
+                });
+                ideal.push((baseline, 1.0));
+            }
+            for speedup in &speedups {
+                if let Some(value) = speedup.value {
+                    points.push(Point {
+                        x: f64::from(speedup.case_cpus),
+                        y: value,
+                        low: None,
+                        high: None,
+                        label: speedup.case.clone(),
+                    });
+                }
+                ideal.push((f64::from(speedup.case_cpus), speedup.ideal));
+            }
+            let thresholds: Vec<(f64, f64)> = summary
+                .gates
+                .iter()
+                .filter_map(|gate| {
+                    let threshold = gate.threshold?;
+                    let speedup = speedups
+                        .iter()
+                        .find(|s| gate.speedup.as_deref() == Some(s.id.as_str()))?;
+                    Some((f64::from(speedup.case_cpus), threshold))
+                })
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            ideal.sort_by(|a, b| a.0.total_cmp(&b.0));
+            ideal.dedup();
+            let title = format!("Median {metric} speedup vs CPUs");
+            charts.push(Chart {
+                svg: line_chart(&ChartSpec {
+                    title: &title,
+                    y_label: "speedup (x)",
+                    points: &points,
+                    ideal: &ideal,
+                    thresholds: &thresholds,
+                }),
+                file: format!("chart-speedup-{metric}.svg"),
+                title,
+            });
+        }
+    } else if let Some(first_case) = summary.cases.first() {
+        for (index, metric) in first_case.metrics.iter().enumerate() {
+            let mut points: Vec<Point> = summary
+                .cases
+                .iter()
+                .filter_map(|case| {
+                    let statistics = case.metrics.get(index)?.statistics.as_ref()?;
+                    Some(Point {
+                        x: f64::from(case.cpus),
+                        y: statistics.median,
+                        low: Some(statistics.min),
+                        high: Some(statistics.max),
+                        label: case.id.clone(),
+                    })
+                })
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            let title = format!("Median {} vs CPUs (bars: min to max)", metric.name);
+            let y_label = format!("{} ({})", metric.name, metric.unit);
+            charts.push(Chart {
+                svg: line_chart(&ChartSpec {
+                    title: &title,
+                    y_label: &y_label,
+                    points: &points,
+                    ideal: &[],
+                    thresholds: &[],
+                }),
+                file: format!("chart-{}.svg", metric.name),
+                title,
+            });
+        }
+    }
+    charts
+}
+
+/// A measured point, with an optional min-max bar.
+struct Point {
+    x: f64,
+    y: f64,
+    low: Option<f64>,
+    high: Option<f64>,
+    label: String,
+}
+
+/// What one chart shows.
+struct ChartSpec<'a> {
+    title: &'a str,
+    y_label: &'a str,
+    points: &'a [Point],
+    ideal: &'a [(f64, f64)],
+    thresholds: &'a [(f64, f64)],
+}
+
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 340.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 50.0;
+
+/// A small SVG line chart: x is CPUs from 0, y from 0 to a round maximum.
+fn line_chart(spec: &ChartSpec<'_>) -> String {
+    let max_x = spec
+        .points
+        .iter()
+        .map(|p| p.x)
+        .chain(spec.ideal.iter().map(|p| p.0))
+        .fold(1.0, f64::max)
+        * 1.12;
+    let max_y = nice_ceiling(
+        spec.points
+            .iter()
+            .map(|p| p.high.unwrap_or(p.y))
+            .chain(spec.ideal.iter().map(|p| p.1))
+            .chain(spec.thresholds.iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+            * 1.1,
+    );
+    let plot_width = WIDTH - LEFT - RIGHT;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let x_of = |x: f64| LEFT + plot_width * x / max_x;
+    let y_of = |y: f64| TOP + plot_height * (1.0 - y / max_y);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    );
+    svg.push_str(&format!("<title>{}</title>\n", xml_escape(spec.title)));
+    svg.push_str(&format!(
+        "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+        WIDTH / 2.0,
+        xml_escape(spec.title)
+    ));
+    // Axes.
+    svg.push_str(&format!(
+        "<line x1=\"{LEFT:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n<line x1=\"{LEFT:.1}\" y1=\"{TOP:.1}\" x2=\"{LEFT:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n",
+        TOP + plot_height,
+        LEFT + plot_width,
+        TOP + plot_height,
+        TOP + plot_height
+    ));
+    for step in 0..=5 {
+        let value = max_y * f64::from(step) / 5.0;
+        let y = y_of(value);
+        svg.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            LEFT,
+            LEFT + plot_width,
+            LEFT - 6.0,
+            y + 4.0,
+            axis_label(value, max_y)
+        ));
+    }
+    let mut ticks: Vec<f64> = spec
+        .points
+        .iter()
+        .map(|p| p.x)
+        .chain(spec.ideal.iter().map(|p| p.0))
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    for x in ticks {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            x_of(x),
+            TOP + plot_height + 18.0,
+            x
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">CPUs</text>\n<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{}</text>\n",
+        LEFT + plot_width / 2.0,
+        HEIGHT - 10.0,
+        TOP + plot_height / 2.0,
+        TOP + plot_height / 2.0,
+        xml_escape(spec.y_label)
+    ));
+    if spec.ideal.len() >= 2 {
+        let path: Vec<String> = spec
+            .ideal
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", x_of(*x), y_of(*y)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"#888\" stroke-dasharray=\"6 4\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#888\" text-anchor=\"end\">ideal</text>\n",
+            path.join(" "),
+            LEFT + plot_width - 4.0,
+            spec.ideal.last().map(|p| y_of(p.1) - 6.0).unwrap_or(TOP)
+        ));
+    }
+    for (x, y) in spec.thresholds {
+        svg.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#c00\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#c00\" text-anchor=\"end\">gate {:.2}</text>\n",
+            x_of(*x) - 14.0,
+            y_of(*y),
+            x_of(*x) + 14.0,
+            y_of(*y),
+            x_of(*x) - 18.0,
+            y_of(*y) + 4.0,
+            y
+        ));
+    }
+    if spec.points.len() >= 2 {
+        let path: Vec<String> = spec
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x_of(p.x), y_of(p.y)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>\n",
+            path.join(" ")
+        ));
+    }
+    for point in spec.points {
+        if let (Some(low), Some(high)) = (point.low, point.high) {
+            svg.push_str(&format!(
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#1f5fbf\"/>\n",
+                y_of(low),
+                y_of(high),
+                x = x_of(point.x)
+            ));
+        }
+        svg.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f5fbf\"><title>{}: {}</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
+            x_of(point.x),
+            y_of(point.y),
+            xml_escape(&point.label),
+            stats::format_figure(point.y),
+            x_of(point.x) + 6.0,
+            y_of(point.y) - 6.0,
+            tick_label(point.y, max_y)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The smallest round step (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8) times a power of ten that is at least `value` (1 for nothing).
+fn nice_ceiling(value: f64) -> f64 {
+    if !(value.is_finite() && value > 0.0) {
+        return 1.0;
+    }
+    let power = 10f64.powf(value.log10().floor());
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|step| step * power)
+        .find(|candidate| *candidate >= value)
+        .unwrap_or(10.0 * power)
+}
+
+/// A point label with as many decimals as the scale needs.
+fn tick_label(value: f64, max: f64) -> String {
+    let decimals = if max >= 1000.0 {
+        0
+    } else if max >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$}")
+}
+
+/// A y-axis tick label: whole numbers on large scales.
+fn axis_label(value: f64, max: f64) -> String {
+    let decimals = if max >= 10.0 {
+        0
+    } else if max >= 5.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$}")
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_ceiling_rounds_up_to_round_steps() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(1.1), 1.2);
+        assert_eq!(nice_ceiling(2.2), 2.5);
+        assert_eq!(nice_ceiling(450.0), 500.0);
+        assert_eq!(nice_ceiling(1000.0), 1000.0);
+    }
+
+    #[test]
+    fn markdown_cells_are_escaped() {
+        assert_eq!(markdown_cell("a|b\nc".into()), "a\\|b c");
+    }
+
+    #[test]
+    fn relative_links_walk_up_and_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("store/abc");
+        let out = dir.path().join("store/reports/abc");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        assert_eq!(relative_link(&out, &bundle).as_deref(), Some("../../abc/"));
+    }
 }

@@ -1,13 +1,699 @@
-//! Placeholder: filled in by the evidence-bundle work.
+//! `capos run <proof>`: boot every case of a proof contract N times and store a signed bundle.
+//!
+//! The run records what it used before it measures anything (inputs.json),
+//! keeps every raw log, and computes results.csv and summary.json with
+//! [`summary::recompute`] over its own staging directory, so the stored
+//! figures are exactly what an auditor recomputes. A failed run or gate still
+//! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 
-use anyhow::{bail, Result};
-use std::path::Path;
+use crate::bundle::BundleWriter;
+use crate::contract::{self, Contract, RepetitionChoice};
+use crate::provenance::{BuildFacts, ResourceDescriptor};
+use crate::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
+use crate::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
+use crate::{build, keys, paths, stats, tools};
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
-/// Arguments of this subcommand.
+/// SLSA `buildType` of a proof run.
+pub const BUILD_TYPE: &str = "https://capos.dev/evidence/run/v1";
+/// SLSA builder id of the local `capos` CLI.
+pub const BUILDER_ID: &str = "https://capos.dev/evidence/builder/capos-cli";
+/// Format tag of inputs.json.
+pub const INPUTS_FORMAT: &str = "capos-inputs/v1";
+/// Environment variables a run reads besides the contract's repetition variable.
+const RECORDED_VARIABLES: &[&str] = &[
+    "CAPOS_ROOT",
+    "CAPOS_EVIDENCE_STORE",
+    "CAPOS_SIGNING_KEY",
+    "SOURCE_DATE_EPOCH",
+];
+
+/// Arguments of `capos run`.
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
+    pub proof: String,
+    /// Repetitions per case, 1..=100 (default: the contract's CAPOS_*_RUNS variable, else its default).
+    #[arg(long)]
+    pub runs: Option<String>,
+    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    pub accel: AccelRequest,
+    /// Boot this ISO instead of building target/iso/capos.iso first.
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    /// Bundle store directory (default: target/evidence).
+    #[arg(long, env = "CAPOS_EVIDENCE_STORE")]
+    pub store: Option<PathBuf>,
+    /// Ed25519 signing key (PKCS#8 PEM); default: the workspace key, generated on first use.
+    #[arg(long, env = "CAPOS_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
 
-/// Run a proof contract: every case and repetition under QEMU, then store a signed bundle.
-pub fn run_command(_root: &Path, _args: RunArgs) -> Result<()> {
-    bail!("not implemented yet")
+/// The accelerator request as recorded (`auto`, `kvm`, `tcg`).
+pub fn accel_request_name(request: AccelRequest) -> &'static str {
+    match request {
+        AccelRequest::Auto => "auto",
+        AccelRequest::Kvm => "kvm",
+        AccelRequest::Tcg => "tcg",
+    }
+}
+
+/// Parse a recorded accelerator request.
+pub fn parse_accel_request(name: &str) -> Option<AccelRequest> {
+    match name {
+        "auto" => Some(AccelRequest::Auto),
+        "kvm" => Some(AccelRequest::Kvm),
+        "tcg" => Some(AccelRequest::Tcg),
+        _ => None,
+    }
+}
+
+/// Everything a run used, recorded in inputs.json before the first boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    /// Always [`INPUTS_FORMAT`].
+    pub format: String,
+    /// Contract name.
+    pub proof: String,
+    /// Repetitions per case and where the number came from.
+    pub repetitions: RepetitionChoice,
+    /// Accelerator requested, used, and why.
+    pub accelerator: AcceleratorRecord,
+    /// The booted ISO.
+    pub iso: ArtifactRecord,
+    /// The kernel ELF in the ISO, when this run built it.
+    pub kernel: Option<ArtifactRecord>,
+    /// The QEMU binary.
+    pub qemu: QemuRecord,
+    /// The machine.
+    pub host: HostRecord,
+    /// The checkout.
+    pub source: SourceRecord,
+    /// Environment variables the run read, with their values.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Accelerator facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceleratorRecord {
+    /// What `--accel` asked for: auto, kvm or tcg.
+    pub requested: String,
+    /// What the runs used.
+    pub name: Accel,
+    /// Why (probe timings or the explicit request).
+    pub reason: String,
+}
+
+/// A file the run consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRecord {
+    /// Path on the recording machine (relative to the workspace when inside it).
+    pub path: String,
+    /// Lowercase hex sha256.
+    pub sha256: String,
+    /// Whether this run built it (false: given with `--iso`).
+    pub built_by_run: bool,
+}
+
+/// QEMU facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuRecord {
+    /// First line of `qemu-system-x86_64 --version`.
+    pub version: String,
+    /// Binary path.
+    pub path: String,
+    /// sha256 of the binary.
+    pub sha256: String,
+}
+
+/// Host facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRecord {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Logical CPUs.
+    pub cpu_count: u32,
+    /// Host kernel release (/proc/sys/kernel/osrelease).
+    pub kernel: String,
+}
+
+/// Checkout facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRecord {
+    /// HEAD commit, when the workspace is a git checkout.
+    pub git_commit: Option<String>,
+    /// Whether tracked or untracked (not ignored) files differ from HEAD.
+    pub git_dirty: Option<bool>,
+    /// sha256 of Cargo.lock.
+    pub cargo_lock_sha256: Option<String>,
+    /// sha256 of flake.lock.
+    pub flake_lock_sha256: Option<String>,
+}
+
+/// What a run needs, already resolved (shared by `run` and `reproduce`).
+pub struct RunPlan<'a> {
+    /// The contract to run.
+    pub contract: &'a Contract,
+    /// Repetitions per case.
+    pub repetitions: RepetitionChoice,
+    /// Accelerator request (auto is probed once).
+    pub accel_request: AccelRequest,
+    /// The ISO to boot.
+    pub iso: PathBuf,
+    /// Whether this process built the ISO.
+    pub iso_built: bool,
+    /// Bundle store.
+    pub store: PathBuf,
+    /// Provenance signing key.
+    pub signing_key: SigningKey,
+}
+
+/// A finished, sealed run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Sealed bundle directory.
+    pub bundle: PathBuf,
+    /// The stored summary.
+    pub summary: SummaryDocument,
+}
+
+impl RunOutcome {
+    /// Whether every run and gate passed.
+    pub fn succeeded(&self) -> bool {
+        self.summary.runs.failed == 0
+            && self
+                .summary
+                .gates
+                .iter()
+                .all(|gate| gate.verdict == GateVerdict::Pass)
+    }
+}
+
+/// The bundle store: `explicit` (flag or CAPOS_EVIDENCE_STORE), else target/evidence.
+pub fn store_dir(root: &Path, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| root.join("target").join("evidence"))
+}
+
+/// `capos run`: resolve the plan, run it, print the verdicts and the bundle path last.
+pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
+    let contract = contract::find(root, &args.proof)?;
+    let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
+    let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
+    let (iso, iso_built) = match args.iso {
+        Some(iso) => (iso, false),
+        None => (build::build_iso(root, &paths::iso(root))?.path, true),
+    };
+    let plan = RunPlan {
+        contract: &contract,
+        repetitions,
+        accel_request: args.accel,
+        iso,
+        iso_built,
+        store: store_dir(root, args.store),
+        signing_key,
+    };
+    let outcome = execute(root, &plan)?;
+    finish(&outcome)
+}
+
+/// Exit status policy: an error (after the bundle path was printed) when anything failed.
+pub fn finish(outcome: &RunOutcome) -> Result<()> {
+    if outcome.succeeded() {
+        return Ok(());
+    }
+    let failed_gates = outcome
+        .summary
+        .gates
+        .iter()
+        .filter(|gate| gate.verdict == GateVerdict::Fail)
+        .count();
+    bail!(
+        "{} of {} runs failed and {failed_gates} gate(s) failed; the failed evidence is stored in {}",
+        outcome.summary.runs.failed,
+        outcome.summary.runs.total,
+        outcome.bundle.display()
+    )
+}
+
+/// Run every case and repetition of `plan`, write and seal the bundle, print progress and verdicts.
+pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
+    let contract = plan.contract;
+    let proof = contract.spec.name.as_str();
+    let started_on = rfc3339(SystemTime::now());
+    let qemu_binary = tools::require(&tools::QEMU)?;
+    build::check_iso_signature(&plan.iso)?;
+    let choice = qemu::detect_accel(root, plan.accel_request)?;
+    eprintln!(
+        "capos: [{proof}] accel={} ({})",
+        choice.accel, choice.reason
+    );
+
+    let writer = BundleWriter::create(&plan.store)?;
+    let bundle_root = writer.root().to_path_buf();
+    write_file(&bundle_root.join(summary::CONTRACT_FILE), &contract.text)?;
+    let inputs = collect_inputs(root, plan, &choice, &qemu_binary)?;
+    write_file(
+        &bundle_root.join(summary::INPUTS_FILE),
+        &to_json_text(&inputs)?,
+    )?;
+
+    let count = plan.repetitions.count;
+    let total = contract.spec.cases.len() as u64 * u64::from(count);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("[{proof}]"));
+    for (case_index, case) in contract.spec.cases.iter().enumerate() {
+        let mut records = Vec::new();
+        for repetition in 1..=count {
+            bar.set_message(format!("{} run {repetition}/{count}", case.id));
+            if bar.is_hidden() {
+                eprintln!("capos: [{proof}] {} run {repetition}/{count}", case.id);
+            }
+            let log_dir = bundle_root.join(summary::run_log_path(&case.id, repetition));
+            let record = run_one(
+                contract,
+                case_index,
+                repetition,
+                &plan.iso,
+                choice.accel,
+                &log_dir,
+            )?;
+            bar.inc(1);
+            records.push(record);
+        }
+        let line = case_line(contract, case_index, &records);
+        bar.suspend(|| {
+            println!("{line}");
+            for record in records.iter().filter(|record| !record.passed()) {
+                println!(
+                    "[{proof}]   {} run {} failed: {} (logs: {})",
+                    case.id,
+                    record.repetition,
+                    record.problems.join("; "),
+                    summary::run_log_path(&case.id, record.repetition)
+                );
+            }
+        });
+    }
+    bar.finish_and_clear();
+
+    let recomputed =
+        summary::recompute(&bundle_root).context("computing the summary of this run")?;
+    write_file(
+        &bundle_root.join(summary::RESULTS_FILE),
+        &recomputed.results_csv,
+    )?;
+    write_file(
+        &bundle_root.join(summary::SUMMARY_FILE),
+        &recomputed.summary_json,
+    )?;
+    let summary: SummaryDocument = serde_json::from_str(&recomputed.summary_json)?;
+
+    let facts = build_facts(plan, &inputs, &started_on)?;
+    let bundle = writer.seal(&plan.signing_key, &facts)?;
+    for gate in &summary.gates {
+        let verdict = match gate.verdict {
+            GateVerdict::Pass => "pass",
+            GateVerdict::Fail => "FAIL",
+        };
+        println!("[{proof}] gate {}: {verdict} ({})", gate.id, gate.detail);
+    }
+    for note in &summary.notes {
+        println!("[{proof}] note: {note}");
+    }
+    println!(
+        "[{proof}] claim: {} ({})",
+        summary.claim.level, summary.claim.reason
+    );
+    println!("{}", bundle.display());
+    Ok(RunOutcome { bundle, summary })
+}
+
+/// Boot one repetition, record how QEMU ended, and judge the logs as stored.
+fn run_one(
+    contract: &Contract,
+    case_index: usize,
+    repetition: u32,
+    iso: &Path,
+    accel: Accel,
+    log_dir: &Path,
+) -> Result<RunRecord> {
+    let case = &contract.spec.cases[case_index];
+    let spec = CaseSpec {
+        iso: iso.to_path_buf(),
+        cpus: case.cpus,
+        memory_mib: case.memory(),
+        accel,
+        cmdline: case.cmdline.clone(),
+        timeout: Duration::from_secs(case.timeout_secs),
+        log_dir: log_dir.to_path_buf(),
+    };
+    let outcome = qemu::run_case(&spec)
+        .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
+    let exit = ExitRecord {
+        exit_code: match &outcome.verdict {
+            Verdict::Pass => Some(qemu::exit_status_for(qemu::GUEST_SUCCESS)),
+            Verdict::Fail { exit_code, .. } => *exit_code,
+            Verdict::Timeout => None,
+        },
+        timed_out: outcome.verdict == Verdict::Timeout,
+        wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+    };
+    write_file(&log_dir.join(summary::EXIT_FILE), &exit.to_json()?)?;
+    Ok(summary::evaluate_run_dir(
+        contract, case_index, repetition, log_dir,
+    )?)
+}
+
+/// `[proof] case=<id> runs=N passed=P median_<metric>=.. min=.. max=..` for one finished case.
+pub fn case_line(contract: &Contract, case_index: usize, records: &[RunRecord]) -> String {
+    let case = &contract.spec.cases[case_index];
+    let passed: Vec<&RunRecord> = records.iter().filter(|record| record.passed()).collect();
+    let mut line = format!(
+        "[{}] case={} runs={} passed={}",
+        contract.spec.name,
+        case.id,
+        records.len(),
+        passed.len()
+    );
+    for (index, metric) in contract.spec.metrics.iter().enumerate() {
+        let values: Vec<f64> = passed
+            .iter()
+            .filter_map(|record| record.metrics[index])
+            .collect();
+        match stats::summarize(&values) {
+            Ok(summary) => line.push_str(&format!(
+                " median_{}={} min={} max={}",
+                metric.name,
+                stats::format_figure(summary.median),
+                stats::format_figure(summary.min),
+                stats::format_figure(summary.max)
+            )),
+            Err(_) => line.push_str(&format!(" median_{}=none", metric.name)),
+        }
+    }
+    line
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Pretty JSON with a final newline.
+pub fn to_json_text<T: Serialize>(value: &T) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Gather inputs.json for `plan`.
+fn collect_inputs(
+    root: &Path,
+    plan: &RunPlan<'_>,
+    choice: &qemu::AccelChoice,
+    qemu_binary: &Path,
+) -> Result<Inputs> {
+    let iso = ArtifactRecord {
+        path: build::display_relative(root, &plan.iso),
+        sha256: build::sha256_file(&plan.iso)?,
+        built_by_run: plan.iso_built,
+    };
+    let kernel_path = paths::kernel_elf(root);
+    let kernel = if plan.iso_built && kernel_path.is_file() {
+        Some(ArtifactRecord {
+            path: build::display_relative(root, &kernel_path),
+            sha256: build::sha256_file(&kernel_path)?,
+            built_by_run: true,
+        })
+    } else {
+        None
+    };
+    let mut environment = BTreeMap::new();
+    let repetition_variable = plan.contract.spec.repetitions.env.as_str();
+    for name in RECORDED_VARIABLES
+        .iter()
+        .copied()
+        .chain([repetition_variable])
+    {
+        if let Ok(value) = std::env::var(name) {
+            environment.insert(name.to_string(), value);
+        }
+    }
+    let optional_digest = |path: PathBuf| -> Result<Option<String>> {
+        if path.is_file() {
+            Ok(Some(build::sha256_file(&path)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let (git_commit, git_dirty) = git_state(root);
+    Ok(Inputs {
+        format: INPUTS_FORMAT.into(),
+        proof: plan.contract.spec.name.clone(),
+        repetitions: plan.repetitions.clone(),
+        accelerator: AcceleratorRecord {
+            requested: accel_request_name(plan.accel_request).into(),
+            name: choice.accel,
+            reason: choice.reason.clone(),
+        },
+        iso,
+        kernel,
+        qemu: QemuRecord {
+            version: qemu_version(qemu_binary)?,
+            path: qemu_binary.display().to_string(),
+            sha256: build::sha256_file(qemu_binary)?,
+        },
+        host: host_record(),
+        source: SourceRecord {
+            git_commit,
+            git_dirty,
+            cargo_lock_sha256: optional_digest(root.join("Cargo.lock"))?,
+            flake_lock_sha256: optional_digest(root.join("flake.lock"))?,
+        },
+        environment,
+    })
+}
+
+/// First line of `qemu --version`.
+fn qemu_version(qemu_binary: &Path) -> Result<String> {
+    let output = Command::new(qemu_binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version", qemu_binary.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.lines().next() {
+        Some(line) if output.status.success() => Ok(line.trim().to_string()),
+        _ => bail!(
+            "{} --version failed ({})",
+            qemu_binary.display(),
+            output.status
+        ),
+    }
+}
+
+/// CPU model, logical CPU count and kernel release of this machine.
+pub fn host_record() -> HostRecord {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let processors = cpuinfo
+        .lines()
+        .filter(|line| line.split(':').next().map(str::trim) == Some("processor"))
+        .count();
+    let cpu_count = if processors > 0 {
+        processors
+    } else {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|text| text.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    HostRecord {
+        cpu_model,
+        cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
+        kernel,
+    }
+}
+
+/// HEAD commit and whether the tree differs from it (None when git is unavailable).
+pub fn git_state(root: &Path) -> (Option<String>, Option<bool>) {
+    let git = |args: &[&str]| -> Option<String> {
+        let output = Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).map(|text| text.trim().to_string());
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=normal"]))
+        .map(|text| !text.trim().is_empty());
+    (commit, dirty)
+}
+
+/// Provenance facts: external parameters are what the user chose, internal what the run found.
+fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<BuildFacts> {
+    let external_parameters = serde_json::json!({
+        "proof": plan.contract.spec.name,
+        "contract_sha256": crate::bundle::sha256_hex(plan.contract.text.as_bytes()),
+        "runs": plan.repetitions.count,
+        "runs_source": plan.repetitions.source,
+        "accel": accel_request_name(plan.accel_request),
+    });
+    let internal_parameters = serde_json::json!({
+        "accelerator": inputs.accelerator,
+        "host": inputs.host,
+        "qemu_version": inputs.qemu.version,
+        "git_commit": inputs.source.git_commit,
+        "git_dirty": inputs.source.git_dirty,
+        "environment": inputs.environment,
+    });
+    let mut dependencies = vec![ResourceDescriptor::sha256(
+        &inputs.iso.path,
+        &inputs.iso.sha256,
+    )];
+    if let Some(kernel) = &inputs.kernel {
+        dependencies.push(ResourceDescriptor::sha256(&kernel.path, &kernel.sha256));
+    }
+    dependencies.push(ResourceDescriptor::sha256(
+        &inputs.qemu.path,
+        &inputs.qemu.sha256,
+    ));
+    if let Some(digest) = &inputs.source.cargo_lock_sha256 {
+        dependencies.push(ResourceDescriptor::sha256("Cargo.lock", digest));
+    }
+    if let Some(digest) = &inputs.source.flake_lock_sha256 {
+        dependencies.push(ResourceDescriptor::sha256("flake.lock", digest));
+    }
+    if let Some(commit) = &inputs.source.git_commit {
+        dependencies.push(ResourceDescriptor {
+            name: "source".into(),
+            uri: None,
+            digest: BTreeMap::from([("gitCommit".to_string(), commit.clone())]),
+        });
+    }
+    let mut random = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+    Ok(BuildFacts {
+        build_type: BUILD_TYPE.into(),
+        external_parameters,
+        internal_parameters,
+        resolved_dependencies: dependencies,
+        builder_id: BUILDER_ID.into(),
+        invocation_id: format!("urn:uuid:{}", uuid_text(random)),
+        started_on: started_on.to_string(),
+        finished_on: rfc3339(SystemTime::now()),
+    })
+}
+
+/// A random (version 4) UUID in its usual text form.
+fn uuid_text(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// `time` as RFC 3339 UTC with whole seconds (`2026-11-22T05:00:00Z`).
+pub fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (seconds / 86_400) as i64;
+    let of_day = seconds % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        let at = |seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(at(1_795_323_600)), "2026-11-22T05:00:00Z");
+    }
+
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let text = uuid_text([0xff; 16]);
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "4");
+        assert_eq!(&text[19..20], "b");
+    }
+
+    #[test]
+    fn accel_names_round_trip() {
+        for request in [AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg] {
+            assert_eq!(
+                parse_accel_request(accel_request_name(request)),
+                Some(request)
+            );
+        }
+    }
 }

@@ -1,13 +1,561 @@
-//! Placeholder: filled in by the evidence-bundle work.
+//! `capos verify`: audit a bundle (directory or packed archive) offline with
+//! nothing but a trusted public key.
+//!
+//! The checks run in a fixed order and stop at the first failure, whose
+//! message names the file and what differs:
+//! 1. `MANIFEST.sha256` is present and canonical;
+//! 2. every listed file exists with the listed size and sha256;
+//! 3. nothing else is on disk (no unlisted file, symlink, special file or
+//!    empty directory);
+//! 4. the directory (or archive top directory) is named sha256(MANIFEST);
+//! 5. `provenance.dsse.json` verifies against the trusted key;
+//! 6. the statement's subjects are exactly the bundle files (all but the
+//!    provenance and the manifest) with equal digests, and its byproducts
+//!    exactly the files under `logs/`;
+//! 7. `results.csv` and `summary.json` equal what `summary::recompute`
+//!    derives from the raw logs, byte for byte.
+//!
+//! Steps 1-6 are [`verify_integrity`]; [`verify_bundle`] adds step 7.
 
-use anyhow::{bail, Result};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
 
-/// Arguments of this subcommand.
+use anyhow::Result;
+use ed25519_dalek::VerifyingKey;
+
+use crate::bundle::{self, BundleError, ManifestEntry, MANIFEST_FILE, PROVENANCE_FILE};
+use crate::pack::{self, UnpackError};
+use crate::provenance::{self, EnvelopeError, Statement};
+
+/// The recomputed files, in the order they are compared.
+pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
+
+/// Arguments of `capos verify`.
 #[derive(clap::Args, Debug)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// Bundle directory or packed `.tar` archive.
+    pub bundle: PathBuf,
+    /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+}
+
+/// A bundle that passed verification.
+#[derive(Debug)]
+pub struct VerifiedBundle {
+    /// The bundle directory (for an archive, inside a temporary extraction
+    /// that lives as long as this value).
+    pub dir: PathBuf,
+    /// The bundle name: sha256 of its manifest.
+    pub name: String,
+    /// Key id of the trusted key that signed it.
+    pub key_id: String,
+    /// Number of files the manifest lists (every file but the manifest).
+    pub files: usize,
+    /// The verified provenance statement.
+    pub statement: Statement,
+    /// Keeps an archive's extraction alive; `None` for a directory.
+    _extraction: Option<tempfile::TempDir>,
+}
+
+/// The first check a bundle fails.
+#[derive(thiserror::Error, Debug)]
+pub enum VerifyError {
+    /// The path is neither a directory nor a file.
+    #[error("{}: no such bundle directory or archive", path.display())]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The archive cannot be unpacked safely.
+    #[error(transparent)]
+    Archive(#[from] UnpackError),
+    /// Reading failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// There is no manifest.
+    #[error("{MANIFEST_FILE} is missing")]
+    ManifestMissing,
+    /// The manifest is not canonical, or the tree holds a symlink, special
+    /// file or empty directory.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A listed file is absent.
+    #[error("{path}: listed in {MANIFEST_FILE} but missing")]
+    FileMissing {
+        /// Relative path.
+        path: String,
+    },
+    /// A listed path is not a regular file.
+    #[error("{path}: listed in {MANIFEST_FILE} but not a regular file")]
+    NotAFile {
+        /// Relative path.
+        path: String,
+    },
+    /// A file's size differs from the manifest.
+    #[error("{path}: size is {actual} bytes, {MANIFEST_FILE} says {expected}")]
+    SizeMismatch {
+        /// Relative path.
+        path: String,
+        /// Size in the manifest.
+        expected: u64,
+        /// Size on disk.
+        actual: u64,
+    },
+    /// A file's sha256 differs from the manifest.
+    #[error("{path}: sha256 is {actual}, {MANIFEST_FILE} says {expected}")]
+    DigestMismatch {
+        /// Relative path.
+        path: String,
+        /// Digest in the manifest.
+        expected: String,
+        /// Digest of the file.
+        actual: String,
+    },
+    /// A file on disk is not in the manifest.
+    #[error("{path}: present but not listed in {MANIFEST_FILE}")]
+    UnlistedFile {
+        /// Relative path.
+        path: String,
+    },
+    /// The bundle's name is not the digest of its manifest.
+    #[error("bundle is named {found:?} but sha256({MANIFEST_FILE}) is {expected}")]
+    NameMismatch {
+        /// Directory (or archive top directory) name.
+        found: String,
+        /// sha256 of the manifest.
+        expected: String,
+    },
+    /// The manifest does not list the provenance.
+    #[error("{PROVENANCE_FILE} is missing")]
+    ProvenanceMissing,
+    /// The envelope does not verify against the trusted key.
+    #[error("{PROVENANCE_FILE}: {0}")]
+    Provenance(#[from] EnvelopeError),
+    /// A bundle file is not a subject of the signed statement.
+    #[error("{path}: in the bundle but not a subject of the signed statement")]
+    SubjectMissing {
+        /// Relative path.
+        path: String,
+    },
+    /// A subject of the signed statement is not a bundle file.
+    #[error("{name}: a subject of the signed statement but not in the bundle")]
+    SubjectUnexpected {
+        /// Subject name.
+        name: String,
+    },
+    /// The signed statement names a subject twice.
+    #[error("{name}: a subject of the signed statement twice")]
+    SubjectDuplicate {
+        /// Subject name.
+        name: String,
+    },
+    /// A file's digest differs from the one signed.
+    #[error("{path}: sha256 is {actual}, the signed statement says {signed}")]
+    SubjectDigestMismatch {
+        /// Relative path.
+        path: String,
+        /// sha256 in the statement (`none` if it has none).
+        signed: String,
+        /// sha256 of the file.
+        actual: String,
+    },
+    /// The byproducts are not exactly the raw logs.
+    #[error("{name}: {problem} (byproducts must be exactly the files under logs/)")]
+    ByproductMismatch {
+        /// File or byproduct name.
+        name: String,
+        /// What differs.
+        problem: &'static str,
+    },
+    /// Recomputing the figures from the raw logs failed.
+    #[error("recomputing results from the raw logs failed: {0:#}")]
+    Recompute(anyhow::Error),
+    /// A stored figure differs from the recomputed one.
+    #[error("{path}: line {line} differs from the value recomputed from the raw logs\n  stored:     {stored}\n  recomputed: {recomputed}")]
+    RecomputedMismatch {
+        /// `results.csv` or `summary.json`.
+        path: String,
+        /// 1-based line number of the first difference.
+        line: usize,
+        /// That line as stored (`<end of file>` if absent).
+        stored: String,
+        /// That line as recomputed (`<end of file>` if absent).
+        recomputed: String,
+    },
+}
+
+/// Verify everything but the recomputation (steps 1-6): digests, layout,
+/// name, signature against `trusted`, and the statement's subjects.
+pub fn verify_integrity(
+    path: &Path,
+    trusted: &VerifyingKey,
+) -> Result<VerifiedBundle, VerifyError> {
+    let (dir, extraction) = if path.is_dir() {
+        let dir = path.canonicalize().map_err(|source| VerifyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        (dir, None)
+    } else if path.is_file() {
+        let extraction = tempfile::tempdir().map_err(|source| VerifyError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let dir = pack::unpack_to(path, extraction.path())?;
+        (dir, Some(extraction))
+    } else {
+        return Err(VerifyError::NotFound {
+            path: path.to_path_buf(),
+        });
+    };
+
+    let manifest_bytes = read_manifest(&dir)?;
+    let entries = bundle::parse_manifest(&manifest_bytes)?;
+    check_listed_files(&dir, &entries)?;
+    check_nothing_unlisted(&dir, &entries)?;
+    let name = check_name(&dir, &manifest_bytes)?;
+    let statement = check_provenance(&dir, &entries, trusted)?;
+    check_subjects(&statement, &entries)?;
+    check_byproducts(&statement, &entries)?;
+    Ok(VerifiedBundle {
+        dir,
+        name,
+        key_id: provenance::key_id(trusted),
+        files: entries.len(),
+        statement,
+        _extraction: extraction,
+    })
+}
+
+/// Verify a bundle fully: [`verify_integrity`], then recompute
+/// `results.csv` and `summary.json` from the raw logs and compare bytes.
+pub fn verify_bundle(path: &Path, trusted: &VerifyingKey) -> Result<VerifiedBundle, VerifyError> {
+    let verified = verify_integrity(path, trusted)?;
+    let recomputed = crate::summary::recompute(&verified.dir).map_err(VerifyError::Recompute)?;
+    for (file, expected) in RECOMPUTED_FILES.iter().zip([
+        recomputed.results_csv.as_bytes(),
+        recomputed.summary_json.as_bytes(),
+    ]) {
+        let stored_path = verified.dir.join(file);
+        let stored = fs::read(&stored_path).map_err(|source| VerifyError::Io {
+            path: PathBuf::from(file),
+            source,
+        })?;
+        if let Some(mismatch) = first_difference(file, &stored, expected) {
+            return Err(mismatch);
+        }
+    }
+    Ok(verified)
+}
+
+fn read_manifest(dir: &Path) -> Result<Vec<u8>, VerifyError> {
+    let path = dir.join(MANIFEST_FILE);
+    match fs::symlink_metadata(&path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Err(VerifyError::ManifestMissing)
+        }
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(BundleError::Symlink {
+                path: MANIFEST_FILE.to_owned(),
+            }
+            .into())
+        }
+        Ok(metadata) if !metadata.is_file() => {
+            return Err(VerifyError::NotAFile {
+                path: MANIFEST_FILE.to_owned(),
+            })
+        }
+        _ => {}
+    }
+    fs::read(&path).map_err(|source| VerifyError::Io {
+        path: PathBuf::from(MANIFEST_FILE),
+        source,
+    })
+}
+
+/// Step 2: every listed file exists with the listed size and digest.
+fn check_listed_files(dir: &Path, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
+    for entry in entries {
+        let path = dir.join(&entry.path);
+        let metadata = match fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(VerifyError::FileMissing {
+                    path: entry.path.clone(),
+                })
+            }
+            // A file where a directory should be is a missing file too.
+            Err(error) if error.kind() == io::ErrorKind::NotADirectory => {
+                return Err(VerifyError::FileMissing {
+                    path: entry.path.clone(),
+                })
+            }
+            Err(source) => return Err(VerifyError::Io { path, source }),
+        };
+        if metadata.file_type().is_symlink() {
+            return Err(BundleError::Symlink {
+                path: entry.path.clone(),
+            }
+            .into());
+        }
+        if !metadata.is_file() {
+            return Err(VerifyError::NotAFile {
+                path: entry.path.clone(),
+            });
+        }
+        if metadata.len() != entry.size {
+            return Err(VerifyError::SizeMismatch {
+                path: entry.path.clone(),
+                expected: entry.size,
+                actual: metadata.len(),
+            });
+        }
+        let (actual, _) = bundle::digest_file(&path)?;
+        if actual != entry.sha256 {
+            return Err(VerifyError::DigestMismatch {
+                path: entry.path.clone(),
+                expected: entry.sha256.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Step 3: the tree holds the listed files and the manifest, nothing else.
+fn check_nothing_unlisted(dir: &Path, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
+    let tree = bundle::walk(dir)?;
+    let listed: std::collections::BTreeSet<&str> =
+        entries.iter().map(|entry| entry.path.as_str()).collect();
+    match tree
+        .files
+        .iter()
+        .find(|path| path.as_str() != MANIFEST_FILE && !listed.contains(path.as_str()))
+    {
+        Some(path) => Err(VerifyError::UnlistedFile { path: path.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// Step 4: the directory is named by the digest of its manifest.
+fn check_name(dir: &Path, manifest_bytes: &[u8]) -> Result<String, VerifyError> {
+    let expected = bundle::bundle_name(manifest_bytes);
+    let found = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if found != expected {
+        return Err(VerifyError::NameMismatch { found, expected });
+    }
+    Ok(expected)
+}
+
+/// Step 5: the envelope verifies against the trusted key.
+fn check_provenance(
+    dir: &Path,
+    entries: &[ManifestEntry],
+    trusted: &VerifyingKey,
+) -> Result<Statement, VerifyError> {
+    if !entries.iter().any(|entry| entry.path == PROVENANCE_FILE) {
+        return Err(VerifyError::ProvenanceMissing);
+    }
+    let bytes = fs::read(dir.join(PROVENANCE_FILE)).map_err(|source| VerifyError::Io {
+        path: PathBuf::from(PROVENANCE_FILE),
+        source,
+    })?;
+    let envelope = provenance::parse_envelope(&bytes)?;
+    Ok(provenance::verify_envelope(&envelope, trusted)?)
+}
+
+/// Step 6a: subjects are exactly the bundle files but the provenance, with equal digests.
+fn check_subjects(statement: &Statement, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
+    let mut signed = BTreeMap::new();
+    for subject in &statement.subject {
+        let digest = subject.digest.get("sha256").map(String::as_str);
+        if signed.insert(subject.name.as_str(), digest).is_some() {
+            return Err(VerifyError::SubjectDuplicate {
+                name: subject.name.clone(),
+            });
+        }
+    }
+    for entry in entries.iter().filter(|entry| entry.path != PROVENANCE_FILE) {
+        match signed.remove(entry.path.as_str()) {
+            None => {
+                return Err(VerifyError::SubjectMissing {
+                    path: entry.path.clone(),
+                })
+            }
+            Some(digest) if digest != Some(entry.sha256.as_str()) => {
+                return Err(VerifyError::SubjectDigestMismatch {
+                    path: entry.path.clone(),
+                    signed: digest.unwrap_or("none").to_owned(),
+                    actual: entry.sha256.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    match signed.keys().next() {
+        Some(name) => Err(VerifyError::SubjectUnexpected {
+            name: (*name).to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Step 6b: byproducts are exactly the files under `logs/`, with equal digests.
+fn check_byproducts(statement: &Statement, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
+    let mut signed = BTreeMap::new();
+    for byproduct in &statement.predicate.run_details.byproducts {
+        let digest = byproduct.digest.get("sha256").map(String::as_str);
+        if signed.insert(byproduct.name.as_str(), digest).is_some() {
+            return Err(VerifyError::ByproductMismatch {
+                name: byproduct.name.clone(),
+                problem: "listed twice as a byproduct",
+            });
+        }
+    }
+    for entry in entries
+        .iter()
+        .filter(|entry| bundle::is_byproduct(&entry.path))
+    {
+        match signed.remove(entry.path.as_str()) {
+            None => {
+                return Err(VerifyError::ByproductMismatch {
+                    name: entry.path.clone(),
+                    problem: "a raw log missing from the byproducts",
+                })
+            }
+            Some(digest) if digest != Some(entry.sha256.as_str()) => {
+                return Err(VerifyError::ByproductMismatch {
+                    name: entry.path.clone(),
+                    problem: "its byproduct digest differs from the file",
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    match signed.keys().next() {
+        Some(name) => Err(VerifyError::ByproductMismatch {
+            name: (*name).to_owned(),
+            problem: "a byproduct that is not a raw log of the bundle",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The first line where `stored` and `recomputed` differ, as an error naming `file`.
+fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<VerifyError> {
+    if stored == recomputed {
+        return None;
+    }
+    const END: &str = "<end of file>";
+    let show = |line: Option<&[u8]>| {
+        line.map_or_else(
+            || END.to_owned(),
+            |bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                let mut shown: String = text.chars().take(200).collect();
+                if text.chars().count() > 200 {
+                    shown.push_str("...");
+                }
+                format!("{shown:?}")
+            },
+        )
+    };
+    let mut stored_lines = stored.split_inclusive(|byte| *byte == b'\n');
+    let mut recomputed_lines = recomputed.split_inclusive(|byte| *byte == b'\n');
+    let mut line = 0;
+    loop {
+        line += 1;
+        let (left, right) = (stored_lines.next(), recomputed_lines.next());
+        if left != right {
+            return Some(VerifyError::RecomputedMismatch {
+                path: file.to_owned(),
+                line,
+                stored: show(left),
+                recomputed: show(right),
+            });
+        }
+    }
+}
 
 /// Audit a bundle (directory or packed archive) offline against a trusted public key.
-pub fn run_command(_root: &Path, _args: VerifyArgs) -> Result<()> {
-    bail!("not implemented yet")
+pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
+    let trusted = crate::keys::load_verifying_key(&args.trusted_key)?;
+    let verified = match verify_bundle(&args.bundle, &trusted) {
+        Ok(verified) => verified,
+        Err(error @ VerifyError::NotFound { .. }) => return Err(error.into()),
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("{} failed verification", args.bundle.display())))
+        }
+    };
+    println!(
+        "verified: {} ({} files, key {})",
+        verified.name, verified.files, verified.key_id
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn difference(stored: &str, recomputed: &str) -> Option<(usize, String, String)> {
+        match first_difference("results.csv", stored.as_bytes(), recomputed.as_bytes()) {
+            None => None,
+            Some(VerifyError::RecomputedMismatch {
+                path,
+                line,
+                stored,
+                recomputed,
+            }) => {
+                assert_eq!(path, "results.csv");
+                Some((line, stored, recomputed))
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_files_have_no_difference() {
+        assert_eq!(difference("a\nb\n", "a\nb\n"), None);
+    }
+
+    #[test]
+    fn first_differing_line_is_named() {
+        assert_eq!(
+            difference("a\nb\nc\n", "a\nB\nc\n"),
+            Some((2, "\"b\\n\"".into(), "\"B\\n\"".into()))
+        );
+    }
+
+    #[test]
+    fn missing_lines_and_final_newlines_count() {
+        assert_eq!(
+            difference("a\n", "a\nb\n"),
+            Some((2, "<end of file>".into(), "\"b\\n\"".into()))
+        );
+        assert_eq!(
+            difference("a\nb", "a\nb\n"),
+            Some((2, "\"b\"".into(), "\"b\\n\"".into()))
+        );
+    }
+
+    #[test]
+    fn missing_path_is_not_found() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let error = verify_integrity(Path::new("/nonexistent/bundle"), &key).unwrap_err();
+        assert!(matches!(error, VerifyError::NotFound { .. }), "{error:?}");
+    }
 }
