@@ -58,7 +58,10 @@ pub fn build_kernel(root: &Path) -> Result<PathBuf> {
     let mut flags: Vec<String> = KERNEL_RUSTFLAGS.iter().map(|s| s.to_string()).collect();
     flags.push(format!("--remap-path-prefix={}=.", root.display()));
     if let Some(cargo_home) = cargo_home() {
-        flags.push(format!("--remap-path-prefix={}=/cargo", cargo_home.display()));
+        flags.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            cargo_home.display()
+        ));
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(cargo)
@@ -77,7 +80,10 @@ pub fn build_kernel(root: &Path) -> Result<PathBuf> {
     }
     let elf = paths::kernel_elf(root);
     if !elf.is_file() {
-        bail!("kernel build reported success but {} is missing", elf.display());
+        bail!(
+            "kernel build reported success but {} is missing",
+            elf.display()
+        );
     }
     Ok(elf)
 }
@@ -194,7 +200,8 @@ pub fn check_iso_signature(path: &Path) -> Result<()> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening ISO {}", path.display()))?;
     let mut signature = [0u8; 5];
-    let readable = file.seek(SeekFrom::Start(0x8001)).is_ok() && file.read_exact(&mut signature).is_ok();
+    let readable =
+        file.seek(SeekFrom::Start(0x8001)).is_ok() && file.read_exact(&mut signature).is_ok();
     if !readable || &signature != b"CD001" {
         bail!(
             "{} is not an ISO 9660 image (corrupt or truncated); rebuild it with `capos build iso`",
@@ -207,10 +214,9 @@ pub fn check_iso_signature(path: &Path) -> Result<()> {
 /// `SOURCE_DATE_EPOCH` from the environment, else the HEAD commit time.
 pub fn source_date_epoch(root: &Path) -> Result<u64> {
     if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
-        return value
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds"));
+        return value.trim().parse().with_context(|| {
+            format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
+        });
     }
     let output = Command::new("git")
         .current_dir(root)
@@ -219,7 +225,9 @@ pub fn source_date_epoch(root: &Path) -> Result<u64> {
         .context("running git to read the commit time")?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || text.trim().is_empty() {
-        bail!("cannot read the commit time (not a git checkout with commits?); set SOURCE_DATE_EPOCH");
+        bail!(
+            "cannot read the commit time (not a git checkout with commits?); set SOURCE_DATE_EPOCH"
+        );
     }
     text.trim()
         .parse()
@@ -244,11 +252,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -256,7 +269,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Lower-case hex sha256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     loop {

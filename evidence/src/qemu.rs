@@ -150,7 +150,12 @@ fn probe_accel(root: &Path) -> Result<AccelChoice> {
 }
 
 /// Wall time of the probe under `accel`, or None if it failed or timed out.
-fn time_probe(qemu: &Path, image: &Path, accel: Accel, budget: Duration) -> Result<Option<Duration>> {
+fn time_probe(
+    qemu: &Path,
+    image: &Path,
+    accel: Accel,
+    budget: Duration,
+) -> Result<Option<Duration>> {
     let start = Instant::now();
     let mut child = Command::new(qemu)
         .args(["-display", "none", "-nodefaults", "-no-reboot", "-m", "16"])
@@ -195,7 +200,10 @@ pub struct CaseSpec {
 pub enum Verdict {
     Pass,
     /// The guest reported failure, or QEMU ended some other way.
-    Fail { exit_code: Option<i32>, reason: String },
+    Fail {
+        exit_code: Option<i32>,
+        reason: String,
+    },
     Timeout,
 }
 
@@ -239,7 +247,12 @@ impl CaseOutcome {
 /// The QEMU argument vector for `spec` (without the program name).
 pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
     let mut args: Vec<String> = [
-        "-display", "none", "-nodefaults", "-no-reboot", "-serial", "stdio",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -269,7 +282,10 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
     let qemu = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&spec.iso)?;
     if spec.cmdline.contains(',') {
-        bail!("boot options may not contain ',' (QEMU -fw_cfg syntax): {:?}", spec.cmdline);
+        bail!(
+            "boot options may not contain ',' (QEMU -fw_cfg syntax): {:?}",
+            spec.cmdline
+        );
     }
     std::fs::create_dir_all(&spec.log_dir)
         .with_context(|| format!("cannot create log directory {}", spec.log_dir.display()))?;
@@ -291,10 +307,14 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
         .stderr(stderr_file)
         .spawn()
         .context("starting QEMU")?;
-    let stdout = child.stdout.take().context("QEMU stdout was not captured")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("QEMU stdout was not captured")?;
     let serial_path = serial_log.clone();
     let timed_path = timed_log.clone();
-    let reader = std::thread::spawn(move || capture_serial(stdout, start, &serial_path, &timed_path));
+    let reader =
+        std::thread::spawn(move || capture_serial(stdout, start, &serial_path, &timed_path));
 
     let status = wait_with_deadline(&mut child, start + spec.timeout)?;
     let wall = start.elapsed();
@@ -364,7 +384,9 @@ fn capture_serial(
         pending.extend_from_slice(&buffer[..read]);
         while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             writeln!(timed, "{} {}", now.as_micros(), text)?;
             lines.push(TimedLine { elapsed: now, text });
         }

@@ -138,8 +138,10 @@ pub enum VerifyError {
     #[error("{PROVENANCE_FILE} is missing")]
     ProvenanceMissing,
     /// The envelope does not verify against the trusted key.
+    /// (Not marked as the error's source: the message already includes it,
+    /// and chained reports would print it twice.)
     #[error("{PROVENANCE_FILE}: {0}")]
-    Provenance(#[from] EnvelopeError),
+    Provenance(EnvelopeError),
     /// A bundle file is not a subject of the signed statement.
     #[error("{path}: in the bundle but not a subject of the signed statement")]
     SubjectMissing {
@@ -557,5 +559,11 @@ mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
         let error = verify_integrity(Path::new("/nonexistent/bundle"), &key).unwrap_err();
         assert!(matches!(error, VerifyError::NotFound { .. }), "{error:?}");
+    }
+}
+
+impl From<EnvelopeError> for VerifyError {
+    fn from(error: EnvelopeError) -> Self {
+        VerifyError::Provenance(error)
     }
 }

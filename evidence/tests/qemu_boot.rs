@@ -22,8 +22,14 @@ fn iso() -> &'static Path {
     static ISO: OnceLock<PathBuf> = OnceLock::new();
     ISO.get_or_init(|| {
         let root = root();
-        let output = root.join("target").join("iso").join("test").join("capos.iso");
-        build::build_iso(&root, &output).expect("building the ISO").path
+        let output = root
+            .join("target")
+            .join("iso")
+            .join("test")
+            .join("capos.iso");
+        build::build_iso(&root, &output)
+            .expect("building the ISO")
+            .path
     })
 }
 
@@ -33,7 +39,9 @@ fn accel() -> Accel {
         Ok("kvm") => AccelRequest::Kvm,
         _ => AccelRequest::Tcg,
     };
-    qemu::detect_accel(&root(), request).expect("accelerator").accel
+    qemu::detect_accel(&root(), request)
+        .expect("accelerator")
+        .accel
 }
 
 fn boot(name: &str, cpus: u32, cmdline: &str, timeout_secs: u64) -> CaseOutcome {
@@ -50,7 +58,11 @@ fn boot(name: &str, cpus: u32, cmdline: &str, timeout_secs: u64) -> CaseOutcome 
 }
 
 fn count(outcome: &CaseOutcome, predicate: impl Fn(&str) -> bool) -> usize {
-    outcome.lines.iter().filter(|line| predicate(&line.text)).count()
+    outcome
+        .lines
+        .iter()
+        .filter(|line| predicate(&line.text))
+        .count()
 }
 
 fn assert_smp_boot(cpus: u32) {
@@ -60,22 +72,42 @@ fn assert_smp_boot(cpus: u32) {
     for index in 0..cpus {
         let prefix = format!("[smp] cpu={index} apic=");
         assert_eq!(
-            count(&outcome, |line| line.starts_with(&prefix) && line.ends_with(" online")),
+            count(&outcome, |line| line.starts_with(&prefix)
+                && line.ends_with(" online")),
             1,
             "cpu {index} online line missing or repeated; see {log}"
         );
         let ticks = format!("[timer] cpu={index} ticks=");
-        let line = outcome.find_line(&ticks).unwrap_or_else(|| panic!("no tick count for cpu {index}; see {log}"));
-        let value: u64 = line.text[ticks.len()..].parse().expect("tick count is a number");
+        let line = outcome
+            .find_line(&ticks)
+            .unwrap_or_else(|| panic!("no tick count for cpu {index}; see {log}"));
+        let value: u64 = line.text[ticks.len()..]
+            .parse()
+            .expect("tick count is a number");
         assert!(value >= 5, "cpu {index} counted only {value} ticks");
         if index > 0 {
-            assert!(outcome.find_line(&format!("[ipi] cpu={index} ping=ack")).is_some(), "no ping ack from cpu {index}");
+            assert!(
+                outcome
+                    .find_line(&format!("[ipi] cpu={index} ping=ack"))
+                    .is_some(),
+                "no ping ack from cpu {index}"
+            );
         }
     }
-    assert_eq!(count(&outcome, |line| line.starts_with("[smp] online=")), 1, "one online report");
+    assert_eq!(
+        count(&outcome, |line| line.starts_with("[smp] online=")),
+        1,
+        "one online report"
+    );
     assert!(outcome.find_line(&format!("[smp] online={cpus}")).is_some());
-    let result = format!("[smp-boot] cpus={cpus} online={cpus} ipi_acks={} ", cpus - 1);
-    assert!(outcome.find_line(&result).is_some(), "result line; see {log}");
+    let result = format!(
+        "[smp-boot] cpus={cpus} online={cpus} ipi_acks={} ",
+        cpus - 1
+    );
+    assert!(
+        outcome.find_line(&result).is_some(),
+        "result line; see {log}"
+    );
     assert!(outcome.find_line("verified=true").is_some());
 }
 
@@ -98,22 +130,38 @@ fn boots_four_cpus() {
 fn assert_fault(mode: &str, expected: &str) -> CaseOutcome {
     let outcome = boot(mode, 2, &format!("mode={mode}"), 120);
     assert!(
-        matches!(outcome.verdict, Verdict::Fail { exit_code: Some(35), .. }),
+        matches!(
+            outcome.verdict,
+            Verdict::Fail {
+                exit_code: Some(35),
+                ..
+            }
+        ),
         "{mode}: expected a guest-reported failure, got {}",
         outcome.verdict
     );
-    let fault = outcome
-        .find_line("[fault] ")
-        .unwrap_or_else(|| panic!("{mode}: no fault line; see {}", outcome.serial_log.display()));
+    let fault = outcome.find_line("[fault] ").unwrap_or_else(|| {
+        panic!(
+            "{mode}: no fault line; see {}",
+            outcome.serial_log.display()
+        )
+    });
     assert!(fault.text.contains(expected), "{mode}: {}", fault.text);
-    assert!(fault.text.contains("cpu=0 "), "{mode}: fault names the CPU: {}", fault.text);
+    assert!(
+        fault.text.contains("cpu=0 "),
+        "{mode}: fault names the CPU: {}",
+        fault.text
+    );
     outcome
 }
 
 #[test]
 fn kernel_fault_is_reported_and_fails_the_run() {
     let outcome = assert_fault("fault", "vector=14 name=page-fault error=0x0 ");
-    assert!(outcome.find_line("cr2=0x10 ").is_some(), "CR2 names the address");
+    assert!(
+        outcome.find_line("cr2=0x10 ").is_some(),
+        "CR2 names the address"
+    );
 }
 
 #[test]
@@ -131,7 +179,9 @@ fn stack_overflow_hits_the_guard_page() {
 fn unknown_boot_mode_is_rejected() {
     let outcome = boot("bad-mode", 1, "mode=bogus", 120);
     assert!(matches!(outcome.verdict, Verdict::Fail { .. }));
-    assert!(outcome.find_line("[boot] error: unknown mode=bogus").is_some());
+    assert!(outcome
+        .find_line("[boot] error: unknown mode=bogus")
+        .is_some());
 }
 
 #[test]
@@ -139,7 +189,11 @@ fn hang_is_ended_by_the_timeout() {
     let outcome = boot("hang", 1, "mode=hang", 8);
     assert_eq!(outcome.verdict, Verdict::Timeout);
     assert!(outcome.wall >= Duration::from_secs(8));
-    assert!(outcome.wall < Duration::from_secs(20), "kill took too long: {:?}", outcome.wall);
+    assert!(
+        outcome.wall < Duration::from_secs(20),
+        "kill took too long: {:?}",
+        outcome.wall
+    );
     assert!(outcome.find_line("[test] hanging on purpose").is_some());
 }
 
