@@ -22,6 +22,7 @@ lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --exclude capos-kernel --all-targets -- -D warnings
 	cargo clippy --locked -p capos-kernel -- -D warnings
+	ci/check-flake
 
 ## Tests: lint, flake checks, host unit tests, in-QEMU tests. Ends with cargo's summary.
 test: lint

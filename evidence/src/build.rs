@@ -105,10 +105,11 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
     let grub_mkrescue = tools::require(&tools::GRUB_MKRESCUE)?;
     tools::require(&tools::XORRISO)?;
     tools::require(&tools::MFORMAT)?;
-    let grub_platform = Path::new("/usr/lib/grub/i386-pc");
+    let grub_platform = grub_platform_dir();
+    let grub_platform = grub_platform.as_path();
     if !grub_platform.join("cdboot.img").is_file() {
         bail!(
-            "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin)",
+            "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin), or set CAPOS_GRUB_PLATFORM_DIR",
             grub_platform.display()
         );
     }
@@ -125,7 +126,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
 
     let kernel = build_kernel(root)?;
     let epoch = source_date_epoch(root)?;
-    let staging = root.join("target").join("iso").join("staging");
+    let staging = paths::target_dir(root).join("iso").join("staging");
     stage_iso_tree(&staging, &kernel, epoch)?;
 
     let partial = output.with_extension("iso.partial");
@@ -163,6 +164,14 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
         path: output.to_path_buf(),
         sha256: sha256_file(output)?,
     })
+}
+
+/// GRUB's BIOS platform files: `CAPOS_GRUB_PLATFORM_DIR`, else Debian's path.
+fn grub_platform_dir() -> PathBuf {
+    std::env::var_os("CAPOS_GRUB_PLATFORM_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/grub/i386-pc"))
 }
 
 /// Lay out `boot/` with the kernel and grub.cfg, every mtime set to `epoch`.

@@ -74,7 +74,9 @@ pub enum KeyError {
 /// `target/keys/capos-signing.pem` under the workspace root.
 #[must_use]
 pub fn default_signing_key_path(root: &Path) -> PathBuf {
-    root.join("target").join("keys").join("capos-signing.pem")
+    crate::paths::target_dir(root)
+        .join("keys")
+        .join("capos-signing.pem")
 }
 
 /// `<private key path>.pub`: where the public half of a key lives.

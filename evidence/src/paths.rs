@@ -30,10 +30,20 @@ fn is_workspace(dir: &Path) -> bool {
     dir.join("Cargo.toml").is_file() && dir.join("kernel").is_dir()
 }
 
+/// Root of everything the CLI writes: `CAPOS_TARGET_DIR` if set (Nix apps
+/// run from a read-only store and point it at the user's directory), else
+/// `<root>/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CAPOS_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => root.join("target"),
+    }
+}
+
 /// Where the kernel crate is built (separate from the host target dir,
 /// because its RUSTFLAGS differ).
 pub fn kernel_target_dir(root: &Path) -> PathBuf {
-    root.join("target").join("kernel")
+    target_dir(root).join("kernel")
 }
 
 /// The kernel ELF produced by `capos build kernel`.
@@ -46,10 +56,10 @@ pub fn kernel_elf(root: &Path) -> PathBuf {
 
 /// The ISO produced by `capos build iso`.
 pub fn iso(root: &Path) -> PathBuf {
-    root.join("target").join("iso").join("capos.iso")
+    target_dir(root).join("iso").join("capos.iso")
 }
 
 /// Directory for raw logs of ad-hoc `capos qemu` runs.
 pub fn qemu_log_root(root: &Path) -> PathBuf {
-    root.join("target").join("qemu")
+    target_dir(root).join("qemu")
 }

@@ -31,7 +31,16 @@ const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_ROOT",
     "CAPOS_EVIDENCE_STORE",
     "CAPOS_SIGNING_KEY",
+    "CAPOS_TARGET_DIR",
+    "CAPOS_GRUB_PLATFORM_DIR",
     "SOURCE_DATE_EPOCH",
+    // Set by the Nix apps (flake.nix): which app, the ISO's store path, and the lock.
+    "CAPOS_NIX_APP",
+    "CAPOS_NIX_ISO",
+    "CAPOS_FLAKE_LOCK_SHA256",
+    "CAPOS_FLAKE_REV",
+    "CAPOS_FLAKE_NAR_HASH",
+    "CAPOS_FLAKE_LAST_MODIFIED",
 ];
 
 /// Arguments of `capos run`.
@@ -204,7 +213,7 @@ impl RunOutcome {
 
 /// The bundle store: `explicit` (flag or CAPOS_EVIDENCE_STORE), else target/evidence.
 pub fn store_dir(root: &Path, explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(|| root.join("target").join("evidence"))
+    explicit.unwrap_or_else(|| crate::paths::target_dir(root).join("evidence"))
 }
 
 /// `capos run`: resolve the plan, run it, print the verdicts and the bundle path last.
