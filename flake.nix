@@ -55,7 +55,7 @@
         description = "Run the smp-process-scale proof (worker processes at -smp 1/2/4)";
       };
       smp2-smokes = {
-        command = ["run" "smp2-smokes"];
+        command = ["smokes" "--smp" "2"];
         root = "source";
         iso = true;
         description = "Run every smoke test under -smp 2";

@@ -12,9 +12,9 @@
 }: let
   lib = pkgs.lib;
 
-  # Subcommand words are plain tokens; anything else is a mistake in the table.
+  # Subcommand words and --flags are plain tokens; anything else is a mistake in the table.
   checkWord = word:
-    if builtins.match "[a-z0-9][a-z0-9-]*" word == null
+    if builtins.match "(--)?[a-z0-9][a-z0-9-]*" word == null
     then throw "nix/apps.nix: unexpected capos argument ${builtins.toJSON word}"
     else word;
 

@@ -54,30 +54,13 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
 
 /// Compile the kernel for bare metal and return the ELF path.
 pub fn build_kernel(root: &Path) -> Result<PathBuf> {
-    let epoch = source_date_epoch(root)?;
-    let mut flags: Vec<String> = KERNEL_RUSTFLAGS.iter().map(|s| s.to_string()).collect();
-    flags.push(format!("--remap-path-prefix={}=.", root.display()));
-    if let Some(cargo_home) = cargo_home() {
-        flags.push(format!(
-            "--remap-path-prefix={}=/cargo",
-            cargo_home.display()
-        ));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "--locked", "-p", "capos-kernel"])
-        .args(["--target", KERNEL_TARGET])
-        .arg("--target-dir")
-        .arg(paths::kernel_target_dir(root))
-        .env_remove("RUSTFLAGS")
-        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .status()
-        .context("starting cargo to build the kernel")?;
-    if !status.success() {
-        bail!("kernel build failed ({status}); see the cargo output above");
-    }
+    cargo_build_bare_metal(
+        root,
+        "capos-kernel",
+        &paths::kernel_target_dir(root),
+        KERNEL_RUSTFLAGS,
+    )
+    .context("kernel build failed")?;
     let elf = paths::kernel_elf(root);
     if !elf.is_file() {
         bail!(
@@ -86,6 +69,47 @@ pub fn build_kernel(root: &Path) -> Result<PathBuf> {
         );
     }
     Ok(elf)
+}
+
+/// `cargo build --release --locked -p <package>` for bare metal: the host
+/// target with `codegen_flags`, checkout and cargo-home paths remapped out
+/// of the output, `SOURCE_DATE_EPOCH` set, into its own `target_dir` (the
+/// flags differ from the host build's). Shared by kernel and user programs.
+pub fn cargo_build_bare_metal(
+    root: &Path,
+    package: &str,
+    target_dir: &Path,
+    codegen_flags: &[&str],
+) -> Result<()> {
+    let epoch = source_date_epoch(root)?;
+    let mut flags: Vec<String> = codegen_flags.iter().map(|s| s.to_string()).collect();
+    flags.push(format!("--remap-path-prefix={}=.", root.display()));
+    if let Some(cargo_home) = cargo_home() {
+        flags.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            cargo_home.display()
+        ));
+    }
+    let status = Command::new(cargo())
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "-p", package])
+        .args(["--target", KERNEL_TARGET])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .status()
+        .with_context(|| format!("starting cargo to build {package}"))?;
+    if !status.success() {
+        bail!("building {package} failed ({status}); see the cargo output above");
+    }
+    Ok(())
+}
+
+/// The cargo that runs us (or `cargo` from PATH).
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
 fn cargo_home() -> Option<PathBuf> {
@@ -125,9 +149,25 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
     let _ = std::fs::remove_file(&probe);
 
     let kernel = build_kernel(root)?;
+    let programs = crate::userland::build_userland(root)?;
+    let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
+    let mut manifests = Vec::new();
+    for path in crate::manifest::discover(root)? {
+        let name = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .with_context(|| format!("manifest file name {} is not UTF-8", path.display()))?
+            .to_string();
+        manifests.push((name, crate::manifest::pack(&path, &program_names)?));
+    }
     let epoch = source_date_epoch(root)?;
     let staging = paths::target_dir(root).join("iso").join("staging");
-    stage_iso_tree(&staging, &kernel, epoch)?;
+    let contents = IsoContents {
+        kernel: &kernel,
+        programs: &programs,
+        manifests: &manifests,
+    };
+    stage_iso_tree(&staging, &contents, epoch)?;
 
     let partial = output.with_extension("iso.partial");
     let _ = std::fs::remove_file(&partial);
@@ -174,34 +214,71 @@ fn grub_platform_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/grub/i386-pc"))
 }
 
-/// Lay out `boot/` with the kernel and grub.cfg, every mtime set to `epoch`.
-fn stage_iso_tree(staging: &Path, kernel: &Path, epoch: u64) -> Result<()> {
+/// Everything that goes into the ISO besides GRUB itself.
+struct IsoContents<'a> {
+    kernel: &'a Path,
+    /// (program name, ELF path)
+    programs: &'a [(String, PathBuf)],
+    /// (manifest name, packed bytes)
+    manifests: &'a [(String, Vec<u8>)],
+}
+
+/// Lay out `boot/` (kernel, programs, packed manifests, grub.cfg), every
+/// mtime set to `epoch`.
+fn stage_iso_tree(staging: &Path, contents: &IsoContents, epoch: u64) -> Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(staging)
             .with_context(|| format!("clearing {}", staging.display()))?;
     }
-    let grub_dir = staging.join("boot").join("grub");
-    std::fs::create_dir_all(&grub_dir)?;
-    std::fs::copy(kernel, staging.join("boot").join("capos.elf"))
-        .context("copying the kernel into the ISO tree")?;
-    std::fs::write(grub_dir.join("grub.cfg"), GRUB_CFG)?;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
-    for path in [
-        staging.join("boot/capos.elf"),
-        grub_dir.join("grub.cfg"),
-        grub_dir.clone(),
-        staging.join("boot"),
-        staging.to_path_buf(),
-    ] {
-        let file = std::fs::File::open(&path)?;
-        file.set_modified(time)
-            .with_context(|| format!("setting mtime of {}", path.display()))?;
+    let boot = staging.join("boot");
+    for directory in ["grub", "programs", "manifests"] {
+        std::fs::create_dir_all(boot.join(directory))?;
     }
-    Ok(())
+    std::fs::copy(contents.kernel, boot.join("capos.elf"))
+        .context("copying the kernel into the ISO tree")?;
+    for (name, elf) in contents.programs {
+        std::fs::copy(elf, boot.join("programs").join(name))
+            .with_context(|| format!("copying program {name} into the ISO tree"))?;
+    }
+    for (name, bytes) in contents.manifests {
+        std::fs::write(boot.join("manifests").join(format!("{name}.bin")), bytes)?;
+    }
+    std::fs::write(boot.join("grub").join("grub.cfg"), grub_config(contents))?;
+    set_tree_mtime(
+        staging,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
+    )
 }
 
-const GRUB_CFG: &str = "set timeout=0\nset default=0\n\
-menuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n  boot\n}\n";
+/// Set the mtime of `path` and everything under it.
+fn set_tree_mtime(path: &Path, time: std::time::SystemTime) -> Result<()> {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            set_tree_mtime(&entry?.path(), time)?;
+        }
+    }
+    std::fs::File::open(path)?
+        .set_modified(time)
+        .with_context(|| format!("setting mtime of {}", path.display()))
+}
+
+/// GRUB menu: the kernel plus one `module2` per program (`program <name>`)
+/// and per packed manifest (`manifest <name>`), in a fixed order.
+fn grub_config(contents: &IsoContents) -> String {
+    let mut config = String::from(
+        "set timeout=0\nset default=0\nmenuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n",
+    );
+    for (name, _) in contents.programs {
+        config.push_str(&format!("  module2 /boot/programs/{name} program {name}\n"));
+    }
+    for (name, _) in contents.manifests {
+        config.push_str(&format!(
+            "  module2 /boot/manifests/{name}.bin manifest {name}\n"
+        ));
+    }
+    config.push_str("  boot\n}\n");
+    config
+}
 
 /// Fail unless `path` carries the ISO 9660 primary volume signature.
 pub fn check_iso_signature(path: &Path) -> Result<()> {

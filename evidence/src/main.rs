@@ -5,7 +5,9 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::{build, keys, manifest, pack, paths, qemu, report, reproduce, run, verify};
+use capos_evidence::{
+    build, keys, manifest, pack, paths, qemu, report, reproduce, run, smokes, verify,
+};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
@@ -42,6 +44,8 @@ enum Command {
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
     Manifest(manifest::ManifestCommand),
+    /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
+    Smokes(smokes::SmokeArgs),
 }
 
 fn main() {
@@ -69,5 +73,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Keygen(args) => keys::run_command(&root, args),
         Command::Reproduce(args) => reproduce::run_command(&root, args),
         Command::Manifest(command) => manifest::run_command(&root, command),
+        Command::Smokes(args) => smokes::run_command(&root, args),
     }
 }

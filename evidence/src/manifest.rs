@@ -41,8 +41,6 @@ pub const NAME_MAX: usize = limits::NAME_MAX as usize;
 
 /// Where the manifests live, relative to the workspace root.
 const MANIFEST_DIRECTORY: &str = "userland/manifests";
-/// The Cargo manifest whose `[[bin]]` names are the known boot modules.
-const PROGRAMS_CARGO_TOML: &str = "userland/programs/Cargo.toml";
 
 /// Manifest subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -233,128 +231,13 @@ pub fn discover(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(manifests)
 }
 
-/// The boot-module names a manifest may use: the binary targets of
-/// `userland/programs/Cargo.toml` — its `[[bin]]` names in file order, then,
-/// as Cargo does unless `autobins = false`, the `src/bin/<name>.rs` and
-/// `src/bin/<name>/main.rs` programs no `[[bin]]` table already claims.
+/// The boot-module names a manifest may use: the programs of the
+/// `capos-programs` package, as `cargo metadata` lists them (the same list
+/// the ISO build packs).
 pub fn known_binaries(root: &Path) -> Result<Vec<String>> {
-    let path = root.join(PROGRAMS_CARGO_TOML);
-    let text = fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} for the known binaries (or name them with --binaries a,b,c)",
-            path.display()
-        )
-    })?;
-    let targets = CargoBinTargets::scan(&text);
-    let mut names: Vec<String> = Vec::new();
-    for name in targets.names {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    if targets.autobins {
-        let package = path.parent().unwrap_or(root);
-        for (name, source) in auto_discovered_bins(&package.join("src").join("bin"))? {
-            let claimed = targets
-                .paths
-                .iter()
-                .any(|claimed| package.join(claimed) == source);
-            if !claimed && !names.contains(&name) {
-                names.push(name);
-            }
-        }
-    }
-    if names.is_empty() {
-        bail!(
-            "{} declares no binary targets ([[bin]] or src/bin/), so no binary is known",
-            path.display()
-        );
-    }
-    Ok(names)
-}
-
-/// Programs Cargo finds by itself in `bin_directory`: `<name>.rs` and
-/// `<name>/main.rs`, sorted by name. A missing directory holds none.
-fn auto_discovered_bins(bin_directory: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = match fs::read_dir(bin_directory) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => {
-            return Err(error).with_context(|| format!("listing {}", bin_directory.display()))
-        }
-    };
-    let mut programs = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", bin_directory.display()))?;
-        let path = entry.path();
-        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if let Some(name) = file_name.strip_suffix(".rs").filter(|_| path.is_file()) {
-            programs.push((name.to_string(), path));
-        } else if path.join("main.rs").is_file() {
-            programs.push((file_name, path.join("main.rs")));
-        }
-    }
-    programs.sort();
-    Ok(programs)
-}
-
-/// What a Cargo manifest says about its binary targets.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct CargoBinTargets {
-    /// The `name` of each `[[bin]]` table, in file order.
-    names: Vec<String>,
-    /// The `path` of each `[[bin]]` table that has one.
-    paths: Vec<String>,
-    /// False when `[package]` sets `autobins = false`.
-    autobins: bool,
-}
-
-impl CargoBinTargets {
-    /// Scan a Cargo manifest.
-    ///
-    /// A line scanner, not a TOML parser: it handles the plain
-    /// one-key-per-line form Cargo manifests use for packages and targets,
-    /// which is all `userland/programs/Cargo.toml` needs.
-    fn scan(text: &str) -> Self {
-        let mut targets = Self {
-            autobins: true,
-            ..Self::default()
-        };
-        let mut table = String::new();
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if line.starts_with('[') {
-                table = line.replace(' ', "");
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let (key, value) = (key.trim(), value.trim());
-            match (table.as_str(), key) {
-                ("[[bin]]", "name") => targets.names.extend(toml_string(value)),
-                ("[[bin]]", "path") => targets.paths.extend(toml_string(value)),
-                ("[package]", "autobins") => targets.autobins = value != "false",
-                _ => {}
-            }
-        }
-        targets
-    }
-}
-
-/// The contents of a one-line TOML string literal (`"x"` or `'x'`).
-fn toml_string(value: &str) -> Option<String> {
-    value
-        .strip_prefix('"')
-        .and_then(|value| value.strip_suffix('"'))
-        .or_else(|| {
-            value
-                .strip_prefix('\'')
-                .and_then(|value| value.strip_suffix('\''))
-        })
-        .map(str::to_string)
+    crate::userland::program_names(root).context(
+        "listing the user programs for the known binaries (or name them with --binaries a,b,c)",
+    )
 }
 
 /// A 1-based position in a manifest file.
@@ -1249,30 +1132,6 @@ impl<'de> Visitor<'de> for Locator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cargo_bin_targets_reads_only_bin_tables() {
-        let text = r#"
-[package]
-name = "capos-programs"
-
-[[bin]]
-name = "init"   # the first process
-path = "src/bin/init.rs"
-
-[[bin]]
-path = "src/bin/hello.rs"
-name = 'hello'
-
-[dependencies]
-name = "not-a-bin"
-"#;
-        let targets = CargoBinTargets::scan(text);
-        assert_eq!(targets.names, ["init", "hello"]);
-        assert_eq!(targets.paths, ["src/bin/init.rs", "src/bin/hello.rs"]);
-        assert!(targets.autobins);
-        assert!(!CargoBinTargets::scan("[package]\nautobins = false\n").autobins);
-    }
 
     #[test]
     fn locate_finds_block_and_flow_nodes() {

@@ -509,6 +509,12 @@ pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
+impl From<EnvelopeError> for VerifyError {
+    fn from(error: EnvelopeError) -> Self {
+        VerifyError::Provenance(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,11 +565,5 @@ mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
         let error = verify_integrity(Path::new("/nonexistent/bundle"), &key).unwrap_err();
         assert!(matches!(error, VerifyError::NotFound { .. }), "{error:?}");
-    }
-}
-
-impl From<EnvelopeError> for VerifyError {
-    fn from(error: EnvelopeError) -> Self {
-        VerifyError::Provenance(error)
     }
 }

@@ -18,7 +18,14 @@ mod arch;
 mod boot;
 mod console;
 mod mem;
+mod objects;
 mod panic;
+mod process;
+mod ring;
+mod sched;
+mod syscall;
+mod timer;
+mod userspace;
 
 pub use arch::x86_64 as platform;
 
@@ -35,6 +42,8 @@ enum BootMode {
     StackOverflow,
     /// Spin forever with interrupts off: proves the host timeout.
     Hang,
+    /// Start user space from the manifest named by `manifest=`.
+    User,
 }
 
 impl BootMode {
@@ -45,6 +54,7 @@ impl BootMode {
             Some("write-rodata") => Ok(Self::WriteRodata),
             Some("stack-overflow") => Ok(Self::StackOverflow),
             Some("hang") => Ok(Self::Hang),
+            Some("user") => Ok(Self::User),
             Some(other) => Err(other),
         }
     }
@@ -58,22 +68,30 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     kprintln!("[boot] capOS kernel {}", env!("CARGO_PKG_VERSION"));
     let boot_info = boot::load(multiboot_magic, multiboot_info);
     mem::init(&boot_info);
+    userspace::collect_modules(&boot_info);
     let cmdline = platform::fwcfg::boot_options();
     let mode = match BootMode::parse(capos_kcore::cmdline::option(cmdline.as_str(), "mode")) {
         Ok(mode) => mode,
         Err(unknown) => {
-            kprintln!("[boot] error: unknown mode={unknown} (expected smp-boot, fault, write-rodata, stack-overflow, hang)");
+            kprintln!("[boot] error: unknown mode={unknown} (expected smp-boot, user, fault, write-rodata, stack-overflow, hang)");
             platform::exit::failure()
         }
     };
     kprintln!("[boot] options=\"{}\" mode={:?}", cmdline.as_str(), mode);
     let cpus = acpi::discover_cpus(&boot_info);
     platform::smp::start(&cpus);
+    timer::init();
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),
         BootMode::WriteRodata => platform::faults::write_rodata(),
         BootMode::StackOverflow => platform::faults::overflow_stack(),
         BootMode::Hang => platform::faults::hang(),
+        BootMode::User => {
+            let manifest = capos_kcore::cmdline::option(cmdline.as_str(), "manifest")
+                .unwrap_or("system-hello");
+            userspace::start(manifest);
+            sched::scheduler_loop()
+        }
     }
 }

@@ -10,9 +10,12 @@
 #![deny(missing_docs)]
 
 pub mod acpi;
+pub mod captable;
 pub mod cmdline;
 pub mod frame;
 pub mod fwcfg;
 pub mod memmap;
+pub mod ring;
+pub mod usermem;
 
 mod bytes;

@@ -163,3 +163,11 @@ fn zero(first: u64, count: u64) {
 pub fn free_frames() -> u64 {
     FRAMES.lock().as_ref().map_or(0, FrameBitmap::free_frames)
 }
+
+/// Return a frame to the allocator. A double free is reported, not fatal.
+pub fn free(frame: u64) {
+    let result = FRAMES.lock().as_mut().map(|bitmap| bitmap.free(frame));
+    if let Some(Err(error)) = result {
+        kprintln!("[mem] error: freeing frame {frame:#x}: {error}");
+    }
+}

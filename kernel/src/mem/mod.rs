@@ -6,6 +6,7 @@
 //! - `STACK_REGION` holds kernel stacks, each with an unmapped guard page below;
 //! - `KERNEL_BASE + p` maps the kernel image with per-section permissions.
 
+pub mod address_space;
 pub mod frames;
 pub mod heap;
 pub mod paging;

@@ -18,6 +18,27 @@ pub fn enable_sse() {
     }
 }
 
+extern "C" {
+    fn syscall_entry();
+}
+
+/// Program this CPU's `syscall` MSRs: entry point, selectors (kernel 0x08,
+/// user base 0x18 so user CS = 0x2B and SS = 0x23) and the RFLAGS mask
+/// (IF, DF, TF, AC cleared on entry). EFER.SCE is set by the boot code.
+pub fn init_syscall() {
+    use x86_64::registers::model_specific::Msr;
+    const STAR: u32 = 0xC000_0081;
+    const LSTAR: u32 = 0xC000_0082;
+    const SFMASK: u32 = 0xC000_0084;
+    // SAFETY: standard syscall configuration; the entry stub exists and the
+    // GDT layout matches the selectors.
+    unsafe {
+        Msr::new(STAR).write((0x18u64 << 48) | (0x08u64 << 32));
+        Msr::new(LSTAR).write(syscall_entry as *const () as u64);
+        Msr::new(SFMASK).write((1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
+    }
+}
+
 /// The time-stamp counter.
 pub fn timestamp() -> u64 {
     // SAFETY: RDTSC has no side effects.

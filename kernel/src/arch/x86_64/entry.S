@@ -1,4 +1,7 @@
 /* Common interrupt entry: the per-vector stub pushed (error code, vector).
+ * From user mode the thread's FPU/SSE state is saved to gs:24 on entry and
+ * restored on return, because kernel code (and the precompiled `core`) uses
+ * SSE registers.
  * Save the general registers into an `InterruptFrame`, switch GS if we came
  * from user mode, call `interrupt_dispatch(frame)`, restore, return.
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
@@ -25,11 +28,17 @@ interrupt_common:
     testb $3, 18 * 8(%rsp)
     jz 1f
     swapgs
+    movq %gs:24, %rax
+    fxsave64 (%rax)
 1:  movq %rsp, %rdi
     cld
     callq interrupt_dispatch
+.global interrupt_return
+interrupt_return:
     testb $3, 18 * 8(%rsp)
     jz 2f
+    movq %gs:24, %rax
+    fxrstor64 (%rax)
     swapgs
 2:  popq %r15
     popq %r14
@@ -48,3 +57,72 @@ interrupt_common:
     popq %rax
     addq $16, %rsp
     iretq
+
+/* `syscall` entry. The CPU left the user RIP in RCX and RFLAGS in R11 and
+ * masked IF (SFMASK). Switch to the thread's kernel stack (gs:8), build the
+ * same frame an interrupt from user mode would (SS, RSP, RFLAGS, CS, RIP,
+ * error 0, vector SYSCALL_VECTOR), call `syscall_dispatch(frame)`, and leave
+ * through the common interrupt return, which swaps GS back and IRETs. */
+.set SYSCALL_VECTOR, 0x100
+.set USER_CODE_SELECTOR, 0x2B
+.set USER_DATA_SELECTOR, 0x23
+
+.global syscall_entry
+syscall_entry:
+    swapgs
+    movq %rsp, %gs:16
+    movq %gs:8, %rsp
+    pushq $USER_DATA_SELECTOR
+    pushq %gs:16
+    pushq %r11
+    pushq $USER_CODE_SELECTOR
+    pushq %rcx
+    pushq $0
+    pushq $SYSCALL_VECTOR
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %gs:24, %rax
+    fxsave64 (%rax)
+    movq %rsp, %rdi
+    cld
+    callq syscall_dispatch
+    jmp interrupt_return
+
+/* First switch into a new thread returns here with RSP at its user frame. */
+.global thread_first_entry
+thread_first_entry:
+    jmp interrupt_return
+
+/* switch_kernel_stack(save: *mut u64, load: u64): save callee-saved
+ * registers on the current kernel stack, store RSP to *save, load RSP and
+ * pop the other context's registers. Returns into the other context. */
+.global switch_kernel_stack
+switch_kernel_stack:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    retq

@@ -44,6 +44,9 @@ const NAMES: [&str; 32] = [
 
 /// Print the fault line and fail the run. A kernel fault is never recoverable.
 pub fn report_exception(frame: &InterruptFrame) -> ! {
+    if frame.cs & 3 == 3 {
+        crate::userspace::user_fault(frame, NAMES[(frame.vector & 31) as usize]);
+    }
     let cr2 = Cr2::read_raw();
     let cpu = percpu::try_current_index().map_or(-1, |index| index as i64);
     crate::console::emergency_print(format_args!(

@@ -36,6 +36,7 @@ pub struct Idt([Gate; 256]);
 /// Everything a CPU loads into GDTR, TR and IDTR.
 pub struct CpuTables {
     gdt: GlobalDescriptorTable<8>,
+    tss_block: *mut TaskStateSegment,
     idt: Idt,
     kernel_code: SegmentSelector,
     kernel_data: SegmentSelector,
@@ -51,7 +52,10 @@ pub fn build(double_fault_stack_top: u64) -> CpuTables {
     let mut tss = TaskStateSegment::new();
     tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] =
         VirtAddr::new(double_fault_stack_top);
-    let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
+    let tss_block: *mut TaskStateSegment = Box::leak(Box::new(tss));
+    // SAFETY: just leaked; lives forever. The GDT descriptor only records its
+    // address; RSP0 is later updated through `tss_block` by the owning CPU.
+    let tss: &'static TaskStateSegment = unsafe { &*tss_block };
 
     let mut gdt = GlobalDescriptorTable::<8>::empty();
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());
@@ -86,10 +90,18 @@ pub fn build(double_fault_stack_top: u64) -> CpuTables {
     }
     CpuTables {
         gdt,
+        tss_block,
         idt: Idt(gates),
         kernel_code,
         kernel_data,
         tss: tss_selector,
+    }
+}
+
+impl CpuTables {
+    /// The TSS, for updating RSP0 on thread switches.
+    pub fn tss_pointer(&self) -> *mut TaskStateSegment {
+        self.tss_block
     }
 }
 

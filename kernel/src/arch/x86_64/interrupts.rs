@@ -11,6 +11,8 @@ use core::sync::atomic::Ordering;
 pub const TIMER_VECTOR: u8 = 32;
 /// Cross-CPU ping vector (IPI liveness check).
 pub const PING_VECTOR: u8 = 33;
+/// Wakes an idle CPU because a thread became runnable.
+pub const RESCHEDULE_VECTOR: u8 = 34;
 /// LAPIC spurious-interrupt vector (no EOI).
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 
@@ -50,7 +52,14 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
         vector if vector == u64::from(TIMER_VECTOR) => {
             percpu::current().ticks.fetch_add(1, Ordering::Relaxed);
             apic::end_of_interrupt();
+            crate::timer::poll();
+            if frame.cs & 3 == 3 {
+                if let Some(thread) = crate::sched::current() {
+                    crate::sched::switch_to_scheduler(&thread);
+                }
+            }
         }
+        vector if vector == u64::from(RESCHEDULE_VECTOR) => apic::end_of_interrupt(),
         vector if vector == u64::from(PING_VECTOR) => {
             percpu::current().pings.fetch_add(1, Ordering::AcqRel);
             apic::end_of_interrupt();

@@ -16,6 +16,16 @@ use x86_64::VirtAddr;
 pub struct PerCpu {
     /// Must stay the first field: `gs:[0]`.
     self_pointer: *const PerCpu,
+    /// `gs:[8]`: kernel stack top of the running thread (syscall entry).
+    kernel_stack_top: AtomicU64,
+    /// `gs:[16]`: user RSP scratch during syscall entry.
+    user_stack_scratch: AtomicU64,
+    /// `gs:[24]`: FPU/SSE save area of the running thread.
+    fpu_area: AtomicU64,
+    /// Saved kernel RSP of this CPU's scheduler loop while a thread runs.
+    pub scheduler_context: core::cell::UnsafeCell<u64>,
+    /// The TSS, whose RSP0 follows the running thread.
+    tss: *mut x86_64::structures::tss::TaskStateSegment,
     /// Dense CPU number: 0 is the BSP, APs follow in MADT order.
     pub index: usize,
     /// Local APIC id.
@@ -28,10 +38,13 @@ pub struct PerCpu {
     pub online: AtomicBool,
     /// GDT, TSS and IDT of this CPU.
     pub tables: CpuTables,
+    /// The thread running on this CPU (None in the scheduler loop).
+    current: spin::Mutex<Option<alloc::sync::Arc<crate::sched::Thread>>>,
 }
 
 // SAFETY: `self_pointer` only ever points at the leaked value itself; all
-// fields that other CPUs touch are atomics.
+// fields that other CPUs touch are atomics; `scheduler_context` and the TSS
+// are touched only by the owning CPU with interrupts off.
 unsafe impl Sync for PerCpu {}
 
 static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] =
@@ -40,19 +53,48 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Create and register the per-CPU block for CPU `index`. Never freed.
 pub fn create(index: usize, apic_id: u32, tables: CpuTables) -> &'static PerCpu {
+    let tss = tables.tss_pointer();
     let cpu: &'static mut PerCpu = Box::leak(Box::new(PerCpu {
         self_pointer: core::ptr::null(),
+        kernel_stack_top: AtomicU64::new(0),
+        user_stack_scratch: AtomicU64::new(0),
+        fpu_area: AtomicU64::new(0),
+        scheduler_context: core::cell::UnsafeCell::new(0),
+        tss,
         index,
         apic_id,
         ticks: AtomicU64::new(0),
         pings: AtomicU64::new(0),
         online: AtomicBool::new(false),
         tables,
+        current: spin::Mutex::new(None),
     }));
     cpu.self_pointer = cpu as *const PerCpu;
     CPUS[index].store(cpu, Ordering::Release);
     COUNT.fetch_max(index + 1, Ordering::AcqRel);
     cpu
+}
+
+impl PerCpu {
+    /// The running thread.
+    pub fn current_thread(&self) -> Option<alloc::sync::Arc<crate::sched::Thread>> {
+        self.current.lock().clone()
+    }
+
+    /// Record the running thread.
+    pub fn set_current_thread(&self, thread: Option<alloc::sync::Arc<crate::sched::Thread>>) {
+        *self.current.lock() = thread;
+    }
+
+    /// Make `stack_top` the kernel stack for entries from user mode
+    /// (TSS RSP0 and the syscall path) and `fpu_area` the FPU save area.
+    pub fn set_thread_context(&self, stack_top: u64, fpu_area: u64) {
+        self.kernel_stack_top.store(stack_top, Ordering::Relaxed);
+        self.fpu_area.store(fpu_area, Ordering::Relaxed);
+        // SAFETY: the TSS belongs to this CPU and is only written by it,
+        // with interrupts off; the CPU reads RSP0 only on a privilege change.
+        unsafe { (*self.tss).privilege_stack_table[0] = VirtAddr::new(stack_top) };
+    }
 }
 
 /// Point this CPU's GS base at `cpu`.

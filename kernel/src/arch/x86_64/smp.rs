@@ -36,6 +36,7 @@ pub fn start(topology: &CpuTopology) {
     let bsp = percpu::create(0, bsp_apic, cpu_tables());
     gdt::load(&bsp.tables);
     percpu::install(bsp);
+    cpu::init_syscall();
     announce_online(bsp);
     kprintln!(
         "[apic] timer_hz={} tsc_hz={} tick_hz={}",
@@ -141,10 +142,33 @@ extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
     cpu::enable_sse();
     gdt::load(&cpu.tables);
     percpu::install(cpu);
+    cpu::init_syscall();
     apic::init_application_processor();
     announce_online(cpu);
-    loop {
-        cpu::idle_once();
+    crate::sched::scheduler_loop()
+}
+
+/// CPUs halted in their scheduler loop (bit = CPU index).
+static IDLE_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Halt until an interrupt, advertising this CPU as idle meanwhile.
+pub fn idle() {
+    let bit = 1u64 << (percpu::current().index % 64);
+    IDLE_CPUS.fetch_or(bit, Ordering::AcqRel);
+    cpu::idle_once();
+    IDLE_CPUS.fetch_and(!bit, Ordering::AcqRel);
+}
+
+/// Send a reschedule IPI to every idle CPU but this one.
+pub fn kick_idle_cpus() {
+    let me = percpu::try_current_index();
+    let idle = IDLE_CPUS.load(Ordering::Acquire);
+    for index in 0..percpu::count().min(64) {
+        if idle & (1 << index) != 0 && Some(index) != me {
+            if let Some(cpu) = percpu::get(index) {
+                apic::send_fixed(cpu.apic_id, super::interrupts::RESCHEDULE_VECTOR);
+            }
+        }
     }
 }
 

@@ -1,0 +1,252 @@
+//! `capos smokes`: the in-QEMU smoke suite. Each smoke boots the ISO with one
+//! manifest (`mode=user manifest=<name>`) and checks the guest verdict and
+//! the serial lines listed in `userland/smokes.yaml`. Ends with the line
+//! `N passed, N failed`.
+
+use crate::qemu::{self, AccelRequest, CaseSpec, Verdict};
+use crate::{build, paths};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Forbidden in every smoke's output, in addition to its own list.
+const ALWAYS_FORBIDDEN: &[&str] = &["[panic]", "FAILED", "[kernel] error"];
+
+/// The smoke list file.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct SmokeFile {
+    smokes: Vec<Smoke>,
+}
+
+/// Expected guest verdict.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum GuestVerdict {
+    #[default]
+    Success,
+    Failure,
+}
+
+/// One smoke.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Smoke {
+    name: String,
+    manifest: String,
+    #[serde(default)]
+    guest: GuestVerdict,
+    expect: Vec<String>,
+    #[serde(default)]
+    forbid: Vec<String>,
+    #[serde(default = "default_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+/// Arguments of `capos smokes`.
+#[derive(clap::Args, Debug)]
+pub struct SmokeArgs {
+    /// Virtual CPUs for every smoke.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub smp: u32,
+    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    pub accel: AccelRequest,
+    /// Boot this ISO instead of building target/iso/capos.iso first.
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    /// Run only the smokes with these names (repeatable).
+    #[arg(long = "only")]
+    pub only: Vec<String>,
+    /// Smoke list (default: userland/smokes.yaml).
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+}
+
+/// Why a smoke failed, or None if it passed.
+fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
+    let expected = match smoke.guest {
+        GuestVerdict::Success => matches!(verdict, Verdict::Pass),
+        GuestVerdict::Failure => matches!(
+            verdict,
+            Verdict::Fail {
+                exit_code: Some(35),
+                ..
+            }
+        ),
+    };
+    if !expected {
+        return Some(format!(
+            "guest verdict {verdict}, expected {:?}",
+            smoke.guest
+        ));
+    }
+    if let Some(missing) = smoke
+        .expect
+        .iter()
+        .find(|text| !lines.iter().any(|line| line.contains(text.as_str())))
+    {
+        return Some(format!("missing line containing {missing:?}"));
+    }
+    let forbidden = smoke
+        .forbid
+        .iter()
+        .map(String::as_str)
+        .chain(ALWAYS_FORBIDDEN.iter().copied());
+    for text in forbidden {
+        if let Some(line) = lines.iter().find(|line| line.contains(text)) {
+            return Some(format!("forbidden output {text:?} in line {line:?}"));
+        }
+    }
+    None
+}
+
+fn load(path: &Path) -> Result<Vec<Smoke>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: SmokeFile = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: malformed smoke list", path.display()))?;
+    if file.smokes.is_empty() {
+        bail!("{}: no smokes listed", path.display());
+    }
+    Ok(file.smokes)
+}
+
+/// `capos smokes`: run the suite, print one line per smoke and the summary.
+pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
+    let list = args
+        .list
+        .unwrap_or_else(|| root.join("userland").join("smokes.yaml"));
+    let mut smokes = load(&list)?;
+    if !args.only.is_empty() {
+        if let Some(unknown) = args
+            .only
+            .iter()
+            .find(|name| !smokes.iter().any(|smoke| &smoke.name == *name))
+        {
+            let names: Vec<&str> = smokes.iter().map(|smoke| smoke.name.as_str()).collect();
+            bail!(
+                "no smoke named {unknown:?}; available: {}",
+                names.join(", ")
+            );
+        }
+        smokes.retain(|smoke| args.only.contains(&smoke.name));
+    }
+    let iso = match args.iso {
+        Some(iso) => iso,
+        None => build::build_iso(root, &paths::iso(root))?.path,
+    };
+    let choice = qemu::detect_accel(root, args.accel)?;
+    eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
+    let (mut passed, mut failed) = (0, 0);
+    for smoke in &smokes {
+        let log_dir = paths::target_dir(root)
+            .join("smokes")
+            .join(format!("smp{}", args.smp))
+            .join(&smoke.name);
+        let spec = CaseSpec {
+            iso: iso.clone(),
+            cpus: args.smp,
+            memory_mib: 256,
+            accel: choice.accel,
+            cmdline: format!("mode=user manifest={}", smoke.manifest),
+            timeout: Duration::from_secs(smoke.timeout_secs),
+            log_dir: log_dir.clone(),
+        };
+        let outcome = qemu::run_case(&spec)?;
+        let lines: Vec<String> = outcome.lines.iter().map(|line| line.text.clone()).collect();
+        match judge(smoke, &outcome.verdict, &lines) {
+            None => {
+                passed += 1;
+                println!(
+                    "[smoke] {} smp={} pass ({:.2}s)",
+                    smoke.name,
+                    args.smp,
+                    outcome.wall.as_secs_f64()
+                );
+            }
+            Some(reason) => {
+                failed += 1;
+                println!(
+                    "[smoke] {} smp={} FAIL: {reason} (raw log: {})",
+                    smoke.name,
+                    args.smp,
+                    build::display_relative(root, &outcome.serial_log)
+                );
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} of {} smokes failed", smokes.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smoke(guest: GuestVerdict) -> Smoke {
+        Smoke {
+            name: "t".into(),
+            manifest: "m".into(),
+            guest,
+            expect: vec!["[a] ok".into()],
+            forbid: vec!["bad".into()],
+            timeout_secs: 5,
+        }
+    }
+
+    fn lines(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|text| text.to_string()).collect()
+    }
+
+    #[test]
+    fn passes_only_with_expected_verdict_and_lines() {
+        let smoke = smoke(GuestVerdict::Success);
+        assert_eq!(judge(&smoke, &Verdict::Pass, &lines(&["x [a] ok"])), None);
+        assert!(judge(&smoke, &Verdict::Timeout, &lines(&["[a] ok"]))
+            .unwrap()
+            .contains("verdict"));
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] no"]))
+            .unwrap()
+            .contains("missing"));
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] ok", "bad"]))
+            .unwrap()
+            .contains("forbidden"));
+        assert!(
+            judge(&smoke, &Verdict::Pass, &lines(&["[a] ok", "[panic] x"]))
+                .unwrap()
+                .contains("forbidden")
+        );
+    }
+
+    #[test]
+    fn expected_guest_failure_must_be_the_guest_failure_code() {
+        let smoke = smoke(GuestVerdict::Failure);
+        let guest_failure = Verdict::Fail {
+            exit_code: Some(35),
+            reason: String::new(),
+        };
+        let triple_fault = Verdict::Fail {
+            exit_code: Some(0),
+            reason: String::new(),
+        };
+        assert_eq!(judge(&smoke, &guest_failure, &lines(&["[a] ok"])), None);
+        assert!(judge(&smoke, &triple_fault, &lines(&["[a] ok"])).is_some());
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] ok"])).is_some());
+    }
+
+    #[test]
+    fn the_repository_smoke_list_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let smokes = load(&root.join("userland").join("smokes.yaml")).unwrap();
+        assert!(smokes.len() >= 7);
+    }
+}

@@ -1,0 +1,190 @@
+//! User address spaces: a top-level table whose upper half is the kernel's,
+//! user pages mapped with the U bit, and checked access to user memory.
+//!
+//! Invariants:
+//! - The upper half (entries 256..512) is copied from the kernel table when
+//!   the space is created; the kernel adds mappings there only at boot and in
+//!   regions whose intermediate tables already exist, so every space sees them.
+//! - The kernel never dereferences a user pointer: it translates each page
+//!   through this space's tables (present + user, + writable for writes) and
+//!   copies through the physical window. A bad pointer is an error value,
+//!   never a kernel fault.
+//! - Frames mapped here are owned by the space and freed when it is dropped
+//!   (no CPU runs the space any more by then: a CPU switches CR3 away before
+//!   the last thread is reaped, and without PCIDs that flushes its TLB).
+
+use super::{frames, paging, physical_to_virtual, PAGE_SIZE};
+use alloc::vec::Vec;
+use capos_abi::Error;
+use x86_64::structures::paging::PageTableFlags as Flags;
+
+const ENTRIES: usize = 512;
+const ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Page permissions for user mappings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserAccess {
+    pub writable: bool,
+    pub executable: bool,
+}
+
+/// A user address space.
+pub struct AddressSpace {
+    root: u64,
+    /// Every frame this space owns: tables and mapped pages.
+    owned: Vec<u64>,
+}
+
+fn table(physical: u64) -> &'static mut [u64; ENTRIES] {
+    // SAFETY: `physical` is a page-table frame owned by an address space or
+    // the kernel; the physical window maps it; callers hold the space (and
+    // so exclusive access to its lower-half tables).
+    unsafe { &mut *(physical_to_virtual(physical) as *mut [u64; ENTRIES]) }
+}
+
+impl AddressSpace {
+    /// A new space sharing the kernel's upper half. None when out of memory.
+    pub fn new() -> Option<Self> {
+        let root = frames::allocate_zeroed()?;
+        let kernel = table(paging::kernel_table());
+        table(root)[256..].copy_from_slice(&kernel[256..]);
+        Some(Self {
+            root,
+            owned: alloc::vec![root],
+        })
+    }
+
+    /// Physical address of the top-level table (for CR3).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Map one fresh zeroed frame at user page `address`; returns the frame.
+    pub fn map_new_page(&mut self, address: u64, access: UserAccess) -> Option<u64> {
+        let frame = frames::allocate_zeroed()?;
+        self.owned.push(frame);
+        self.map(address, frame, access)?;
+        Some(frame)
+    }
+
+    fn map(&mut self, address: u64, frame: u64, access: UserAccess) -> Option<()> {
+        let mut current = self.root;
+        for level in [3, 2, 1] {
+            let index = ((address >> (12 + 9 * level)) & 0x1FF) as usize;
+            let entry = &mut table(current)[index];
+            if *entry & Flags::PRESENT.bits() == 0 {
+                let next = frames::allocate_zeroed()?;
+                self.owned.push(next);
+                *entry = next | (Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE).bits();
+            }
+            current = *entry & ADDRESS_MASK;
+        }
+        let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        if access.writable {
+            flags |= Flags::WRITABLE;
+        }
+        if !access.executable {
+            flags |= Flags::NO_EXECUTE;
+        }
+        let index = ((address >> 12) & 0x1FF) as usize;
+        let entry = &mut table(current)[index];
+        if *entry & Flags::PRESENT.bits() != 0 {
+            return None;
+        }
+        *entry = frame | flags.bits();
+        Some(())
+    }
+
+    /// Physical address behind user `address`, if mapped user-accessible
+    /// (and writable when `write`).
+    pub fn translate(&self, address: u64, write: bool) -> Option<u64> {
+        if address >= capos_abi::layout::USER_END {
+            return None;
+        }
+        let mut current = self.root;
+        for level in [3, 2, 1, 0] {
+            let index = ((address >> (12 + 9 * level)) & 0x1FF) as usize;
+            let entry = table(current)[index];
+            let required = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+            if entry & required.bits() != required.bits() {
+                return None;
+            }
+            if write && entry & Flags::WRITABLE.bits() == 0 {
+                return None;
+            }
+            current = entry & ADDRESS_MASK;
+        }
+        Some(current | (address & (PAGE_SIZE - 1)))
+    }
+
+    /// Copy `out.len()` bytes from user memory at `address`.
+    pub fn read(&self, address: u64, out: &mut [u8]) -> Result<(), Error> {
+        self.walk(
+            address,
+            out.len() as u64,
+            false,
+            |physical, offset, length| {
+                // SAFETY: `physical..+length` lies in one mapped user page,
+                // reached through the physical window.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        physical_to_virtual(physical) as *const u8,
+                        out[offset..].as_mut_ptr(),
+                        length,
+                    );
+                }
+            },
+        )
+    }
+
+    /// Copy `bytes` into user memory at `address` (pages must be writable).
+    pub fn write(&self, address: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.walk(
+            address,
+            bytes.len() as u64,
+            true,
+            |physical, offset, length| {
+                // SAFETY: as in `read`, and the page is user-writable.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        bytes[offset..].as_ptr(),
+                        physical_to_virtual(physical) as *mut u8,
+                        length,
+                    );
+                }
+            },
+        )
+    }
+
+    /// Check the whole range first, then call `copy(physical, offset, length)` per page piece.
+    fn walk(
+        &self,
+        address: u64,
+        length: u64,
+        write: bool,
+        mut copy: impl FnMut(u64, usize, usize),
+    ) -> Result<(), Error> {
+        capos_kcore::usermem::check_user_range(address, length)?;
+        let mut pieces = Vec::new();
+        let mut done = 0u64;
+        while done < length {
+            let current = address + done;
+            let physical = self.translate(current, write).ok_or(Error::BadAddress)?;
+            let in_page = (PAGE_SIZE - (current & (PAGE_SIZE - 1))).min(length - done);
+            pieces.push((physical, done as usize, in_page as usize));
+            done += in_page;
+        }
+        for (physical, offset, piece) in pieces {
+            copy(physical, offset, piece);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        for frame in self.owned.drain(..) {
+            frames::free(frame);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! A thread's capability ring as the kernel holds it: two physical frames
+//! (mapped into the owner's address space at `layout::RING_BASE`) and the
+//! kernel-side bookkeeping from `capos_kcore::ring`.
+//!
+//! The kernel reaches the ring through the physical window, never through
+//! the user mapping, so completions can be posted from any CPU and any
+//! address space. Header indices are accessed as atomics.
+
+use crate::mem::physical_to_virtual;
+use capos_abi::ring::Completion;
+use capos_kcore::ring::{KernelRing, RingFault, RingMemory};
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+
+/// Ring memory: two physical frames.
+#[derive(Clone, Copy)]
+pub struct RingFrames {
+    pub frames: [u64; 2],
+}
+
+impl RingFrames {
+    fn address(&self, offset: usize, length: usize) -> Option<u64> {
+        let page = offset / 4096;
+        let within = offset % 4096;
+        if page >= 2 || within + length > 4096 {
+            return None;
+        }
+        Some(physical_to_virtual(self.frames[page]) + within as u64)
+    }
+}
+
+impl RingFrames {
+    fn index_cell(&self, offset: usize) -> Option<&AtomicU32> {
+        if !offset.is_multiple_of(4) || offset >= capos_abi::ring::CQ_OFFSET {
+            return None;
+        }
+        let address = self.address(offset, 4)?;
+        // SAFETY: a 4-byte-aligned header index inside the ring's first
+        // frame, which lives as long as the ring; shared with user space,
+        // hence accessed only atomically.
+        Some(unsafe { &*(address as *const AtomicU32) })
+    }
+}
+
+impl RingMemory for RingFrames {
+    fn read(&self, offset: usize, out: &mut [u8]) -> bool {
+        let Some(address) = self.address(offset, out.len()) else {
+            return false;
+        };
+        // SAFETY: in bounds of the ring frames, which the ring owns.
+        unsafe {
+            core::ptr::copy_nonoverlapping(address as *const u8, out.as_mut_ptr(), out.len())
+        };
+        true
+    }
+
+    fn write(&mut self, offset: usize, bytes: &[u8]) -> bool {
+        let Some(address) = self.address(offset, bytes.len()) else {
+            return false;
+        };
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+        true
+    }
+
+    fn load_index(&self, offset: usize) -> Option<u32> {
+        Some(self.index_cell(offset)?.load(Ordering::Acquire))
+    }
+
+    fn store_index(&mut self, offset: usize, value: u32) -> bool {
+        self.index_cell(offset)
+            .map(|cell| cell.store(value, Ordering::Release))
+            .is_some()
+    }
+}
+
+/// The kernel's view of one thread's ring.
+pub struct ThreadRing {
+    inner: Mutex<(RingFrames, KernelRing)>,
+}
+
+impl ThreadRing {
+    /// Wrap freshly allocated, zeroed frames and write the header.
+    pub fn new(frames: [u64; 2]) -> Self {
+        let mut memory = RingFrames { frames };
+        let _ = capos_kcore::ring::initialise(&mut memory);
+        Self {
+            inner: Mutex::new((memory, KernelRing::new())),
+        }
+    }
+
+    /// Run `body` with exclusive access to the ring.
+    pub fn with<R>(&self, body: impl FnOnce(&mut RingFrames, &mut KernelRing) -> R) -> R {
+        let mut guard = self.inner.lock();
+        let (memory, ring) = &mut *guard;
+        body(memory, ring)
+    }
+
+    /// Post the completion of a deferred operation.
+    pub fn complete_deferred(&self, completion: Completion) -> Result<(), RingFault> {
+        self.with(|memory, ring| ring.complete_deferred(memory, completion))
+    }
+
+    /// Completions ready for user space.
+    pub fn available(&self) -> Result<u32, RingFault> {
+        self.with(|memory, ring| ring.available(memory))
+    }
+}

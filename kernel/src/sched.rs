@@ -1,0 +1,238 @@
+//! Threads and the scheduler: one global run queue served by every CPU.
+//!
+//! Each CPU runs [`scheduler_loop`] on its own boot stack. A thread runs
+//! until it blocks, exits or is preempted by the LAPIC timer, then switches
+//! back to its CPU's scheduler loop, which requeues it if still runnable.
+//! Requeueing only after the switch means no CPU can pick a thread whose
+//! context is not yet saved.
+//!
+//! Wake-ups are never lost: a thread sets `blocked` before re-checking its
+//! wait condition, and a waker that finds the thread still on a CPU only
+//! clears `blocked`, leaving the requeue to that CPU's scheduler loop.
+
+use crate::mem::{paging, stacks};
+use crate::platform::percpu;
+use crate::process::Process;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+/// Pages per thread kernel stack.
+const KERNEL_STACK_PAGES: u64 = 8;
+
+static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
+static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+extern "C" {
+    fn switch_kernel_stack(save: *mut u64, load: u64);
+    fn thread_first_entry();
+}
+
+/// FXSAVE area (512 bytes, 16-byte aligned).
+#[repr(C, align(16))]
+struct FpuArea([u8; 512]);
+
+/// Scheduling state, under one lock.
+#[derive(Default)]
+struct RunState {
+    on_cpu: bool,
+    blocked: bool,
+    exited: bool,
+}
+
+/// A thread of a user process.
+pub struct Thread {
+    pub id: u64,
+    pub process: Arc<Process>,
+    kernel_stack_top: u64,
+    context: UnsafeCell<u64>,
+    fpu: UnsafeCell<FpuArea>,
+    run: Mutex<RunState>,
+    /// The thread's capability ring.
+    pub ring: crate::ring::ThreadRing,
+}
+
+// SAFETY: `context` and `fpu` are touched only by the CPU running the thread
+// or switching it (serialised by `RunState::on_cpu`); everything else is
+// behind locks or atomics.
+unsafe impl Sync for Thread {}
+// SAFETY: as above; a thread moves between CPUs only while switched out.
+unsafe impl Send for Thread {}
+
+/// Initial user register state for a new thread.
+pub struct UserStart {
+    pub entry: u64,
+    pub stack_top: u64,
+    pub arguments: [u64; 2],
+}
+
+fn allocate_kernel_stack() -> Option<u64> {
+    if let Some(top) = FREE_STACKS.lock().pop() {
+        return Some(top);
+    }
+    stacks::allocate(KERNEL_STACK_PAGES).ok()
+}
+
+impl Thread {
+    /// A new thread that will enter user mode at `start`. None when out of memory.
+    pub fn new(
+        process: Arc<Process>,
+        ring: crate::ring::ThreadRing,
+        start: &UserStart,
+    ) -> Option<Arc<Self>> {
+        let stack_top = allocate_kernel_stack()?;
+        let mut fpu = FpuArea([0; 512]);
+        fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
+        fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
+        let thread = Arc::new(Self {
+            id: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
+            process,
+            kernel_stack_top: stack_top,
+            context: UnsafeCell::new(0),
+            fpu: UnsafeCell::new(fpu),
+            run: Mutex::new(RunState::default()),
+            ring,
+        });
+        // Stack from the top: the user frame `interrupt_return` pops, the
+        // return address `switch_kernel_stack` jumps to, six callee-saved
+        // registers.
+        let frame_words: [u64; 22] = {
+            let mut words = [0u64; 22];
+            words[9] = start.arguments[0]; // rdi
+            words[10] = start.arguments[1]; // rsi
+            words[17] = start.entry; // rip
+            words[18] = 0x2B; // user code
+            words[19] = 0x202; // IF
+            words[20] = start.stack_top;
+            words[21] = 0x23; // user data
+            words
+        };
+        let frame_bottom = stack_top - 22 * 8;
+        let context = frame_bottom - 8 - 6 * 8;
+        // SAFETY: the stack is freshly mapped kernel memory owned by this
+        // thread; nothing runs on it yet.
+        unsafe {
+            core::ptr::copy_nonoverlapping(frame_words.as_ptr(), frame_bottom as *mut u64, 22);
+            ((frame_bottom - 8) as *mut u64).write(thread_first_entry as *const () as u64);
+            core::ptr::write_bytes(context as *mut u64, 0, 6);
+            *thread.context.get() = context;
+        }
+        Some(thread)
+    }
+
+    /// Make the thread runnable for the first time.
+    pub fn start(self: &Arc<Self>) {
+        RUN_QUEUE.lock().push_back(self.clone());
+        crate::platform::smp::kick_idle_cpus();
+    }
+
+    /// Wake the thread if it is blocked.
+    pub fn wake(self: &Arc<Self>) {
+        let mut state = self.run.lock();
+        if state.blocked && !state.exited {
+            state.blocked = false;
+            if !state.on_cpu {
+                RUN_QUEUE.lock().push_back(self.clone());
+                drop(state);
+                crate::platform::smp::kick_idle_cpus();
+            }
+        }
+    }
+
+    /// Mark the thread exited; it never runs again after its next switch-out.
+    pub fn mark_exited(self: &Arc<Self>) {
+        let mut state = self.run.lock();
+        state.exited = true;
+        state.blocked = false;
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        FREE_STACKS.lock().push(self.kernel_stack_top);
+    }
+}
+
+/// The thread running on this CPU, if any.
+pub fn current() -> Option<Arc<Thread>> {
+    percpu::current().current_thread()
+}
+
+/// Block the running thread until `ready()` holds (re-checked after each wake).
+pub fn block_until(thread: &Arc<Thread>, mut ready: impl FnMut() -> bool) {
+    loop {
+        thread.run.lock().blocked = true;
+        if ready() || thread.run.lock().exited {
+            thread.run.lock().blocked = false;
+            return;
+        }
+        switch_to_scheduler(thread);
+    }
+}
+
+/// Give up the CPU; the thread is requeued unless blocked or exited.
+pub fn switch_to_scheduler(thread: &Arc<Thread>) {
+    let cpu = percpu::current();
+    // SAFETY: `context` belongs to this thread, which is running here; the
+    // scheduler context was saved by this CPU's loop when it switched to us.
+    unsafe { switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get()) };
+}
+
+/// Run threads forever on this CPU.
+pub fn scheduler_loop() -> ! {
+    loop {
+        let next = RUN_QUEUE.lock().pop_front();
+        match next {
+            Some(thread) => run(thread),
+            None => {
+                crate::platform::smp::idle();
+                crate::timer::poll();
+            }
+        }
+    }
+}
+
+fn run(thread: Arc<Thread>) {
+    {
+        let mut state = thread.run.lock();
+        if state.exited {
+            return;
+        }
+        state.on_cpu = true;
+    }
+    let cpu = percpu::current();
+    cpu.set_current_thread(Some(thread.clone()));
+    cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
+    load_address_space(thread.process.address_space_root());
+    // SAFETY: the thread is off every other CPU (on_cpu was false) so its
+    // saved context is complete; the scheduler context slot is this CPU's.
+    unsafe { switch_kernel_stack(cpu.scheduler_context.get(), *thread.context.get()) };
+    // Back on the scheduler stack (possibly after the thread migrated here).
+    let cpu = percpu::current();
+    load_address_space(paging::kernel_table());
+    cpu.set_current_thread(None);
+    let mut state = thread.run.lock();
+    state.on_cpu = false;
+    if !state.exited && !state.blocked {
+        RUN_QUEUE.lock().push_back(thread.clone());
+    }
+}
+
+fn load_address_space(root: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    // SAFETY: every address space maps the kernel half identically, so the
+    // code and stack in use stay mapped across the switch.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}
+
+/// Threads waiting in the run queue (for diagnostics).
+pub fn queued() -> usize {
+    RUN_QUEUE.lock().len()
+}

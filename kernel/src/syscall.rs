@@ -1,0 +1,270 @@
+//! The two syscalls and the ring operations `cap_enter` executes.
+//!
+//! Every operation reserves its completion slot when taken from the ring
+//! (`KernelRing::next_submission` + `defer`) and posts exactly one
+//! completion, now or later. Bad input of any kind becomes an error
+//! completion; nothing here panics on user data.
+
+use crate::objects::KernelObject;
+use crate::platform::interrupts::InterruptFrame;
+use crate::sched::{self, Thread};
+use crate::{console, process, timer, userspace};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use capos_abi::limits::{CONSOLE_WRITE_MAX, GRANTS_MAX, MESSAGE_MAX, NAME_MAX, PENDING_PER_THREAD};
+use capos_abi::ring::{Completion, Submission, CQ_ENTRIES};
+use capos_abi::{CapabilityHandle, Error, Opcode, Syscall, NO_TIMEOUT};
+use capos_kcore::ring::RingFault;
+
+/// Entry from `syscall_entry`, on the thread's kernel stack.
+#[no_mangle]
+extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
+    let Some(thread) = sched::current() else {
+        frame.rax = Error::InvalidOpcode.as_result() as u64;
+        return;
+    };
+    frame.rax = match Syscall::from_number(frame.rax) {
+        Some(Syscall::CapEnter) => cap_enter(&thread, frame.rdi, frame.rsi) as u64,
+        Some(Syscall::Exit) => {
+            thread.process.exit(frame.rdi as i64, false);
+            sched::switch_to_scheduler(&thread);
+            unreachable_after_exit()
+        }
+        None => Error::InvalidOpcode.as_result() as u64,
+    };
+}
+
+fn unreachable_after_exit() -> u64 {
+    crate::kprintln!("[kernel] error: an exited thread was resumed");
+    crate::platform::exit::failure()
+}
+
+/// Consume the caller's submissions, then wait for `min_complete` completions.
+fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
+    loop {
+        let next = thread.ring.with(|memory, ring| {
+            let submission = ring.next_submission(memory)?;
+            if submission.is_some() {
+                ring.defer()?;
+            }
+            Ok::<_, RingFault>(submission)
+        });
+        match next {
+            Ok(Some(submission)) => execute(thread, &submission),
+            Ok(None) => break,
+            Err(RingFault::Overrun { .. }) => return Error::RingOverrun.as_result(),
+            Err(_) => return Error::BadAddress.as_result(),
+        }
+    }
+    let wanted = min_complete.min(u64::from(CQ_ENTRIES)) as u32;
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
+    let ready = || {
+        thread
+            .ring
+            .available()
+            .map_or(true, |count| count >= wanted)
+    };
+    if !ready() && timeout_ns != 0 {
+        if let Some(deadline) = deadline {
+            timer::add(deadline, thread.clone(), timer::Expiry::Wake);
+        }
+        sched::block_until(thread, || {
+            ready() || deadline.is_some_and(|d| timer::now_ns() >= d)
+        });
+    }
+    match thread.ring.available() {
+        Ok(count) if count >= wanted => i64::from(count),
+        Ok(_) => Error::TimedOut.as_result(),
+        Err(RingFault::Overrun { .. }) => Error::RingOverrun.as_result(),
+        Err(_) => Error::BadAddress.as_result(),
+    }
+}
+
+/// Post a completion to `thread`'s ring and wake it.
+pub fn complete_deferred(
+    thread: &Arc<Thread>,
+    user_data: u64,
+    result: i64,
+    value: u64,
+    extra: u32,
+) {
+    let completion = Completion {
+        user_data,
+        result,
+        value,
+        extra,
+        flags: 0,
+    };
+    if thread.ring.complete_deferred(completion).is_err() {
+        crate::kprintln!(
+            "[kernel] warning: ring of thread {} rejected a completion (corrupted by user space)",
+            thread.id
+        );
+    }
+    thread.wake();
+}
+
+/// What an operation produced.
+enum Outcome {
+    /// Complete now with (result, value, extra).
+    Done(i64, u64, u32),
+    /// The operation registered itself and completes later.
+    Later,
+}
+
+fn done(result: Result<i64, Error>) -> Outcome {
+    match result {
+        Ok(value) => Outcome::Done(value, 0, 0),
+        Err(error) => Outcome::Done(error.as_result(), 0, 0),
+    }
+}
+
+fn execute(thread: &Arc<Thread>, submission: &Submission) {
+    // `deferred()` already counts this submission: with PENDING_PER_THREAD
+    // operations waiting, the next one is refused.
+    let in_flight = thread.ring.with(|_, ring| ring.deferred());
+    let outcome = if in_flight as usize > PENDING_PER_THREAD {
+        done(Err(Error::QuotaExhausted))
+    } else {
+        operate(thread, submission).unwrap_or_else(|error| done(Err(error)))
+    };
+    if let Outcome::Done(result, value, extra) = outcome {
+        complete_deferred(thread, submission.user_data, result, value, extra);
+    }
+}
+
+fn capability(thread: &Thread, handle: u32) -> Result<KernelObject, Error> {
+    thread.process.capability(CapabilityHandle(handle))
+}
+
+fn read_user(thread: &Thread, address: u64, length: u64, limit: u64) -> Result<Vec<u8>, Error> {
+    if length > limit {
+        return Err(Error::TooLarge);
+    }
+    if length == 0 {
+        // An empty slice's pointer may dangle; nothing is read.
+        return Ok(Vec::new());
+    }
+    let mut bytes = vec![0u8; length as usize];
+    thread.process.address_space().read(address, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn optional_capability(thread: &Thread, handle: u64) -> Result<Option<KernelObject>, Error> {
+    if handle == u64::from(CapabilityHandle::NONE.0) {
+        return Ok(None);
+    }
+    let handle = u32::try_from(handle).map_err(|_| Error::InvalidCapability)?;
+    capability(thread, handle).map(Some)
+}
+
+fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Error> {
+    let opcode = Opcode::from_number(submission.opcode).ok_or(Error::InvalidOpcode)?;
+    if submission.flags != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let arguments = &submission.arguments;
+    if opcode == Opcode::Nop {
+        return Ok(done(Ok(0)));
+    }
+    let object = capability(thread, submission.capability)?;
+    let wrong = Err(Error::WrongObjectType);
+    Ok(match (opcode, object) {
+        (Opcode::CapabilityDrop, _) => {
+            thread
+                .process
+                .drop_capability(CapabilityHandle(submission.capability))?;
+            done(Ok(0))
+        }
+        (Opcode::ConsoleWrite, KernelObject::Console) => {
+            let bytes = read_user(thread, arguments[0], arguments[1], CONSOLE_WRITE_MAX)?;
+            console::print(format_args!("{}", String::from_utf8_lossy(&bytes)));
+            done(Ok(bytes.len() as i64))
+        }
+        (Opcode::TimerNow, KernelObject::Timer) => done(Ok(timer::now_ns() as i64)),
+        (Opcode::TimerSleep, KernelObject::Timer) => {
+            let deadline = timer::now_ns().saturating_add(arguments[0]);
+            timer::add(
+                deadline,
+                thread.clone(),
+                timer::Expiry::Sleep {
+                    user_data: submission.user_data,
+                },
+            );
+            Outcome::Later
+        }
+        (Opcode::ManifestRead, KernelObject::BootManifest) => {
+            let text = thread.process.arguments.as_bytes();
+            let start = (arguments[2] as usize).min(text.len());
+            let piece = &text[start..];
+            let length = piece.len().min(arguments[1] as usize);
+            thread
+                .process
+                .address_space()
+                .write(arguments[0], &piece[..length])?;
+            Outcome::Done(length as i64, text.len() as u64, 0)
+        }
+        (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
+        (Opcode::ProcessWait, KernelObject::ProcessHandle(process)) => {
+            // result 0; value: the exit status; extra: 1 if killed by a fault.
+            match process.wait(thread, submission.user_data) {
+                Some((code, killed)) => Outcome::Done(0, code as u64, u32::from(killed)),
+                None => Outcome::Later,
+            }
+        }
+        (Opcode::EndpointCall, KernelObject::Endpoint(endpoint)) => {
+            let message = read_user(thread, arguments[0], arguments[1], MESSAGE_MAX)?;
+            let transfer = optional_capability(thread, arguments[2])?;
+            if arguments[4] > MESSAGE_MAX {
+                return Err(Error::TooLarge);
+            }
+            capos_kcore::usermem::check_user_range(arguments[3], arguments[4])?;
+            endpoint.call(
+                thread,
+                submission.user_data,
+                message,
+                transfer,
+                (arguments[3], arguments[4]),
+            );
+            Outcome::Later
+        }
+        (Opcode::EndpointReceive, KernelObject::Endpoint(endpoint)) => {
+            capos_kcore::usermem::check_user_range(arguments[0], arguments[1])?;
+            match endpoint.receive(thread, submission.user_data, arguments[0], arguments[1]) {
+                Some((result, value, extra)) => Outcome::Done(result, value, extra),
+                None => Outcome::Later,
+            }
+        }
+        (Opcode::EndpointReply, KernelObject::Endpoint(endpoint)) => {
+            let message = read_user(thread, arguments[1], arguments[2], MESSAGE_MAX)?;
+            let transfer = optional_capability(thread, arguments[3])?;
+            done(Ok(endpoint.reply(arguments[0], &message, transfer)))
+        }
+        (Opcode::Nop, _) => done(Ok(0)),
+        _ => return wrong,
+    })
+}
+
+fn spawn(thread: &Arc<Thread>, arguments: &[u64; 6]) -> Result<Outcome, Error> {
+    let name = read_user(thread, arguments[0], arguments[1], NAME_MAX)?;
+    let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
+    if arguments[3] > GRANTS_MAX {
+        return Err(Error::TooLarge);
+    }
+    let raw = read_user(thread, arguments[2], arguments[3] * 4, GRANTS_MAX * 4)?;
+    let grants = raw
+        .chunks_exact(4)
+        .map(|chunk| {
+            capability(
+                thread,
+                u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let child = process::spawn(name, grants)?;
+    let handle = thread.process.grant(KernelObject::ProcessHandle(child))?;
+    userspace::note_spawn();
+    Ok(Outcome::Done(i64::from(handle.0), 0, 0))
+}

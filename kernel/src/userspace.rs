@@ -1,0 +1,218 @@
+//! Boot of user space: the boot modules (programs and packed manifests) GRUB
+//! loaded, the selected manifest's objects, init, and the end of the run.
+//!
+//! Module command lines name them: `program <name>` or `manifest <name>`.
+//! The boot option `manifest=<name>` selects the manifest; the kernel
+//! creates its objects, starts its init process, and ends the QEMU run when
+//! init exits (success iff init's exit code is 0).
+
+use crate::objects::{Endpoint, KernelObject};
+use crate::platform::interrupts::InterruptFrame;
+use crate::process::Process;
+use crate::{kprintln, mem, platform, sched};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::manifest::{Grant, Manifest};
+use capos_abi::CapabilityKind;
+use core::sync::atomic::{AtomicU64, Ordering};
+use multiboot2::BootInformation;
+use spin::Once;
+
+struct Module {
+    kind: String,
+    name: String,
+    bytes: &'static [u8],
+}
+
+static MODULES: Once<Vec<Module>> = Once::new();
+static MANIFEST: Once<Manifest<'static>> = Once::new();
+static ENDPOINTS: Once<Vec<Option<Arc<Endpoint>>>> = Once::new();
+static INIT_PROCESS_ID: AtomicU64 = AtomicU64::new(0);
+static SPAWNS: AtomicU64 = AtomicU64::new(0);
+
+/// Record the boot modules (call once at boot).
+pub fn collect_modules(boot_info: &BootInformation) {
+    MODULES.call_once(|| {
+        let mut modules = Vec::new();
+        for tag in boot_info.module_tags() {
+            let Ok(cmdline) = tag.cmdline() else { continue };
+            // `<kind> <name>`; a loader may put the file path first.
+            let words: Vec<&str> = cmdline.split_whitespace().collect();
+            let Some(position) = words
+                .iter()
+                .position(|word| *word == "program" || *word == "manifest")
+            else {
+                continue;
+            };
+            let (Some(kind), Some(name)) = (words.get(position), words.get(position + 1)) else {
+                continue;
+            };
+            let start = u64::from(tag.start_address());
+            let length = (tag.end_address() - tag.start_address()) as usize;
+            let Some(bytes) = mem::physical_slice(start, length) else {
+                kprintln!("[boot] warning: module {name} lies outside mapped memory");
+                continue;
+            };
+            modules.push(Module {
+                kind: String::from(*kind),
+                name: String::from(*name),
+                bytes,
+            });
+        }
+        modules
+    });
+}
+
+fn find_module(kind: &str, name: &str) -> Option<&'static [u8]> {
+    MODULES
+        .get()?
+        .iter()
+        .find(|module| module.kind == kind && module.name == name)
+        .map(|module| module.bytes)
+}
+
+/// The ELF image of program `name`.
+pub fn module(name: &str) -> Option<&'static [u8]> {
+    find_module("program", name)
+}
+
+/// The active manifest.
+pub fn manifest() -> Option<Manifest<'static>> {
+    MANIFEST.get().copied()
+}
+
+/// The object a manifest grant names.
+pub fn object_for(grant: Grant) -> Option<KernelObject> {
+    Some(match grant.kind {
+        CapabilityKind::Console => KernelObject::Console,
+        CapabilityKind::ProcessSpawner => KernelObject::ProcessSpawner,
+        CapabilityKind::Timer => KernelObject::Timer,
+        CapabilityKind::BootManifest => KernelObject::BootManifest,
+        CapabilityKind::Endpoint => {
+            let endpoint = ENDPOINTS.get()?.get(grant.object? as usize)?.clone()?;
+            KernelObject::Endpoint(endpoint)
+        }
+        CapabilityKind::ProcessHandle => return None,
+    })
+}
+
+/// A process's argument string; init without explicit arguments gets the
+/// names of the autostart processes, space separated.
+pub fn arguments_for(entry: &capos_abi::manifest::Process) -> String {
+    let Some(manifest) = manifest() else {
+        return String::from(entry.arguments);
+    };
+    let is_init = manifest
+        .process(manifest.init())
+        .is_some_and(|init| init.name == entry.name);
+    if !is_init || !entry.arguments.is_empty() {
+        return String::from(entry.arguments);
+    }
+    let names: Vec<&str> = (0..manifest.process_count())
+        .filter_map(|index| manifest.process(index))
+        .filter(|process| process.autostart)
+        .map(|process| process.name)
+        .collect();
+    names.join(" ")
+}
+
+/// Load manifest `name`, create its objects and start init. Fails the boot
+/// with a clear line when anything is missing or malformed.
+pub fn start(name: &str) {
+    let Some(bytes) = find_module("manifest", name) else {
+        let available: Vec<&str> = MODULES
+            .get()
+            .map(|modules| {
+                modules
+                    .iter()
+                    .filter(|module| module.kind == "manifest")
+                    .map(|module| module.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        kprintln!("[user] error: no manifest module {name:?} (available: {available:?})");
+        platform::exit::failure()
+    };
+    let manifest = match Manifest::parse(bytes) {
+        Ok(manifest) => *MANIFEST.call_once(|| manifest),
+        Err(error) => {
+            kprintln!("[user] error: manifest {name}: {error}");
+            platform::exit::failure()
+        }
+    };
+    ENDPOINTS.call_once(|| {
+        (0..manifest.object_count())
+            .map(|index| {
+                manifest
+                    .object(index)
+                    .filter(|object| object.kind == CapabilityKind::Endpoint)
+                    .map(|object| Endpoint::new(object.name))
+            })
+            .collect()
+    });
+    let Some(init) = manifest.process(manifest.init()) else {
+        kprintln!("[user] error: manifest {name} has no init process");
+        platform::exit::failure()
+    };
+    kprintln!(
+        "[user] manifest={name} processes={} objects={} init={}",
+        manifest.process_count(),
+        manifest.object_count(),
+        init.name
+    );
+    match crate::process::spawn(init.name, Vec::new()) {
+        Ok(process) => INIT_PROCESS_ID.store(process.id, Ordering::Release),
+        Err(error) => {
+            kprintln!(
+                "[user] error: starting init {}: {}",
+                init.name,
+                error.name()
+            );
+            platform::exit::failure()
+        }
+    }
+}
+
+/// Called once per process exit; ends the run when init exits.
+pub fn process_exited(process: &Process, code: i64) {
+    if process.id == INIT_PROCESS_ID.load(Ordering::Acquire) {
+        kprintln!(
+            "[kernel] init exited code={code} spawns={} queued={}",
+            SPAWNS.load(Ordering::Relaxed),
+            sched::queued()
+        );
+        if code == 0 {
+            platform::exit::success()
+        } else {
+            platform::exit::failure()
+        }
+    }
+}
+
+/// Count a successful spawn (diagnostics).
+pub fn note_spawn() {
+    SPAWNS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A CPU exception in user mode: report it, end only that process.
+pub fn user_fault(frame: &InterruptFrame, name: &str) -> ! {
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    let cpu = platform::percpu::current().index;
+    let Some(thread) = sched::current() else {
+        kprintln!("[fault] cpu={cpu} user-mode fault without a current thread");
+        platform::exit::failure()
+    };
+    kprintln!(
+        "[fault] process={} pid={} cpu={cpu} vector={} name={name} error={:#x} rip={:#x} addr={cr2:#x}",
+        thread.process.name,
+        thread.process.id,
+        frame.vector,
+        frame.error_code,
+        frame.rip
+    );
+    thread.process.exit(-(128 + frame.vector as i64), true);
+    sched::switch_to_scheduler(&thread);
+    kprintln!("[kernel] error: a faulted thread was resumed");
+    platform::exit::failure()
+}
