@@ -3,7 +3,7 @@
 
 CAPOS := cargo run --quiet --release --locked -p capos-evidence --bin capos --
 
-.PHONY: deps iso kernel test lint run-smp-boot run-smp-process-scale run-thread-scale run-smokes run-smp2-smokes
+.PHONY: deps iso kernel test lint run-smp-boot run-smp-process-scale run-thread-scale run-smokes run-smp2-smokes run-user-bench
 
 deps:
 	@ci/install-deps
@@ -23,6 +23,10 @@ lint: deps
 	cargo clippy --locked --workspace --exclude capos-kernel --all-targets -- -D warnings
 	cargo clippy --locked -p capos-kernel -- -D warnings
 	ci/check-flake
+
+## Guest-cycle costs of a null ring op, an endpoint call, spawn-to-exit (signed bundle).
+run-user-bench: deps
+	$(CAPOS) run user-bench
 
 ## In-QEMU smoke suite (userland/smokes.yaml) at -smp 1 and -smp 2; ends with `N passed, N failed`.
 run-smokes: deps

@@ -124,10 +124,9 @@ impl Ring {
     }
 
     /// `ProcessWait`: block until the process has ended; returns its exit
-    /// status: the code it passed to `exit`, or `-(128 + vector)` if the
-    /// kernel killed it for CPU exception `vector` (docs/abi.md). A result
-    /// equal to an error code (-1 to -11) is read as that error, so
-    /// programs should not exit with those codes.
+    /// status (the completion's `value`): the code it passed to `exit`, or
+    /// `-(128 + vector)` if the kernel killed it for CPU exception `vector`
+    /// (the completion's `extra` is then 1; docs/abi.md).
     pub fn wait(&mut self, process: CapabilityHandle) -> Result<i64, Error> {
         let submission = self.request(Opcode::ProcessWait, process, [0; 6]);
         let completion = self.call_borrowing(submission);
