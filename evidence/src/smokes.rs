@@ -42,6 +42,9 @@ struct Smoke {
     forbid: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
+    /// Extra boot options appended to `mode=user manifest=<manifest>`.
+    #[serde(default)]
+    options: String,
 }
 
 fn default_timeout() -> u64 {
@@ -154,7 +157,9 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
             cpus: args.smp,
             memory_mib: 256,
             accel: choice.accel,
-            cmdline: format!("mode=user manifest={}", smoke.manifest),
+            cmdline: format!("mode=user manifest={} {}", smoke.manifest, smoke.options)
+                .trim_end()
+                .to_string(),
             timeout: Duration::from_secs(smoke.timeout_secs),
             log_dir: log_dir.clone(),
         };
@@ -200,6 +205,7 @@ mod tests {
             expect: vec!["[a] ok".into()],
             forbid: vec!["bad".into()],
             timeout_secs: 5,
+            options: String::new(),
         }
     }
 

@@ -90,7 +90,10 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
         BootMode::User => {
             let manifest = capos_kcore::cmdline::option(cmdline.as_str(), "manifest")
                 .unwrap_or("system-hello");
-            userspace::start(manifest);
+            let delay = capos_kcore::cmdline::option(cmdline.as_str(), "bsp_delay_ms")
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0);
+            userspace::start(manifest, delay);
             sched::scheduler_loop()
         }
     }

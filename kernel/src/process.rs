@@ -39,6 +39,9 @@ struct ExitState {
 pub struct Process {
     pub id: u64,
     pub name: String,
+    /// The manifest's init process: its exit ends the run. Set before its
+    /// thread can run, so even an init that finishes at once is seen.
+    pub is_init: bool,
     pub arguments: String,
     address_space: AddressSpace,
     capabilities: Mutex<CapabilityTable<KernelObject, CAPABILITIES_PER_PROCESS>>,
@@ -141,6 +144,19 @@ fn out_of_memory() -> Error {
 /// Create and start process `name` from the manifest entry with that name,
 /// with its declared capabilities followed by `grants`.
 pub fn spawn(entry_name: &str, grants: Vec<KernelObject>) -> Result<Arc<Process>, Error> {
+    spawn_entry(entry_name, grants, false)
+}
+
+/// Create and start the manifest's init process.
+pub fn spawn_init(entry_name: &str) -> Result<Arc<Process>, Error> {
+    spawn_entry(entry_name, Vec::new(), true)
+}
+
+fn spawn_entry(
+    entry_name: &str,
+    grants: Vec<KernelObject>,
+    is_init: bool,
+) -> Result<Arc<Process>, Error> {
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
@@ -148,7 +164,7 @@ pub fn spawn(entry_name: &str, grants: Vec<KernelObject>) -> Result<Arc<Process>
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
         return Err(Error::QuotaExhausted);
     }
-    let result = build(entry_name, &entry, image, grants, &manifest);
+    let result = build(entry_name, &entry, image, grants, &manifest, is_init);
     if result.is_err() {
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
     }
@@ -161,6 +177,7 @@ fn build(
     image: &[u8],
     grants: Vec<KernelObject>,
     manifest: &capos_abi::manifest::Manifest,
+    is_init: bool,
 ) -> Result<Arc<Process>, Error> {
     let mut space = AddressSpace::new().ok_or_else(out_of_memory)?;
     let entry_point = load_elf(&mut space, image)?;
@@ -193,6 +210,7 @@ fn build(
     let process = Arc::new(Process {
         id: NEXT_PROCESS_ID.fetch_add(1, Ordering::Relaxed),
         name: String::from(entry_name),
+        is_init,
         arguments,
         address_space: space,
         capabilities: Mutex::new(table),

@@ -28,7 +28,6 @@ struct Module {
 static MODULES: Once<Vec<Module>> = Once::new();
 static MANIFEST: Once<Manifest<'static>> = Once::new();
 static ENDPOINTS: Once<Vec<Option<Arc<Endpoint>>>> = Once::new();
-static INIT_PROCESS_ID: AtomicU64 = AtomicU64::new(0);
 static SPAWNS: AtomicU64 = AtomicU64::new(0);
 
 /// Record the boot modules (call once at boot).
@@ -119,7 +118,11 @@ pub fn arguments_for(entry: &capos_abi::manifest::Process) -> String {
 
 /// Load manifest `name`, create its objects and start init. Fails the boot
 /// with a clear line when anything is missing or malformed.
-pub fn start(name: &str) {
+///
+/// `bsp_delay_ms` (boot option, tests only) keeps this CPU busy right after
+/// init's thread is queued, so init can run and even exit on another CPU
+/// before this function returns.
+pub fn start(name: &str, bsp_delay_ms: u64) {
     let Some(bytes) = find_module("manifest", name) else {
         let available: Vec<&str> = MODULES
             .get()
@@ -161,8 +164,8 @@ pub fn start(name: &str) {
         manifest.object_count(),
         init.name
     );
-    match crate::process::spawn(init.name, Vec::new()) {
-        Ok(process) => INIT_PROCESS_ID.store(process.id, Ordering::Release),
+    match crate::process::spawn_init(init.name) {
+        Ok(_) => platform::apic::delay_microseconds(bsp_delay_ms.min(10_000) * 1000),
         Err(error) => {
             kprintln!(
                 "[user] error: starting init {}: {}",
@@ -176,7 +179,7 @@ pub fn start(name: &str) {
 
 /// Called once per process exit; ends the run when init exits.
 pub fn process_exited(process: &Process, code: i64) {
-    if process.id == INIT_PROCESS_ID.load(Ordering::Acquire) {
+    if process.is_init {
         kprintln!(
             "[kernel] init exited code={code} spawns={} queued={}",
             SPAWNS.load(Ordering::Relaxed),
