@@ -45,7 +45,11 @@ pub use syscall::exit;
 #[cfg(not(test))]
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
 #[cfg(not(test))]
-core::arch::global_asm!(include_str!("runtime.S"), options(att_syntax));
+// The libc and unwinder symbols `core` needs, shared with the kernel.
+core::arch::global_asm!(
+    include_str!("../../abi/asm/bare_metal_runtime.S"),
+    options(att_syntax)
+);
 
 /// Exit code of a process whose program panicked.
 pub const PANIC_EXIT_CODE: i32 = 101;

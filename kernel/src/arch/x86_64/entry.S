@@ -7,9 +7,8 @@
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
  * 15 registers = 22 words). */
 
-.text
-.global interrupt_common
-interrupt_common:
+/* The InterruptFrame register block, rax pushed first (highest address). */
+.macro SAVE_GENERAL_REGISTERS
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -25,6 +24,30 @@ interrupt_common:
     pushq %r13
     pushq %r14
     pushq %r15
+.endm
+
+.macro RESTORE_GENERAL_REGISTERS
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+.endm
+
+.text
+.global interrupt_common
+interrupt_common:
+    SAVE_GENERAL_REGISTERS
     testb $3, 18 * 8(%rsp)
     jz 1f
     swapgs
@@ -40,21 +63,8 @@ interrupt_return:
     movq %gs:24, %rax
     fxrstor64 (%rax)
     swapgs
-2:  popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+2:
+    RESTORE_GENERAL_REGISTERS
     addq $16, %rsp
     iretq
 
@@ -79,21 +89,7 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq $SYSCALL_VECTOR
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    SAVE_GENERAL_REGISTERS
     movq %gs:24, %rax
     fxsave64 (%rax)
     movq %rsp, %rdi

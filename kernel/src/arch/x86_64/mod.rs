@@ -14,7 +14,11 @@ pub mod smp;
 core::arch::global_asm!(include_str!("boot.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("ap_trampoline.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
-core::arch::global_asm!(include_str!("runtime.S"), options(att_syntax));
+// The libc and unwinder symbols `core` needs, shared with user programs.
+core::arch::global_asm!(
+    include_str!("../../../../userland/abi/asm/bare_metal_runtime.S"),
+    options(att_syntax)
+);
 core::arch::global_asm!(
     include_str!(concat!(env!("OUT_DIR"), "/vectors.S")),
     options(att_syntax)

@@ -1,9 +1,9 @@
-/* Symbols the precompiled `core`/`alloc` expect from libc and the unwinder
- * (a copy of the kernel's kernel/src/arch/x86_64/runtime.S, so user programs
- * link without libc). Written in assembly so the compiler cannot turn them
- * back into calls to themselves. The unwinder symbols are never reached
- * under panic=abort. */
-
+/* Symbols the precompiled `core`/`alloc` expect from libc and the unwinder,
+ * for every bare-metal binary capOS builds on the host target: the kernel
+ * (kernel/src/arch/x86_64/mod.rs) and user programs (userland/runtime)
+ * include this one file. Written in assembly so the compiler cannot turn
+ * them back into calls to themselves. The unwinder symbols are never
+ * reached under panic=abort. */
 .text
 .global memcpy
 memcpy:
