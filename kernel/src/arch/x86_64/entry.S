@@ -71,8 +71,10 @@ interrupt_return:
 /* `syscall` entry. The CPU left the user RIP in RCX and RFLAGS in R11 and
  * masked IF (SFMASK). Switch to the thread's kernel stack (gs:8), build the
  * same frame an interrupt from user mode would (SS, RSP, RFLAGS, CS, RIP,
- * error 0, vector SYSCALL_VECTOR), call `syscall_dispatch(frame)`, and leave
- * through the common interrupt return, which swaps GS back and IRETs. */
+ * error 0, vector SYSCALL_VECTOR), call `syscall_dispatch(frame)`, and
+ * return with SYSRET (RIP, RFLAGS and RSP from the frame). Interrupts stay
+ * off until SYSRET restores the user RFLAGS, so nothing runs on the user
+ * stack in kernel mode. */
 .set SYSCALL_VECTOR, 0x100
 .set USER_CODE_SELECTOR, 0x2B
 .set USER_DATA_SELECTOR, 0x23
@@ -95,7 +97,22 @@ syscall_entry:
     movq %rsp, %rdi
     cld
     callq syscall_dispatch
-    jmp interrupt_return
+    /* Return with SYSRET when the frame still holds a canonical user RIP
+     * (always, unless the kernel rewrote it); otherwise take the IRET path,
+     * since SYSRET with a non-canonical RCX faults in kernel mode. */
+    movq 17 * 8(%rsp), %rcx
+    movq %rcx, %r11
+    sarq $47, %r11
+    jnz interrupt_return
+    movq %gs:24, %rax
+    fxrstor64 (%rax)
+    RESTORE_GENERAL_REGISTERS
+    addq $16, %rsp
+    movq 0(%rsp), %rcx
+    movq 16(%rsp), %r11
+    swapgs
+    movq 24(%rsp), %rsp
+    sysretq
 
 /* First switch into a new thread returns here with RSP at its user frame. */
 .global thread_first_entry
