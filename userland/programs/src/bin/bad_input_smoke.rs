@@ -13,7 +13,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
-use capos_abi::limits::CONSOLE_WRITE_MAX;
+use capos_abi::limits::{CONSOLE_WRITE_MAX, PENDING_PER_THREAD};
 use capos_abi::NO_TIMEOUT;
 use capos_runtime::{println, CapabilityHandle, Context, Error, Opcode, Ring, Submission};
 
@@ -45,7 +45,7 @@ fn main(context: &mut Context) -> i32 {
     let manifest = context.capability(MANIFEST_SLOT);
     let mut passed = 0u32;
     let mut failed = 0u32;
-    let cases: [Case<'_>; 10] = [
+    let cases: [Case<'_>; 11] = [
         ("invalid-opcode", Error::InvalidOpcode, &|ring| {
             Ok(raw(ring, UNKNOWN_OPCODE, console, [0; 6]))
         }),
@@ -82,6 +82,9 @@ fn main(context: &mut Context) -> i32 {
             submission.arguments[1] = text.len() as u64;
             // SAFETY: `text` is readable and outlives the call.
             Ok(unsafe { ring.call(submission) }.result)
+        }),
+        ("pending-quota", Error::QuotaExhausted, &|ring| {
+            pending_quota(ring, timer)
         }),
         ("stale-handle", Error::InvalidCapability, &|ring| {
             ring.drop_capability(timer)
@@ -148,6 +151,44 @@ fn raw(ring: &mut Ring, opcode: u16, capability: CapabilityHandle, arguments: [u
     // SAFETY: the arguments name no memory of this program (none, the
     // kernel half, or unmapped addresses), so nothing of ours can change.
     unsafe { ring.call(submission) }.result
+}
+
+/// Submit more sleeps in one batch than a thread may have in flight
+/// ([`PENDING_PER_THREAD`]): the excess must be refused with
+/// `QuotaExhausted` at once, every other sleep must complete normally, and
+/// no completion may be lost.
+fn pending_quota(ring: &mut Ring, timer: CapabilityHandle) -> Observed {
+    const EXCESS: usize = 8;
+    const SLEEP_NS: u64 = 20_000_000;
+    let total = PENDING_PER_THREAD + EXCESS;
+    for _ in 0..total {
+        let submission = request(
+            ring,
+            Opcode::TimerSleep as u16,
+            timer,
+            [SLEEP_NS, 0, 0, 0, 0, 0],
+        );
+        // SAFETY: a TimerSleep names no memory.
+        unsafe { ring.submit(submission) }.map_err(|_| String::from("ring-full"))?;
+    }
+    let (mut refused, mut slept, mut other, mut seen) = (0, 0, 0, 0);
+    while seen < total {
+        ring.enter(1, NO_TIMEOUT)
+            .map_err(|error| format!("enter:{}", error.name()))?;
+        while let Some(completion) = ring.next_completion() {
+            seen += 1;
+            match completion.result {
+                0 => slept += 1,
+                result if result == Error::QuotaExhausted.as_result() => refused += 1,
+                _ => other += 1,
+            }
+        }
+    }
+    if refused == EXCESS && slept == PENDING_PER_THREAD && other == 0 {
+        Ok(Error::QuotaExhausted.as_result())
+    } else {
+        Err(format!("refused={refused} slept={slept} other={other}"))
+    }
 }
 
 /// Move `sq_tail` [`FLOOD`] entries past `sq_head`: `cap_enter` must refuse
