@@ -71,6 +71,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-exit.yaml",
             "system-fault.yaml",
             "system-hello.yaml",
+            "system-peer-gone.yaml",
             "system-ring.yaml",
             "system-timer.yaml",
         ]

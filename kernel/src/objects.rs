@@ -61,7 +61,8 @@ struct Receive {
 struct EndpointState {
     calls: VecDeque<Call>,
     receives: VecDeque<Receive>,
-    awaiting_reply: Vec<(u64, Call)>,
+    /// (token, call, id of the process that received it and owes the reply)
+    awaiting_reply: Vec<(u64, Call, u64)>,
     next_token: u64,
 }
 
@@ -144,7 +145,11 @@ impl Endpoint {
     pub fn reply(&self, token: u64, message: &[u8], transfer: Option<KernelObject>) -> i64 {
         let call = {
             let mut state = self.state.lock();
-            let Some(position) = state.awaiting_reply.iter().position(|(t, _)| *t == token) else {
+            let Some(position) = state
+                .awaiting_reply
+                .iter()
+                .position(|(t, _, _)| *t == token)
+            else {
                 return Error::InvalidArgument.as_result();
             };
             state.awaiting_reply.swap_remove(position).1
@@ -173,6 +178,37 @@ impl Endpoint {
             answer.2,
         );
         0
+    }
+}
+
+impl Endpoint {
+    /// Process `process_id` has exited: its waiting receives go away, calls
+    /// it sent are dropped, and every call it received but never answered
+    /// completes with `PeerGone`, so no caller waits forever.
+    pub fn process_exited(&self, process_id: u64) {
+        let orphaned: Vec<Call> = {
+            let mut state = self.state.lock();
+            state
+                .receives
+                .retain(|receive| receive.thread.process.id != process_id);
+            state
+                .calls
+                .retain(|call| call.caller.process.id != process_id);
+            let (orphaned, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut state.awaiting_reply)
+                .into_iter()
+                .partition(|(_, _, server)| *server == process_id);
+            state.awaiting_reply = kept;
+            orphaned.into_iter().map(|(_, call, _)| call).collect()
+        };
+        for call in orphaned {
+            crate::syscall::complete_deferred(
+                &call.caller,
+                call.user_data,
+                Error::PeerGone.as_result(),
+                u64::from(CapabilityHandle::NONE.0),
+                0,
+            );
+        }
     }
 }
 
@@ -228,6 +264,6 @@ fn deliver(state: &mut EndpointState, call: Call, receive: &Receive) -> Result<(
         token,
         transferred.0,
     );
-    state.awaiting_reply.push((token, call));
+    state.awaiting_reply.push((token, call, process.id));
     Ok(())
 }

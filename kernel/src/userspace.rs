@@ -177,8 +177,12 @@ pub fn start(name: &str, bsp_delay_ms: u64) {
     }
 }
 
-/// Called once per process exit; ends the run when init exits.
+/// Called once per process exit: endpoints forget it (callers it owed a
+/// reply get `PeerGone`); ends the run when init exits.
 pub fn process_exited(process: &Process, code: i64) {
+    for endpoint in ENDPOINTS.get().into_iter().flatten().flatten() {
+        endpoint.process_exited(process.id);
+    }
     if process.is_init {
         kprintln!(
             "[kernel] init exited code={code} spawns={} queued={}",
