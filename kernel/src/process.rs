@@ -235,12 +235,26 @@ fn build(
 
 /// Map every PT_LOAD segment with its own permissions; returns the entry point.
 fn load_elf(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
+    // The ELF crate panics on a misaligned image or a table past the end;
+    // check both before it reads anything beyond the fixed header.
+    if image.len() < 64 || !(image.as_ptr() as usize).is_multiple_of(8) {
+        return Err(Error::InvalidArgument);
+    }
     let elf = ElfFile::new(image).map_err(|_| Error::InvalidArgument)?;
     let header = &elf.header;
     if header.pt1.class() != xmas_elf::header::Class::SixtyFour
         || header.pt2.machine().as_machine() != xmas_elf::header::Machine::X86_64
         || header.pt2.type_().as_type() != xmas_elf::header::Type::Executable
     {
+        return Err(Error::InvalidArgument);
+    }
+    if !capos_kcore::elf::program_headers_fit(
+        image.as_ptr() as usize,
+        image.len(),
+        header.pt2.ph_offset(),
+        header.pt2.ph_count(),
+        header.pt2.ph_entry_size(),
+    ) {
         return Err(Error::InvalidArgument);
     }
     for program in elf.program_iter() {

@@ -12,6 +12,7 @@
 pub mod acpi;
 pub mod captable;
 pub mod cmdline;
+pub mod elf;
 pub mod frame;
 pub mod fwcfg;
 pub mod memmap;
