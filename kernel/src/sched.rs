@@ -11,6 +11,7 @@
 //! clears `blocked`, leaving the requeue to that CPU's scheduler loop.
 
 use crate::mem::{paging, stacks};
+use crate::platform::interrupts::InterruptFrame;
 use crate::platform::percpu;
 use crate::process::Process;
 use alloc::collections::VecDeque;
@@ -103,23 +104,13 @@ impl Thread {
         // Stack from the top: the user frame `interrupt_return` pops, the
         // return address `switch_kernel_stack` jumps to, six callee-saved
         // registers.
-        let frame_words: [u64; 22] = {
-            let mut words = [0u64; 22];
-            words[9] = start.arguments[0]; // rdi
-            words[10] = start.arguments[1]; // rsi
-            words[17] = start.entry; // rip
-            words[18] = 0x2B; // user code
-            words[19] = 0x202; // IF
-            words[20] = start.stack_top;
-            words[21] = 0x23; // user data
-            words
-        };
-        let frame_bottom = stack_top - 22 * 8;
+        let frame = InterruptFrame::user_entry(start.entry, start.stack_top, start.arguments);
+        let frame_bottom = stack_top - core::mem::size_of::<InterruptFrame>() as u64;
         let context = frame_bottom - 8 - 6 * 8;
         // SAFETY: the stack is freshly mapped kernel memory owned by this
-        // thread; nothing runs on it yet.
+        // thread, 16-byte aligned at its top; nothing runs on it yet.
         unsafe {
-            core::ptr::copy_nonoverlapping(frame_words.as_ptr(), frame_bottom as *mut u64, 22);
+            (frame_bottom as *mut InterruptFrame).write(frame);
             ((frame_bottom - 8) as *mut u64).write(thread_first_entry as *const () as u64);
             core::ptr::write_bytes(context as *mut u64, 0, 6);
             *thread.context.get() = context;
@@ -191,10 +182,8 @@ pub fn scheduler_loop() -> ! {
         let next = RUN_QUEUE.lock().pop_front();
         match next {
             Some(thread) => run(thread),
-            None => {
-                crate::platform::smp::idle();
-                crate::timer::poll();
-            }
+            // The timer interrupt that ends the halt also fires due waiters.
+            None => crate::platform::smp::idle(),
         }
     }
 }

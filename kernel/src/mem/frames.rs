@@ -4,7 +4,8 @@
 //! the AP trampoline page), the kernel image, the boot information and
 //! every boot module, and the allocator's own bitmap.
 
-use crate::{kprintln, platform};
+use super::fail;
+use crate::kprintln;
 use capos_kcore::frame::FrameBitmap;
 use capos_kcore::memmap::{usable_ranges, PhysRange};
 use multiboot2::{BootInformation, MemoryAreaType};
@@ -30,7 +31,7 @@ extern "C" {
 /// a malformed map.
 pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
     let Some(map) = boot_info.memory_map_tag() else {
-        fail("the boot loader gave no memory map")
+        fail(format_args!("the boot loader gave no memory map"))
     };
     let mut available = [PhysRange::new(0, 0); MAX_RANGES];
     let mut available_count = 0;
@@ -39,7 +40,7 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
             continue;
         }
         if available_count == MAX_RANGES {
-            fail("more than 64 available memory ranges");
+            fail(format_args!("more than 64 available memory ranges"));
         }
         available[available_count] = PhysRange::new(area.start_address(), area.end_address());
         available_count += 1;
@@ -48,7 +49,7 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
     let mut reserved_count = 0;
     let mut reserve = |range: PhysRange| {
         if reserved_count == MAX_RANGES {
-            fail("more than 64 reserved ranges");
+            fail(format_args!("more than 64 reserved ranges"));
         }
         reserved[reserved_count] = range;
         reserved_count += 1;
@@ -79,8 +80,8 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
         &mut usable,
     ) {
         Ok(count) if count > 0 => count,
-        Ok(_) => fail("no usable memory"),
-        Err(error) => fail_with(format_args!("memory map: {error}")),
+        Ok(_) => fail(format_args!("no usable memory")),
+        Err(error) => fail(format_args!("memory map: {error}")),
     };
     let usable = &usable[..count];
     let ram_top = usable[count - 1].end;
@@ -91,7 +92,7 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
         .iter()
         .find(|range| range.len() >= bitmap_bytes && range.end <= 1 << 32)
     else {
-        fail("no memory range can hold the frame bitmap")
+        fail(format_args!("no memory range can hold the frame bitmap"))
     };
     let bitmap_range = PhysRange::new(home.start, home.start + bitmap_bytes);
     // SAFETY: `bitmap_range` is usable RAM that nothing else owns yet (it is
@@ -105,7 +106,7 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
     };
     let mut bitmap = match FrameBitmap::new(storage, 0, frames) {
         Ok(bitmap) => bitmap,
-        Err(error) => fail_with(format_args!("frame bitmap: {error}")),
+        Err(error) => fail(format_args!("frame bitmap: {error}")),
     };
     for range in usable {
         bitmap.add_free_range(*range);
@@ -119,15 +120,6 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
     );
     *FRAMES.lock() = Some(bitmap);
     PhysicalLayout { ram_top }
-}
-
-fn fail(message: &str) -> ! {
-    fail_with(format_args!("{message}"))
-}
-
-fn fail_with(message: core::fmt::Arguments) -> ! {
-    kprintln!("[mem] error: {message}");
-    platform::exit::failure()
 }
 
 /// One zeroed 4 KiB frame, or None when memory is exhausted.

@@ -13,8 +13,9 @@ pub fn init() {
     let pages = HEAP_BYTES as u64 / super::PAGE_SIZE;
     let Some(start) = super::frames::allocate_contiguous_zeroed(pages, super::PAGE_SIZE, u64::MAX)
     else {
-        crate::kprintln!("[mem] error: no {HEAP_BYTES} contiguous bytes for the kernel heap");
-        crate::platform::exit::failure()
+        super::fail(format_args!(
+            "no {HEAP_BYTES} contiguous bytes for the kernel heap"
+        ))
     };
     // SAFETY: the range was just allocated for the heap alone and is mapped
     // read-write in the physical window for the kernel's lifetime.

@@ -26,6 +26,12 @@ pub const KERNEL_BASE: u64 = 0xFFFF_FFFF_8000_0000;
 /// Size of a page.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Memory set-up cannot continue: report why and end the run.
+pub(crate) fn fail(message: core::fmt::Arguments) -> ! {
+    kprintln!("[mem] error: {message}");
+    crate::platform::exit::failure()
+}
+
 /// The virtual address at which physical `address` is visible.
 pub fn physical_to_virtual(address: u64) -> u64 {
     PHYSICAL_WINDOW + address

@@ -7,8 +7,9 @@
 //! except the one identity-mapped AP trampoline page.
 
 use super::frames::PhysicalLayout;
-use super::{frames, physical_to_virtual, KERNEL_BASE, MMIO_WINDOW, PAGE_SIZE, PHYSICAL_WINDOW};
-use crate::{kprintln, platform};
+use super::{
+    fail, frames, physical_to_virtual, KERNEL_BASE, MMIO_WINDOW, PAGE_SIZE, PHYSICAL_WINDOW,
+};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -97,11 +98,6 @@ pub fn map_mmio(physical_address: u64, length: u64) -> u64 {
         page += PAGE_SIZE;
     }
     MMIO_WINDOW + physical_address
-}
-
-fn fail(message: core::fmt::Arguments) -> ! {
-    kprintln!("[mem] error: {message}");
-    platform::exit::failure()
 }
 
 /// Build the kernel page tables and switch to them.

@@ -33,7 +33,9 @@ pub fn init_syscall() {
     // SAFETY: standard syscall configuration; the entry stub exists and the
     // GDT layout matches the selectors.
     unsafe {
-        Msr::new(STAR).write((0x18u64 << 48) | (0x08u64 << 32));
+        // SYSRET adds 16 (CS) and 8 (SS) to the user base selector.
+        let user_base = super::gdt::USER_DATA_SELECTOR - 8 - 3;
+        Msr::new(STAR).write((user_base << 48) | (0x08u64 << 32));
         Msr::new(LSTAR).write(syscall_entry as *const () as u64);
         Msr::new(SFMASK).write((1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
     }

@@ -13,6 +13,12 @@ use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
+/// User code selector with RPL 3 (GDT slot 0x28), as `sysret` derives it
+/// from STAR and as `entry.S` pushes it.
+pub const USER_CODE_SELECTOR: u64 = 0x2B;
+/// User data/stack selector with RPL 3 (GDT slot 0x20).
+pub const USER_DATA_SELECTOR: u64 = 0x23;
+
 /// IST slot (1-based as the CPU counts) used for double faults.
 pub const DOUBLE_FAULT_IST: u8 = 1;
 

@@ -44,6 +44,39 @@ pub struct InterruptFrame {
     pub ss: u64,
 }
 
+impl InterruptFrame {
+    /// The frame that enters user mode at `entry` with interrupts on, the
+    /// stack at `stack_top` and `arguments` in rdi/rsi; all else zero.
+    pub fn user_entry(entry: u64, stack_top: u64, arguments: [u64; 2]) -> Self {
+        const INTERRUPTS_ENABLED: u64 = 1 << 9;
+        const RESERVED_ONE: u64 = 1 << 1;
+        Self {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: arguments[0],
+            rsi: arguments[1],
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error_code: 0,
+            rip: entry,
+            cs: super::gdt::USER_CODE_SELECTOR,
+            rflags: INTERRUPTS_ENABLED | RESERVED_ONE,
+            rsp: stack_top,
+            ss: super::gdt::USER_DATA_SELECTOR,
+        }
+    }
+}
+
 /// Called by `interrupt_common` for every vector.
 #[no_mangle]
 extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
