@@ -9,7 +9,6 @@
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,8 +39,12 @@ pub enum BuildCommand {
 pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
     match command {
         BuildCommand::Kernel => {
-            let elf = build_kernel(root)?;
-            println!("{}  {}", sha256_file(&elf)?, display_relative(root, &elf));
+            let elf = build_kernel(root, source_date_epoch(root)?)?;
+            println!(
+                "{}  {}",
+                crate::bundle::digest_file(&elf)?.0,
+                display_relative(root, &elf)
+            );
         }
         BuildCommand::Iso { output } => {
             let iso = output.unwrap_or_else(|| paths::iso(root));
@@ -52,13 +55,15 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
     Ok(())
 }
 
-/// Compile the kernel for bare metal and return the ELF path.
-pub fn build_kernel(root: &Path) -> Result<PathBuf> {
+/// Compile the kernel for bare metal (stamped with `epoch`, see
+/// [`source_date_epoch`]) and return the ELF path.
+pub fn build_kernel(root: &Path, epoch: u64) -> Result<PathBuf> {
     cargo_build_bare_metal(
         root,
         "capos-kernel",
         &paths::kernel_target_dir(root),
         KERNEL_RUSTFLAGS,
+        epoch,
     )
     .context("kernel build failed")?;
     let elf = paths::kernel_elf(root);
@@ -73,15 +78,15 @@ pub fn build_kernel(root: &Path) -> Result<PathBuf> {
 
 /// `cargo build --release --locked -p <package>` for bare metal: the host
 /// target with `codegen_flags`, checkout and cargo-home paths remapped out
-/// of the output, `SOURCE_DATE_EPOCH` set, into its own `target_dir` (the
+/// of the output, `SOURCE_DATE_EPOCH=epoch`, into its own `target_dir` (the
 /// flags differ from the host build's). Shared by kernel and user programs.
 pub fn cargo_build_bare_metal(
     root: &Path,
     package: &str,
     target_dir: &Path,
     codegen_flags: &[&str],
+    epoch: u64,
 ) -> Result<()> {
-    let epoch = source_date_epoch(root)?;
     let mut flags: Vec<String> = codegen_flags.iter().map(|s| s.to_string()).collect();
     flags.push(format!("--remap-path-prefix={}=.", root.display()));
     if let Some(cargo_home) = cargo_home() {
@@ -148,8 +153,9 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
         .with_context(|| format!("output directory {} is not writable", output_dir.display()))?;
     let _ = std::fs::remove_file(&probe);
 
-    let kernel = build_kernel(root)?;
-    let programs = crate::userland::build_userland(root)?;
+    let epoch = source_date_epoch(root)?;
+    let kernel = build_kernel(root, epoch)?;
+    let programs = crate::userland::build_userland(root, epoch)?;
     let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
     let mut manifests = Vec::new();
     for path in crate::manifest::discover(root)? {
@@ -160,7 +166,6 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
             .to_string();
         manifests.push((name, crate::manifest::pack(&path, &program_names)?));
     }
-    let epoch = source_date_epoch(root)?;
     let staging = paths::target_dir(root).join("iso").join("staging");
     let contents = IsoContents {
         kernel: &kernel,
@@ -202,7 +207,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
         .with_context(|| format!("moving the ISO into place at {}", output.display()))?;
     Ok(BuiltIso {
         path: output.to_path_buf(),
-        sha256: sha256_file(output)?,
+        sha256: crate::bundle::digest_file(output)?.0,
     })
 }
 
@@ -334,7 +339,7 @@ fn utc_stamp(epoch: u64) -> String {
 }
 
 /// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
@@ -350,23 +355,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// Lower-case hex sha256 of a file's bytes.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// `path` relative to `root` when it is inside, for messages without machine paths.

@@ -409,7 +409,7 @@ impl BundleWriter {
                 bail!("the run wrote {reserved} itself; only the bundle writer writes it");
             }
         }
-        let entries = manifest_entries(&self.staging).context("digesting the bundle files")?;
+        let mut entries = manifest_entries(&self.staging).context("digesting the bundle files")?;
         let subjects: Vec<ResourceDescriptor> = entries
             .iter()
             .map(|entry| ResourceDescriptor::sha256(&entry.path, &entry.sha256))
@@ -423,13 +423,18 @@ impl BundleWriter {
         let envelope = provenance::sign_statement(&statement, key)
             .context("serializing the provenance statement")?;
         let provenance_path = self.staging.join(PROVENANCE_FILE);
-        fs::write(
-            &provenance_path,
-            provenance::envelope_file_bytes(&envelope)?,
-        )
-        .with_context(|| format!("writing {}", provenance_path.display()))?;
+        let provenance_bytes = provenance::envelope_file_bytes(&envelope)?;
+        fs::write(&provenance_path, &provenance_bytes)
+            .with_context(|| format!("writing {}", provenance_path.display()))?;
 
-        let manifest = write_manifest_text(&self.staging).context("writing the manifest")?;
+        // The other files were digested above; add the envelope from the
+        // bytes just written instead of walking and hashing everything again.
+        entries.push(ManifestEntry {
+            path: PROVENANCE_FILE.to_owned(),
+            size: provenance_bytes.len() as u64,
+            sha256: sha256_hex(&provenance_bytes),
+        });
+        let manifest = render_manifest(&entries);
         let manifest_path = self.staging.join(MANIFEST_FILE);
         fs::write(&manifest_path, &manifest)
             .with_context(|| format!("writing {}", manifest_path.display()))?;

@@ -563,11 +563,6 @@ impl Contract {
     pub fn gates(&self) -> &[Gate] {
         &self.gates
     }
-
-    /// Index of the case named `id`.
-    pub fn case_index(&self, id: &str) -> Option<usize> {
-        self.spec.cases.iter().position(|case| case.id == id)
-    }
 }
 
 /// How many repetitions a run uses, and why.

@@ -12,8 +12,8 @@
 //!   node's path (`locate`).
 //! - A process's `capabilities` become its slots 0, 1, 2, ... in order.
 //! - The YAML never decides a binary exists: the caller passes the known
-//!   boot-module names ([`known_binaries`] reads them from
-//!   `userland/programs/Cargo.toml`).
+//!   boot-module names ([`known_binaries`] lists the programs of the
+//!   `capos-programs` package through `cargo metadata`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,7 +75,7 @@ pub struct PackArgs {
 /// Which boot-module names a manifest may use as `binary`.
 #[derive(clap::Args, Debug)]
 pub struct BinariesArgs {
-    /// Known binaries, comma-separated (default: the `[[bin]]` names in userland/programs/Cargo.toml).
+    /// Known binaries, comma-separated (default: the programs of userland/programs, from cargo metadata).
     #[arg(long, value_delimiter = ',')]
     pub binaries: Option<Vec<String>>,
 }

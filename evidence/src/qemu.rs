@@ -19,6 +19,15 @@ pub const GUEST_SUCCESS: u32 = 0x10;
 pub const GUEST_FAILURE: u32 = 0x11;
 const DEBUG_EXIT_PORT: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 
+/// Raw serial bytes of a run, in its log directory.
+pub const SERIAL_LOG: &str = "serial.log";
+/// Serial lines with host arrival times (`<micros> <line>`).
+pub const TIMED_LOG: &str = "serial.timed.log";
+/// QEMU's stderr.
+pub const STDERR_LOG: &str = "stderr.log";
+/// The exact QEMU command line, shell-quoted.
+pub const COMMAND_FILE: &str = "command.txt";
+
 /// Which accelerator QEMU runs the guest with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,17 +233,16 @@ pub struct TimedLine {
     pub text: String,
 }
 
-/// Result of [`run_case`]: verdict, timing and where the raw logs are.
+/// Result of [`run_case`]: verdict, QEMU's exit status, timing, serial
+/// lines, and the raw serial log (the other logs sit beside it).
 #[derive(Clone, Debug)]
 pub struct CaseOutcome {
     pub verdict: Verdict,
-    pub command_line: Vec<String>,
+    /// QEMU's exit status; None when it was killed (timeout or signal).
+    pub exit_code: Option<i32>,
     pub wall: Duration,
     pub lines: Vec<TimedLine>,
     pub serial_log: PathBuf,
-    pub timed_log: PathBuf,
-    pub stderr_log: PathBuf,
-    pub command_file: PathBuf,
 }
 
 impl CaseOutcome {
@@ -289,10 +297,10 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
     }
     std::fs::create_dir_all(&spec.log_dir)
         .with_context(|| format!("cannot create log directory {}", spec.log_dir.display()))?;
-    let serial_log = spec.log_dir.join("serial.log");
-    let timed_log = spec.log_dir.join("serial.timed.log");
-    let stderr_log = spec.log_dir.join("stderr.log");
-    let command_file = spec.log_dir.join("command.txt");
+    let serial_log = spec.log_dir.join(SERIAL_LOG);
+    let timed_log = spec.log_dir.join(TIMED_LOG);
+    let stderr_log = spec.log_dir.join(STDERR_LOG);
+    let command_file = spec.log_dir.join(COMMAND_FILE);
     let args = qemu_arguments(spec);
     let mut command_line = vec![tools::QEMU.program.to_string()];
     command_line.extend(args.iter().cloned());
@@ -321,28 +329,28 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
     let lines = reader
         .join()
         .map_err(|_| anyhow::anyhow!("serial capture thread panicked"))??;
-    let verdict = match status {
-        None => Verdict::Timeout,
-        Some(status) => judge_exit(status.code()),
-    };
+    let exit_code = status.and_then(|status| status.code());
     Ok(CaseOutcome {
-        verdict,
-        command_line,
+        verdict: judge_exit(exit_code, status.is_none()),
+        exit_code,
         wall,
         lines,
         serial_log,
-        timed_log,
-        stderr_log,
-        command_file,
     })
 }
 
-fn judge_exit(code: Option<i32>) -> Verdict {
+/// How a run ended, from QEMU's exit status and whether the harness killed
+/// it at the timeout: the one classification both the runner and the
+/// bundle recompute use.
+pub fn judge_exit(code: Option<i32>, timed_out: bool) -> Verdict {
+    if timed_out {
+        return Verdict::Timeout;
+    }
     match code {
         Some(code) if code == exit_status_for(GUEST_SUCCESS) => Verdict::Pass,
         Some(code) if code == exit_status_for(GUEST_FAILURE) => Verdict::Fail {
             exit_code: Some(code),
-            reason: "guest reported failure".into(),
+            reason: format!("guest reported failure (QEMU status {code})"),
         },
         Some(0) => Verdict::Fail {
             exit_code: Some(0),
@@ -384,23 +392,27 @@ fn capture_serial(
         pending.extend_from_slice(&buffer[..read]);
         while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches(['\r', '\n'])
-                .to_string();
+            let text = serial_line_text(&line);
             writeln!(timed, "{} {}", now.as_micros(), text)?;
             lines.push(TimedLine { elapsed: now, text });
         }
     }
     if !pending.is_empty() {
         let text = String::from_utf8_lossy(&pending).to_string();
-        writeln!(timed, "{} {}", start.elapsed().as_micros(), text)?;
-        lines.push(TimedLine {
-            elapsed: start.elapsed(),
-            text,
-        });
+        let elapsed = start.elapsed();
+        writeln!(timed, "{} {}", elapsed.as_micros(), text)?;
+        lines.push(TimedLine { elapsed, text });
     }
     timed.flush()?;
     Ok(lines)
+}
+
+/// The text of one newline-terminated serial line: lossy UTF-8 without its
+/// line ending. The bundle recompute splits raw logs with the same rule.
+pub fn serial_line_text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .trim_end_matches(['\r', '\n'])
+        .to_string()
 }
 
 /// Wait for `child` until `deadline`; kill it and return None if it is still running.
@@ -522,10 +534,10 @@ mod tests {
     #[test]
     fn exit_codes_follow_isa_debug_exit() {
         assert_eq!(exit_status_for(GUEST_SUCCESS), 33);
-        assert_eq!(judge_exit(Some(33)), Verdict::Pass);
-        assert!(matches!(judge_exit(Some(35)), Verdict::Fail { .. }));
-        assert!(matches!(judge_exit(Some(0)), Verdict::Fail { .. }));
-        assert!(matches!(judge_exit(None), Verdict::Fail { .. }));
+        assert_eq!(judge_exit(Some(33), false), Verdict::Pass);
+        assert!(matches!(judge_exit(Some(35), false), Verdict::Fail { .. }));
+        assert!(matches!(judge_exit(Some(0), false), Verdict::Fail { .. }));
+        assert!(matches!(judge_exit(None, false), Verdict::Fail { .. }));
     }
 
     #[test]

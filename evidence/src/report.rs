@@ -25,11 +25,11 @@ pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
 pub const HTML_TEMPLATE: &str = "report.html.j2";
 /// Files of one run's log directory, in the order the report lists them.
 const RUN_FILES: [&str; 5] = [
-    "serial.log",
-    "serial.timed.log",
-    "stderr.log",
-    "command.txt",
-    "exit.json",
+    crate::qemu::SERIAL_LOG,
+    crate::qemu::TIMED_LOG,
+    crate::qemu::STDERR_LOG,
+    crate::qemu::COMMAND_FILE,
+    summary::EXIT_FILE,
 ];
 
 /// Arguments of `capos report`.
@@ -240,12 +240,7 @@ struct ReportContext<'a> {
 
 /// Render the report of the bundle in `bundle_dir` (which the caller verified).
 pub fn render(templates_dir: &Path, bundle_dir: &Path, bundle: &BundleFacts) -> Result<Rendered> {
-    let (contract, inputs) = summary::read_bundle_basics(bundle_dir)?;
-    let summary_path = bundle_dir.join(summary::SUMMARY_FILE);
-    let summary_text = std::fs::read(&summary_path)
-        .with_context(|| format!("reading {}", summary_path.display()))?;
-    let summary: SummaryDocument = serde_json::from_slice(&summary_text)
-        .with_context(|| format!("parsing {}", summary_path.display()))?;
+    let (contract, inputs, summary) = summary::read_bundle(bundle_dir)?;
 
     let charts = charts(&summary);
     let context = ReportContext {

@@ -65,15 +65,15 @@ pub struct GateComparison {
     /// Gate id.
     pub id: String,
     /// Recorded verdict.
-    pub old: Option<GateVerdict>,
-    /// Reproduced verdict.
+    pub old: GateVerdict,
+    /// Reproduced verdict (None if the new run lacks the gate).
     pub new: Option<GateVerdict>,
 }
 
 impl GateComparison {
     /// Whether both runs reached the same verdict.
     pub fn agrees(&self) -> bool {
-        self.old.is_some() && self.old == self.new
+        self.new == Some(self.old)
     }
 }
 
@@ -132,7 +132,7 @@ pub fn compare(old: &SummaryDocument, new: &SummaryDocument, tolerance_percent: 
         .iter()
         .map(|gate| GateComparison {
             id: gate.id.clone(),
-            old: Some(gate.verdict),
+            old: gate.verdict,
             new: new
                 .gates
                 .iter()
@@ -175,12 +175,7 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
             args.bundle.display()
         )
     })?;
-    let (contract, inputs) = summary::read_bundle_basics(&verified.dir)?;
-    let old_path = verified.dir.join(summary::SUMMARY_FILE);
-    let old: SummaryDocument = serde_json::from_slice(
-        &std::fs::read(&old_path).with_context(|| format!("reading {}", old_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", old_path.display()))?;
+    let (contract, inputs, old) = summary::read_bundle(&verified.dir)?;
     println!(
         "[reproduce] bundle {} (proof {}, {} runs per case, accel {} requested {})",
         verified.name,
@@ -190,7 +185,7 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
         inputs.accelerator.requested
     );
 
-    let (iso, iso_built, iso_matches) = choose_iso(root, &inputs, args.iso)?;
+    let (iso, iso_sha256, iso_built, iso_matches) = choose_iso(root, &inputs, args.iso)?;
     let accel_request =
         run::parse_accel_request(&inputs.accelerator.requested).with_context(|| {
             format!(
@@ -206,6 +201,7 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
         },
         accel_request,
         iso,
+        iso_sha256,
         iso_built,
         store: run::store_dir(root, args.store),
         signing_key: keys::ensure_signing_key(root, args.signing_key.as_deref())?,
@@ -234,15 +230,15 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
 }
 
 /// The ISO to boot: `--iso`, or a rebuild when HEAD is the recorded clean commit.
-/// Returns (path, built by this process, digest equals the recorded one).
+/// Returns (path, sha256, built by this process, digest equals the recorded one).
 fn choose_iso(
     root: &Path,
     inputs: &run::Inputs,
     explicit: Option<PathBuf>,
-) -> Result<(PathBuf, bool, bool)> {
+) -> Result<(PathBuf, String, bool, bool)> {
     let recorded = &inputs.iso.sha256;
     if let Some(iso) = explicit {
-        let digest = build::sha256_file(&iso)?;
+        let digest = crate::bundle::digest_file(&iso)?.0;
         let matches = &digest == recorded;
         println!(
             "[reproduce] ISO {}: sha256 {digest} {}",
@@ -253,7 +249,7 @@ fn choose_iso(
                 format!("DIFFERS from the recorded {recorded}")
             }
         );
-        return Ok((iso, false, matches));
+        return Ok((iso, digest, false, matches));
     }
     let (commit, dirty) = run::git_state(root);
     let recorded_commit = inputs.source.git_commit.as_deref();
@@ -292,7 +288,7 @@ fn choose_iso(
             format!("MISMATCH, recorded {recorded}")
         }
     );
-    Ok((built.path, true, matches))
+    Ok((built.path, built.sha256, true, matches))
 }
 
 fn print_comparison(
@@ -346,7 +342,7 @@ fn print_comparison(
         println!(
             "[reproduce] gate={} old={} new={} {}",
             gate.id,
-            verdict(gate.old),
+            verdict(Some(gate.old)),
             verdict(gate.new),
             if gate.agrees() { "agree" } else { "DISAGREE" }
         );

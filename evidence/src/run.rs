@@ -65,23 +65,18 @@ pub struct RunArgs {
     pub signing_key: Option<PathBuf>,
 }
 
-/// The accelerator request as recorded (`auto`, `kvm`, `tcg`).
-pub fn accel_request_name(request: AccelRequest) -> &'static str {
-    match request {
-        AccelRequest::Auto => "auto",
-        AccelRequest::Kvm => "kvm",
-        AccelRequest::Tcg => "tcg",
-    }
+/// The accelerator request as recorded: its `--accel` name (`auto`, `kvm`, `tcg`).
+pub fn accel_request_name(request: AccelRequest) -> String {
+    use clap::ValueEnum;
+    request
+        .to_possible_value()
+        .map(|value| value.get_name().to_string())
+        .unwrap_or_default()
 }
 
-/// Parse a recorded accelerator request.
+/// Parse a recorded accelerator request (the `--accel` names).
 pub fn parse_accel_request(name: &str) -> Option<AccelRequest> {
-    match name {
-        "auto" => Some(AccelRequest::Auto),
-        "kvm" => Some(AccelRequest::Kvm),
-        "tcg" => Some(AccelRequest::Tcg),
-        _ => None,
-    }
+    <AccelRequest as clap::ValueEnum>::from_str(name, false).ok()
 }
 
 /// Everything a run used, recorded in inputs.json before the first boot.
@@ -182,6 +177,8 @@ pub struct RunPlan<'a> {
     pub accel_request: AccelRequest,
     /// The ISO to boot.
     pub iso: PathBuf,
+    /// Its sha256, taken once when the ISO was chosen or built.
+    pub iso_sha256: String,
     /// Whether this process built the ISO.
     pub iso_built: bool,
     /// Bundle store.
@@ -221,15 +218,22 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let contract = contract::find(root, &args.proof)?;
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
-    let (iso, iso_built) = match args.iso {
-        Some(iso) => (iso, false),
-        None => (build::build_iso(root, &paths::iso(root))?.path, true),
+    let (iso, iso_sha256, iso_built) = match args.iso {
+        Some(iso) => {
+            let sha256 = crate::bundle::digest_file(&iso)?.0;
+            (iso, sha256, false)
+        }
+        None => {
+            let built = build::build_iso(root, &paths::iso(root))?;
+            (built.path, built.sha256, true)
+        }
     };
     let plan = RunPlan {
         contract: &contract,
         repetitions,
         accel_request: args.accel,
         iso,
+        iso_sha256,
         iso_built,
         store: store_dir(root, args.store),
         signing_key,
@@ -276,7 +280,7 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let inputs = collect_inputs(root, plan, &choice, &qemu_binary)?;
     write_file(
         &bundle_root.join(summary::INPUTS_FILE),
-        &to_json_text(&inputs)?,
+        &summary::json_text(&inputs)?,
     )?;
 
     let count = plan.repetitions.count;
@@ -379,15 +383,14 @@ fn run_one(
     let outcome = qemu::run_case(&spec)
         .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
     let exit = ExitRecord {
-        exit_code: match &outcome.verdict {
-            Verdict::Pass => Some(qemu::exit_status_for(qemu::GUEST_SUCCESS)),
-            Verdict::Fail { exit_code, .. } => *exit_code,
-            Verdict::Timeout => None,
-        },
+        exit_code: outcome.exit_code,
         timed_out: outcome.verdict == Verdict::Timeout,
         wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
     };
-    write_file(&log_dir.join(summary::EXIT_FILE), &exit.to_json()?)?;
+    write_file(
+        &log_dir.join(summary::EXIT_FILE),
+        &summary::json_text(&exit)?,
+    )?;
     Ok(summary::evaluate_run_dir(
         contract, case_index, repetition, log_dir,
     )?)
@@ -431,13 +434,6 @@ fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Pretty JSON with a final newline.
-pub fn to_json_text<T: Serialize>(value: &T) -> Result<String> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    Ok(text)
-}
-
 /// Gather inputs.json for `plan`.
 fn collect_inputs(
     root: &Path,
@@ -447,14 +443,14 @@ fn collect_inputs(
 ) -> Result<Inputs> {
     let iso = ArtifactRecord {
         path: build::display_relative(root, &plan.iso),
-        sha256: build::sha256_file(&plan.iso)?,
+        sha256: plan.iso_sha256.clone(),
         built_by_run: plan.iso_built,
     };
     let kernel_path = paths::kernel_elf(root);
     let kernel = if plan.iso_built && kernel_path.is_file() {
         Some(ArtifactRecord {
             path: build::display_relative(root, &kernel_path),
-            sha256: build::sha256_file(&kernel_path)?,
+            sha256: crate::bundle::digest_file(&kernel_path)?.0,
             built_by_run: true,
         })
     } else {
@@ -473,7 +469,7 @@ fn collect_inputs(
     }
     let optional_digest = |path: PathBuf| -> Result<Option<String>> {
         if path.is_file() {
-            Ok(Some(build::sha256_file(&path)?))
+            Ok(Some(crate::bundle::digest_file(&path)?.0))
         } else {
             Ok(None)
         }
@@ -484,7 +480,7 @@ fn collect_inputs(
         proof: plan.contract.spec.name.clone(),
         repetitions: plan.repetitions.clone(),
         accelerator: AcceleratorRecord {
-            requested: accel_request_name(plan.accel_request).into(),
+            requested: accel_request_name(plan.accel_request),
             name: choice.accel,
             reason: choice.reason.clone(),
         },
@@ -493,7 +489,7 @@ fn collect_inputs(
         qemu: QemuRecord {
             version: qemu_version(qemu_binary)?,
             path: qemu_binary.display().to_string(),
-            sha256: build::sha256_file(qemu_binary)?,
+            sha256: crate::bundle::digest_file(qemu_binary)?.0,
         },
         host: host_record(),
         source: SourceRecord {
@@ -651,23 +647,8 @@ pub fn rfc3339(time: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let days = (seconds / 86_400) as i64;
     let of_day = seconds % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::build::civil_from_days((seconds / 86_400) as i64);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         of_day / 3600,
@@ -700,7 +681,7 @@ mod tests {
     fn accel_names_round_trip() {
         for request in [AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg] {
             assert_eq!(
-                parse_accel_request(accel_request_name(request)),
+                parse_accel_request(&accel_request_name(request)),
                 Some(request)
             );
         }

@@ -77,10 +77,8 @@ fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
         GuestVerdict::Success => matches!(verdict, Verdict::Pass),
         GuestVerdict::Failure => matches!(
             verdict,
-            Verdict::Fail {
-                exit_code: Some(35),
-                ..
-            }
+            Verdict::Fail { exit_code: Some(code), .. }
+                if *code == qemu::exit_status_for(qemu::GUEST_FAILURE)
         ),
     };
     if !expected {

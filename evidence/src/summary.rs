@@ -32,13 +32,13 @@ pub const RESULTS_FILE: &str = "results.csv";
 /// Statistics, gates and the claim.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Raw logs, `logs/<case>/<repetition>/`.
-pub const LOGS_DIR: &str = "logs";
+pub const LOGS_DIR: &str = crate::bundle::LOGS_DIR;
 /// How QEMU ended, per run.
 pub const EXIT_FILE: &str = "exit.json";
 /// Raw serial bytes, per run.
-pub const SERIAL_FILE: &str = "serial.log";
+pub const SERIAL_FILE: &str = qemu::SERIAL_LOG;
 /// Serial lines with host arrival times, per run.
-pub const TIMED_FILE: &str = "serial.timed.log";
+pub const TIMED_FILE: &str = qemu::TIMED_LOG;
 
 /// The exact bytes `capos run` writes for results.csv and summary.json.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,29 +95,14 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
-    /// Why this exit is not a pass, or None when the guest reported success.
+    /// Why this exit is not a pass, or None when the guest reported success
+    /// (the runner's own classification, [`qemu::judge_exit`]).
     pub fn problem(&self) -> Option<String> {
-        let success = qemu::exit_status_for(qemu::GUEST_SUCCESS);
-        let failure = qemu::exit_status_for(qemu::GUEST_FAILURE);
-        if self.timed_out {
-            return Some("timed out (QEMU killed at the case's timeout)".into());
+        match qemu::judge_exit(self.exit_code, self.timed_out) {
+            qemu::Verdict::Pass => None,
+            qemu::Verdict::Timeout => Some("timed out (QEMU killed at the case's timeout)".into()),
+            qemu::Verdict::Fail { reason, .. } => Some(reason),
         }
-        match self.exit_code {
-            Some(code) if code == success => None,
-            Some(code) if code == failure => {
-                Some(format!("guest reported failure (QEMU status {code})"))
-            }
-            Some(0) => Some("QEMU exited without a guest verdict (reset or triple fault)".into()),
-            Some(code) => Some(format!("QEMU exited with status {code} (see stderr.log)")),
-            None => Some("QEMU was killed by a signal".into()),
-        }
-    }
-
-    /// Serialized form stored in the bundle.
-    pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        Ok(text)
     }
 }
 
@@ -191,8 +176,7 @@ pub fn split_serial(bytes: &[u8]) -> Vec<String> {
     let mut lines = Vec::new();
     let mut rest = bytes;
     while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
-        let text = String::from_utf8_lossy(&rest[..=end]);
-        lines.push(text.trim_end_matches(['\r', '\n']).to_string());
+        lines.push(qemu::serial_line_text(&rest[..=end]));
         rest = &rest[end + 1..];
     }
     if !rest.is_empty() {
@@ -1001,7 +985,12 @@ fn csv_row(cells: &[String]) -> String {
 
 /// summary.json text: pretty JSON and a final newline.
 pub fn render_summary_json(summary: &SummaryDocument) -> Result<String, serde_json::Error> {
-    let mut text = serde_json::to_string_pretty(summary)?;
+    json_text(summary)
+}
+
+/// Pretty JSON with a final newline: how the run's JSON files are written.
+pub fn json_text<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     Ok(text)
 }
@@ -1080,6 +1069,20 @@ fn list_names(dir: &Path) -> Result<Vec<String>, SummaryError> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The contract, inputs and stored summary of a (verified) bundle: what
+/// `report` and `reproduce` work from.
+pub fn read_bundle(bundle_dir: &Path) -> Result<(Contract, Inputs, SummaryDocument), SummaryError> {
+    let (contract, inputs) = read_bundle_basics(bundle_dir)?;
+    let summary_path = bundle_dir.join(SUMMARY_FILE);
+    let summary = serde_json::from_slice(&read_bytes(&summary_path)?).map_err(|error| {
+        SummaryError::Format {
+            path: summary_path,
+            detail: error.to_string(),
+        }
+    })?;
+    Ok((contract, inputs, summary))
 }
 
 /// Read a bundle's contract copy and recorded inputs.

@@ -37,16 +37,19 @@ pub fn program_elf(root: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Compile every program and return (program name, ELF path) in the order
-/// of the package's `[[bin]]` list. Fails if the build fails, if a program's
-/// ELF is missing, or if one breaks the start contract ([`check_user_elf`]).
-pub fn build_userland(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// Compile every program (stamped with `epoch`, see
+/// [`crate::build::source_date_epoch`]) and return (program name, ELF path)
+/// in the order of the package's `[[bin]]` list. Fails if the build fails,
+/// if a program's ELF is missing, or if one breaks the start contract
+/// ([`check_user_elf`]).
+pub fn build_userland(root: &Path, epoch: u64) -> Result<Vec<(String, PathBuf)>> {
     let names = program_names(root)?;
     cargo_build_bare_metal(
         root,
         PROGRAMS_PACKAGE,
         &user_target_dir(root),
         USER_RUSTFLAGS,
+        epoch,
     )
     .context("user program build failed")?;
     let mut programs = Vec::with_capacity(names.len());

@@ -27,7 +27,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::bundle::{self, BundleError, ManifestEntry, MANIFEST_FILE, PROVENANCE_FILE};
 use crate::pack::{self, UnpackError};
-use crate::provenance::{self, EnvelopeError, Statement};
+use crate::provenance::{self, EnvelopeError, ResourceDescriptor, Statement};
 
 /// The recomputed files, in the order they are compared.
 pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
@@ -378,81 +378,98 @@ fn check_provenance(
     Ok(provenance::verify_envelope(&envelope, trusted)?)
 }
 
-/// Step 6a: subjects are exactly the bundle files but the provenance, with equal digests.
-fn check_subjects(statement: &Statement, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
-    let mut signed = BTreeMap::new();
-    for subject in &statement.subject {
-        let digest = subject.digest.get("sha256").map(String::as_str);
-        if signed.insert(subject.name.as_str(), digest).is_some() {
-            return Err(VerifyError::SubjectDuplicate {
-                name: subject.name.clone(),
-            });
+/// How a signed descriptor list fails to match the bundle files it covers.
+enum DescriptorMismatch<'a> {
+    /// A name listed more than once.
+    Duplicate(&'a str),
+    /// A file with no descriptor.
+    Missing(&'a ManifestEntry),
+    /// A file whose descriptor carries another (or no) sha256.
+    Digest {
+        entry: &'a ManifestEntry,
+        signed: Option<&'a str>,
+    },
+    /// A descriptor naming no covered file (the first by name).
+    Unexpected(&'a str),
+}
+
+/// Check that `signed` names each of `files` exactly once with its sha256,
+/// and nothing else.
+fn match_descriptors<'a>(
+    signed: &'a [ResourceDescriptor],
+    files: impl IntoIterator<Item = &'a ManifestEntry>,
+) -> Result<(), DescriptorMismatch<'a>> {
+    let mut by_name = BTreeMap::new();
+    for descriptor in signed {
+        let digest = descriptor.digest.get("sha256").map(String::as_str);
+        if by_name.insert(descriptor.name.as_str(), digest).is_some() {
+            return Err(DescriptorMismatch::Duplicate(&descriptor.name));
         }
     }
-    for entry in entries.iter().filter(|entry| entry.path != PROVENANCE_FILE) {
-        match signed.remove(entry.path.as_str()) {
-            None => {
-                return Err(VerifyError::SubjectMissing {
-                    path: entry.path.clone(),
-                })
-            }
+    for entry in files {
+        match by_name.remove(entry.path.as_str()) {
+            None => return Err(DescriptorMismatch::Missing(entry)),
             Some(digest) if digest != Some(entry.sha256.as_str()) => {
-                return Err(VerifyError::SubjectDigestMismatch {
-                    path: entry.path.clone(),
-                    signed: digest.unwrap_or("none").to_owned(),
-                    actual: entry.sha256.clone(),
+                return Err(DescriptorMismatch::Digest {
+                    entry,
+                    signed: digest,
                 })
             }
             Some(_) => {}
         }
     }
-    match signed.keys().next() {
-        Some(name) => Err(VerifyError::SubjectUnexpected {
-            name: (*name).to_owned(),
-        }),
+    match by_name.keys().next() {
+        Some(name) => Err(DescriptorMismatch::Unexpected(name)),
         None => Ok(()),
     }
 }
 
+/// Step 6a: subjects are exactly the bundle files but the provenance, with equal digests.
+fn check_subjects(statement: &Statement, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
+    let files = entries.iter().filter(|entry| entry.path != PROVENANCE_FILE);
+    match_descriptors(&statement.subject, files).map_err(|mismatch| match mismatch {
+        DescriptorMismatch::Duplicate(name) => VerifyError::SubjectDuplicate {
+            name: name.to_owned(),
+        },
+        DescriptorMismatch::Missing(entry) => VerifyError::SubjectMissing {
+            path: entry.path.clone(),
+        },
+        DescriptorMismatch::Digest { entry, signed } => VerifyError::SubjectDigestMismatch {
+            path: entry.path.clone(),
+            signed: signed.unwrap_or("none").to_owned(),
+            actual: entry.sha256.clone(),
+        },
+        DescriptorMismatch::Unexpected(name) => VerifyError::SubjectUnexpected {
+            name: name.to_owned(),
+        },
+    })
+}
+
 /// Step 6b: byproducts are exactly the files under `logs/`, with equal digests.
 fn check_byproducts(statement: &Statement, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
-    let mut signed = BTreeMap::new();
-    for byproduct in &statement.predicate.run_details.byproducts {
-        let digest = byproduct.digest.get("sha256").map(String::as_str);
-        if signed.insert(byproduct.name.as_str(), digest).is_some() {
-            return Err(VerifyError::ByproductMismatch {
-                name: byproduct.name.clone(),
-                problem: "listed twice as a byproduct",
-            });
-        }
-    }
-    for entry in entries
+    let files = entries
         .iter()
-        .filter(|entry| bundle::is_byproduct(&entry.path))
-    {
-        match signed.remove(entry.path.as_str()) {
-            None => {
-                return Err(VerifyError::ByproductMismatch {
-                    name: entry.path.clone(),
-                    problem: "a raw log missing from the byproducts",
-                })
+        .filter(|entry| bundle::is_byproduct(&entry.path));
+    let byproducts = &statement.predicate.run_details.byproducts;
+    match_descriptors(byproducts, files).map_err(|mismatch| {
+        let (name, problem) = match mismatch {
+            DescriptorMismatch::Duplicate(name) => (name, "listed twice as a byproduct"),
+            DescriptorMismatch::Missing(entry) => {
+                (entry.path.as_str(), "a raw log missing from the byproducts")
             }
-            Some(digest) if digest != Some(entry.sha256.as_str()) => {
-                return Err(VerifyError::ByproductMismatch {
-                    name: entry.path.clone(),
-                    problem: "its byproduct digest differs from the file",
-                })
+            DescriptorMismatch::Digest { entry, .. } => (
+                entry.path.as_str(),
+                "its byproduct digest differs from the file",
+            ),
+            DescriptorMismatch::Unexpected(name) => {
+                (name, "a byproduct that is not a raw log of the bundle")
             }
-            Some(_) => {}
+        };
+        VerifyError::ByproductMismatch {
+            name: name.to_owned(),
+            problem,
         }
-    }
-    match signed.keys().next() {
-        Some(name) => Err(VerifyError::ByproductMismatch {
-            name: (*name).to_owned(),
-            problem: "a byproduct that is not a raw log of the bundle",
-        }),
-        None => Ok(()),
-    }
+    })
 }
 
 /// The first line where `stored` and `recomputed` differ, as an error naming `file`.

@@ -17,7 +17,11 @@ fn root() -> PathBuf {
 #[test]
 fn every_program_builds_as_a_static_user_elf() {
     let root = root();
-    let programs = userland::build_userland(&root).expect("building the user programs");
+    let programs = userland::build_userland(
+        &root,
+        capos_evidence::build::source_date_epoch(&root).unwrap(),
+    )
+    .expect("building the user programs");
     let names: Vec<&str> = programs.iter().map(|(name, _)| name.as_str()).collect();
     for expected in [
         "init",

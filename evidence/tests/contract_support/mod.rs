@@ -176,7 +176,11 @@ pub fn write_run(
     std::fs::write(dir.join("serial.timed.log"), timed).unwrap();
     std::fs::write(dir.join("stderr.log"), "").unwrap();
     std::fs::write(dir.join("command.txt"), "qemu-system-x86_64 -smp 1\n").unwrap();
-    std::fs::write(dir.join("exit.json"), exit.to_json().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("exit.json"),
+        capos_evidence::summary::json_text(exit).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Write contract.yaml and inputs.json of a synthetic bundle.
@@ -185,7 +189,7 @@ pub fn write_basics(bundle: &Path, contract_text: &str, inputs: &Inputs) {
     std::fs::write(bundle.join("contract.yaml"), contract_text).unwrap();
     std::fs::write(
         bundle.join("inputs.json"),
-        capos_evidence::run::to_json_text(inputs).unwrap(),
+        capos_evidence::summary::json_text(inputs).unwrap(),
     )
     .unwrap();
 }
