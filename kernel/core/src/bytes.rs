@@ -30,6 +30,11 @@ pub(crate) fn read_u8(bytes: &[u8], offset: usize) -> Option<u8> {
     bytes.get(offset).copied()
 }
 
+/// Read a little-endian `u16` at `offset`.
+pub(crate) fn read_u16_le(bytes: &[u8], offset: usize) -> Option<u16> {
+    field(bytes, offset, 2).and_then(|raw| u16::try_from(little_endian(raw)).ok())
+}
+
 /// Read a little-endian `u32` at `offset`.
 pub(crate) fn read_u32_le(bytes: &[u8], offset: usize) -> Option<u32> {
     field(bytes, offset, 4).and_then(|raw| u32::try_from(little_endian(raw)).ok())
@@ -67,6 +72,7 @@ mod tests {
     #[test]
     fn readers_decode_both_endiannesses() {
         let raw = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
+        assert_eq!(read_u16_le(&raw, 0), Some(0x0201));
         assert_eq!(read_u32_le(&raw, 0), Some(0x0403_0201));
         assert_eq!(read_u64_le(&raw, 0), Some(0x0807_0605_0403_0201));
         assert_eq!(read_u16_be(&raw, 0), Some(0x0102));
