@@ -2,6 +2,12 @@
 //! manifest (`mode=user manifest=<name>`) and checks the guest verdict and
 //! the serial lines listed in `userland/smokes.yaml`. Ends with the line
 //! `N passed, N failed`.
+//!
+//! Expected lines are matched at the start of a serial line (`expect`: a
+//! literal prefix; `expect_matching`: a regex anchored at the line start).
+//! The kernel frames every user write as `[u:<process>] ...`, so a user
+//! process can satisfy only expectations that name it, never a kernel line
+//! or another process's line. Forbidden texts match anywhere.
 
 use crate::qemu::{self, AccelRequest, CaseSpec, Verdict};
 use crate::{build, paths};
@@ -37,7 +43,11 @@ struct Smoke {
     manifest: String,
     #[serde(default)]
     guest: GuestVerdict,
+    #[serde(default)]
     expect: Vec<String>,
+    /// Regexes, each anchored at the start of some serial line.
+    #[serde(default)]
+    expect_matching: Vec<String>,
     #[serde(default)]
     forbid: Vec<String>,
     #[serde(default = "default_timeout")]
@@ -90,9 +100,18 @@ fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
     if let Some(missing) = smoke
         .expect
         .iter()
-        .find(|text| !lines.iter().any(|line| line.contains(text.as_str())))
+        .find(|text| !lines.iter().any(|line| line.starts_with(text.as_str())))
     {
-        return Some(format!("missing line containing {missing:?}"));
+        return Some(format!("missing line starting with {missing:?}"));
+    }
+    for pattern in &smoke.expect_matching {
+        let regex = match regex::Regex::new(&format!("^(?:{pattern})")) {
+            Ok(regex) => regex,
+            Err(error) => return Some(format!("bad expect_matching regex {pattern:?}: {error}")),
+        };
+        if !lines.iter().any(|line| regex.is_match(line)) {
+            return Some(format!("missing line matching {pattern:?} at its start"));
+        }
     }
     let forbidden = smoke
         .forbid
@@ -114,6 +133,20 @@ fn load(path: &Path) -> Result<Vec<Smoke>> {
         .with_context(|| format!("{}: malformed smoke list", path.display()))?;
     if file.smokes.is_empty() {
         bail!("{}: no smokes listed", path.display());
+    }
+    for smoke in &file.smokes {
+        if smoke.expect.is_empty() && smoke.expect_matching.is_empty() {
+            bail!("{}: smoke {:?} expects nothing", path.display(), smoke.name);
+        }
+        for pattern in &smoke.expect_matching {
+            regex::Regex::new(pattern).with_context(|| {
+                format!(
+                    "{}: smoke {:?}: bad regex {pattern:?}",
+                    path.display(),
+                    smoke.name
+                )
+            })?;
+        }
     }
     Ok(file.smokes)
 }
@@ -201,6 +234,7 @@ mod tests {
             manifest: "m".into(),
             guest,
             expect: vec!["[a] ok".into()],
+            expect_matching: vec![r"\[b\] n=\d+".into()],
             forbid: vec!["bad".into()],
             timeout_secs: 5,
             options: String::new(),
@@ -214,26 +248,51 @@ mod tests {
     #[test]
     fn passes_only_with_expected_verdict_and_lines() {
         let smoke = smoke(GuestVerdict::Success);
-        assert_eq!(judge(&smoke, &Verdict::Pass, &lines(&["x [a] ok"])), None);
-        assert!(judge(&smoke, &Verdict::Timeout, &lines(&["[a] ok"]))
+        let good = ["[a] ok", "[b] n=12"];
+        assert_eq!(judge(&smoke, &Verdict::Pass, &lines(&good)), None);
+        assert!(judge(&smoke, &Verdict::Timeout, &lines(&good))
             .unwrap()
             .contains("verdict"));
-        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] no"]))
+        assert!(
+            judge(&smoke, &Verdict::Pass, &lines(&["[a] no", "[b] n=1"]))
+                .unwrap()
+                .contains("missing")
+        );
+        assert!(
+            judge(&smoke, &Verdict::Pass, &lines(&["[a] ok", "[b] n=x"]))
+                .unwrap()
+                .contains("missing")
+        );
+        assert!(judge(
+            &smoke,
+            &Verdict::Pass,
+            &lines(&["[a] ok", "[b] n=1", "bad"])
+        )
+        .unwrap()
+        .contains("forbidden"));
+        assert!(judge(
+            &smoke,
+            &Verdict::Pass,
+            &lines(&["[a] ok", "[b] n=1", "[panic] x"])
+        )
+        .unwrap()
+        .contains("forbidden"));
+    }
+
+    #[test]
+    fn a_framed_user_line_cannot_satisfy_another_line() {
+        // What a process named `evil` printing "[a] ok" looks like on serial.
+        let smoke = smoke(GuestVerdict::Success);
+        let forged = ["[u:evil] [a] ok", "[u:evil] [b] n=3"];
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&forged))
             .unwrap()
             .contains("missing"));
-        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] ok", "bad"]))
-            .unwrap()
-            .contains("forbidden"));
-        assert!(
-            judge(&smoke, &Verdict::Pass, &lines(&["[a] ok", "[panic] x"]))
-                .unwrap()
-                .contains("forbidden")
-        );
     }
 
     #[test]
     fn expected_guest_failure_must_be_the_guest_failure_code() {
         let smoke = smoke(GuestVerdict::Failure);
+        let good = ["[a] ok", "[b] n=12"];
         let guest_failure = Verdict::Fail {
             exit_code: Some(35),
             reason: String::new(),
@@ -242,9 +301,9 @@ mod tests {
             exit_code: Some(0),
             reason: String::new(),
         };
-        assert_eq!(judge(&smoke, &guest_failure, &lines(&["[a] ok"])), None);
-        assert!(judge(&smoke, &triple_fault, &lines(&["[a] ok"])).is_some());
-        assert!(judge(&smoke, &Verdict::Pass, &lines(&["[a] ok"])).is_some());
+        assert_eq!(judge(&smoke, &guest_failure, &lines(&good)), None);
+        assert!(judge(&smoke, &triple_fault, &lines(&good)).is_some());
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&good)).is_some());
     }
 
     #[test]

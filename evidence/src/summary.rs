@@ -325,13 +325,13 @@ fn judge_result_line(
     let candidates: Vec<(usize, &SerialLine)> = lines
         .iter()
         .enumerate()
-        .filter(|(_, line)| line.text.contains(prefix.as_str()))
+        .filter(|(_, line)| line.text.starts_with(prefix.as_str()))
         .map(|(index, line)| (index + 1, line))
         .collect();
     let (number, line) = match candidates.as_slice() {
         [] => {
             problems.push(format!(
-                "result line missing: no serial line contains {prefix:?}"
+                "result line missing: no serial line starts with {prefix:?}"
             ));
             return fields;
         }
@@ -342,7 +342,7 @@ fn judge_result_line(
                 .map(|(number, _)| number.to_string())
                 .collect();
             problems.push(format!(
-                "result line duplicated: {} lines contain {prefix:?} (serial lines {})",
+                "result line duplicated: {} lines start with {prefix:?} (serial lines {})",
                 several.len(),
                 numbers.join(", ")
             ));

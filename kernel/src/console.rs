@@ -71,6 +71,81 @@ pub fn print(arguments: fmt::Arguments) {
     let _ = SERIAL.lock().write_fmt(arguments);
 }
 
+/// Longest piece of one user line written under one lock hold; longer
+/// lines continue on a new framed line.
+const USER_PIECE_MAX: usize = 160;
+
+/// A stack buffer for one framed piece of user text.
+struct Piece {
+    bytes: [u8; USER_PIECE_MAX],
+    length: usize,
+}
+
+impl Piece {
+    fn push(&mut self, text: &[u8]) {
+        self.bytes[self.length..self.length + text.len()].copy_from_slice(text);
+        self.length += text.len();
+    }
+
+    fn text(&self) -> &str {
+        // Only whole UTF-8 characters and ASCII escapes are pushed.
+        core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("")
+    }
+}
+
+/// Write `bytes` from user process `name`: every line is framed as
+/// `[u:<name>] <text>`, control bytes are shown as `\xNN` and invalid UTF-8
+/// as U+FFFD, and a write that does not end in a newline is ended with one.
+/// So user space can never produce a line that starts like a kernel line or
+/// like another process's line. The lock is held for one piece of at most
+/// [`USER_PIECE_MAX`] bytes at a time, never for the whole write.
+pub fn user_write(name: &str, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    for line in body.split(|byte| *byte == b'\n') {
+        let mut piece = Piece {
+            bytes: [0; USER_PIECE_MAX],
+            length: 0,
+        };
+        let flush = |piece: &mut Piece| {
+            print(format_args!("[u:{name}] {}\n", piece.text()));
+            piece.length = 0;
+        };
+        let mut wrote = false;
+        for chunk in line.utf8_chunks() {
+            let replacement = (!chunk.invalid().is_empty()).then_some('\u{FFFD}');
+            for character in chunk.valid().chars().chain(replacement) {
+                let mut encoded = [0u8; 4];
+                let escaped;
+                let text: &[u8] = if character.is_control() && character != '\t' {
+                    let value = u32::from(character).min(0xFF) as u8;
+                    escaped = [
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(value >> 4)],
+                        HEX[usize::from(value & 15)],
+                    ];
+                    &escaped
+                } else {
+                    character.encode_utf8(&mut encoded).as_bytes()
+                };
+                if piece.length + text.len() > USER_PIECE_MAX {
+                    flush(&mut piece);
+                    wrote = true;
+                }
+                piece.push(text);
+            }
+        }
+        if piece.length > 0 || !wrote {
+            flush(&mut piece);
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Write even if another CPU holds the console lock (fault and panic paths).
 pub fn emergency_print(arguments: fmt::Arguments) {
     for _ in 0..1_000_000 {

@@ -9,7 +9,6 @@ use crate::objects::KernelObject;
 use crate::platform::interrupts::InterruptFrame;
 use crate::sched::{self, Thread};
 use crate::{console, process, timer, userspace};
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -180,7 +179,7 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         }
         (Opcode::ConsoleWrite, KernelObject::Console) => {
             let bytes = read_user(thread, arguments[0], arguments[1], CONSOLE_WRITE_MAX)?;
-            console::print(format_args!("{}", String::from_utf8_lossy(&bytes)));
+            console::user_write(&thread.process.name, &bytes);
             done(Ok(bytes.len() as i64))
         }
         (Opcode::TimerNow, KernelObject::Timer) => done(Ok(timer::now_ns() as i64)),
