@@ -385,7 +385,7 @@ pub enum Problem {
     },
     /// An endpoint grant without `object`.
     #[error(
-        "an `endpoint` grant needs `object: <name>` naming an endpoint object{}",
+        "an `endpoint` or `endpoint-server` grant needs `object: <name>` naming an endpoint object{}",
         object_choices(known)
     )]
     EndpointWithoutObject {
@@ -484,6 +484,7 @@ fn is_singleton(kind: CapabilityKind) -> bool {
             | CapabilityKind::Timer
             | CapabilityKind::BootManifest
             | CapabilityKind::ProcessSpawner
+            | CapabilityKind::Diagnostics
     )
 }
 
@@ -988,7 +989,7 @@ impl<'a> Checker<'a> {
             return None;
         };
         let object_kind = self.parsed.objects[index].kind.0;
-        if object_kind != kind {
+        if Some(object_kind) != kind.object_kind() {
             let problem = Problem::ObjectKindMismatch {
                 object: escape(object),
                 object_kind,
@@ -1003,6 +1004,7 @@ impl<'a> Checker<'a> {
 
     /// The distinct names of the objects of `kind`, in document order.
     fn object_names(&self, kind: CapabilityKind) -> Vec<String> {
+        let kind = kind.object_kind().unwrap_or(kind);
         let mut names: Vec<String> = Vec::new();
         for object in &self.parsed.objects {
             if object.kind.0 == kind && !names.contains(&object.name) {

@@ -354,7 +354,7 @@ fn endpoint_grants_need_an_object() {
     assert_contains(&message, &at(14, 9));
     assert_contains(
         &message,
-        "processes[1].capabilities[0]: an `endpoint` grant needs `object: <name>` naming an endpoint object; objects of that kind: ping",
+        "processes[1].capabilities[0]: an `endpoint` or `endpoint-server` grant needs `object: <name>` naming an endpoint object; objects of that kind: ping",
     );
 }
 

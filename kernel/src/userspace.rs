@@ -88,11 +88,11 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
         CapabilityKind::ProcessSpawner => KernelObject::ProcessSpawner,
         CapabilityKind::Timer => KernelObject::Timer,
         CapabilityKind::BootManifest => KernelObject::BootManifest,
-        CapabilityKind::Endpoint => {
+        CapabilityKind::Endpoint | CapabilityKind::EndpointServer => {
             let endpoint = ENDPOINTS.get()?.get(grant.object? as usize)?.clone()?;
             KernelObject::Endpoint(endpoint)
         }
-        CapabilityKind::ProcessHandle => return None,
+        CapabilityKind::ProcessHandle | CapabilityKind::Diagnostics => return None,
     })
 }
 

@@ -72,11 +72,12 @@ pub enum Error {
     RingOverrun = 10,
     /// `cap_enter` timed out before `min_complete` completions.
     TimedOut = 11,
+    OutOfMemory = 12,
 }
 
 impl Error {
     /// All errors, for decoding and tests.
-    pub const ALL: [Error; 11] = [
+    pub const ALL: [Error; 12] = [
         Error::InvalidOpcode,
         Error::InvalidCapability,
         Error::WrongObjectType,
@@ -88,6 +89,7 @@ impl Error {
         Error::PeerGone,
         Error::RingOverrun,
         Error::TimedOut,
+        Error::OutOfMemory,
     ];
 
     /// The negative value carried in a result.
@@ -116,6 +118,7 @@ impl Error {
             Error::PeerGone => "peer-gone",
             Error::RingOverrun => "ring-overrun",
             Error::TimedOut => "timed-out",
+            Error::OutOfMemory => "out-of-memory",
         }
     }
 }
@@ -130,17 +133,21 @@ pub enum CapabilityKind {
     Endpoint = 4,
     Timer = 5,
     BootManifest = 6,
+    EndpointServer = 7,
+    Diagnostics = 8,
 }
 
 impl CapabilityKind {
     /// All kinds.
-    pub const ALL: [CapabilityKind; 6] = [
+    pub const ALL: [CapabilityKind; 8] = [
         CapabilityKind::Console,
         CapabilityKind::ProcessSpawner,
         CapabilityKind::ProcessHandle,
         CapabilityKind::Endpoint,
         CapabilityKind::Timer,
         CapabilityKind::BootManifest,
+        CapabilityKind::EndpointServer,
+        CapabilityKind::Diagnostics,
     ];
 
     /// The name used in YAML manifests.
@@ -152,6 +159,20 @@ impl CapabilityKind {
             CapabilityKind::Endpoint => "endpoint",
             CapabilityKind::Timer => "timer",
             CapabilityKind::BootManifest => "boot-manifest",
+            CapabilityKind::EndpointServer => "endpoint-server",
+            CapabilityKind::Diagnostics => "diagnostics",
+        }
+    }
+
+    /// The kind of named object a grant of this kind refers to, if it names
+    /// one: both endpoint rights (`endpoint`: call only; `endpoint-server`:
+    /// receive, reply and call) name an `endpoint` object.
+    pub const fn object_kind(self) -> Option<CapabilityKind> {
+        match self {
+            CapabilityKind::Endpoint | CapabilityKind::EndpointServer => {
+                Some(CapabilityKind::Endpoint)
+            }
+            _ => None,
         }
     }
 
@@ -230,6 +251,9 @@ pub enum Opcode {
     ManifestRead = 9,
     /// Any capability: release the handle (the slot's generation advances).
     CapabilityDrop = 10,
+    /// Diagnostics: copy the kernel's [`KernelCounters`] to (`arguments[0]`
+    /// pointer, `arguments[1]` length, at least its size); result: bytes written.
+    DiagnosticsRead = 11,
 }
 
 impl Opcode {
@@ -247,6 +271,7 @@ impl Opcode {
             8 => Some(Self::TimerSleep),
             9 => Some(Self::ManifestRead),
             10 => Some(Self::CapabilityDrop),
+            11 => Some(Self::DiagnosticsRead),
             _ => None,
         }
     }
@@ -254,6 +279,31 @@ impl Opcode {
 
 /// Limits the kernel enforces (bad input beyond them gets [`Error::TooLarge`]
 /// or [`Error::QuotaExhausted`]).
+/// Kernel resource counters, as `DiagnosticsRead` copies them out. A loop
+/// of spawn/exit cycles must bring every one back to its starting value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Physical frames free.
+    pub free_frames: u64,
+    /// Kernel heap bytes in use.
+    pub heap_used_bytes: u64,
+    /// Threads not yet torn down (kernel stack and ring still held).
+    pub live_threads: u64,
+    /// Processes not yet torn down (address space still held).
+    pub live_processes: u64,
+    /// Registered timer deadlines, over all CPUs.
+    pub timer_waiters: u64,
+    /// Endpoint calls and receives queued or awaiting a reply.
+    pub endpoint_waiters: u64,
+    /// Process-exit waiters registered.
+    pub exit_waiters: u64,
+    /// Kernel stacks cached for reuse.
+    pub cached_stacks: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<KernelCounters>() == 64);
+
 pub mod limits {
     /// Longest console write.
     pub const CONSOLE_WRITE_MAX: u64 = 4096;
@@ -265,8 +315,18 @@ pub mod limits {
     pub const GRANTS_MAX: u64 = 16;
     /// Capability slots per process.
     pub const CAPABILITIES_PER_PROCESS: usize = 64;
-    /// Operations in flight (waiting for a completion) per thread.
+    /// Operations in flight (waiting for a completion) per thread: endpoint
+    /// calls and receives, timer sleeps and process waits all count.
     pub const PENDING_PER_THREAD: usize = 32;
+    /// Processes alive at once, kernel-wide.
+    pub const LIVE_PROCESSES_MAX: usize = 128;
+    /// Children a process may have alive at once.
+    pub const LIVE_CHILDREN_PER_PROCESS: usize = 32;
+    /// Physical frames one process may own (image, stack, ring, tables): 16 MiB.
+    pub const FRAMES_PER_PROCESS: usize = 4096;
+    /// Timer deadlines one CPU holds at once; a full table refuses
+    /// `TimerSleep` and timed `cap_enter` with `QuotaExhausted`.
+    pub const TIMERS_PER_CPU: usize = 8192;
 }
 
 /// User address-space layout.

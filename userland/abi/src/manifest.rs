@@ -186,7 +186,7 @@ impl<'a> Manifest<'a> {
         for index in 0..self.grant_count {
             let grant = self.read_grant(index)?;
             if let Some(object) = grant.object {
-                if self.read_object(object)?.kind != grant.kind {
+                if Some(self.read_object(object)?.kind) != grant.kind.object_kind() {
                     return Err(ManifestError::ObjectKindMismatch { grant: index });
                 }
             }
