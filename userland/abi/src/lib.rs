@@ -73,11 +73,14 @@ pub enum Error {
     /// `cap_enter` timed out before `min_complete` completions.
     TimedOut = 11,
     OutOfMemory = 12,
+    /// The capability lacks the right the operation needs (e.g. receiving
+    /// on a call-only `endpoint` capability).
+    MissingRight = 13,
 }
 
 impl Error {
     /// All errors, for decoding and tests.
-    pub const ALL: [Error; 12] = [
+    pub const ALL: [Error; 13] = [
         Error::InvalidOpcode,
         Error::InvalidCapability,
         Error::WrongObjectType,
@@ -90,6 +93,7 @@ impl Error {
         Error::RingOverrun,
         Error::TimedOut,
         Error::OutOfMemory,
+        Error::MissingRight,
     ];
 
     /// The negative value carried in a result.
@@ -119,6 +123,7 @@ impl Error {
             Error::RingOverrun => "ring-overrun",
             Error::TimedOut => "timed-out",
             Error::OutOfMemory => "out-of-memory",
+            Error::MissingRight => "missing-right",
         }
     }
 }
