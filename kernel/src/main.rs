@@ -17,6 +17,7 @@ mod acpi;
 mod arch;
 mod boot;
 mod console;
+mod diagnostics;
 mod mem;
 mod objects;
 mod panic;
@@ -81,6 +82,9 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     let cpus = acpi::discover_cpus(&boot_info);
     platform::smp::start(&cpus);
     timer::init();
+    for index in 0..platform::percpu::count() {
+        timer::init_cpu(index);
+    }
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),
@@ -93,6 +97,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
             let delay = capos_kcore::cmdline::option(cmdline.as_str(), "bsp_delay_ms")
                 .and_then(|value| value.parse::<u64>().ok())
                 .unwrap_or(0);
+            userspace::set_user_options(cmdline.as_str());
             userspace::start(manifest, delay);
             sched::scheduler_loop()
         }

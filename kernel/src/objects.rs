@@ -4,6 +4,17 @@
 //! optionally a capability, copied into the receiver's table) and waits for
 //! the reply, which may carry a capability back. Messages are copied
 //! between address spaces through the kernel; no user memory is shared.
+//!
+//! Invariants:
+//! - Rights: an `endpoint` capability can only call; receiving and replying
+//!   need the `endpoint-server` right ([`EndpointRights`]). A capability
+//!   passed along keeps its rights.
+//! - A reply token names one received call and is bound to the thread that
+//!   received it: tokens are never reused (64-bit counter), and a reply from
+//!   any other thread, or a second reply, is refused with `NotFound`.
+//! - Every queued call and receive is an operation in flight of its thread
+//!   (bounded by `PENDING_PER_THREAD`); queues grow fallibly
+//!   (`OutOfMemory`), and a process's entries are all removed when it exits.
 
 use crate::process::Process;
 use crate::sched::Thread;
@@ -20,9 +31,33 @@ pub enum KernelObject {
     Console,
     ProcessSpawner,
     ProcessHandle(Arc<Process>),
-    Endpoint(Arc<Endpoint>),
+    Endpoint(Arc<Endpoint>, EndpointRights),
     Timer,
     BootManifest,
+    Diagnostics,
+}
+
+/// What an endpoint capability allows beyond calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointRights {
+    /// Receive calls and reply to them.
+    pub receive: bool,
+}
+
+impl EndpointRights {
+    /// Call only (`endpoint`).
+    pub const CALL: Self = Self { receive: false };
+    /// Call, receive and reply (`endpoint-server`).
+    pub const SERVE: Self = Self { receive: true };
+
+    /// `MissingRight` unless these rights include receiving.
+    pub fn require_receive(self) -> Result<(), Error> {
+        if self.receive {
+            Ok(())
+        } else {
+            Err(Error::MissingRight)
+        }
+    }
 }
 
 impl KernelObject {
@@ -32,9 +67,11 @@ impl KernelObject {
             KernelObject::Console => CapabilityKind::Console,
             KernelObject::ProcessSpawner => CapabilityKind::ProcessSpawner,
             KernelObject::ProcessHandle(_) => CapabilityKind::ProcessHandle,
-            KernelObject::Endpoint(_) => CapabilityKind::Endpoint,
+            KernelObject::Endpoint(_, rights) if rights.receive => CapabilityKind::EndpointServer,
+            KernelObject::Endpoint(..) => CapabilityKind::Endpoint,
             KernelObject::Timer => CapabilityKind::Timer,
             KernelObject::BootManifest => CapabilityKind::BootManifest,
+            KernelObject::Diagnostics => CapabilityKind::Diagnostics,
         }
     }
 }
@@ -57,13 +94,34 @@ struct Receive {
     capacity: u64,
 }
 
+/// A delivered call waiting for its reply.
+struct Awaiting {
+    token: u64,
+    call: Call,
+    /// The thread that received the call; only it may reply.
+    receiver: Arc<Thread>,
+}
+
 #[derive(Default)]
 struct EndpointState {
     calls: VecDeque<Call>,
     receives: VecDeque<Receive>,
-    /// (token, call, id of the process that received it and owes the reply)
-    awaiting_reply: Vec<(u64, Call, u64)>,
+    awaiting_reply: Vec<Awaiting>,
     next_token: u64,
+}
+
+/// Calls, receives and unanswered calls queued on every endpoint.
+static QUEUED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Entries queued on endpoints, kernel-wide (diagnostics).
+pub fn endpoint_waiters() -> u64 {
+    QUEUED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+fn queued_changed(added: usize, removed: usize) {
+    use core::sync::atomic::Ordering;
+    QUEUED.fetch_add(added as u64, Ordering::Relaxed);
+    QUEUED.fetch_sub(removed as u64, Ordering::Relaxed);
 }
 
 /// A named rendezvous point for calls and replies.
@@ -71,9 +129,6 @@ pub struct Endpoint {
     pub name: String,
     state: Mutex<EndpointState>,
 }
-
-/// A finished operation: (result, value, extra) for the completion.
-pub type Answer = (i64, u64, u32);
 
 impl Endpoint {
     /// A new endpoint.
@@ -93,7 +148,7 @@ impl Endpoint {
         message: Vec<u8>,
         transfer: Option<KernelObject>,
         reply: (u64, u64),
-    ) {
+    ) -> Result<(), Error> {
         let mut call = Call {
             caller: caller.clone(),
             user_data,
@@ -103,24 +158,33 @@ impl Endpoint {
             reply_capacity: reply.1,
         };
         let mut state = self.state.lock();
+        // Room for the call either way: queued, or awaiting its reply.
+        state
+            .calls
+            .try_reserve(1)
+            .and(state.awaiting_reply.try_reserve(1))
+            .map_err(|_| Error::OutOfMemory)?;
         while let Some(receive) = state.receives.pop_front() {
-            match deliver(&mut state, call, &receive) {
-                Ok(()) => return,
+            queued_changed(0, 1);
+            match deliver(&mut state, call, receive) {
+                Ok(()) => return Ok(()),
                 Err(returned) => call = returned,
             }
         }
         state.calls.push_back(call);
+        queued_changed(1, 0);
+        Ok(())
     }
 
-    /// Take the next call into (address, capacity) of `thread`; None means
-    /// the receive now waits and completes later.
+    /// Take the next call into (address, capacity) of `thread`; the
+    /// receive completes now (a call was queued) or later.
     pub fn receive(
         &self,
         thread: &Arc<Thread>,
         user_data: u64,
         address: u64,
         capacity: u64,
-    ) -> Option<Answer> {
+    ) -> Result<(), Error> {
         let receive = Receive {
             thread: thread.clone(),
             user_data,
@@ -128,31 +192,48 @@ impl Endpoint {
             capacity,
         };
         let mut state = self.state.lock();
+        state
+            .receives
+            .try_reserve(1)
+            .and(state.awaiting_reply.try_reserve(1))
+            .map_err(|_| Error::OutOfMemory)?;
         if let Some(call) = state.calls.pop_front() {
+            queued_changed(0, 1);
             // On failure `deliver` has already completed this receive with
             // the error; the call stays first in line for the next receiver.
-            if let Err(call) = deliver(&mut state, call, &receive) {
+            if let Err(call) = deliver(&mut state, call, receive) {
                 state.calls.push_front(call);
+                queued_changed(1, 0);
             }
-            return None;
+            return Ok(());
         }
         state.receives.push_back(receive);
-        None
+        queued_changed(1, 0);
+        Ok(())
     }
 
-    /// Answer the call with `token`: copy the reply into the caller and
-    /// complete its call. Returns the replier's own result.
-    pub fn reply(&self, token: u64, message: &[u8], transfer: Option<KernelObject>) -> i64 {
+    /// Answer the call with `token`, which `replier` must have received:
+    /// copy the reply into the caller and complete its call. A token this
+    /// thread does not hold (forged, another thread's, already answered) is
+    /// `NotFound`. Problems on the caller's side go to the caller.
+    pub fn reply(
+        &self,
+        replier: &Thread,
+        token: u64,
+        message: &[u8],
+        transfer: Option<KernelObject>,
+    ) -> Result<(), Error> {
         let call = {
             let mut state = self.state.lock();
-            let Some(position) = state
+            let position = state
                 .awaiting_reply
                 .iter()
-                .position(|(t, _, _)| *t == token)
-            else {
-                return Error::InvalidArgument.as_result();
-            };
-            state.awaiting_reply.swap_remove(position).1
+                .position(|awaiting| {
+                    awaiting.token == token && core::ptr::eq(&*awaiting.receiver, replier)
+                })
+                .ok_or(Error::NotFound)?;
+            queued_changed(0, 1);
+            state.awaiting_reply.swap_remove(position).call
         };
         let process = &call.caller.process;
         let answer = if message.len() as u64 > call.reply_capacity {
@@ -177,7 +258,7 @@ impl Endpoint {
             answer.1,
             answer.2,
         );
-        0
+        Ok(())
     }
 }
 
@@ -186,36 +267,60 @@ impl Endpoint {
     /// it sent are dropped, and every call it received but never answered
     /// completes with `PeerGone`, so no caller waits forever.
     pub fn process_exited(&self, process_id: u64) {
-        let orphaned: Vec<Call> = {
+        let mut orphaned: Vec<Call> = Vec::new();
+        {
             let mut state = self.state.lock();
+            let before = state.receives.len() + state.calls.len() + state.awaiting_reply.len();
             state
                 .receives
                 .retain(|receive| receive.thread.process.id != process_id);
             state
                 .calls
                 .retain(|call| call.caller.process.id != process_id);
-            let (orphaned, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut state.awaiting_reply)
-                .into_iter()
-                .partition(|(_, _, server)| *server == process_id);
-            state.awaiting_reply = kept;
-            orphaned.into_iter().map(|(_, call, _)| call).collect()
-        };
+            // Calls the exited process made and is still owed a reply for
+            // are forgotten (a later reply finds nothing); calls it received
+            // and never answered go back to their callers as `PeerGone`.
+            let mut index = 0;
+            while index < state.awaiting_reply.len() {
+                let awaiting = &state.awaiting_reply[index];
+                if awaiting.call.caller.process.id == process_id {
+                    state.awaiting_reply.swap_remove(index);
+                } else if awaiting.receiver.process.id == process_id {
+                    let awaiting = state.awaiting_reply.swap_remove(index);
+                    if orphaned.try_reserve(1).is_ok() {
+                        orphaned.push(awaiting.call);
+                    } else {
+                        complete_orphan(awaiting.call);
+                    }
+                } else {
+                    index += 1;
+                }
+            }
+            let after = state.receives.len() + state.calls.len() + state.awaiting_reply.len();
+            queued_changed(0, before - after);
+        }
         for call in orphaned {
-            crate::syscall::complete_deferred(
-                &call.caller,
-                call.user_data,
-                Error::PeerGone.as_result(),
-                u64::from(CapabilityHandle::NONE.0),
-                0,
-            );
+            complete_orphan(call);
         }
     }
 }
 
+/// Tell the caller of an unanswered call that its server is gone.
+fn complete_orphan(call: Call) {
+    crate::syscall::complete_deferred(
+        &call.caller,
+        call.user_data,
+        Error::PeerGone.as_result(),
+        u64::from(CapabilityHandle::NONE.0),
+        0,
+    );
+}
+
 /// Hand `call` to `receive`: copy the message and capability into the
 /// receiver and complete its receive. On a bad receive buffer the receiver
-/// gets an error and the call is handed back.
-fn deliver(state: &mut EndpointState, call: Call, receive: &Receive) -> Result<(), Call> {
+/// gets an error and the call is handed back. The caller has reserved room
+/// in `awaiting_reply`.
+fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<(), Call> {
     let process = &receive.thread.process;
     let length = call.message.len() as u64;
     if length > receive.capacity {
@@ -264,6 +369,11 @@ fn deliver(state: &mut EndpointState, call: Call, receive: &Receive) -> Result<(
         token,
         transferred.0,
     );
-    state.awaiting_reply.push((token, call, process.id));
+    state.awaiting_reply.push(Awaiting {
+        token,
+        call,
+        receiver: receive.thread,
+    });
+    queued_changed(1, 0);
     Ok(())
 }

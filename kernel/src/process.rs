@@ -2,8 +2,13 @@
 //! table, one first thread with its ring, and an exit status others wait on.
 //!
 //! Invariants: a process's capabilities come only from its manifest entry
-//! and its spawner's grants; exit happens once (the first code wins), drops
-//! every capability and completes every waiter.
+//! and its spawner's grants; exit happens once (the first code wins), kills
+//! every thread, drops every capability and completes every waiter.
+//! A process counts against [`LIVE_PROCESSES_MAX`] and its parent's
+//! [`LIVE_CHILDREN_PER_PROCESS`] until it is torn down (its last reference
+//! is dropped: threads gone, no handle left), because until then it holds
+//! its address space. A spawned process does not run until
+//! [`SpawnedChild::start`], so a spawn can be undone by dropping it.
 
 use crate::mem::address_space::{AddressSpace, UserAccess};
 use crate::objects::KernelObject;
@@ -13,26 +18,38 @@ use crate::{kprintln, userspace};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use capos_abi::layout::{RING_BASE, STACK_PAGES, STACK_TOP, USER_IMAGE_BASE};
-use capos_abi::limits::CAPABILITIES_PER_PROCESS;
+use capos_abi::layout::{RING_BASE, STACK_PAGES, STACK_TOP};
+use capos_abi::limits::{
+    CAPABILITIES_PER_PROCESS, FRAMES_PER_PROCESS, LIVE_CHILDREN_PER_PROCESS, LIVE_PROCESSES_MAX,
+};
 use capos_abi::ring::RING_PAGES;
 use capos_abi::{CapabilityHandle, Error};
 use capos_kcore::captable::CapabilityTable;
+use capos_kcore::elf::{check_user_image, LoadSegment};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
-use xmas_elf::program::{ProgramHeader, Type};
-use xmas_elf::ElfFile;
 
-/// Most processes alive at once.
-const MAX_LIVE_PROCESSES: usize = 128;
+/// Most `PT_LOAD` segments a user image may have.
+const MAX_SEGMENTS: usize = 16;
 
 static NEXT_PROCESS_ID: AtomicU64 = AtomicU64::new(1);
 static LIVE_PROCESSES: AtomicUsize = AtomicUsize::new(0);
+static EXIT_WAITERS: AtomicUsize = AtomicUsize::new(0);
 
 struct ExitState {
     code: Option<i64>,
     killed: bool,
     waiters: Vec<(Arc<Thread>, u64)>,
+}
+
+/// Processes not yet torn down (diagnostics).
+pub fn live_processes() -> u64 {
+    LIVE_PROCESSES.load(Ordering::Relaxed) as u64
+}
+
+/// Process-exit waiters registered (diagnostics).
+pub fn exit_waiters() -> u64 {
+    EXIT_WAITERS.load(Ordering::Relaxed) as u64
 }
 
 /// A user process.
@@ -47,6 +64,32 @@ pub struct Process {
     capabilities: Mutex<CapabilityTable<KernelObject, CAPABILITIES_PER_PROCESS>>,
     exit: Mutex<ExitState>,
     threads: Mutex<Vec<Weak<Thread>>>,
+    /// The spawner, whose child count this process holds.
+    parent: Option<Weak<Process>>,
+    /// Children not yet torn down.
+    live_children: AtomicUsize,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
+            parent.live_children.fetch_sub(1, Ordering::AcqRel);
+        }
+        LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A spawned process whose first thread has not started yet.
+pub struct SpawnedChild {
+    pub process: Arc<Process>,
+    thread: Arc<Thread>,
+}
+
+impl SpawnedChild {
+    /// Let the child run.
+    pub fn start(self) {
+        self.thread.start();
+    }
 }
 
 impl Process {
@@ -93,15 +136,22 @@ impl Process {
 
     /// The exit status now (code, killed by a fault), or None after
     /// registering `(thread, user_data)` to be completed when it exits.
-    pub fn wait(&self, thread: &Arc<Thread>, user_data: u64) -> Option<(i64, bool)> {
+    /// Registrations of threads that have since been killed are dropped
+    /// first, so the list never outgrows the live waiters.
+    pub fn wait(&self, thread: &Arc<Thread>, user_data: u64) -> Result<Option<(i64, bool)>, Error> {
         let mut exit = self.exit.lock();
-        match exit.code {
-            Some(code) => Some((code, exit.killed)),
-            None => {
-                exit.waiters.push((thread.clone(), user_data));
-                None
-            }
+        if let Some(code) = exit.code {
+            return Ok(Some((code, exit.killed)));
         }
+        let before = exit.waiters.len();
+        exit.waiters.retain(|(waiter, _)| !waiter.killed());
+        EXIT_WAITERS.fetch_sub(before - exit.waiters.len(), Ordering::Relaxed);
+        exit.waiters
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory)?;
+        exit.waiters.push((thread.clone(), user_data));
+        EXIT_WAITERS.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
     }
 
     /// End the process with `code` (`killed`: by the kernel, after a fault):
@@ -115,12 +165,17 @@ impl Process {
             }
             exit.code = Some(code);
             exit.killed = killed;
-            core::mem::take(&mut exit.waiters)
+            let waiters = core::mem::take(&mut exit.waiters);
+            EXIT_WAITERS.fetch_sub(waiters.len(), Ordering::Relaxed);
+            waiters
         };
         for thread in self.threads.lock().iter().filter_map(Weak::upgrade) {
-            thread.mark_exited();
+            thread.kill();
         }
-        self.capabilities.lock().clear();
+        // Dropped outside the table lock: a dropped handle may tear down a
+        // child process, which takes other locks.
+        let capabilities = core::mem::take(&mut *self.capabilities.lock());
+        drop(capabilities);
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
             crate::syscall::complete_deferred(
@@ -131,44 +186,76 @@ impl Process {
                 u32::from(killed),
             );
         }
-        LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
         userspace::process_exited(self, code);
     }
 }
 
-/// Why a spawn failed, as an ABI error.
+/// Running out of frames or heap.
 fn out_of_memory() -> Error {
-    Error::QuotaExhausted
+    Error::OutOfMemory
 }
 
-/// Create and start process `name` from the manifest entry with that name,
-/// with its declared capabilities followed by `grants`.
-pub fn spawn(entry_name: &str, grants: Vec<KernelObject>) -> Result<Arc<Process>, Error> {
-    spawn_entry(entry_name, grants, false)
+/// Create process `name` from the manifest entry with that name, with its
+/// declared capabilities followed by `grants`, as a child of `parent`.
+/// It runs once the caller calls [`SpawnedChild::start`].
+pub fn spawn(
+    entry_name: &str,
+    grants: Vec<KernelObject>,
+    parent: &Arc<Process>,
+) -> Result<SpawnedChild, Error> {
+    if parent.live_children.fetch_add(1, Ordering::AcqRel) >= LIVE_CHILDREN_PER_PROCESS {
+        parent.live_children.fetch_sub(1, Ordering::AcqRel);
+        return Err(Error::QuotaExhausted);
+    }
+    let result = spawn_entry(entry_name, grants, Some(parent));
+    if result.is_err() {
+        parent.live_children.fetch_sub(1, Ordering::AcqRel);
+    }
+    result
 }
 
 /// Create and start the manifest's init process.
 pub fn spawn_init(entry_name: &str) -> Result<Arc<Process>, Error> {
-    spawn_entry(entry_name, Vec::new(), true)
+    let child = spawn_entry(entry_name, Vec::new(), None)?;
+    let process = child.process.clone();
+    child.start();
+    Ok(process)
 }
 
 fn spawn_entry(
     entry_name: &str,
     grants: Vec<KernelObject>,
-    is_init: bool,
-) -> Result<Arc<Process>, Error> {
+    parent: Option<&Arc<Process>>,
+) -> Result<SpawnedChild, Error> {
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
-    if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= MAX_LIVE_PROCESSES {
+    if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= LIVE_PROCESSES_MAX {
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
         return Err(Error::QuotaExhausted);
     }
-    let result = build(entry_name, &entry, image, grants, &manifest, is_init);
-    if result.is_err() {
+    // From here the count belongs to the process (released by its Drop),
+    // or is released below if it never gets that far.
+    let result = build(entry_name, &entry, image, grants, &manifest, parent);
+    if matches!(result, Err(BuildError::BeforeProcess(_))) {
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
     }
-    result
+    result.map_err(BuildError::error)
+}
+
+/// A failed build, and whether the process object already existed (its
+/// Drop then releases the live count).
+enum BuildError {
+    BeforeProcess(Error),
+    AfterProcess(Error),
+}
+
+impl BuildError {
+    fn error(self) -> Error {
+        match self {
+            BuildError::BeforeProcess(error) | BuildError::AfterProcess(error) => error,
+        }
+    }
 }
 
 fn build(
@@ -177,8 +264,69 @@ fn build(
     image: &[u8],
     grants: Vec<KernelObject>,
     manifest: &capos_abi::manifest::Manifest,
-    is_init: bool,
-) -> Result<Arc<Process>, Error> {
+    parent: Option<&Arc<Process>>,
+) -> Result<SpawnedChild, BuildError> {
+    let NewSpace {
+        space,
+        ring_frames,
+        entry_point,
+        slots,
+        table,
+    } = build_space(entry, image, grants, manifest).map_err(BuildError::BeforeProcess)?;
+    let arguments = userspace::arguments_for(entry);
+    let process = Arc::new(Process {
+        id: NEXT_PROCESS_ID.fetch_add(1, Ordering::Relaxed),
+        name: String::from(entry_name),
+        is_init: parent.is_none(),
+        arguments,
+        address_space: space,
+        capabilities: Mutex::new(table),
+        exit: Mutex::new(ExitState {
+            code: None,
+            killed: false,
+            waiters: Vec::new(),
+        }),
+        threads: Mutex::new(Vec::new()),
+        parent: parent.map(Arc::downgrade),
+        live_children: AtomicUsize::new(0),
+    });
+    let start = UserStart {
+        entry: entry_point,
+        stack_top: STACK_TOP,
+        arguments: [RING_BASE, slots],
+    };
+    let thread = Thread::new(process.clone(), ThreadRing::new(ring_frames), &start)
+        .ok_or(BuildError::AfterProcess(Error::OutOfMemory))?;
+    {
+        let mut threads = process.threads.lock();
+        threads
+            .try_reserve(1)
+            .map_err(|_| BuildError::AfterProcess(Error::OutOfMemory))?;
+        threads.push(Arc::downgrade(&thread));
+    }
+    Ok(SpawnedChild { process, thread })
+}
+
+type Table = CapabilityTable<KernelObject, CAPABILITIES_PER_PROCESS>;
+
+/// What a new process starts with, before the process object exists.
+struct NewSpace {
+    space: AddressSpace,
+    ring_frames: [u64; 2],
+    entry_point: u64,
+    /// Capability slots filled.
+    slots: u64,
+    table: Table,
+}
+
+/// The address space (with its ring frames), entry point, slot count and
+/// capability table of a new process.
+fn build_space(
+    entry: &capos_abi::manifest::Process,
+    image: &[u8],
+    grants: Vec<KernelObject>,
+    manifest: &capos_abi::manifest::Manifest,
+) -> Result<NewSpace, Error> {
     let mut space = AddressSpace::new().ok_or_else(out_of_memory)?;
     let entry_point = load_elf(&mut space, image)?;
     let stack_access = UserAccess {
@@ -206,101 +354,60 @@ fn build(
         table.insert(object).map_err(|error| error.as_abi())?;
     }
     let slots = table.len() as u64;
-    let arguments = userspace::arguments_for(entry);
-    let process = Arc::new(Process {
-        id: NEXT_PROCESS_ID.fetch_add(1, Ordering::Relaxed),
-        name: String::from(entry_name),
-        is_init,
-        arguments,
-        address_space: space,
-        capabilities: Mutex::new(table),
-        exit: Mutex::new(ExitState {
-            code: None,
-            killed: false,
-            waiters: Vec::new(),
-        }),
-        threads: Mutex::new(Vec::new()),
-    });
-    let start = UserStart {
-        entry: entry_point,
-        stack_top: STACK_TOP,
-        arguments: [RING_BASE, slots],
-    };
-    let thread = Thread::new(process.clone(), ThreadRing::new(ring_frames), &start)
-        .ok_or_else(out_of_memory)?;
-    process.threads.lock().push(Arc::downgrade(&thread));
-    thread.start();
-    Ok(process)
+    Ok(NewSpace {
+        space,
+        ring_frames,
+        entry_point,
+        slots,
+        table,
+    })
 }
 
-/// Map every PT_LOAD segment with its own permissions; returns the entry point.
+/// Map every PT_LOAD segment with its own permissions; returns the entry
+/// point. The image must pass the one user-ELF policy
+/// ([`capos_kcore::elf::check_user_image`], also used by the host checker)
+/// and fit the per-process frame quota.
 fn load_elf(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
-    // The ELF crate panics on a misaligned image or a table past the end;
-    // check both before it reads anything beyond the fixed header.
-    if image.len() < 64 || !(image.as_ptr() as usize).is_multiple_of(8) {
-        return Err(Error::InvalidArgument);
+    let checked = check_user_image::<MAX_SEGMENTS>(image).map_err(|error| {
+        crate::kprintln!("[process] refused image: {error}");
+        Error::InvalidArgument
+    })?;
+    let pages: u64 = checked
+        .segments()
+        .iter()
+        .map(|segment| {
+            let first = segment.virtual_address & !0xFFF;
+            segment.end().div_ceil(4096) - first / 4096
+        })
+        .sum();
+    // Image pages plus stack, ring and a table page per segment.
+    let needed = pages + STACK_PAGES + RING_PAGES + 4 + checked.segments().len() as u64;
+    if needed > FRAMES_PER_PROCESS as u64 {
+        return Err(Error::QuotaExhausted);
     }
-    let elf = ElfFile::new(image).map_err(|_| Error::InvalidArgument)?;
-    let header = &elf.header;
-    if header.pt1.class() != xmas_elf::header::Class::SixtyFour
-        || header.pt2.machine().as_machine() != xmas_elf::header::Machine::X86_64
-        || header.pt2.type_().as_type() != xmas_elf::header::Type::Executable
-    {
-        return Err(Error::InvalidArgument);
+    for segment in checked.segments() {
+        load_segment(space, image, segment)?;
     }
-    if !capos_kcore::elf::program_headers_fit(
-        image.as_ptr() as usize,
-        image.len(),
-        header.pt2.ph_offset(),
-        header.pt2.ph_count(),
-        header.pt2.ph_entry_size(),
-    ) {
-        return Err(Error::InvalidArgument);
-    }
-    for program in elf.program_iter() {
-        if program.get_type() != Ok(Type::Load) || program.mem_size() == 0 {
-            continue;
-        }
-        load_segment(space, image, &program)?;
-    }
-    let entry = header.pt2.entry_point();
-    if !(USER_IMAGE_BASE..RING_BASE).contains(&entry) {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(entry)
+    Ok(checked.entry())
 }
 
 fn load_segment(
     space: &mut AddressSpace,
     image: &[u8],
-    program: &ProgramHeader,
+    segment: &LoadSegment,
 ) -> Result<(), Error> {
-    let start = program.virtual_addr();
-    let memory_size = program.mem_size();
-    let file_size = program.file_size();
-    let offset = program.offset();
-    let end = start
-        .checked_add(memory_size)
-        .ok_or(Error::InvalidArgument)?;
-    if start < USER_IMAGE_BASE || end > RING_BASE || file_size > memory_size {
-        return Err(Error::InvalidArgument);
-    }
-    let data = offset
-        .checked_add(file_size)
-        .and_then(|data_end| image.get(offset as usize..data_end as usize))
-        .ok_or(Error::InvalidArgument)?;
-    let flags = program.flags();
+    let start = segment.virtual_address;
+    let end = segment.end();
+    let data = segment.file_bytes(image).ok_or(Error::InvalidArgument)?;
     let access = UserAccess {
-        writable: flags.is_write(),
-        executable: flags.is_execute(),
+        writable: segment.writable,
+        executable: segment.executable,
     };
     let mut page = start & !0xFFF;
     while page < end {
-        let frame = space
-            .map_new_page(page, access)
-            .ok_or(Error::InvalidArgument)?;
+        let frame = space.map_new_page(page, access).ok_or_else(out_of_memory)?;
         let copy_start = page.max(start);
-        let copy_end = (page + 4096).min(start + file_size);
+        let copy_end = (page + 4096).min(start + data.len() as u64);
         if copy_start < copy_end {
             let source = &data[(copy_start - start) as usize..(copy_end - start) as usize];
             // SAFETY: `frame` is a fresh frame owned by `space`, visible in

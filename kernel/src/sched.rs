@@ -9,6 +9,16 @@
 //! Wake-ups are never lost: a thread sets `blocked` before re-checking its
 //! wait condition, and a waker that finds the thread still on a CPU only
 //! clears `blocked`, leaving the requeue to that CPU's scheduler loop.
+//!
+//! Lifetime: a thread's own kernel stack never holds an owning reference to
+//! the thread across a switch it may not come back from. A thread ends only
+//! through [`exit_current`], which cancels its timers, marks it dead, drops
+//! the caller's reference and switches away for good; the scheduler loop's
+//! reference is then the last one, and dropping it frees the kernel stack
+//! (to the stack cache) and releases the process. A thread asked to stop
+//! ([`Thread::kill`]) is woken if blocked and runs until its next return
+//! towards user mode, where the syscall and interrupt paths call
+//! `exit_current`. So teardown always runs, from a known place.
 
 use crate::mem::{paging, stacks};
 use crate::platform::interrupts::InterruptFrame;
@@ -30,6 +40,8 @@ const KERNEL_STACK_PAGES: u64 = 8;
 static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+/// Threads created and not yet dropped.
+static LIVE_THREADS: AtomicU64 = AtomicU64::new(0);
 
 extern "C" {
     fn switch_kernel_stack(save: *mut u64, load: u64);
@@ -45,7 +57,10 @@ struct FpuArea([u8; 512]);
 struct RunState {
     on_cpu: bool,
     blocked: bool,
-    exited: bool,
+    /// Asked to stop: the thread unwinds to its user boundary and exits.
+    killed: bool,
+    /// Finished: never runs again.
+    dead: bool,
 }
 
 /// A thread of a user process.
@@ -58,6 +73,8 @@ pub struct Thread {
     run: Mutex<RunState>,
     /// The thread's capability ring.
     pub ring: crate::ring::ThreadRing,
+    /// The thread's registered deadlines (see `timer`).
+    pub timers: crate::timer::ThreadTimers,
 }
 
 // SAFETY: `context` and `fpu` are touched only by the CPU running the thread
@@ -100,19 +117,23 @@ impl Thread {
             fpu: UnsafeCell::new(fpu),
             run: Mutex::new(RunState::default()),
             ring,
+            timers: crate::timer::ThreadTimers::new(),
         });
+        LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
         // Stack from the top: the user frame `interrupt_return` pops, the
         // return address `switch_kernel_stack` jumps to, six callee-saved
-        // registers.
+        // registers and the kernel RFLAGS (reserved bit only: interrupts
+        // off, DF/AC/NT clear).
         let frame = InterruptFrame::user_entry(start.entry, start.stack_top, start.arguments);
         let frame_bottom = stack_top - core::mem::size_of::<InterruptFrame>() as u64;
-        let context = frame_bottom - 8 - 6 * 8;
+        let context = frame_bottom - 8 - 7 * 8;
         // SAFETY: the stack is freshly mapped kernel memory owned by this
         // thread, 16-byte aligned at its top; nothing runs on it yet.
         unsafe {
             (frame_bottom as *mut InterruptFrame).write(frame);
             ((frame_bottom - 8) as *mut u64).write(thread_first_entry as *const () as u64);
-            core::ptr::write_bytes(context as *mut u64, 0, 6);
+            core::ptr::write_bytes(context as *mut u64, 0, 7);
+            ((context + 6 * 8) as *mut u64).write(KERNEL_RFLAGS);
             *thread.context.get() = context;
         }
         Some(thread)
@@ -127,7 +148,7 @@ impl Thread {
     /// Wake the thread if it is blocked.
     pub fn wake(self: &Arc<Self>) {
         let mut state = self.run.lock();
-        if state.blocked && !state.exited {
+        if state.blocked && !state.dead {
             state.blocked = false;
             if !state.on_cpu {
                 RUN_QUEUE.lock().push_back(self.clone());
@@ -137,18 +158,41 @@ impl Thread {
         }
     }
 
-    /// Mark the thread exited; it never runs again after its next switch-out.
-    pub fn mark_exited(self: &Arc<Self>) {
-        let mut state = self.run.lock();
-        state.exited = true;
-        state.blocked = false;
+    /// Ask the thread to stop: it is woken if blocked and exits at its next
+    /// return towards user mode.
+    pub fn kill(self: &Arc<Self>) {
+        self.run.lock().killed = true;
+        self.wake();
+    }
+
+    /// Whether the thread has been asked to stop.
+    pub fn killed(&self) -> bool {
+        self.run.lock().killed
     }
 }
 
 impl Drop for Thread {
     fn drop(&mut self) {
-        FREE_STACKS.lock().push(self.kernel_stack_top);
+        // The stack cache is bounded by the most threads ever alive at once.
+        let mut stacks = FREE_STACKS.lock();
+        if stacks.try_reserve(1).is_ok() {
+            stacks.push(self.kernel_stack_top);
+        }
+        LIVE_THREADS.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// RFLAGS kernel code runs with after a switch: only the reserved bit.
+const KERNEL_RFLAGS: u64 = 1 << 1;
+
+/// Threads created and not yet torn down.
+pub fn live_threads() -> u64 {
+    LIVE_THREADS.load(Ordering::Relaxed)
+}
+
+/// Kernel stacks cached for reuse.
+pub fn cached_stacks() -> u64 {
+    FREE_STACKS.lock().len() as u64
 }
 
 /// The thread running on this CPU, if any.
@@ -156,11 +200,12 @@ pub fn current() -> Option<Arc<Thread>> {
     percpu::current().current_thread()
 }
 
-/// Block the running thread until `ready()` holds (re-checked after each wake).
-pub fn block_until(thread: &Arc<Thread>, mut ready: impl FnMut() -> bool) {
+/// Block the running thread until `ready()` holds (re-checked after each
+/// wake) or the thread is killed.
+pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
         thread.run.lock().blocked = true;
-        if ready() || thread.run.lock().exited {
+        if ready() || thread.run.lock().killed {
             thread.run.lock().blocked = false;
             return;
         }
@@ -168,12 +213,37 @@ pub fn block_until(thread: &Arc<Thread>, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// Give up the CPU; the thread is requeued unless blocked or exited.
-pub fn switch_to_scheduler(thread: &Arc<Thread>) {
+/// Give up the CPU; the thread is requeued unless blocked or dead.
+pub fn switch_to_scheduler(thread: &Thread) {
     let cpu = percpu::current();
     // SAFETY: `context` belongs to this thread, which is running here; the
     // scheduler context was saved by this CPU's loop when it switched to us.
     unsafe { switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get()) };
+}
+
+/// End the running thread for good: cancel its timers, mark it dead, drop
+/// the caller's reference (the scheduler loop still holds one, so the
+/// thread outlives this function) and switch away without coming back.
+pub fn exit_current(thread: Arc<Thread>) -> ! {
+    thread.timers.cancel_all();
+    thread.run.lock().dead = true;
+    let context = thread.context.get();
+    drop(thread);
+    let cpu = percpu::current();
+    // SAFETY: the scheduler loop of this CPU holds a reference to the
+    // thread until after this switch, so `context` stays valid; the thread
+    // is dead, so nothing ever switches back to the saved context.
+    unsafe { switch_kernel_stack(context, *cpu.scheduler_context.get()) };
+    crate::kprintln!("[kernel] error: a dead thread was resumed");
+    crate::platform::exit::failure()
+}
+
+/// If the running thread has been killed, end it now (called on every
+/// return towards user mode).
+pub fn exit_if_killed(thread: Arc<Thread>) {
+    if thread.killed() {
+        exit_current(thread);
+    }
 }
 
 /// Run threads forever on this CPU.
@@ -183,7 +253,7 @@ pub fn scheduler_loop() -> ! {
         match next {
             Some(thread) => run(thread),
             // The timer interrupt that ends the halt also fires due waiters.
-            None => crate::platform::smp::idle(),
+            None => crate::platform::smp::idle(|| !RUN_QUEUE.lock().is_empty()),
         }
     }
 }
@@ -191,7 +261,7 @@ pub fn scheduler_loop() -> ! {
 fn run(thread: Arc<Thread>) {
     {
         let mut state = thread.run.lock();
-        if state.exited {
+        if state.dead {
             return;
         }
         state.on_cpu = true;
@@ -209,7 +279,7 @@ fn run(thread: Arc<Thread>) {
     cpu.set_current_thread(None);
     let mut state = thread.run.lock();
     state.on_cpu = false;
-    if !state.exited && !state.blocked {
+    if !state.dead && !state.blocked {
         RUN_QUEUE.lock().push_back(thread.clone());
     }
 }

@@ -10,14 +10,14 @@ use crate::platform::interrupts::InterruptFrame;
 use crate::sched::{self, Thread};
 use crate::{console, process, timer, userspace};
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use capos_abi::limits::{CONSOLE_WRITE_MAX, GRANTS_MAX, MESSAGE_MAX, NAME_MAX, PENDING_PER_THREAD};
 use capos_abi::ring::{Completion, Submission, CQ_ENTRIES};
 use capos_abi::{CapabilityHandle, Error, Opcode, Syscall, NO_TIMEOUT};
 use capos_kcore::ring::RingFault;
 
-/// Entry from `syscall_entry`, on the thread's kernel stack.
+/// Entry from `syscall_entry`, on the thread's kernel stack. Returns to
+/// user mode unless the thread exits or was killed meanwhile.
 #[no_mangle]
 extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
     let Some(thread) = sched::current() else {
@@ -28,16 +28,11 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
         Some(Syscall::CapEnter) => cap_enter(&thread, frame.rdi, frame.rsi) as u64,
         Some(Syscall::Exit) => {
             thread.process.exit(frame.rdi as i64, false);
-            sched::switch_to_scheduler(&thread);
-            unreachable_after_exit()
+            sched::exit_current(thread)
         }
         None => Error::InvalidOpcode.as_result() as u64,
     };
-}
-
-fn unreachable_after_exit() -> u64 {
-    crate::kprintln!("[kernel] error: an exited thread was resumed");
-    crate::platform::exit::failure()
+    sched::exit_if_killed(thread);
 }
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.
@@ -66,12 +61,20 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
             .map_or(true, |count| count >= wanted)
     };
     if !ready() && timeout_ns != 0 {
-        if let Some(deadline) = deadline {
-            timer::add(deadline, thread.clone(), timer::Expiry::Wake);
-        }
+        // The registration lives exactly as long as this wait.
+        let registration = match deadline {
+            Some(deadline) => match timer::add(deadline, thread, timer::Expiry::Wake) {
+                Ok(token) => Some(token),
+                Err(error) => return error.as_result(),
+            },
+            None => None,
+        };
         sched::block_until(thread, || {
             ready() || deadline.is_some_and(|d| timer::now_ns() >= d)
         });
+        if let Some(token) = registration {
+            timer::cancel(thread, token);
+        }
     }
     match thread.ring.available() {
         Ok(count) if count >= wanted => i64::from(count),
@@ -126,6 +129,8 @@ fn execute(thread: &Arc<Thread>, submission: &Submission) {
     let in_flight = thread.ring.with(|_, ring| ring.deferred());
     let outcome = if in_flight as usize > PENDING_PER_THREAD {
         done(Err(Error::QuotaExhausted))
+    } else if let Err(error) = crate::mem::heap::admit(OPERATION_HEAP_BYTES) {
+        done(Err(error))
     } else {
         operate(thread, submission).unwrap_or_else(|error| done(Err(error)))
     };
@@ -133,6 +138,10 @@ fn execute(thread: &Arc<Thread>, submission: &Submission) {
         complete_deferred(thread, submission.user_data, result, value, extra);
     }
 }
+
+/// Kernel heap an operation may use at most (messages, queue entries, a
+/// spawned process's bookkeeping); admitted before the operation starts.
+const OPERATION_HEAP_BYTES: usize = 16 * 1024;
 
 fn capability(thread: &Thread, handle: u32) -> Result<KernelObject, Error> {
     thread.process.capability(CapabilityHandle(handle))
@@ -146,7 +155,11 @@ fn read_user(thread: &Thread, address: u64, length: u64, limit: u64) -> Result<V
         // An empty slice's pointer may dangle; nothing is read.
         return Ok(Vec::new());
     }
-    let mut bytes = vec![0u8; length as usize];
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(length as usize)
+        .map_err(|_| Error::OutOfMemory)?;
+    bytes.resize(length as usize, 0);
     thread.process.address_space().read(address, &mut bytes)?;
     Ok(bytes)
 }
@@ -177,6 +190,18 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 .drop_capability(CapabilityHandle(submission.capability))?;
             done(Ok(0))
         }
+        (Opcode::DiagnosticsRead, KernelObject::Diagnostics) => {
+            let counters = crate::diagnostics::counters();
+            let size = core::mem::size_of::<capos_abi::KernelCounters>() as u64;
+            if arguments[1] < size {
+                return Err(Error::TooLarge);
+            }
+            thread
+                .process
+                .address_space()
+                .write(arguments[0], &crate::diagnostics::to_bytes(&counters))?;
+            done(Ok(size as i64))
+        }
         (Opcode::ConsoleWrite, KernelObject::Console) => {
             let bytes = read_user(thread, arguments[0], arguments[1], CONSOLE_WRITE_MAX)?;
             console::user_write(&thread.process.name, &bytes);
@@ -185,13 +210,14 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         (Opcode::TimerNow, KernelObject::Timer) => done(Ok(timer::now_ns() as i64)),
         (Opcode::TimerSleep, KernelObject::Timer) => {
             let deadline = timer::now_ns().saturating_add(arguments[0]);
-            timer::add(
+            // The registration is released when it fires or the thread ends.
+            let _registration = timer::add(
                 deadline,
-                thread.clone(),
+                thread,
                 timer::Expiry::Sleep {
                     user_data: submission.user_data,
                 },
-            );
+            )?;
             Outcome::Later
         }
         (Opcode::ManifestRead, KernelObject::BootManifest) => {
@@ -208,12 +234,12 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
         (Opcode::ProcessWait, KernelObject::ProcessHandle(process)) => {
             // result 0; value: the exit status; extra: 1 if killed by a fault.
-            match process.wait(thread, submission.user_data) {
+            match process.wait(thread, submission.user_data)? {
                 Some((code, killed)) => Outcome::Done(0, code as u64, u32::from(killed)),
                 None => Outcome::Later,
             }
         }
-        (Opcode::EndpointCall, KernelObject::Endpoint(endpoint)) => {
+        (Opcode::EndpointCall, KernelObject::Endpoint(endpoint, _)) => {
             let message = read_user(thread, arguments[0], arguments[1], MESSAGE_MAX)?;
             let transfer = optional_capability(thread, arguments[2])?;
             if arguments[4] > MESSAGE_MAX {
@@ -226,20 +252,21 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 message,
                 transfer,
                 (arguments[3], arguments[4]),
-            );
+            )?;
             Outcome::Later
         }
-        (Opcode::EndpointReceive, KernelObject::Endpoint(endpoint)) => {
+        (Opcode::EndpointReceive, KernelObject::Endpoint(endpoint, rights)) => {
+            rights.require_receive()?;
             capos_kcore::usermem::check_user_range(arguments[0], arguments[1])?;
-            match endpoint.receive(thread, submission.user_data, arguments[0], arguments[1]) {
-                Some((result, value, extra)) => Outcome::Done(result, value, extra),
-                None => Outcome::Later,
-            }
+            endpoint.receive(thread, submission.user_data, arguments[0], arguments[1])?;
+            Outcome::Later
         }
-        (Opcode::EndpointReply, KernelObject::Endpoint(endpoint)) => {
+        (Opcode::EndpointReply, KernelObject::Endpoint(endpoint, rights)) => {
+            rights.require_receive()?;
             let message = read_user(thread, arguments[1], arguments[2], MESSAGE_MAX)?;
             let transfer = optional_capability(thread, arguments[3])?;
-            done(Ok(endpoint.reply(arguments[0], &message, transfer)))
+            endpoint.reply(thread, arguments[0], &message, transfer)?;
+            done(Ok(0))
         }
         (Opcode::Nop, _) => done(Ok(0)),
         _ => return wrong,
@@ -262,8 +289,13 @@ fn spawn(thread: &Arc<Thread>, arguments: &[u64; 6]) -> Result<Outcome, Error> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let child = process::spawn(name, grants)?;
-    let handle = thread.process.grant(KernelObject::ProcessHandle(child))?;
+    // The child starts only once its handle is granted: a spawn whose
+    // handle cannot be granted is undone before the child ever runs.
+    let child = process::spawn(name, grants, &thread.process)?;
+    let handle = thread
+        .process
+        .grant(KernelObject::ProcessHandle(child.process.clone()))?;
+    child.start();
     userspace::note_spawn();
     Ok(Outcome::Done(i64::from(handle.0), 0, 0))
 }

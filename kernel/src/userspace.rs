@@ -6,7 +6,7 @@
 //! creates its objects, starts its init process, and ends the QEMU run when
 //! init exits (success iff init's exit code is 0).
 
-use crate::objects::{Endpoint, KernelObject};
+use crate::objects::{Endpoint, EndpointRights, KernelObject};
 use crate::platform::interrupts::InterruptFrame;
 use crate::process::Process;
 use crate::{kprintln, mem, platform, sched};
@@ -29,6 +29,25 @@ static MODULES: Once<Vec<Module>> = Once::new();
 static MANIFEST: Once<Manifest<'static>> = Once::new();
 static ENDPOINTS: Once<Vec<Option<Arc<Endpoint>>>> = Once::new();
 static SPAWNS: AtomicU64 = AtomicU64::new(0);
+/// ` key=value` for every boot option `user.key=value`, in order.
+static USER_OPTIONS: Once<String> = Once::new();
+
+/// Record the boot options meant for user programs: every `user.<key>=<value>`
+/// becomes ` <key>=<value>` at the end of every process's arguments.
+pub fn set_user_options(cmdline: &str) {
+    USER_OPTIONS.call_once(|| {
+        let mut text = String::new();
+        for word in cmdline.split_whitespace() {
+            if let Some(option) = word.strip_prefix("user.") {
+                if option.contains('=') && !option.starts_with('=') {
+                    text.push(' ');
+                    text.push_str(option);
+                }
+            }
+        }
+        text
+    });
+}
 
 /// Record the boot modules (call once at boot).
 pub fn collect_modules(boot_info: &BootInformation) {
@@ -90,15 +109,30 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
         CapabilityKind::BootManifest => KernelObject::BootManifest,
         CapabilityKind::Endpoint | CapabilityKind::EndpointServer => {
             let endpoint = ENDPOINTS.get()?.get(grant.object? as usize)?.clone()?;
-            KernelObject::Endpoint(endpoint)
+            let rights = if grant.kind == CapabilityKind::EndpointServer {
+                EndpointRights::SERVE
+            } else {
+                EndpointRights::CALL
+            };
+            KernelObject::Endpoint(endpoint, rights)
         }
-        CapabilityKind::ProcessHandle | CapabilityKind::Diagnostics => return None,
+        CapabilityKind::Diagnostics => KernelObject::Diagnostics,
+        CapabilityKind::ProcessHandle => return None,
     })
 }
 
-/// A process's argument string; init without explicit arguments gets the
-/// names of the autostart processes, space separated.
+/// A process's argument string: its manifest arguments (init without
+/// explicit arguments gets the names of the autostart processes, space
+/// separated), then the `user.` boot options.
 pub fn arguments_for(entry: &capos_abi::manifest::Process) -> String {
+    let mut arguments = manifest_arguments(entry);
+    if let Some(options) = USER_OPTIONS.get() {
+        arguments.push_str(options);
+    }
+    arguments
+}
+
+fn manifest_arguments(entry: &capos_abi::manifest::Process) -> String {
     let Some(manifest) = manifest() else {
         return String::from(entry.arguments);
     };
@@ -184,10 +218,17 @@ pub fn process_exited(process: &Process, code: i64) {
         endpoint.process_exited(process.id);
     }
     if process.is_init {
+        let counters = crate::diagnostics::counters();
         kprintln!(
-            "[kernel] init exited code={code} spawns={} queued={}",
+            "[kernel] init exited code={code} spawns={} queued={} live_processes={} live_threads={} timer_waiters={} endpoint_waiters={} free_frames={} heap_used={}",
             SPAWNS.load(Ordering::Relaxed),
-            sched::queued()
+            sched::queued(),
+            counters.live_processes,
+            counters.live_threads,
+            counters.timer_waiters,
+            counters.endpoint_waiters,
+            counters.free_frames,
+            counters.heap_used_bytes
         );
         if code == 0 {
             platform::exit::success()
@@ -219,7 +260,5 @@ pub fn user_fault(frame: &InterruptFrame, name: &str) -> ! {
         frame.rip
     );
     thread.process.exit(-(128 + frame.vector as i64), true);
-    sched::switch_to_scheduler(&thread);
-    kprintln!("[kernel] error: a faulted thread was resumed");
-    platform::exit::failure()
+    sched::exit_current(thread)
 }

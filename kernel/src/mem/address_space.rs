@@ -61,6 +61,7 @@ impl AddressSpace {
 
     /// Map one fresh zeroed frame at user page `address`; returns the frame.
     pub fn map_new_page(&mut self, address: u64, access: UserAccess) -> Option<u64> {
+        self.owned.try_reserve(1).ok()?;
         let frame = frames::allocate_zeroed()?;
         self.owned.push(frame);
         self.map(address, frame, access)?;
@@ -73,6 +74,7 @@ impl AddressSpace {
             let index = ((address >> (12 + 9 * level)) & 0x1FF) as usize;
             let entry = &mut table(current)[index];
             if *entry & Flags::PRESENT.bits() == 0 {
+                self.owned.try_reserve(1).ok()?;
                 let next = frames::allocate_zeroed()?;
                 self.owned.push(next);
                 *entry = next | (Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE).bits();
@@ -166,6 +168,9 @@ impl AddressSpace {
     ) -> Result<(), Error> {
         capos_kcore::usermem::check_user_range(address, length)?;
         let mut pieces = Vec::new();
+        pieces
+            .try_reserve(length.div_ceil(PAGE_SIZE) as usize + 1)
+            .map_err(|_| Error::OutOfMemory)?;
         let mut done = 0u64;
         while done < length {
             let current = address + done;

@@ -24,3 +24,25 @@ pub fn init() {
             .init(super::physical_to_virtual(start) as *mut u8, HEAP_BYTES);
     }
 }
+
+/// Heap kept back for the kernel's own infallible allocations (`Arc` and
+/// `Box` construction has no fallible form on stable Rust): an operation
+/// that user space drives is admitted only while its worst case still
+/// leaves this much free, so those allocations cannot fail.
+const KERNEL_RESERVE_BYTES: usize = 1 << 20;
+
+/// Admit an operation that may allocate up to `bytes` of heap, or refuse
+/// it with `OutOfMemory` (an error completion, never a panic).
+pub fn admit(bytes: usize) -> Result<(), capos_abi::Error> {
+    let free = HEAP.lock().free();
+    if free >= bytes.saturating_add(KERNEL_RESERVE_BYTES) {
+        Ok(())
+    } else {
+        Err(capos_abi::Error::OutOfMemory)
+    }
+}
+
+/// Heap bytes in use (diagnostics).
+pub fn used_bytes() -> usize {
+    HEAP.lock().used()
+}

@@ -81,6 +81,18 @@ pub fn map_page(
     })
 }
 
+/// Unmap one 4 KiB kernel page; returns the frame it mapped. Only for
+/// pages that no other CPU can be using (a stack that never ran), so the
+/// local flush is enough.
+pub fn unmap_page(virtual_address: u64) -> Option<u64> {
+    with_mapper(|mapper| {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virtual_address));
+        let (frame, flush) = mapper.unmap(page).ok()?;
+        flush.flush();
+        Some(frame.start_address().as_u64())
+    })
+}
+
 /// Map device registers at `physical_address` uncached; returns the virtual address.
 pub fn map_mmio(physical_address: u64, length: u64) -> u64 {
     let first = physical_address & !(PAGE_SIZE - 1);

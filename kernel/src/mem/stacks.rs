@@ -15,18 +15,35 @@ pub enum StackError {
     MapFailed,
 }
 
-/// A kernel stack of `pages` pages; returns its top (16-byte aligned).
+/// A kernel stack of `pages` pages; returns its top (16-byte aligned). On
+/// failure every frame taken so far is unmapped and freed again (the
+/// virtual range is not reused; it is small and the stack cache bounds how
+/// often this runs).
 pub fn allocate(pages: u64) -> Result<u64, StackError> {
     let guard = NEXT.fetch_add((pages + 1) * PAGE_SIZE, Ordering::Relaxed);
     let bottom = guard + PAGE_SIZE;
     for index in 0..pages {
-        let frame = frames::allocate_zeroed().ok_or(StackError::OutOfMemory)?;
-        paging::map_page(
-            bottom + index * PAGE_SIZE,
-            frame,
-            Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE,
-        )
-        .map_err(|_| StackError::MapFailed)?;
+        let mapped = frames::allocate_zeroed()
+            .ok_or(StackError::OutOfMemory)
+            .and_then(|frame| {
+                paging::map_page(
+                    bottom + index * PAGE_SIZE,
+                    frame,
+                    Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE,
+                )
+                .map_err(|_| {
+                    frames::free(frame);
+                    StackError::MapFailed
+                })
+            });
+        if let Err(error) = mapped {
+            for done in 0..index {
+                if let Some(frame) = paging::unmap_page(bottom + done * PAGE_SIZE) {
+                    frames::free(frame);
+                }
+            }
+            return Err(error);
+        }
     }
     Ok(bottom + pages * PAGE_SIZE)
 }

@@ -22,9 +22,15 @@ extern "C" {
     fn syscall_entry();
 }
 
+/// RFLAGS bits `syscall` clears on entry: every flag user code can set
+/// that could change how kernel code runs: CF, PF, AF, ZF, SF, TF, IF, DF,
+/// OF, IOPL, NT, RF, AC, ID. With NT left set, the kernel's next `iretq`
+/// would attempt a task return and fault in ring 0.
+pub const SYSCALL_FLAG_MASK: u64 = 0x0025_7FD5;
+
 /// Program this CPU's `syscall` MSRs: entry point, selectors (kernel 0x08,
 /// user base 0x18 so user CS = 0x2B and SS = 0x23) and the RFLAGS mask
-/// (IF, DF, TF, AC cleared on entry). EFER.SCE is set by the boot code.
+/// ([`SYSCALL_FLAG_MASK`]). EFER.SCE is set by the boot code.
 pub fn init_syscall() {
     use x86_64::registers::model_specific::Msr;
     const STAR: u32 = 0xC000_0081;
@@ -37,7 +43,7 @@ pub fn init_syscall() {
         let user_base = super::gdt::USER_DATA_SELECTOR - 8 - 3;
         Msr::new(STAR).write((user_base << 48) | (0x08u64 << 32));
         Msr::new(LSTAR).write(syscall_entry as *const () as u64);
-        Msr::new(SFMASK).write((1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
+        Msr::new(SFMASK).write(SYSCALL_FLAG_MASK);
     }
 }
 

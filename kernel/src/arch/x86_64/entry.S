@@ -119,11 +119,13 @@ syscall_entry:
 thread_first_entry:
     jmp interrupt_return
 
-/* switch_kernel_stack(save: *mut u64, load: u64): save callee-saved
- * registers on the current kernel stack, store RSP to *save, load RSP and
- * pop the other context's registers. Returns into the other context. */
+/* switch_kernel_stack(save: *mut u64, load: u64): save RFLAGS and the
+ * callee-saved registers on the current kernel stack, store RSP to *save,
+ * load RSP and pop the other context's registers and RFLAGS. Returns into
+ * the other context, so no context ever runs with another's flags. */
 .global switch_kernel_stack
 switch_kernel_stack:
+    pushfq
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -138,4 +140,5 @@ switch_kernel_stack:
     popq %r12
     popq %rbx
     popq %rbp
+    popfq
     retq

@@ -21,6 +21,19 @@ pub const USER_DATA_SELECTOR: u64 = 0x23;
 
 /// IST slot (1-based as the CPU counts) used for double faults.
 pub const DOUBLE_FAULT_IST: u8 = 1;
+/// IST slot for NMI, machine check and debug exceptions: they can arrive at
+/// any instruction, including the first ones of `syscall_entry` while RSP
+/// still holds the user stack, so they must never use the current stack.
+pub const EMERGENCY_IST: u8 = 2;
+
+/// The IST slot for `vector`, or 0 for the current stack.
+fn ist_for(vector: usize) -> u8 {
+    match vector {
+        8 => DOUBLE_FAULT_IST,
+        1 | 2 | 18 => EMERGENCY_IST,
+        _ => 0,
+    }
+}
 
 /// One IDT gate descriptor.
 #[derive(Clone, Copy)]
@@ -53,11 +66,13 @@ extern "C" {
     static INTERRUPT_STUB_TABLE: [u64; 256];
 }
 
-/// Build a CPU's tables; `double_fault_stack_top` backs IST 1.
-pub fn build(double_fault_stack_top: u64) -> CpuTables {
+/// Build a CPU's tables; `double_fault_stack_top` backs IST 1 and
+/// `emergency_stack_top` IST 2.
+pub fn build(double_fault_stack_top: u64, emergency_stack_top: u64) -> CpuTables {
     let mut tss = TaskStateSegment::new();
     tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] =
         VirtAddr::new(double_fault_stack_top);
+    tss.interrupt_stack_table[usize::from(EMERGENCY_IST - 1)] = VirtAddr::new(emergency_stack_top);
     let tss_block: *mut TaskStateSegment = Box::leak(Box::new(tss));
     // SAFETY: just leaked; lives forever. The GDT descriptor only records its
     // address; RSP0 is later updated through `tss_block` by the owning CPU.
@@ -87,7 +102,7 @@ pub fn build(double_fault_stack_top: u64) -> CpuTables {
         *gate = Gate {
             offset_low: handler as u16,
             selector: code_selector,
-            ist: if vector == 8 { DOUBLE_FAULT_IST } else { 0 },
+            ist: ist_for(vector),
             attributes: 0x8E,
             offset_middle: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,

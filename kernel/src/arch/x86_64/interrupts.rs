@@ -89,6 +89,7 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             if frame.cs & 3 == 3 {
                 if let Some(thread) = crate::sched::current() {
                     crate::sched::switch_to_scheduler(&thread);
+                    crate::sched::exit_if_killed(thread);
                 }
             }
         }

@@ -59,10 +59,12 @@ pub fn start(topology: &CpuTopology) {
 }
 
 fn cpu_tables() -> CpuTables {
-    match stacks::allocate(DOUBLE_FAULT_STACK_PAGES) {
-        Ok(top) => gdt::build(top),
+    match stacks::allocate(DOUBLE_FAULT_STACK_PAGES)
+        .and_then(|double_fault| Ok((double_fault, stacks::allocate(DOUBLE_FAULT_STACK_PAGES)?)))
+    {
+        Ok((double_fault, emergency)) => gdt::build(double_fault, emergency),
         Err(error) => {
-            kprintln!("[smp] error: no double-fault stack: {error:?}");
+            kprintln!("[smp] error: no double-fault or emergency stack: {error:?}");
             exit::failure()
         }
     }
@@ -151,18 +153,30 @@ extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
 /// CPUs halted in their scheduler loop (bit = CPU index).
 static IDLE_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Halt until an interrupt, advertising this CPU as idle meanwhile.
-pub fn idle() {
+/// Halt until an interrupt, advertising this CPU as idle meanwhile, unless
+/// `work_waiting()` says work arrived after the caller last looked.
+///
+/// The order closes the lost-wake-up window: the idle bit is set and
+/// fenced before the re-check, and a waker queues work and fences before
+/// it reads the idle bits ([`kick_idle_cpus`]). Either this re-check sees
+/// the work, or the waker sees the bit and sends an IPI, which ends the
+/// `sti; hlt` (the interrupt shadow of `sti` means it cannot slip in between).
+pub fn idle(work_waiting: impl FnOnce() -> bool) {
     let bit = 1u64 << (percpu::current().index % 64);
-    IDLE_CPUS.fetch_or(bit, Ordering::AcqRel);
-    cpu::idle_once();
-    IDLE_CPUS.fetch_and(!bit, Ordering::AcqRel);
+    IDLE_CPUS.fetch_or(bit, Ordering::SeqCst);
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if !work_waiting() {
+        cpu::idle_once();
+    }
+    IDLE_CPUS.fetch_and(!bit, Ordering::SeqCst);
 }
 
-/// Send a reschedule IPI to every idle CPU but this one.
+/// Send a reschedule IPI to every idle CPU but this one. Call after the
+/// work is queued.
 pub fn kick_idle_cpus() {
+    core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::try_current_index();
-    let idle = IDLE_CPUS.load(Ordering::Acquire);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst);
     for index in 0..percpu::count().min(64) {
         if idle & (1 << index) != 0 && Some(index) != me {
             if let Some(cpu) = percpu::get(index) {
