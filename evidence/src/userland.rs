@@ -6,13 +6,14 @@
 //! their own target directory, with the same path remapping and
 //! `SOURCE_DATE_EPOCH`, so the ELFs are reproducible. `-Ccode-model=small`
 //! is also the marker that makes `userland/programs/build.rs` pass the link
-//! arguments. Every ELF is then checked: ELF64 x86_64 `EXEC`, entry at or
-//! above `layout::USER_IMAGE_BASE`, page-aligned `PT_LOAD`s below the ring,
-//! none both writable and executable, no `INTERP`, `DYNAMIC` or `TLS`.
+//! arguments. Every ELF is then checked by the kernel's own user-image
+//! policy (`capos_kcore::elf::check_user_image`): ELF64 x86_64 `EXEC`,
+//! page-aligned `PT_LOAD`s inside the user image range, none both writable
+//! and executable, no `INTERP`, `DYNAMIC` or `TLS`, entry in an executable
+//! segment.
 
 use crate::build::{cargo, cargo_build_bare_metal, KERNEL_TARGET};
 use anyhow::{bail, ensure, Context, Result};
-use capos_abi::layout;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -125,29 +126,8 @@ pub struct LoadSegment {
     pub executable: bool,
 }
 
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const PT_TLS: u32 = 7;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
-const PAGE_SIZE: u64 = 4096;
-
-fn u16_at(bytes: &[u8], offset: usize) -> Result<u16> {
-    let slice = bytes.get(offset..offset + 2).context("truncated ELF")?;
-    Ok(u16::from_le_bytes([slice[0], slice[1]]))
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> Result<u32> {
-    let slice = bytes.get(offset..offset + 4).context("truncated ELF")?;
-    Ok(u32::from_le_bytes(slice.try_into()?))
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> Result<u64> {
-    let slice = bytes.get(offset..offset + 8).context("truncated ELF")?;
-    Ok(u64::from_le_bytes(slice.try_into()?))
-}
+/// Most `PT_LOAD` segments a program may have (as the kernel loader).
+const MAX_SEGMENTS: usize = 16;
 
 /// Check that the ELF at `path` is a program the kernel can start: see the
 /// module documentation for the rules.
@@ -157,94 +137,40 @@ pub fn check_user_elf(path: &Path) -> Result<UserElf> {
         .with_context(|| format!("{} is not a valid capOS program", path.display()))
 }
 
-/// [`check_user_elf`] on bytes.
+/// [`check_user_elf`] on bytes: the kernel's own user-image policy
+/// (`capos_kcore::elf::check_user_image`), so host and kernel cannot disagree.
 pub fn parse_user_elf(bytes: &[u8]) -> Result<UserElf> {
-    ensure!(bytes.len() >= 64, "shorter than an ELF64 header");
-    ensure!(&bytes[..4] == b"\x7fELF", "no ELF magic");
-    ensure!(bytes[4] == 2, "not ELF64 (class {})", bytes[4]);
-    ensure!(bytes[5] == 1, "not little-endian (data {})", bytes[5]);
-    let kind = u16_at(bytes, 16)?;
-    ensure!(
-        kind == 2,
-        "not a static executable (e_type {kind}, want EXEC)"
-    );
-    let machine = u16_at(bytes, 18)?;
-    ensure!(machine == 62, "not x86_64 (e_machine {machine})");
-    let entry = u64_at(bytes, 24)?;
-    let header_offset = u64_at(bytes, 32)? as usize;
-    let header_size = u16_at(bytes, 54)? as usize;
-    let header_count = u16_at(bytes, 56)? as usize;
-    ensure!(header_size >= 56, "program header size {header_size} < 56");
-
-    let mut segments = Vec::new();
-    for index in 0..header_count {
-        let at = header_offset + index * header_size;
-        let kind = u32_at(bytes, at)?;
-        match kind {
-            PT_INTERP => bail!("has PT_INTERP (wants a dynamic loader)"),
-            PT_DYNAMIC => bail!("has PT_DYNAMIC (dynamically linked)"),
-            PT_TLS => bail!("has PT_TLS (thread-local storage is not supported)"),
-            PT_LOAD => {}
-            _ => continue,
-        }
-        let flags = u32_at(bytes, at + 4)?;
-        let segment = LoadSegment {
-            virtual_address: u64_at(bytes, at + 16)?,
-            file_size: u64_at(bytes, at + 32)?,
-            memory_size: u64_at(bytes, at + 40)?,
-            readable: flags & PF_R != 0,
-            writable: flags & PF_W != 0,
-            executable: flags & PF_X != 0,
-        };
-        let start = segment.virtual_address;
-        let end = start.checked_add(segment.memory_size);
-        ensure!(
-            !(segment.writable && segment.executable),
-            "segment at {start:#x} is both writable and executable"
-        );
-        ensure!(
-            start.is_multiple_of(PAGE_SIZE),
-            "segment at {start:#x} is not page-aligned"
-        );
-        ensure!(
-            start >= layout::USER_IMAGE_BASE && end.is_some_and(|end| end <= layout::RING_BASE),
-            "segment at {start:#x} (+{:#x}) is outside [{:#x}, {:#x})",
-            segment.memory_size,
-            layout::USER_IMAGE_BASE,
-            layout::RING_BASE
-        );
-        ensure!(
-            segment.file_size <= segment.memory_size,
-            "segment at {start:#x} has file size > memory size"
-        );
-        if let Some(previous) = segments.last() {
-            let previous: &LoadSegment = previous;
-            let previous_end = previous.virtual_address + previous.memory_size;
-            ensure!(
-                previous_end.div_ceil(PAGE_SIZE) * PAGE_SIZE <= start,
-                "segment at {start:#x} shares a page with the one before"
-            );
-        }
-        segments.push(segment);
-    }
-    ensure!(!segments.is_empty(), "no PT_LOAD segments");
-    ensure!(
-        entry >= layout::USER_IMAGE_BASE,
-        "entry {entry:#x} is below {:#x}",
-        layout::USER_IMAGE_BASE
-    );
-    ensure!(
-        segments.iter().any(|segment| segment.executable
-            && (segment.virtual_address..segment.virtual_address + segment.memory_size)
-                .contains(&entry)),
-        "entry {entry:#x} is not in an executable segment"
-    );
-    Ok(UserElf { entry, segments })
+    let image = capos_kcore::elf::check_user_image::<MAX_SEGMENTS>(bytes)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let segments = image
+        .segments()
+        .iter()
+        .map(|segment| LoadSegment {
+            virtual_address: segment.virtual_address,
+            file_size: segment.file_size,
+            memory_size: segment.memory_size,
+            readable: segment.readable,
+            writable: segment.writable,
+            executable: segment.executable,
+        })
+        .collect();
+    Ok(UserElf {
+        entry: image.entry(),
+        segments,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const PT_TLS: u32 = 7;
+    const PF_X: u32 = 1;
+    const PF_W: u32 = 2;
+    const PF_R: u32 = 4;
 
     /// A minimal ELF64 header plus program headers `(type, flags, vaddr, memsz)`.
     fn elf(entry: u64, headers: &[(u32, u32, u64, u64)]) -> Vec<u8> {
@@ -263,7 +189,7 @@ mod tests {
             header[..4].copy_from_slice(&kind.to_le_bytes());
             header[4..8].copy_from_slice(&flags.to_le_bytes());
             header[16..24].copy_from_slice(&address.to_le_bytes());
-            header[32..40].copy_from_slice(&size.to_le_bytes());
+            // No file bytes (p_filesz 0): the headers alone are the image.
             header[40..48].copy_from_slice(&size.to_le_bytes());
             bytes.extend_from_slice(&header);
         }
