@@ -32,6 +32,7 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
         }
         None => Error::InvalidOpcode.as_result() as u64,
     };
+    frame.sanitize_user_flags();
     sched::exit_if_killed(thread);
 }
 

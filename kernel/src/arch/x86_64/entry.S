@@ -54,7 +54,10 @@ interrupt_common:
     movq %gs:24, %rax
     fxsave64 (%rax)
 1:  movq %rsp, %rdi
-    cld
+    /* Kernel flags only: the gate cleared IF, TF, NT and RF; this also
+     * clears DF and AC, whatever the interrupted code had. */
+    pushq $2
+    popfq
     callq interrupt_dispatch
 .global interrupt_return
 interrupt_return:
@@ -95,6 +98,7 @@ syscall_entry:
     movq %gs:24, %rax
     fxsave64 (%rax)
     movq %rsp, %rdi
+    /* SFMASK already cleared every user-settable flag; DF stays clear. */
     cld
     callq syscall_dispatch
     /* Return with SYSRET when the frame still holds a canonical user RIP

@@ -77,9 +77,25 @@ impl InterruptFrame {
     }
 }
 
+impl InterruptFrame {
+    /// Make the RFLAGS this frame returns to user mode with safe whatever
+    /// user code did: interrupts on, IOPL 0 (else user code could use I/O
+    /// ports), NT, VM and RF clear. User code cannot set IOPL itself, but
+    /// neither `iretq` nor `sysretq` at ring 0 would stop it here.
+    pub fn sanitize_user_flags(&mut self) {
+        const INTERRUPTS_ENABLED: u64 = 1 << 9;
+        const RESERVED_ONE: u64 = 1 << 1;
+        const CLEARED: u64 = (3 << 12) | (1 << 14) | (1 << 16) | (1 << 17);
+        self.rflags = (self.rflags & !CLEARED) | INTERRUPTS_ENABLED | RESERVED_ONE;
+    }
+}
+
 /// Called by `interrupt_common` for every vector.
 #[no_mangle]
 extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
+    if frame.cs & 3 == 3 {
+        frame.sanitize_user_flags();
+    }
     match frame.vector {
         0..=31 => faults::report_exception(frame),
         vector if vector == u64::from(TIMER_VECTOR) => {
