@@ -331,7 +331,7 @@ pub mod limits {
     pub const FRAMES_PER_PROCESS: usize = 4096;
     /// Timer deadlines one CPU holds at once; a full table refuses
     /// `TimerSleep` and timed `cap_enter` with `QuotaExhausted`.
-    pub const TIMERS_PER_CPU: usize = 8192;
+    pub const TIMERS_PER_CPU: usize = 2048;
 }
 
 /// User address-space layout.
