@@ -485,6 +485,8 @@ fn is_singleton(kind: CapabilityKind) -> bool {
             | CapabilityKind::BootManifest
             | CapabilityKind::ProcessSpawner
             | CapabilityKind::Diagnostics
+            | CapabilityKind::ThreadSpawner
+            | CapabilityKind::ParkSpace
     )
 }
 

@@ -30,7 +30,7 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
             thread.process.exit(frame.rdi as i64, false);
             sched::exit_current(thread)
         }
-        None => Error::InvalidOpcode.as_result() as u64,
+        Some(Syscall::ThreadExit) | None => Error::InvalidOpcode.as_result() as u64,
     };
     frame.sanitize_user_flags();
     sched::exit_if_killed(thread);

@@ -117,7 +117,10 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
             KernelObject::Endpoint(endpoint, rights)
         }
         CapabilityKind::Diagnostics => KernelObject::Diagnostics,
-        CapabilityKind::ProcessHandle => return None,
+        CapabilityKind::ProcessHandle
+        | CapabilityKind::ThreadSpawner
+        | CapabilityKind::ThreadHandle
+        | CapabilityKind::ParkSpace => return None,
     })
 }
 

@@ -29,6 +29,10 @@ pub enum Syscall {
     CapEnter = 0,
     /// `exit(code)`: end the calling process (all its threads). No return.
     Exit = 1,
+    /// `thread_exit(value)`: end the calling thread only; `value` is what
+    /// `ThreadJoin` reports. The last thread's exit ends the process with
+    /// `value` as its exit code. No return.
+    ThreadExit = 2,
 }
 
 impl Syscall {
@@ -37,6 +41,7 @@ impl Syscall {
         match number {
             0 => Some(Self::CapEnter),
             1 => Some(Self::Exit),
+            2 => Some(Self::ThreadExit),
             _ => None,
         }
     }
@@ -140,11 +145,17 @@ pub enum CapabilityKind {
     BootManifest = 6,
     EndpointServer = 7,
     Diagnostics = 8,
+    /// Creates sibling threads in the holder's process.
+    ThreadSpawner = 9,
+    /// One thread, for `ThreadJoin` (never granted by a manifest).
+    ThreadHandle = 10,
+    /// Park/unpark on words of the holder's address space (futex style).
+    ParkSpace = 11,
 }
 
 impl CapabilityKind {
     /// All kinds.
-    pub const ALL: [CapabilityKind; 8] = [
+    pub const ALL: [CapabilityKind; 11] = [
         CapabilityKind::Console,
         CapabilityKind::ProcessSpawner,
         CapabilityKind::ProcessHandle,
@@ -153,6 +164,9 @@ impl CapabilityKind {
         CapabilityKind::BootManifest,
         CapabilityKind::EndpointServer,
         CapabilityKind::Diagnostics,
+        CapabilityKind::ThreadSpawner,
+        CapabilityKind::ThreadHandle,
+        CapabilityKind::ParkSpace,
     ];
 
     /// The name used in YAML manifests.
@@ -166,6 +180,9 @@ impl CapabilityKind {
             CapabilityKind::BootManifest => "boot-manifest",
             CapabilityKind::EndpointServer => "endpoint-server",
             CapabilityKind::Diagnostics => "diagnostics",
+            CapabilityKind::ThreadSpawner => "thread-spawner",
+            CapabilityKind::ThreadHandle => "thread-handle",
+            CapabilityKind::ParkSpace => "park-space",
         }
     }
 
@@ -259,6 +276,22 @@ pub enum Opcode {
     /// Diagnostics: copy the kernel's [`KernelCounters`] to (`arguments[0]`
     /// pointer, `arguments[1]` length, at least its size); result: bytes written.
     DiagnosticsRead = 11,
+    /// ThreadSpawner: start a sibling thread at `arguments[0]` (entry) with
+    /// the stack top `arguments[1]` (0: the kernel maps a stack of
+    /// `layout::THREAD_STACK_PAGES` with a guard page below), `rsi` =
+    /// `arguments[2]` and FS base (thread pointer) `arguments[3]`. Result: a
+    /// ThreadHandle; `value`: the thread id.
+    ThreadSpawn = 12,
+    /// ThreadHandle: completes when the thread has ended; `value`: its exit
+    /// value; `extra`: 1 if it was killed (process exit or fault).
+    ThreadJoin = 13,
+    /// ParkSpace: wait while the `u32` at `arguments[0]` (4-aligned) equals
+    /// `arguments[1]`, up to `arguments[2]` ns (`NO_TIMEOUT`: forever).
+    /// Result 0: unparked; 1: the word differed (no wait); or `TimedOut`.
+    Park = 14,
+    /// ParkSpace: wake up to `arguments[1]` threads parked on the word at
+    /// `arguments[0]`. Result: how many were woken.
+    Unpark = 15,
 }
 
 impl Opcode {
@@ -277,6 +310,10 @@ impl Opcode {
             9 => Some(Self::ManifestRead),
             10 => Some(Self::CapabilityDrop),
             11 => Some(Self::DiagnosticsRead),
+            12 => Some(Self::ThreadSpawn),
+            13 => Some(Self::ThreadJoin),
+            14 => Some(Self::Park),
+            15 => Some(Self::Unpark),
             _ => None,
         }
     }
@@ -332,6 +369,8 @@ pub mod limits {
     /// Timer deadlines one CPU holds at once; a full table refuses
     /// `TimerSleep` and timed `cap_enter` with `QuotaExhausted`.
     pub const TIMERS_PER_CPU: usize = 2048;
+    /// Threads a process may have at once (its first thread included).
+    pub const THREADS_PER_PROCESS: usize = 64;
 }
 
 /// User address-space layout.
@@ -346,4 +385,15 @@ pub mod layout {
     pub const STACK_PAGES: u64 = 16;
     /// Exclusive upper bound of user addresses.
     pub const USER_END: u64 = 0x8000_0000_0000;
+    /// Distance between the rings of consecutive thread slots: thread slot
+    /// `k` (the first thread is slot 0) has its ring at
+    /// `RING_BASE + k * THREAD_RING_STRIDE`, with unmapped pages between.
+    pub const THREAD_RING_STRIDE: u64 = 0x1_0000;
+    /// Pages of a stack the kernel maps for a new thread.
+    pub const THREAD_STACK_PAGES: u64 = 16;
+    /// Top of the kernel-mapped stack of thread slot `k >= 1`: below the
+    /// first thread's stack, each with an unmapped guard page below it.
+    pub const fn thread_stack_top(slot: u64) -> u64 {
+        STACK_TOP - slot * (THREAD_STACK_PAGES + 1) * 4096
+    }
 }
