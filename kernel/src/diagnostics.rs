@@ -17,10 +17,11 @@ pub fn counters() -> KernelCounters {
         endpoint_waiters: crate::objects::endpoint_waiters(),
         exit_waiters: crate::process::exit_waiters(),
         cached_stacks: crate::sched::cached_stacks(),
+        parked_threads: crate::park::parked(),
     }
 }
 
-/// The counters as the bytes the ABI defines (eight little-endian `u64`s).
+/// The counters as the bytes the ABI defines (little-endian `u64`s in field order).
 pub fn to_bytes(counters: &KernelCounters) -> [u8; core::mem::size_of::<KernelCounters>()] {
     let fields = [
         counters.free_frames,
@@ -31,6 +32,7 @@ pub fn to_bytes(counters: &KernelCounters) -> [u8; core::mem::size_of::<KernelCo
         counters.endpoint_waiters,
         counters.exit_waiters,
         counters.cached_stacks,
+        counters.parked_threads,
     ];
     let mut bytes = [0u8; core::mem::size_of::<KernelCounters>()];
     for (chunk, field) in bytes.chunks_exact_mut(8).zip(fields) {

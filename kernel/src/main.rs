@@ -21,6 +21,7 @@ mod diagnostics;
 mod mem;
 mod objects;
 mod panic;
+mod park;
 mod process;
 mod ring;
 mod sched;

@@ -35,6 +35,9 @@ pub enum KernelObject {
     Timer,
     BootManifest,
     Diagnostics,
+    ThreadSpawner,
+    ThreadHandle(Arc<Thread>),
+    ParkSpace,
 }
 
 /// What an endpoint capability allows beyond calling.
@@ -72,6 +75,9 @@ impl KernelObject {
             KernelObject::Timer => CapabilityKind::Timer,
             KernelObject::BootManifest => CapabilityKind::BootManifest,
             KernelObject::Diagnostics => CapabilityKind::Diagnostics,
+            KernelObject::ThreadSpawner => CapabilityKind::ThreadSpawner,
+            KernelObject::ThreadHandle(_) => CapabilityKind::ThreadHandle,
+            KernelObject::ParkSpace => CapabilityKind::ParkSpace,
         }
     }
 }

@@ -18,9 +18,12 @@ use crate::{kprintln, userspace};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use capos_abi::layout::{RING_BASE, STACK_PAGES, STACK_TOP};
+use capos_abi::layout::{
+    thread_stack_top, RING_BASE, STACK_PAGES, STACK_TOP, THREAD_RING_STRIDE, THREAD_STACK_PAGES,
+};
 use capos_abi::limits::{
     CAPABILITIES_PER_PROCESS, FRAMES_PER_PROCESS, LIVE_CHILDREN_PER_PROCESS, LIVE_PROCESSES_MAX,
+    THREADS_PER_PROCESS,
 };
 use capos_abi::ring::RING_PAGES;
 use capos_abi::{CapabilityHandle, Error};
@@ -63,7 +66,11 @@ pub struct Process {
     address_space: AddressSpace,
     capabilities: Mutex<CapabilityTable<KernelObject, CAPABILITIES_PER_PROCESS>>,
     exit: Mutex<ExitState>,
-    threads: Mutex<Vec<Weak<Thread>>>,
+    /// Thread slots: slot `k` owns the ring at `RING_BASE + k * stride`
+    /// and (for `k >= 1`) the kernel-mapped stack below `thread_stack_top(k)`.
+    threads: Mutex<[SlotState; THREADS_PER_PROCESS]>,
+    /// Threads that have not finished (the last one to finish ends the process).
+    running_threads: AtomicUsize,
     /// The spawner, whose child count this process holds.
     parent: Option<Weak<Process>>,
     /// Children not yet torn down.
@@ -76,6 +83,93 @@ impl Drop for Process {
             parent.live_children.fetch_sub(1, Ordering::AcqRel);
         }
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a thread slot holds.
+#[derive(Clone, Default)]
+enum SlotState {
+    #[default]
+    Free,
+    /// In use by this thread (until its memory is unmapped).
+    Used(Weak<Thread>),
+    /// Taken for a thread being created.
+    Reserved,
+}
+
+/// The user memory of one thread: its slot and the pages mapped for it.
+pub struct ThreadMemory {
+    slot: usize,
+    ring_frames: [u64; 2],
+    /// Kernel-mapped stack pages (empty when the spawner gave a stack).
+    stack_pages: u64,
+}
+
+impl ThreadMemory {
+    /// The thread's ring base address.
+    pub fn ring_base(&self) -> u64 {
+        RING_BASE + self.slot as u64 * THREAD_RING_STRIDE
+    }
+
+    /// The ring frames (for the kernel's view of the ring).
+    pub fn ring_frames(&self) -> [u64; 2] {
+        self.ring_frames
+    }
+
+    fn page_addresses(&self, out: &mut Vec<u64>) -> Result<(), Error> {
+        out.try_reserve((RING_PAGES + self.stack_pages) as usize)
+            .map_err(|_| Error::OutOfMemory)?;
+        for page in 0..RING_PAGES {
+            out.push(self.ring_base() + page * 4096);
+        }
+        let top = thread_stack_top(self.slot as u64);
+        for page in 0..self.stack_pages {
+            out.push(top - (page + 1) * 4096);
+        }
+        Ok(())
+    }
+}
+
+/// Thread memory waiting to be unmapped, with its process.
+static RETIRED: Mutex<Vec<(Arc<Process>, ThreadMemory)>> = Mutex::new(Vec::new());
+static RETIRED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread is gone: queue its memory for [`reap_retired`], which the
+/// scheduler loop runs with no lock held (unmapping needs a TLB shootdown,
+/// which must not wait while holding locks). A process that is itself
+/// going away needs no unmap: its address space is freed whole.
+pub fn retire_thread_memory(process: Arc<Process>, memory: ThreadMemory) {
+    let mut retired = RETIRED.lock();
+    if retired.try_reserve(1).is_ok() {
+        retired.push((process, memory));
+        RETIRED_COUNT.fetch_add(1, Ordering::Release);
+    } else {
+        // Keep the slot taken: the pages stay mapped until the process ends.
+        crate::kprintln!("[kernel] warning: thread memory kept until its process ends (no heap)");
+    }
+}
+
+/// Unmap retired thread memory, shoot down the CPUs that may cache it,
+/// free the frames and the slots. Cheap when nothing is retired.
+pub fn reap_retired() {
+    if RETIRED_COUNT.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let work = core::mem::take(&mut *RETIRED.lock());
+    RETIRED_COUNT.fetch_sub(work.len(), Ordering::AcqRel);
+    let mut pages = Vec::new();
+    let mut frames = Vec::new();
+    for (process, memory) in work {
+        pages.clear();
+        frames.clear();
+        if Arc::strong_count(&process) > 1 && memory.page_addresses(&mut pages).is_ok() {
+            process.address_space.unmap_pages(&pages, &mut frames);
+            crate::platform::tlb::shootdown(process.address_space.loaded_cpus());
+            for frame in frames.drain(..) {
+                crate::mem::frames::free(frame);
+            }
+        }
+        process.threads.lock()[memory.slot] = SlotState::Free;
     }
 }
 
@@ -129,6 +223,110 @@ impl Process {
             .map_err(|error| error.as_abi())
     }
 
+    /// A thread of this process has finished; true if it was the last.
+    pub fn thread_finished(&self) -> bool {
+        self.running_threads.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Create a sibling thread (not yet started): `entry` and `stack_top`
+    /// (0: map a stack with a guard page) are user addresses, `fs_base` the
+    /// thread pointer. Refused: addresses outside user space
+    /// (`InvalidArgument`), all slots taken (`QuotaExhausted`), no memory
+    /// (`OutOfMemory`); nothing stays allocated on refusal.
+    pub fn create_thread(
+        self: &Arc<Self>,
+        entry: u64,
+        stack_top: u64,
+        argument: u64,
+        fs_base: u64,
+    ) -> Result<Arc<Thread>, Error> {
+        use capos_abi::layout::{USER_END, USER_IMAGE_BASE};
+        if !(USER_IMAGE_BASE..RING_BASE).contains(&entry)
+            || (stack_top != 0 && !(0x1000..=USER_END).contains(&stack_top))
+            || !stack_top.is_multiple_of(16)
+            || fs_base >= USER_END
+        {
+            return Err(Error::InvalidArgument);
+        }
+        let slot = {
+            let mut threads = self.threads.lock();
+            // Checked under the slot lock: `exit` sets its code before it
+            // walks the slots, so a thread registered here is either
+            // refused or seen (and killed) by that walk.
+            if self.exit_code().is_some() {
+                return Err(Error::PeerGone);
+            }
+            let slot = threads
+                .iter()
+                .position(|state| matches!(state, SlotState::Free))
+                .ok_or(Error::QuotaExhausted)?;
+            threads[slot] = SlotState::Reserved;
+            slot
+        };
+        let mut memory = ThreadMemory {
+            slot,
+            ring_frames: [0; 2],
+            stack_pages: 0,
+        };
+        if let Err(error) = self.map_thread_memory(&mut memory, stack_top == 0) {
+            retire_thread_memory(self.clone(), memory);
+            return Err(error);
+        }
+        let stack_top = if stack_top == 0 {
+            thread_stack_top(slot as u64)
+        } else {
+            stack_top
+        };
+        let id = crate::sched::next_thread_id();
+        let start = UserStart {
+            entry,
+            stack_top,
+            arguments: [memory.ring_base(), argument, id],
+            fs_base,
+        };
+        let ring = ThreadRing::new(memory.ring_frames());
+        let thread =
+            Thread::new(id, self.clone(), ring, memory, &start).ok_or(Error::OutOfMemory)?;
+        let mut threads = self.threads.lock();
+        threads[slot] = SlotState::Used(Arc::downgrade(&thread));
+        if self.exit_code().is_some() {
+            drop(threads);
+            thread.kill();
+        }
+        Ok(thread)
+    }
+
+    /// A created thread is about to start: it counts as running until it
+    /// finishes. Call just before `Thread::start` (never for a thread that
+    /// is dropped unstarted).
+    pub fn thread_starting(&self) {
+        self.running_threads.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Map a thread's ring (and a stack, if `with_stack`) into its slot.
+    fn map_thread_memory(&self, memory: &mut ThreadMemory, with_stack: bool) -> Result<(), Error> {
+        let access = UserAccess {
+            writable: true,
+            executable: false,
+        };
+        for page in 0..RING_PAGES {
+            memory.ring_frames[page as usize] = self
+                .address_space
+                .map_new_page(memory.ring_base() + page * 4096, access)
+                .ok_or(Error::OutOfMemory)?;
+        }
+        if with_stack {
+            let top = thread_stack_top(memory.slot as u64);
+            for page in 0..THREAD_STACK_PAGES {
+                self.address_space
+                    .map_new_page(top - (page + 1) * 4096, access)
+                    .ok_or(Error::OutOfMemory)?;
+                memory.stack_pages = page + 1;
+            }
+        }
+        Ok(())
+    }
+
     /// The exit code, once exited.
     pub fn exit_code(&self) -> Option<i64> {
         self.exit.lock().code
@@ -169,8 +367,13 @@ impl Process {
             EXIT_WAITERS.fetch_sub(waiters.len(), Ordering::Relaxed);
             waiters
         };
-        for thread in self.threads.lock().iter().filter_map(Weak::upgrade) {
-            thread.kill();
+        let threads = self.threads.lock().clone();
+        for slot in threads {
+            if let SlotState::Used(thread) = slot {
+                if let Some(thread) = thread.upgrade() {
+                    thread.kill();
+                }
+            }
         }
         // Dropped outside the table lock: a dropped handle may tear down a
         // child process, which takes other locks.
@@ -273,6 +476,8 @@ fn build(
         slots,
         table,
     } = build_space(entry, image, grants, manifest).map_err(BuildError::BeforeProcess)?;
+    let mut threads: [SlotState; THREADS_PER_PROCESS] = core::array::from_fn(|_| SlotState::Free);
+    threads[0] = SlotState::Reserved;
     let arguments = userspace::arguments_for(entry);
     let process = Arc::new(Process {
         id: NEXT_PROCESS_ID.fetch_add(1, Ordering::Relaxed),
@@ -286,24 +491,34 @@ fn build(
             killed: false,
             waiters: Vec::new(),
         }),
-        threads: Mutex::new(Vec::new()),
+        threads: Mutex::new(threads),
+        running_threads: AtomicUsize::new(1),
         parent: parent.map(Arc::downgrade),
         live_children: AtomicUsize::new(0),
     });
+    let id = crate::sched::next_thread_id();
     let start = UserStart {
         entry: entry_point,
         stack_top: STACK_TOP,
-        arguments: [RING_BASE, slots],
+        arguments: [RING_BASE, slots, id],
+        fs_base: 0,
     };
-    let thread = Thread::new(process.clone(), ThreadRing::new(ring_frames), &start)
-        .ok_or(BuildError::AfterProcess(Error::OutOfMemory))?;
-    {
-        let mut threads = process.threads.lock();
-        threads
-            .try_reserve(1)
-            .map_err(|_| BuildError::AfterProcess(Error::OutOfMemory))?;
-        threads.push(Arc::downgrade(&thread));
-    }
+    // The first thread's stack is the process's own (mapped above), so its
+    // memory record names only the ring.
+    let memory = ThreadMemory {
+        slot: 0,
+        ring_frames,
+        stack_pages: 0,
+    };
+    let thread = Thread::new(
+        id,
+        process.clone(),
+        ThreadRing::new(ring_frames),
+        memory,
+        &start,
+    )
+    .ok_or(BuildError::AfterProcess(Error::OutOfMemory))?;
+    process.threads.lock()[0] = SlotState::Used(Arc::downgrade(&thread));
     Ok(SpawnedChild { process, thread })
 }
 
@@ -327,8 +542,8 @@ fn build_space(
     grants: Vec<KernelObject>,
     manifest: &capos_abi::manifest::Manifest,
 ) -> Result<NewSpace, Error> {
-    let mut space = AddressSpace::new().ok_or_else(out_of_memory)?;
-    let entry_point = load_elf(&mut space, image)?;
+    let space = AddressSpace::new().ok_or_else(out_of_memory)?;
+    let entry_point = load_elf(&space, image)?;
     let stack_access = UserAccess {
         writable: true,
         executable: false,
@@ -367,7 +582,7 @@ fn build_space(
 /// point. The image must pass the one user-ELF policy
 /// ([`capos_kcore::elf::check_user_image`], also used by the host checker)
 /// and fit the per-process frame quota.
-fn load_elf(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
+fn load_elf(space: &AddressSpace, image: &[u8]) -> Result<u64, Error> {
     let checked = check_user_image::<MAX_SEGMENTS>(image).map_err(|error| {
         crate::kprintln!("[process] refused image: {error}");
         Error::InvalidArgument
@@ -391,11 +606,7 @@ fn load_elf(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
     Ok(checked.entry())
 }
 
-fn load_segment(
-    space: &mut AddressSpace,
-    image: &[u8],
-    segment: &LoadSegment,
-) -> Result<(), Error> {
+fn load_segment(space: &AddressSpace, image: &[u8], segment: &LoadSegment) -> Result<(), Error> {
     let start = segment.virtual_address;
     let end = segment.end();
     let data = segment.file_bytes(image).ok_or(Error::InvalidArgument)?;

@@ -56,6 +56,8 @@ struct FpuArea([u8; 512]);
 #[derive(Default)]
 struct RunState {
     on_cpu: bool,
+    /// The CPU the thread runs or last ran on.
+    cpu: usize,
     blocked: bool,
     /// Asked to stop: the thread unwinds to its user boundary and exits.
     killed: bool,
@@ -75,6 +77,21 @@ pub struct Thread {
     pub ring: crate::ring::ThreadRing,
     /// The thread's registered deadlines (see `timer`).
     pub timers: crate::timer::ThreadTimers,
+    /// FS base (the user thread pointer), loaded whenever the thread runs.
+    fs_base: u64,
+    /// The user memory the thread owns (ring, kernel-mapped stack) and its
+    /// slot in the process; unmapped after the thread is gone.
+    memory: Option<crate::process::ThreadMemory>,
+    /// How the thread ended, and who waits to hear it.
+    end: Mutex<ThreadEnd>,
+}
+
+/// A thread's end and its joiners.
+#[derive(Default)]
+struct ThreadEnd {
+    /// (exit value, killed) once ended.
+    result: Option<(i64, bool)>,
+    joiners: Vec<(Arc<Thread>, u64)>,
 }
 
 // SAFETY: `context` and `fpu` are touched only by the CPU running the thread
@@ -88,7 +105,15 @@ unsafe impl Send for Thread {}
 pub struct UserStart {
     pub entry: u64,
     pub stack_top: u64,
-    pub arguments: [u64; 2],
+    /// rdi, rsi, rdx.
+    pub arguments: [u64; 3],
+    /// FS base (user thread pointer); a canonical user address or 0.
+    pub fs_base: u64,
+}
+
+/// A fresh thread id (ids are never reused).
+pub fn next_thread_id() -> u64 {
+    NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 fn allocate_kernel_stack() -> Option<u64> {
@@ -99,18 +124,25 @@ fn allocate_kernel_stack() -> Option<u64> {
 }
 
 impl Thread {
-    /// A new thread that will enter user mode at `start`. None when out of memory.
+    /// A new thread `id` (from [`next_thread_id`]) that will enter user
+    /// mode at `start`, owning `memory`. None when out of memory (then
+    /// `memory` is retired at once).
     pub fn new(
+        id: u64,
         process: Arc<Process>,
         ring: crate::ring::ThreadRing,
+        memory: crate::process::ThreadMemory,
         start: &UserStart,
     ) -> Option<Arc<Self>> {
-        let stack_top = allocate_kernel_stack()?;
+        let Some(stack_top) = allocate_kernel_stack() else {
+            crate::process::retire_thread_memory(process, memory);
+            return None;
+        };
         let mut fpu = FpuArea([0; 512]);
         fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
         fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
         let thread = Arc::new(Self {
-            id: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             process,
             kernel_stack_top: stack_top,
             context: UnsafeCell::new(0),
@@ -118,6 +150,9 @@ impl Thread {
             run: Mutex::new(RunState::default()),
             ring,
             timers: crate::timer::ThreadTimers::new(),
+            fs_base: start.fs_base,
+            memory: Some(memory),
+            end: Mutex::new(ThreadEnd::default()),
         });
         LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
         // Stack from the top: the user frame `interrupt_return` pops, the
@@ -159,10 +194,56 @@ impl Thread {
     }
 
     /// Ask the thread to stop: it is woken if blocked and exits at its next
-    /// return towards user mode.
+    /// return towards user mode. A thread running on another CPU gets a
+    /// reschedule IPI so it leaves user mode now.
     pub fn kill(self: &Arc<Self>) {
-        self.run.lock().killed = true;
+        let running_elsewhere = {
+            let mut state = self.run.lock();
+            state.killed = true;
+            (state.on_cpu && state.cpu != percpu::current().index).then_some(state.cpu)
+        };
         self.wake();
+        if let Some(cpu) = running_elsewhere {
+            crate::platform::smp::send_reschedule(cpu);
+        }
+    }
+
+    /// The thread's end now (exit value, killed), or None after registering
+    /// `(joiner, user_data)` to be completed when it ends. Registrations of
+    /// joiners that have since been killed are dropped first.
+    pub fn join(
+        &self,
+        joiner: &Arc<Thread>,
+        user_data: u64,
+    ) -> Result<Option<(i64, bool)>, capos_abi::Error> {
+        let mut end = self.end.lock();
+        if let Some(result) = end.result {
+            return Ok(Some(result));
+        }
+        end.joiners.retain(|(waiter, _)| !waiter.killed());
+        end.joiners
+            .try_reserve(1)
+            .map_err(|_| capos_abi::Error::OutOfMemory)?;
+        end.joiners.push((joiner.clone(), user_data));
+        Ok(None)
+    }
+
+    /// Record the thread's end and complete its joiners.
+    fn finish(&self, value: i64, killed: bool) {
+        let joiners = {
+            let mut end = self.end.lock();
+            end.result = Some((value, killed));
+            core::mem::take(&mut end.joiners)
+        };
+        for (joiner, user_data) in joiners {
+            crate::syscall::complete_deferred(
+                &joiner,
+                user_data,
+                0,
+                value as u64,
+                u32::from(killed),
+            );
+        }
     }
 
     /// Whether the thread has been asked to stop.
@@ -173,6 +254,9 @@ impl Thread {
 
 impl Drop for Thread {
     fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            crate::process::retire_thread_memory(self.process.clone(), memory);
+        }
         // The stack cache is bounded by the most threads ever alive at once.
         let mut stacks = FREE_STACKS.lock();
         if stacks.try_reserve(1).is_ok() {
@@ -221,11 +305,19 @@ pub fn switch_to_scheduler(thread: &Thread) {
     unsafe { switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get()) };
 }
 
-/// End the running thread for good: cancel its timers, mark it dead, drop
-/// the caller's reference (the scheduler loop still holds one, so the
-/// thread outlives this function) and switch away without coming back.
-pub fn exit_current(thread: Arc<Thread>) -> ! {
+/// End the running thread for good with exit `value`: cancel its timers
+/// and park waits, complete its joiners, end the process if it was the last
+/// thread, mark it dead, drop the caller's reference (the scheduler loop
+/// still holds one, so the thread outlives this function) and switch away
+/// without coming back.
+pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
     thread.timers.cancel_all();
+    crate::park::forget_thread(&thread);
+    let killed = thread.killed();
+    thread.finish(value, killed);
+    if thread.process.thread_finished() {
+        thread.process.exit(value, false);
+    }
     thread.run.lock().dead = true;
     let context = thread.context.get();
     drop(thread);
@@ -238,17 +330,27 @@ pub fn exit_current(thread: Arc<Thread>) -> ! {
     crate::platform::exit::failure()
 }
 
+/// Called on a new thread's stack before its first entry to user mode.
+#[no_mangle]
+extern "C" fn thread_start_check() {
+    if let Some(thread) = current() {
+        exit_if_killed(thread);
+    }
+}
+
 /// If the running thread has been killed, end it now (called on every
-/// return towards user mode).
+/// return towards user mode); its exit value is the process's exit code.
 pub fn exit_if_killed(thread: Arc<Thread>) {
     if thread.killed() {
-        exit_current(thread);
+        let code = thread.process.exit_code().unwrap_or(-1);
+        exit_current(thread, code);
     }
 }
 
 /// Run threads forever on this CPU.
 pub fn scheduler_loop() -> ! {
     loop {
+        crate::process::reap_retired();
         let next = RUN_QUEUE.lock().pop_front();
         match next {
             Some(thread) => run(thread),
@@ -265,10 +367,13 @@ fn run(thread: Arc<Thread>) {
             return;
         }
         state.on_cpu = true;
+        state.cpu = percpu::current().index;
     }
     let cpu = percpu::current();
     cpu.set_current_thread(Some(thread.clone()));
     cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
+    crate::platform::cpu::set_fs_base(thread.fs_base);
+    thread.process.address_space().note_loaded(cpu.index);
     load_address_space(thread.process.address_space_root());
     // SAFETY: the thread is off every other CPU (on_cpu was false) so its
     // saved context is complete; the scheduler context slot is this CPU's.
@@ -276,6 +381,7 @@ fn run(thread: Arc<Thread>) {
     // Back on the scheduler stack (possibly after the thread migrated here).
     let cpu = percpu::current();
     load_address_space(paging::kernel_table());
+    thread.process.address_space().note_unloaded(cpu.index);
     cpu.set_current_thread(None);
     let mut state = thread.run.lock();
     state.on_cpu = false;

@@ -28,9 +28,10 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
         Some(Syscall::CapEnter) => cap_enter(&thread, frame.rdi, frame.rsi) as u64,
         Some(Syscall::Exit) => {
             thread.process.exit(frame.rdi as i64, false);
-            sched::exit_current(thread)
+            sched::exit_current(thread, frame.rdi as i64)
         }
-        Some(Syscall::ThreadExit) | None => Error::InvalidOpcode.as_result() as u64,
+        Some(Syscall::ThreadExit) => sched::exit_current(thread, frame.rdi as i64),
+        None => Error::InvalidOpcode.as_result() as u64,
     };
     frame.sanitize_user_flags();
     sched::exit_if_killed(thread);
@@ -233,6 +234,45 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             Outcome::Done(length as i64, text.len() as u64, 0)
         }
         (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
+        (Opcode::ThreadSpawn, KernelObject::ThreadSpawner) => {
+            let child = thread.process.create_thread(
+                arguments[0],
+                arguments[1],
+                arguments[2],
+                arguments[3],
+            )?;
+            // Dropping `child` on a refused grant retires it unstarted.
+            let handle = thread
+                .process
+                .grant(KernelObject::ThreadHandle(child.clone()))?;
+            let id = child.id;
+            thread.process.thread_starting();
+            child.start();
+            Outcome::Done(i64::from(handle.0), id, 0)
+        }
+        (Opcode::ThreadJoin, KernelObject::ThreadHandle(target)) => {
+            match target.join(thread, submission.user_data)? {
+                Some((value, killed)) => Outcome::Done(0, value as u64, u32::from(killed)),
+                None => Outcome::Later,
+            }
+        }
+        (Opcode::Park, KernelObject::ParkSpace) => {
+            let expected = u32::try_from(arguments[1]).map_err(|_| Error::InvalidArgument)?;
+            match crate::park::park(
+                thread,
+                submission.user_data,
+                arguments[0],
+                expected,
+                arguments[2],
+            )? {
+                crate::park::Parked::Differed => done(Ok(1)),
+                crate::park::Parked::Waiting => Outcome::Later,
+            }
+        }
+        (Opcode::Unpark, KernelObject::ParkSpace) => {
+            let woken = crate::park::unpark(thread, arguments[0], arguments[1])?;
+            done(Ok(woken as i64))
+        }
         (Opcode::ProcessWait, KernelObject::ProcessHandle(process)) => {
             // result 0; value: the exit status; extra: 1 if killed by a fault.
             match process.wait(thread, submission.user_data)? {

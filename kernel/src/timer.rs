@@ -40,6 +40,8 @@ pub enum Expiry {
     Sleep { user_data: u64 },
     /// Wake a thread waiting in `cap_enter` with a timeout.
     Wake,
+    /// End a `Park` with `TimedOut` (unless it was unparked first).
+    Park { user_data: u64, address: u64 },
 }
 
 /// A queue entry's key: the thread's address and its slot.
@@ -232,6 +234,9 @@ pub fn poll() {
                 crate::syscall::complete_deferred(&thread, user_data, 0, 0, 0);
             }
             Some(Expiry::Wake) => thread.wake(),
+            Some(Expiry::Park { user_data, address }) => {
+                crate::park::timed_out(&thread, user_data, address);
+            }
             None => {}
         }
     }

@@ -117,10 +117,9 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
             KernelObject::Endpoint(endpoint, rights)
         }
         CapabilityKind::Diagnostics => KernelObject::Diagnostics,
-        CapabilityKind::ProcessHandle
-        | CapabilityKind::ThreadSpawner
-        | CapabilityKind::ThreadHandle
-        | CapabilityKind::ParkSpace => return None,
+        CapabilityKind::ThreadSpawner => KernelObject::ThreadSpawner,
+        CapabilityKind::ParkSpace => KernelObject::ParkSpace,
+        CapabilityKind::ProcessHandle | CapabilityKind::ThreadHandle => return None,
     })
 }
 
@@ -262,6 +261,7 @@ pub fn user_fault(frame: &InterruptFrame, name: &str) -> ! {
         frame.error_code,
         frame.rip
     );
-    thread.process.exit(-(128 + frame.vector as i64), true);
-    sched::exit_current(thread)
+    let code = -(128 + frame.vector as i64);
+    thread.process.exit(code, true);
+    sched::exit_current(thread, code)
 }

@@ -9,13 +9,22 @@
 //!   through this space's tables (present + user, + writable for writes) and
 //!   copies through the physical window. A bad pointer is an error value,
 //!   never a kernel fault.
-//! - Frames mapped here are owned by the space and freed when it is dropped
-//!   (no CPU runs the space any more by then: a CPU switches CR3 away before
-//!   the last thread is reaped, and without PCIDs that flushes its TLB).
+//! - Frames mapped here are owned by the space and freed when it is dropped.
+//!   No CPU has the space loaded by then: a CPU that loads it holds a
+//!   reference to its process until it loads another table.
+//! - Mapping and unmapping take the space's table lock for writing; every
+//!   translation and user copy holds it for reading, so a page cannot be
+//!   unmapped (and its frame freed) while the kernel copies through it.
+//! - `loaded_cpus` has the bit of every CPU that may hold translations of
+//!   this space (set before its CR3 write, cleared after it loads another
+//!   table); an unmap is followed by a TLB shootdown of exactly those CPUs
+//!   before the frames are freed.
 
 use super::{frames, paging, physical_to_virtual, PAGE_SIZE};
 use alloc::vec::Vec;
 use capos_abi::Error;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::{Mutex, RwLock};
 use x86_64::structures::paging::PageTableFlags as Flags;
 
 const ENTRIES: usize = 512;
@@ -32,7 +41,11 @@ pub struct UserAccess {
 pub struct AddressSpace {
     root: u64,
     /// Every frame this space owns: tables and mapped pages.
-    owned: Vec<u64>,
+    owned: Mutex<Vec<u64>>,
+    /// Held for writing while the tables change, for reading while they are used.
+    tables: RwLock<()>,
+    /// CPUs that may cache translations of this space (bit = CPU index).
+    loaded_cpus: AtomicU64,
 }
 
 fn table(physical: u64) -> &'static mut [u64; ENTRIES] {
@@ -48,10 +61,37 @@ impl AddressSpace {
         let root = frames::allocate_zeroed()?;
         let kernel = table(paging::kernel_table());
         table(root)[256..].copy_from_slice(&kernel[256..]);
+        let mut owned = Vec::new();
+        owned.try_reserve(64).ok()?;
+        owned.push(root);
         Some(Self {
             root,
-            owned: alloc::vec![root],
+            owned: Mutex::new(owned),
+            tables: RwLock::new(()),
+            loaded_cpus: AtomicU64::new(0),
         })
+    }
+
+    /// Record that CPU `index` is about to load this space.
+    pub fn note_loaded(&self, index: usize) {
+        self.loaded_cpus
+            .fetch_or(1 << (index % 64), Ordering::SeqCst);
+    }
+
+    /// Record that CPU `index` has loaded another table.
+    pub fn note_unloaded(&self, index: usize) {
+        self.loaded_cpus
+            .fetch_and(!(1 << (index % 64)), Ordering::SeqCst);
+    }
+
+    /// CPUs that may cache translations of this space.
+    pub fn loaded_cpus(&self) -> u64 {
+        self.loaded_cpus.load(Ordering::SeqCst)
+    }
+
+    /// Frames this space owns (tables and pages).
+    pub fn frame_count(&self) -> usize {
+        self.owned.lock().len()
     }
 
     /// Physical address of the top-level table (for CR3).
@@ -60,23 +100,69 @@ impl AddressSpace {
     }
 
     /// Map one fresh zeroed frame at user page `address`; returns the frame.
-    pub fn map_new_page(&mut self, address: u64, access: UserAccess) -> Option<u64> {
-        self.owned.try_reserve(1).ok()?;
+    /// Mapping where something is mapped already fails (the frame is kept
+    /// by the space and freed with it).
+    pub fn map_new_page(&self, address: u64, access: UserAccess) -> Option<u64> {
+        let _tables = self.tables.write();
+        let mut owned = self.owned.lock();
+        owned.try_reserve(1).ok()?;
         let frame = frames::allocate_zeroed()?;
-        self.owned.push(frame);
-        self.map(address, frame, access)?;
+        owned.push(frame);
+        self.map(&mut owned, address, frame, access)?;
         Some(frame)
     }
 
-    fn map(&mut self, address: u64, frame: u64, access: UserAccess) -> Option<()> {
+    /// Unmap the pages at `addresses` and give their frames back to the
+    /// caller, which must shoot down [`Self::loaded_cpus`] before freeing
+    /// them ([`crate::mem::tlb::shootdown_and_free`]).
+    pub fn unmap_pages(&self, addresses: &[u64], frames_out: &mut Vec<u64>) {
+        let _tables = self.tables.write();
+        let mut owned = self.owned.lock();
+        for &address in addresses {
+            let Some(entry) = self.leaf_entry(address) else {
+                continue;
+            };
+            let frame = *entry & ADDRESS_MASK;
+            *entry = 0;
+            if let Some(position) = owned.iter().position(|owned| *owned == frame) {
+                owned.swap_remove(position);
+                if frames_out.try_reserve(1).is_ok() {
+                    frames_out.push(frame);
+                }
+            }
+        }
+    }
+
+    /// The present leaf entry mapping `address`, if any.
+    fn leaf_entry(&self, address: u64) -> Option<&'static mut u64> {
+        let mut current = self.root;
+        for level in [3, 2, 1] {
+            let index = ((address >> (12 + 9 * level)) & 0x1FF) as usize;
+            let entry = table(current)[index];
+            if entry & Flags::PRESENT.bits() == 0 {
+                return None;
+            }
+            current = entry & ADDRESS_MASK;
+        }
+        let entry = &mut table(current)[((address >> 12) & 0x1FF) as usize];
+        (*entry & Flags::PRESENT.bits() != 0).then_some(entry)
+    }
+
+    fn map(
+        &self,
+        owned: &mut Vec<u64>,
+        address: u64,
+        frame: u64,
+        access: UserAccess,
+    ) -> Option<()> {
         let mut current = self.root;
         for level in [3, 2, 1] {
             let index = ((address >> (12 + 9 * level)) & 0x1FF) as usize;
             let entry = &mut table(current)[index];
             if *entry & Flags::PRESENT.bits() == 0 {
-                self.owned.try_reserve(1).ok()?;
+                owned.try_reserve(1).ok()?;
                 let next = frames::allocate_zeroed()?;
-                self.owned.push(next);
+                owned.push(next);
                 *entry = next | (Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE).bits();
             }
             current = *entry & ADDRESS_MASK;
@@ -98,8 +184,8 @@ impl AddressSpace {
     }
 
     /// Physical address behind user `address`, if mapped user-accessible
-    /// (and writable when `write`).
-    pub fn translate(&self, address: u64, write: bool) -> Option<u64> {
+    /// (and writable when `write`). The caller holds the table lock.
+    fn translate(&self, address: u64, write: bool) -> Option<u64> {
         if address >= capos_abi::layout::USER_END {
             return None;
         }
@@ -167,6 +253,7 @@ impl AddressSpace {
         mut copy: impl FnMut(u64, usize, usize),
     ) -> Result<(), Error> {
         capos_kcore::usermem::check_user_range(address, length)?;
+        let _tables = self.tables.read();
         let mut pieces = Vec::new();
         pieces
             .try_reserve(length.div_ceil(PAGE_SIZE) as usize + 1)
@@ -188,7 +275,7 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
-        for frame in self.owned.drain(..) {
+        for frame in self.owned.get_mut().drain(..) {
             frames::free(frame);
         }
     }

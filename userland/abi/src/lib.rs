@@ -342,9 +342,11 @@ pub struct KernelCounters {
     pub exit_waiters: u64,
     /// Kernel stacks cached for reuse.
     pub cached_stacks: u64,
+    /// Threads waiting in `Park`.
+    pub parked_threads: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelCounters>() == 64);
+const _: () = assert!(core::mem::size_of::<KernelCounters>() == 72);
 
 pub mod limits {
     /// Longest console write.

@@ -47,6 +47,15 @@ pub fn init_syscall() {
     }
 }
 
+/// Load the user FS base (thread pointer). `base` must be canonical; the
+/// kernel checks user-supplied values when the thread is created.
+pub fn set_fs_base(base: u64) {
+    use x86_64::registers::model_specific::Msr;
+    const FS_BASE: u32 = 0xC000_0100;
+    // SAFETY: FS is not used by the kernel; a canonical base cannot fault.
+    unsafe { Msr::new(FS_BASE).write(base) };
+}
+
 /// The time-stamp counter.
 pub fn timestamp() -> u64 {
     // SAFETY: RDTSC has no side effects.

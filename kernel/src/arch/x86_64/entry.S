@@ -118,9 +118,12 @@ syscall_entry:
     movq 24(%rsp), %rsp
     sysretq
 
-/* First switch into a new thread returns here with RSP at its user frame. */
+/* First switch into a new thread returns here with RSP at its user frame
+ * (16-byte aligned). A thread killed before it ever ran ends here instead
+ * of entering user mode. */
 .global thread_first_entry
 thread_first_entry:
+    callq thread_start_check
     jmp interrupt_return
 
 /* switch_kernel_stack(save: *mut u64, load: u64): save RFLAGS and the

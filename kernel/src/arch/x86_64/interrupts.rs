@@ -13,6 +13,8 @@ pub const TIMER_VECTOR: u8 = 32;
 pub const PING_VECTOR: u8 = 33;
 /// Wakes an idle CPU because a thread became runnable.
 pub const RESCHEDULE_VECTOR: u8 = 34;
+/// Asks a CPU to flush its TLB (see `tlb`).
+pub const TLB_VECTOR: u8 = 35;
 /// LAPIC spurious-interrupt vector (no EOI).
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 
@@ -46,8 +48,8 @@ pub struct InterruptFrame {
 
 impl InterruptFrame {
     /// The frame that enters user mode at `entry` with interrupts on, the
-    /// stack at `stack_top` and `arguments` in rdi/rsi; all else zero.
-    pub fn user_entry(entry: u64, stack_top: u64, arguments: [u64; 2]) -> Self {
+    /// stack at `stack_top` and `arguments` in rdi/rsi/rdx; all else zero.
+    pub fn user_entry(entry: u64, stack_top: u64, arguments: [u64; 3]) -> Self {
         const INTERRUPTS_ENABLED: u64 = 1 << 9;
         const RESERVED_ONE: u64 = 1 << 1;
         Self {
@@ -62,7 +64,7 @@ impl InterruptFrame {
             rbp: 0,
             rdi: arguments[0],
             rsi: arguments[1],
-            rdx: 0,
+            rdx: arguments[2],
             rcx: 0,
             rbx: 0,
             rax: 0,
@@ -109,7 +111,20 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
                 }
             }
         }
-        vector if vector == u64::from(RESCHEDULE_VECTOR) => apic::end_of_interrupt(),
+        vector if vector == u64::from(RESCHEDULE_VECTOR) => {
+            apic::end_of_interrupt();
+            // Sent to a CPU running a thread that has been killed (process
+            // exit): it must leave user mode now.
+            if frame.cs & 3 == 3 {
+                if let Some(thread) = crate::sched::current() {
+                    crate::sched::exit_if_killed(thread);
+                }
+            }
+        }
+        vector if vector == u64::from(TLB_VECTOR) => {
+            super::tlb::serve_pending();
+            apic::end_of_interrupt();
+        }
         vector if vector == u64::from(PING_VECTOR) => {
             percpu::current().pings.fetch_add(1, Ordering::AcqRel);
             apic::end_of_interrupt();

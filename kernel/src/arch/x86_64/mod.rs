@@ -10,6 +10,7 @@ pub mod gdt;
 pub mod interrupts;
 pub mod percpu;
 pub mod smp;
+pub mod tlb;
 
 core::arch::global_asm!(include_str!("boot.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("ap_trampoline.S"), options(att_syntax));

@@ -36,6 +36,10 @@ pub struct PerCpu {
     pub pings: AtomicU64,
     /// Set by the CPU itself once it is fully initialised.
     pub online: AtomicBool,
+    /// TLB shootdown tickets issued to this CPU (see `tlb`).
+    pub tlb_requested: AtomicU64,
+    /// The newest ticket this CPU has flushed for.
+    pub tlb_completed: AtomicU64,
     /// GDT, TSS and IDT of this CPU.
     pub tables: CpuTables,
     /// The thread running on this CPU (None in the scheduler loop).
@@ -66,6 +70,8 @@ pub fn create(index: usize, apic_id: u32, tables: CpuTables) -> &'static PerCpu 
         ticks: AtomicU64::new(0),
         pings: AtomicU64::new(0),
         online: AtomicBool::new(false),
+        tlb_requested: AtomicU64::new(0),
+        tlb_completed: AtomicU64::new(0),
         tables,
         current: spin::Mutex::new(None),
     }));

@@ -171,6 +171,13 @@ pub fn idle(work_waiting: impl FnOnce() -> bool) {
     IDLE_CPUS.fetch_and(!bit, Ordering::SeqCst);
 }
 
+/// Send a reschedule IPI to CPU `index`.
+pub fn send_reschedule(index: usize) {
+    if let Some(cpu) = percpu::get(index) {
+        apic::send_fixed(cpu.apic_id, super::interrupts::RESCHEDULE_VECTOR);
+    }
+}
+
 /// Send a reschedule IPI to every idle CPU but this one. Call after the
 /// work is queued.
 pub fn kick_idle_cpus() {

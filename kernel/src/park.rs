@@ -1,0 +1,155 @@
+//! ParkSpace: futex-style waits on 32-bit words of a process's memory.
+//!
+//! Invariants:
+//! - Waiters are keyed by (process id, user address) in hashed buckets, each
+//!   under its own lock. `park` re-reads the word under the bucket lock
+//!   before it queues, and `unpark` takes the same lock, so a waker that
+//!   changes the word and then unparks can never miss a waiter.
+//! - Completions are posted after the bucket lock is released.
+//! - A waiter leaves its bucket when it is unparked, when its timeout fires,
+//!   or when its thread ends ([`forget_thread`]); each wait is an operation
+//!   in flight of its thread, so buckets are bounded by the per-thread quota.
+
+use crate::sched::Thread;
+use crate::timer;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::{Error, NO_TIMEOUT};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+const BUCKETS: usize = 64;
+
+struct Waiter {
+    process: u64,
+    address: u64,
+    thread: Arc<Thread>,
+    user_data: u64,
+    timeout: Option<timer::TimerToken>,
+}
+
+static BUCKETS_TABLE: [Mutex<Vec<Waiter>>; BUCKETS] = [const { Mutex::new(Vec::new()) }; BUCKETS];
+static PARKED: AtomicU64 = AtomicU64::new(0);
+
+fn bucket(process: u64, address: u64) -> &'static Mutex<Vec<Waiter>> {
+    let mixed = (address >> 2) ^ process.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    &BUCKETS_TABLE[(mixed as usize) % BUCKETS]
+}
+
+/// Threads parked now, kernel-wide (diagnostics).
+pub fn parked() -> u64 {
+    PARKED.load(Ordering::Relaxed)
+}
+
+/// What `park` did at once.
+pub enum Parked {
+    /// The word differed: result 1, no wait.
+    Differed,
+    /// The thread waits; its completion comes from `unpark` or the timeout.
+    Waiting,
+}
+
+/// Wait on the `u32` at `address` while it equals `expected`.
+pub fn park(
+    thread: &Arc<Thread>,
+    user_data: u64,
+    address: u64,
+    expected: u32,
+    timeout_ns: u64,
+) -> Result<Parked, Error> {
+    if !address.is_multiple_of(4) {
+        return Err(Error::InvalidArgument);
+    }
+    let process = thread.process.id;
+    let read_word = || -> Result<u32, Error> {
+        let mut bytes = [0u8; 4];
+        thread.process.address_space().read(address, &mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    };
+    read_word()?;
+    let mut waiters = bucket(process, address).lock();
+    if read_word()? != expected {
+        return Ok(Parked::Differed);
+    }
+    waiters.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+    let timeout = if timeout_ns == NO_TIMEOUT {
+        None
+    } else {
+        let deadline = timer::now_ns().saturating_add(timeout_ns);
+        Some(timer::add(
+            deadline,
+            thread,
+            timer::Expiry::Park { user_data, address },
+        )?)
+    };
+    waiters.push(Waiter {
+        process,
+        address,
+        thread: thread.clone(),
+        user_data,
+        timeout,
+    });
+    PARKED.fetch_add(1, Ordering::Relaxed);
+    Ok(Parked::Waiting)
+}
+
+/// Wake up to `count` threads of `thread`'s process parked on `address`;
+/// returns how many.
+pub fn unpark(thread: &Thread, address: u64, count: u64) -> Result<u64, Error> {
+    if !address.is_multiple_of(4) {
+        return Err(Error::InvalidArgument);
+    }
+    let process = thread.process.id;
+    let mut woken: Vec<Waiter> = Vec::new();
+    {
+        let mut waiters = bucket(process, address).lock();
+        let mut index = 0;
+        while index < waiters.len() && (woken.len() as u64) < count {
+            let waiter = &waiters[index];
+            if waiter.process == process && waiter.address == address {
+                if woken.try_reserve(1).is_err() {
+                    break;
+                }
+                woken.push(waiters.remove(index));
+            } else {
+                index += 1;
+            }
+        }
+    }
+    PARKED.fetch_sub(woken.len() as u64, Ordering::Relaxed);
+    let total = woken.len() as u64;
+    for waiter in woken {
+        if let Some(token) = waiter.timeout {
+            timer::cancel(&waiter.thread, token);
+        }
+        crate::syscall::complete_deferred(&waiter.thread, waiter.user_data, 0, 0, 0);
+    }
+    Ok(total)
+}
+
+/// A park's timeout fired: complete it with `TimedOut` unless it was
+/// unparked first.
+pub fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
+    let removed = {
+        let mut waiters = bucket(thread.process.id, address).lock();
+        waiters
+            .iter()
+            .position(|waiter| Arc::ptr_eq(&waiter.thread, thread) && waiter.user_data == user_data)
+            .map(|position| waiters.swap_remove(position))
+    };
+    if removed.is_some() {
+        PARKED.fetch_sub(1, Ordering::Relaxed);
+        crate::syscall::complete_deferred(thread, user_data, Error::TimedOut.as_result(), 0, 0);
+    }
+}
+
+/// `thread` is ending: drop every park wait it has (their timeouts were
+/// cancelled with the thread's timers).
+pub fn forget_thread(thread: &Arc<Thread>) {
+    for bucket in &BUCKETS_TABLE {
+        let mut waiters = bucket.lock();
+        let before = waiters.len();
+        waiters.retain(|waiter| !Arc::ptr_eq(&waiter.thread, thread));
+        PARKED.fetch_sub((before - waiters.len()) as u64, Ordering::Relaxed);
+    }
+}
