@@ -12,36 +12,36 @@ pub(super) type Queue = RunQueue<u16, CAPACITY>;
 
 /// [`RunQueues`] over plain cells. Holding two queues at once (what would be two spin locks in
 /// the kernel) panics, so every test also checks that the policy never nests queue locks.
-pub(super) struct TestQueues {
-    pub(super) queues: Vec<RefCell<Queue>>,
+pub(super) struct TestQueues<const N: usize = CAPACITY> {
+    pub(super) queues: Vec<RefCell<RunQueue<u16, N>>>,
     holding: Cell<bool>,
 }
 
-impl TestQueues {
+impl<const N: usize> TestQueues<N> {
     pub(super) fn new(cpus: usize) -> Self {
         Self {
             queues: CpuIndex::all(cpus)
-                .map(|cpu| RefCell::new(Queue::new(cpu)))
+                .map(|cpu| RefCell::new(RunQueue::new(cpu)))
                 .collect(),
             holding: Cell::new(false),
         }
     }
 
-    pub(super) fn queue(&self, cpu: CpuIndex) -> std::cell::Ref<'_, Queue> {
+    pub(super) fn queue(&self, cpu: CpuIndex) -> std::cell::Ref<'_, RunQueue<u16, N>> {
         self.queues[cpu.get()].borrow()
     }
 
-    pub(super) fn queue_mut(&self, cpu: CpuIndex) -> std::cell::RefMut<'_, Queue> {
+    pub(super) fn queue_mut(&self, cpu: CpuIndex) -> std::cell::RefMut<'_, RunQueue<u16, N>> {
         self.queues[cpu.get()].borrow_mut()
     }
 }
 
-impl RunQueues<u16, CAPACITY> for TestQueues {
+impl<const N: usize> RunQueues<u16, N> for TestQueues<N> {
     fn cpu_count(&self) -> usize {
         self.queues.len()
     }
 
-    fn with_queue<R>(&self, cpu: CpuIndex, action: impl FnOnce(&mut Queue) -> R) -> R {
+    fn with_queue<R>(&self, cpu: CpuIndex, action: impl FnOnce(&mut RunQueue<u16, N>) -> R) -> R {
         assert!(
             !self.holding.replace(true),
             "two run-queue locks held at once"
@@ -445,7 +445,7 @@ fn steal_victim_is_the_busiest_other_cpu() {
 
 #[test]
 fn pick_next_prefers_own_queue_then_steals_from_the_busiest() {
-    let queues = TestQueues::new(3);
+    let queues = TestQueues::<CAPACITY>::new(3);
     assert_eq!(
         queues.queue_mut(cpu(0)).enqueue(1, NORMAL, 0, cpu(0)),
         Ok(Notify::Nothing)
@@ -490,7 +490,7 @@ fn pick_next_prefers_own_queue_then_steals_from_the_busiest() {
 
 #[test]
 fn pick_next_skips_a_victim_holding_only_pinned_work_and_halts_when_nothing_is_left() {
-    let queues = TestQueues::new(3);
+    let queues = TestQueues::<CAPACITY>::new(3);
     // CPU 1 preempted 10 for 11: 10 is pinned, so the hint shows nothing stealable there.
     {
         let mut queue = queues.queue_mut(cpu(1));
@@ -514,7 +514,7 @@ fn pick_next_skips_a_victim_holding_only_pinned_work_and_halts_when_nothing_is_l
 
 #[test]
 fn pick_next_after_a_halt_stops_halting_first() {
-    let queues = TestQueues::new(2);
+    let queues = TestQueues::<CAPACITY>::new(2);
     assert_eq!(pick_next(&queues, cpu(1), 0), Ok(Pick::<u16>::Halt));
     assert_eq!(pick_next(&queues, cpu(1), 0), Ok(Pick::<u16>::Halt));
     // Between the two calls the CPU was looking; now it is halting again.
@@ -523,7 +523,7 @@ fn pick_next_after_a_halt_stops_halting_first() {
 
 #[test]
 fn make_runnable_wakes_one_idle_cpu_with_one_ipi() {
-    let queues = TestQueues::new(4);
+    let queues = TestQueues::<CAPACITY>::new(4);
     for index in 0..4 {
         assert_eq!(pick_next(&queues, cpu(index), 0), Ok(Pick::<u16>::Halt));
     }
@@ -543,7 +543,7 @@ fn make_runnable_wakes_one_idle_cpu_with_one_ipi() {
 
 #[test]
 fn make_runnable_falls_back_when_the_target_queue_is_full() {
-    let queues = TestQueues::new(2);
+    let queues = TestQueues::<CAPACITY>::new(2);
     for thread in 0..CAPACITY as u16 {
         assert_eq!(
             queues.queue_mut(cpu(0)).enqueue(thread, NORMAL, 0, cpu(0)),
@@ -566,7 +566,7 @@ fn make_runnable_falls_back_when_the_target_queue_is_full() {
 
 #[test]
 fn no_cpus_is_an_error_not_a_panic() {
-    let queues = TestQueues::new(0);
+    let queues = TestQueues::<CAPACITY>::new(0);
     assert_eq!(
         make_runnable(&queues, 1, NORMAL, None, waker(0, false), 0),
         Err(ScheduleError::NoSuchCpu)
