@@ -775,7 +775,7 @@ impl SplitMix {
             1 => Event::Wake {
                 thread: a,
                 waker: b,
-                sync: self.next() % 2 == 0,
+                sync: self.next().is_multiple_of(2),
             },
             2 => Event::BeginBlock { cpu: a },
             3 => Event::CancelBlock { cpu: a },
@@ -804,8 +804,8 @@ fn seeded_long_runs_keep_every_invariant() {
     for seed in 0..SEEDED_RUNS {
         let mut random = SplitMix(seed);
         let cpus = 1 + (seed % 8) as usize;
-        let mixed_priorities = seed % 3 != 0;
-        let busy = seed % 2 == 0;
+        let mixed_priorities = !seed.is_multiple_of(3);
+        let busy = seed.is_multiple_of(2);
         let events: Vec<Event> = (0..SEEDED_STEPS).map(|_| random.event(busy)).collect();
         let statistics = run(cpus, mixed_priorities, &events)
             .unwrap_or_else(|failure| panic!("seed {seed}, {cpus} cpus: {failure}"));
