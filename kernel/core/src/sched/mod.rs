@@ -35,6 +35,8 @@ mod thread;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod shootdown_tests;
+#[cfg(test)]
 mod tests;
 
 use core::fmt;
