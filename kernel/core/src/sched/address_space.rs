@@ -8,7 +8,10 @@
 //!   flushes locally): never a broadcast.
 //! - A [`Shootdown`] completes only when every target has flushed generation `G` or later, or
 //!   no longer has the address space loaded; only then may the unmapped frames be freed.
-//! - Flush generations only grow; comparing with `>=` is all the protocol needs.
+//! - Flush generations only grow, and a CPU's published flushed generation only grows
+//!   (`fetch_max`): comparing with `>=` is all the protocol needs.
+//! - A switch reads the next address space's generation before its CR3 write; a target
+//!   acknowledges every shootdown IPI, even when it had nothing to flush.
 
 use super::{CpuIndex, CpuSet};
 
@@ -21,8 +24,10 @@ pub const FLUSH_PAGE_LIMIT: usize = 32;
 pub enum AddressSpaceSwitch<A> {
     /// Keep the loaded address space: no CR3 write.
     Keep,
-    /// Load `next`: set this CPU in its mask, write CR3, record its flush generation, then
-    /// clear this CPU from `previous`'s mask.
+    /// Load `next`, in this order: set this CPU in `next`'s mask (SeqCst), read `next`'s
+    /// flush generation, write CR3, publish the generation read as flushed (`fetch_max`),
+    /// clear this CPU from `previous`'s mask. Reading the generation after the CR3 write would
+    /// let the CPU claim a flush of a PTE change it cached before.
     Load {
         /// The address space loaded until now, if any.
         previous: Option<A>,
@@ -80,8 +85,10 @@ pub fn shootdown_targets(loaded_on: CpuSet, initiator: CpuIndex) -> CpuSet {
     loaded_on.without(initiator)
 }
 
-/// What a target does on a shootdown IPI for one address space.
-#[must_use = "the target must act and then publish its flushed generation or leave the mask"]
+/// What a target does on a shootdown IPI for one address space. After acting, in every case,
+/// it publishes the request's generation as flushed (`fetch_max`): the initiator waits for
+/// that even from a CPU that had nothing to flush.
+#[must_use = "the target must act, then publish the request's generation as flushed"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShootdownResponse {
     /// The address space is no longer loaded here: nothing to flush.
