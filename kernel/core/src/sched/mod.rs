@@ -12,6 +12,8 @@
 //!   queue at a time: nothing ever holds two run-queue locks, so queues need no lock order.
 //! - Each thread has a [`ThreadState`] under the thread's own lock, taken before any queue
 //!   lock (lock order: thread, then queue).
+//! - `now` is a time in ticks from a clock all CPUs share (for example nanoseconds since boot
+//!   divided by the tick period); it only orders arrivals and measures waits for aging.
 //!
 //! Invariants (each checked after every step of the randomized model in `model_tests`):
 //! - A live thread is in exactly one place: one queue entry (ready), one CPU's current slot
