@@ -17,6 +17,7 @@ pub mod frame;
 pub mod fwcfg;
 pub mod memmap;
 pub mod ring;
+pub mod sched;
 pub mod timer_queue;
 pub mod usermem;
 
