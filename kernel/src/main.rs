@@ -86,6 +86,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     for index in 0..platform::percpu::count() {
         timer::init_cpu(index);
     }
+    sched::init_queues(platform::percpu::count());
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),

@@ -248,6 +248,9 @@ impl Process {
         {
             return Err(Error::InvalidArgument);
         }
+        if !crate::sched::thread_capacity_left() {
+            return Err(Error::QuotaExhausted);
+        }
         let slot = {
             let mut threads = self.threads.lock();
             // Checked under the slot lock: `exit` sets its code before it
@@ -433,6 +436,9 @@ fn spawn_entry(
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
+    if !crate::sched::thread_capacity_left() {
+        return Err(Error::QuotaExhausted);
+    }
     if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= LIVE_PROCESSES_MAX {
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
         return Err(Error::QuotaExhausted);

@@ -373,6 +373,8 @@ pub mod limits {
     pub const TIMERS_PER_CPU: usize = 2048;
     /// Threads a process may have at once (its first thread included).
     pub const THREADS_PER_PROCESS: usize = 64;
+    /// Threads not yet torn down, kernel-wide.
+    pub const THREADS_MAX: usize = 1024;
 }
 
 /// User address-space layout.

@@ -106,7 +106,9 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             crate::timer::poll();
             if frame.cs & 3 == 3 {
                 if let Some(thread) = crate::sched::current() {
-                    crate::sched::switch_to_scheduler(&thread);
+                    if crate::sched::should_preempt() {
+                        crate::sched::switch_to_scheduler(&thread);
+                    }
                     crate::sched::exit_if_killed(thread);
                 }
             }
