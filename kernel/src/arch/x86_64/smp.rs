@@ -192,7 +192,6 @@ pub fn send_reschedule(index: usize) {
     }
 }
 
-
 /// Ping every AP, wait for timer ticks everywhere, print the result line, exit.
 pub fn report_and_exit() -> ! {
     let cpus = percpu::count();
