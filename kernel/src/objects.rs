@@ -38,6 +38,7 @@ pub enum KernelObject {
     ThreadSpawner,
     ThreadHandle(Arc<Thread>),
     ParkSpace,
+    Memory,
 }
 
 /// What an endpoint capability allows beyond calling.
@@ -78,6 +79,7 @@ impl KernelObject {
             KernelObject::ThreadSpawner => CapabilityKind::ThreadSpawner,
             KernelObject::ThreadHandle(_) => CapabilityKind::ThreadHandle,
             KernelObject::ParkSpace => CapabilityKind::ParkSpace,
+            KernelObject::Memory => CapabilityKind::Memory,
         }
     }
 }

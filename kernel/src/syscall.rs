@@ -269,6 +269,20 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 crate::park::Parked::Waiting => Outcome::Later,
             }
         }
+        (Opcode::MemoryMap, KernelObject::Memory) => {
+            let writable = arguments[2] & 1 != 0;
+            if arguments[2] & !1 != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            thread
+                .process
+                .map_anonymous(arguments[0], arguments[1], writable)?;
+            done(Ok(arguments[1] as i64))
+        }
+        (Opcode::MemoryUnmap, KernelObject::Memory) => {
+            let unmapped = thread.process.unmap_anonymous(arguments[0], arguments[1])?;
+            done(Ok(unmapped as i64))
+        }
         (Opcode::Unpark, KernelObject::ParkSpace) => {
             let woken = crate::park::unpark(thread, arguments[0], arguments[1])?;
             done(Ok(woken as i64))

@@ -119,6 +119,7 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
         CapabilityKind::Diagnostics => KernelObject::Diagnostics,
         CapabilityKind::ThreadSpawner => KernelObject::ThreadSpawner,
         CapabilityKind::ParkSpace => KernelObject::ParkSpace,
+        CapabilityKind::Memory => KernelObject::Memory,
         CapabilityKind::ProcessHandle | CapabilityKind::ThreadHandle => return None,
     })
 }
