@@ -259,13 +259,7 @@ impl Endpoint {
                 None => (message.len() as i64, CapabilityHandle::NONE.0 as u64, 0),
             }
         };
-        crate::syscall::complete_deferred(
-            &call.caller,
-            call.user_data,
-            answer.0,
-            answer.1,
-            answer.2,
-        );
+        crate::ring::post(&call.caller, call.user_data, answer.0, answer.1, answer.2);
         Ok(())
     }
 }
@@ -315,7 +309,7 @@ impl Endpoint {
 
 /// Tell the caller of an unanswered call that its server is gone.
 fn complete_orphan(call: Call) {
-    crate::syscall::complete_deferred(
+    crate::ring::post(
         &call.caller,
         call.user_data,
         Error::PeerGone.as_result(),
@@ -332,7 +326,7 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
     let process = &receive.thread.process;
     let length = call.message.len() as u64;
     if length > receive.capacity {
-        crate::syscall::complete_deferred(
+        crate::ring::post(
             &receive.thread,
             receive.user_data,
             Error::TooLarge.as_result(),
@@ -345,32 +339,20 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
         .address_space()
         .write(receive.address, &call.message)
     {
-        crate::syscall::complete_deferred(
-            &receive.thread,
-            receive.user_data,
-            error.as_result(),
-            0,
-            0,
-        );
+        crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
         return Err(call);
     }
     let transferred = match call.transfer.clone().map(|object| process.grant(object)) {
         Some(Ok(handle)) => handle,
         Some(Err(error)) => {
-            crate::syscall::complete_deferred(
-                &receive.thread,
-                receive.user_data,
-                error.as_result(),
-                0,
-                0,
-            );
+            crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
             return Err(call);
         }
         None => CapabilityHandle::NONE,
     };
     state.next_token += 1;
     let token = state.next_token;
-    crate::syscall::complete_deferred(
+    crate::ring::post(
         &receive.thread,
         receive.user_data,
         length as i64,

@@ -462,13 +462,7 @@ impl Process {
         drop(capabilities);
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
-            crate::syscall::complete_deferred(
-                &thread,
-                user_data,
-                0,
-                code as u64,
-                u32::from(killed),
-            );
+            crate::ring::post(&thread, user_data, 0, code as u64, u32::from(killed));
         }
         userspace::process_exited(self, code);
     }

@@ -329,13 +329,7 @@ impl Thread {
             core::mem::take(&mut end.joiners)
         };
         for (joiner, user_data) in joiners {
-            crate::syscall::complete_deferred(
-                &joiner,
-                user_data,
-                0,
-                value as u64,
-                u32::from(killed),
-            );
+            crate::ring::post(&joiner, user_data, 0, value as u64, u32::from(killed));
         }
     }
 
