@@ -68,6 +68,14 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     platform::cpu::enable_sse();
     console::init();
     kprintln!("[boot] capOS kernel {}", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "[boot] fpu={}",
+        if platform::cpu::uses_xsave() {
+            "xsave"
+        } else {
+            "fxsave"
+        }
+    );
     let boot_info = boot::load(multiboot_magic, multiboot_info);
     mem::init(&boot_info);
     userspace::collect_modules(&boot_info);

@@ -142,9 +142,9 @@ extern "C" {
     fn thread_first_entry();
 }
 
-/// FXSAVE area (512 bytes, 16-byte aligned).
-#[repr(C, align(16))]
-struct FpuArea([u8; 512]);
+/// FXSAVE / XSAVE area (64-byte aligned, as XSAVE requires).
+#[repr(C, align(64))]
+struct FpuArea([u8; crate::platform::cpu::FPU_AREA_BYTES]);
 
 /// Scheduling state, under one lock.
 #[derive(Default)]
@@ -232,7 +232,10 @@ impl Thread {
             crate::process::retire_thread_memory(process, memory);
             return None;
         };
-        let mut fpu = FpuArea([0; 512]);
+        // Legacy region: x87 control word and MXCSR defaults. The XSAVE
+        // header (bytes 512..576) stays zero: every component starts in its
+        // initial state.
+        let mut fpu = FpuArea([0; crate::platform::cpu::FPU_AREA_BYTES]);
         fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
         fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
         let thread = Arc::new(Self {
