@@ -18,6 +18,7 @@ mod arch;
 mod boot;
 mod console;
 mod diagnostics;
+mod interrupt;
 mod mem;
 mod objects;
 mod panic;
@@ -89,7 +90,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     };
     kprintln!("[boot] options=\"{}\" mode={:?}", cmdline.as_str(), mode);
     let cpus = acpi::discover_cpus(&boot_info);
-    platform::smp::start(&cpus);
+    platform::smp::start(&cpus, sched::scheduler_loop);
     timer::init();
     for index in 0..platform::percpu::count() {
         timer::init_cpu(index);

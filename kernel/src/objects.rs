@@ -19,10 +19,9 @@
 use crate::process::Process;
 use crate::sched::Thread;
 use alloc::collections::VecDeque;
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_abi::{CapabilityHandle, CapabilityKind, Error};
+use capos_abi::{CapabilityHandle, Error};
 use spin::Mutex;
 
 /// What a capability refers to.
@@ -60,26 +59,6 @@ impl EndpointRights {
             Ok(())
         } else {
             Err(Error::MissingRight)
-        }
-    }
-}
-
-impl KernelObject {
-    /// The ABI kind of this object.
-    pub fn kind(&self) -> CapabilityKind {
-        match self {
-            KernelObject::Console => CapabilityKind::Console,
-            KernelObject::ProcessSpawner => CapabilityKind::ProcessSpawner,
-            KernelObject::ProcessHandle(_) => CapabilityKind::ProcessHandle,
-            KernelObject::Endpoint(_, rights) if rights.receive => CapabilityKind::EndpointServer,
-            KernelObject::Endpoint(..) => CapabilityKind::Endpoint,
-            KernelObject::Timer => CapabilityKind::Timer,
-            KernelObject::BootManifest => CapabilityKind::BootManifest,
-            KernelObject::Diagnostics => CapabilityKind::Diagnostics,
-            KernelObject::ThreadSpawner => CapabilityKind::ThreadSpawner,
-            KernelObject::ThreadHandle(_) => CapabilityKind::ThreadHandle,
-            KernelObject::ParkSpace => CapabilityKind::ParkSpace,
-            KernelObject::Memory => CapabilityKind::Memory,
         }
     }
 }
@@ -134,15 +113,13 @@ fn queued_changed(added: usize, removed: usize) {
 
 /// A named rendezvous point for calls and replies.
 pub struct Endpoint {
-    pub name: String,
     state: Mutex<EndpointState>,
 }
 
 impl Endpoint {
     /// A new endpoint.
-    pub fn new(name: &str) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            name: String::from(name),
             state: Mutex::new(EndpointState::default()),
         })
     }

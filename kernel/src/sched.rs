@@ -69,6 +69,9 @@ static QUEUES: [CpuQueue; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
+/// The thread each CPU runs (None in its scheduler loop).
+static CURRENT: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
 /// The process whose address space each CPU has loaded (None: the kernel's).
 static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 
@@ -371,7 +374,7 @@ pub fn cached_stacks() -> u64 {
 
 /// The thread running on this CPU, if any.
 pub fn current() -> Option<Arc<Thread>> {
-    percpu::current().current_thread()
+    CURRENT[percpu::current().index].lock().clone()
 }
 
 /// Block the running thread until `ready()` holds (re-checked after each
@@ -510,7 +513,7 @@ fn run(thread: Arc<Thread>) {
         state.cpu = percpu::current().index;
     }
     let cpu = percpu::current();
-    cpu.set_current_thread(Some(thread.clone()));
+    *CURRENT[cpu.index].lock() = Some(thread.clone());
     cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
     crate::platform::cpu::set_fs_base(thread.fs_base);
     switch_address_space(cpu.index, &thread.process);
@@ -520,7 +523,7 @@ fn run(thread: Arc<Thread>) {
     // Back on the scheduler stack of the same CPU (threads switch back to
     // the loop of the CPU they run on).
     let cpu = percpu::current();
-    cpu.set_current_thread(None);
+    *CURRENT[cpu.index].lock() = None;
     let mut state = thread.run.lock();
     state.on_cpu = false;
     if !state.dead && !state.blocked {

@@ -187,7 +187,7 @@ pub fn start(name: &str, bsp_delay_ms: u64) {
                 manifest
                     .object(index)
                     .filter(|object| object.kind == CapabilityKind::Endpoint)
-                    .map(|object| Endpoint::new(object.name))
+                    .map(|_| Endpoint::new())
             })
             .collect()
     });

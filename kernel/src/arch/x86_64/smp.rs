@@ -30,7 +30,12 @@ extern "C" {
 }
 
 /// Set up the BSP, start every AP in `topology`, and print the online report.
-pub fn start(topology: &CpuTopology) {
+/// What each AP runs once it is online (set by [`start`]).
+static AP_MAIN: spin::Once<fn() -> !> = spin::Once::new();
+
+/// Bring every CPU of `topology` online; each AP then runs `ap_main`.
+pub fn start(topology: &CpuTopology, ap_main: fn() -> !) {
+    AP_MAIN.call_once(|| ap_main);
     apic::init_bootstrap(topology.local_apic_address);
     let bsp_apic = apic::id();
     let bsp = percpu::create(0, bsp_apic, cpu_tables());
@@ -147,7 +152,11 @@ extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
     cpu::init_syscall();
     apic::init_application_processor();
     announce_online(cpu);
-    crate::sched::scheduler_loop()
+    let main = AP_MAIN
+        .get()
+        .copied()
+        .unwrap_or(cpu::halt_forever as fn() -> !);
+    main()
 }
 
 /// CPUs halted in their scheduler loop (bit = CPU index).
