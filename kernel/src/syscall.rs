@@ -214,6 +214,11 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 .write(request.buffer_address, &piece[..length])?;
             Outcome::Done(length as i64, text.len() as u64, 0)
         }
+        (Opcode::BootInfo, KernelObject::BootManifest) => Outcome::Done(
+            crate::platform::smp::online_count() as i64,
+            crate::platform::apic::tsc_hz(),
+            0,
+        ),
         (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
         (Opcode::ThreadSpawn, KernelObject::ThreadSpawner) => {
             let request = args::ThreadSpawn::decode(arguments);

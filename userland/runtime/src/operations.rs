@@ -22,6 +22,15 @@ pub struct Received {
     pub transferred: Option<CapabilityHandle>,
 }
 
+/// What [`Ring::boot_info`] reports about the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootInfo {
+    /// CPUs online (the bootstrap processor included).
+    pub cpus: u32,
+    /// TSC frequency in Hz, as the kernel calibrated it at boot.
+    pub tsc_hz: u64,
+}
+
 /// An optional handle as completions carry it: `CapabilityHandle::NONE`
 /// (in 32 or 64 bits) means none.
 fn optional_handle(value: u64) -> Option<CapabilityHandle> {
@@ -159,6 +168,18 @@ impl Ring {
         let completion = self.call_borrowing(submission);
         let copied = decode_result(completion.result)?;
         Ok((copied as usize, completion.value))
+    }
+
+    /// `BootInfo`: facts about this boot's machine, from the BootManifest
+    /// capability.
+    pub fn boot_info(&mut self, manifest: CapabilityHandle) -> Result<BootInfo, Error> {
+        let submission = self.request(Opcode::BootInfo, manifest, [0; 6]);
+        let completion = self.call_borrowing(submission);
+        let cpus = decode_result(completion.result)?;
+        Ok(BootInfo {
+            cpus: u32::try_from(cpus).map_err(|_| Error::InvalidArgument)?,
+            tsc_hz: completion.value,
+        })
     }
 
     /// The whole argument string, read with [`Ring::manifest_read`].

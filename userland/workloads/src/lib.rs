@@ -15,6 +15,7 @@
 pub mod hash;
 pub mod line;
 pub mod primes;
+pub mod wire;
 
 pub use primes::{Interval, SieveScratch, Tally};
 
