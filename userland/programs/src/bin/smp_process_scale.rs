@@ -48,21 +48,21 @@ fn main(context: &mut Context) -> i32 {
     }
 }
 
-/// `workers=<n>` from the manifest arguments, if present.
+/// `workers=<n>` from the manifest arguments, if present (the last one
+/// wins); any other word is an error.
 fn requested_workers(arguments: &str) -> Result<Option<u32>, Error> {
+    let mut workers = None;
     for word in arguments.split_ascii_whitespace() {
-        match word.split_once('=') {
-            Some(("workers", value)) => {
-                let workers: u32 = value.parse().map_err(|_| Error::InvalidArgument)?;
-                if !(1..=wire::MAX_SHARES).contains(&workers) {
-                    return Err(Error::InvalidArgument);
-                }
-                return Ok(Some(workers));
-            }
-            _ => return Err(Error::InvalidArgument),
+        let value = word
+            .strip_prefix("workers=")
+            .ok_or(Error::InvalidArgument)?;
+        let count: u32 = value.parse().map_err(|_| Error::InvalidArgument)?;
+        if !(1..=wire::MAX_SHARES).contains(&count) {
+            return Err(Error::InvalidArgument);
         }
+        workers = Some(count);
     }
-    Ok(None)
+    Ok(workers)
 }
 
 fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
