@@ -4,7 +4,7 @@
 //! verify` recomputes it and the report only formats it.
 //!
 //! Invariants: every figure here is derived from the per-case medians in
-//! the same summary (no other input); speedups are taken per system from
+//! the same summary (no other input); cases that did not run are left out; speedups are taken per system from
 //! its own lowest-CPU case and rounded like every other summary figure;
 //! a missing median makes the derived figures `None`, never zero.
 
@@ -101,14 +101,15 @@ pub fn compare(spec: &ContractSpec, cases: &[CaseSummary]) -> Option<ComparisonS
         };
         let lowest = |os: Os| {
             (0..spec.cases.len())
-                .filter(|&index| spec.cases[index].os == os)
+                .filter(|&index| spec.cases[index].os == os && cases[index].skipped.is_none())
                 .min_by_key(|&index| spec.cases[index].cpus)
         };
         for &cpus in &cpu_counts {
             let mut figures = Vec::new();
             for os in systems {
+                let ran = |i: usize| cases[i].skipped.is_none();
                 let Some(index) = (0..spec.cases.len())
-                    .find(|&i| spec.cases[i].os == os && spec.cases[i].cpus == cpus)
+                    .find(|&i| spec.cases[i].os == os && spec.cases[i].cpus == cpus && ran(i))
                 else {
                     continue;
                 };

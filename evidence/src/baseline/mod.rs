@@ -32,6 +32,7 @@ pub mod linux_kernel;
 pub mod program;
 pub mod rules;
 pub mod runner;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
