@@ -482,17 +482,18 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                 .systems
                 .iter()
                 .zip(SERIES_COLORS)
-                .map(|((os, points), color)| Series {
-                    label: os.title().to_string(),
+                .map(|(curve, color)| Series {
+                    label: curve.os.title().to_string(),
                     color,
-                    points: points
+                    points: curve
+                        .points
                         .iter()
-                        .map(|&(x, y, ref case)| Point {
-                            x,
-                            y,
+                        .map(|point| Point {
+                            x: point.cpus,
+                            y: point.value,
                             low: None,
                             high: None,
-                            label: case.clone(),
+                            label: point.case.clone(),
                         })
                         .collect(),
                 })

@@ -78,7 +78,25 @@ pub fn rows(comparison: &ComparisonSummary) -> Vec<ComparisonView> {
         .collect()
 }
 
-/// The curves of one chart: per system, (CPUs, value, case) points.
+/// One point of a curve.
+pub struct CurvePoint {
+    /// CPUs.
+    pub cpus: f64,
+    /// Speedup or median.
+    pub value: f64,
+    /// The case measured.
+    pub case: String,
+}
+
+/// One system's curve.
+pub struct Curve {
+    /// The system.
+    pub os: Os,
+    /// Its points, by CPU count.
+    pub points: Vec<CurvePoint>,
+}
+
+/// The curves of one chart.
 pub struct Curves {
     /// Metric name.
     pub metric: String,
@@ -87,7 +105,7 @@ pub struct Curves {
     /// Speedups (true) or medians (false).
     pub speedups: bool,
     /// One curve per system, capOS first.
-    pub systems: Vec<(Os, Vec<(f64, f64, String)>)>,
+    pub systems: Vec<Curve>,
     /// The ideal speedup line (empty for medians).
     pub ideal: Vec<(f64, f64)>,
 }
@@ -111,9 +129,9 @@ pub fn curves(comparison: &ComparisonSummary) -> Vec<Curves> {
             let speedups = rows
                 .iter()
                 .any(|row| row.systems.iter().any(|figure| figure.speedup.is_some()));
-            let mut systems: Vec<(Os, Vec<(f64, f64, String)>)> = Vec::new();
+            let mut systems = Vec::new();
             for os in [Os::Capos, Os::Linux, Os::Native] {
-                let points: Vec<(f64, f64, String)> = rows
+                let points: Vec<CurvePoint> = rows
                     .iter()
                     .filter_map(|row| {
                         let figure = row.systems.iter().find(|figure| figure.os == os)?;
@@ -122,11 +140,15 @@ pub fn curves(comparison: &ComparisonSummary) -> Vec<Curves> {
                         } else {
                             figure.median
                         }?;
-                        Some((f64::from(row.cpus), value, figure.case.clone()))
+                        Some(CurvePoint {
+                            cpus: f64::from(row.cpus),
+                            value,
+                            case: figure.case.clone(),
+                        })
                     })
                     .collect();
                 if !points.is_empty() {
-                    systems.push((os, points));
+                    systems.push(Curve { os, points });
                 }
             }
             let lowest = rows.iter().map(|row| row.cpus).min().unwrap_or(1).max(1);
