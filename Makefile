@@ -45,6 +45,11 @@ test: lint
 	$(CAPOS) smokes --smp 1
 	$(CAPOS) smokes --smp 2
 
+## Independent worker processes at -smp 1/2/4 beside the Linux guest and
+## native baselines, interleaved in one signed bundle (seed name).
+run-smp-process-scale: deps
+	$(CAPOS) run smp-process-scale
+
 # Proofs filed in later issues; they will call `capos run <proof>`.
-run-smp-process-scale run-thread-scale:
+run-thread-scale:
 	@echo "make $@: not implemented yet (the proof lands with its issue)" >&2; exit 2

@@ -33,6 +33,12 @@ pub enum BuildCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Build the static Linux baseline program (capos-baseline) and print its sha256.
+    Baseline {
+        /// Also copy it here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Entry point of `capos build`.
@@ -44,6 +50,23 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
                 "{}  {}",
                 crate::bundle::digest_file(&elf)?.0,
                 display_relative(root, &elf)
+            );
+        }
+        BuildCommand::Baseline { output } => {
+            let built = crate::baseline::program::build(root, source_date_epoch(root)?)?;
+            let path = match output {
+                Some(output) => {
+                    std::fs::copy(&built, &output).with_context(|| {
+                        format!("copying {} to {}", built.display(), output.display())
+                    })?;
+                    output
+                }
+                None => built,
+            };
+            println!(
+                "{}  {}",
+                crate::bundle::digest_file(&path)?.0,
+                display_relative(root, &path)
             );
         }
         BuildCommand::Iso { output } => {

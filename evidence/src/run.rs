@@ -43,8 +43,9 @@ const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_FLAKE_REV",
     "CAPOS_FLAKE_NAR_HASH",
     "CAPOS_FLAKE_LAST_MODIFIED",
-    // The Linux guest kernel of the baselines, when given explicitly.
+    // The Linux guest kernel and the static baseline program, when given.
     crate::baseline::linux_kernel::KERNEL_VARIABLE,
+    crate::baseline::program::PROGRAM_VARIABLE,
 ];
 
 /// Arguments of `capos run`.

@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 /// The cargo package and binary.
 pub const PACKAGE: &str = "capos-baseline";
 
+/// Environment variable naming a prebuilt static program to use instead of
+/// building one (the flake's apps point it at the `baseline` package).
+pub const PROGRAM_VARIABLE: &str = "CAPOS_BASELINE_PROGRAM";
+
 /// Codegen flags: link glibc statically.
 const STATIC_RUSTFLAGS: &[&str] = &["-Ctarget-feature=+crt-static"];
 
@@ -31,6 +35,22 @@ pub struct Artifact {
 /// Where the static program is built.
 pub fn target_dir(root: &Path) -> PathBuf {
     crate::paths::target_dir(root).join("baseline")
+}
+
+/// The static program: the one `CAPOS_BASELINE_PROGRAM` names (checked,
+/// not rebuilt), else [`build`] it stamped with `epoch`.
+pub fn locate_or_build(root: &Path, epoch: u64) -> Result<PathBuf> {
+    match std::env::var_os(PROGRAM_VARIABLE).filter(|value| !value.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("{PROGRAM_VARIABLE}={} cannot be read", path.display()))?;
+            check_static(&bytes)
+                .with_context(|| format!("{PROGRAM_VARIABLE}={}", path.display()))?;
+            Ok(path)
+        }
+        None => build(root, epoch),
+    }
 }
 
 /// Build the static program stamped with `epoch`; returns its path.

@@ -74,7 +74,7 @@ pub fn prepare(root: &Path, contract: &Contract, cases: &[&CaseSpec]) -> Result<
         .then(|| linux_kernel::locate(root))
         .transpose()?;
     let epoch = build::source_date_epoch(root)?;
-    let init = program::build(root, epoch)?;
+    let init = program::locate_or_build(root, epoch)?;
     let init_bytes = std::fs::read(&init).with_context(|| format!("reading {}", init.display()))?;
     let init_record = Artifact {
         path: build::display_relative(root, &init),
