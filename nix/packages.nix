@@ -116,8 +116,8 @@
     meta.description = "Bootable capOS ISO (GRUB, multiboot2), built reproducibly by `capos build iso`";
   };
   # The Linux baselines: the static baseline program (the native run and
-  # the Linux guest's /init), built by `capos build baseline` like the ISO,
-  # against a static glibc.
+  # the Linux guest's /init) and capos-empty, built by `capos build
+  # baseline` like the ISO, against a static glibc.
   baseline = pkgs.stdenv.mkDerivation {
     pname = "capos-baseline";
     inherit version;
@@ -131,12 +131,13 @@
       runHook preBuild
       ${setupCargoHome}
       export SOURCE_DATE_EPOCH=${sourceDateEpoch}
-      capos --root "$PWD" build baseline --output "$PWD/capos-baseline"
+      capos --root "$PWD" build baseline --output "$PWD/baseline-bin"
       runHook postBuild
     '';
     installPhase = ''
       runHook preInstall
-      install -Dm755 capos-baseline "$out/bin/capos-baseline"
+      install -Dm755 baseline-bin/capos-baseline "$out/bin/capos-baseline"
+      install -Dm755 baseline-bin/capos-empty "$out/bin/capos-empty"
       runHook postInstall
     '';
     meta.description = "Static Linux program of the capOS baselines (native runs and the Linux guest's /init)";

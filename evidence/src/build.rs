@@ -33,9 +33,9 @@ pub enum BuildCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Build the static Linux baseline program (capos-baseline) and print its sha256.
+    /// Build the static Linux baseline programs (capos-baseline, capos-empty) and print their sha256.
     Baseline {
-        /// Also copy it here.
+        /// Also copy them into this directory.
         #[arg(long)]
         output: Option<PathBuf>,
     },
@@ -54,20 +54,25 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
         }
         BuildCommand::Baseline { output } => {
             let built = crate::baseline::program::build(root, source_date_epoch(root)?)?;
-            let path = match output {
-                Some(output) => {
-                    std::fs::copy(&built, &output).with_context(|| {
-                        format!("copying {} to {}", built.display(), output.display())
-                    })?;
-                    output
-                }
-                None => built,
-            };
-            println!(
-                "{}  {}",
-                crate::bundle::digest_file(&path)?.0,
-                display_relative(root, &path)
-            );
+            for program in [&built.baseline, &built.empty] {
+                let path = match &output {
+                    Some(directory) => {
+                        std::fs::create_dir_all(directory)
+                            .with_context(|| format!("creating {}", directory.display()))?;
+                        let copy = directory.join(program.file_name().unwrap_or_default());
+                        std::fs::copy(program, &copy).with_context(|| {
+                            format!("copying {} to {}", program.display(), copy.display())
+                        })?;
+                        copy
+                    }
+                    None => program.clone(),
+                };
+                println!(
+                    "{}  {}",
+                    crate::bundle::digest_file(&path)?.0,
+                    display_relative(root, &path)
+                );
+            }
         }
         BuildCommand::Iso { output } => {
             let iso = output.unwrap_or_else(|| paths::iso(root));

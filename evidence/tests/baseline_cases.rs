@@ -340,3 +340,42 @@ fn validation_refuses_inconsistent_baselines() {
     }
     assert_eq!(problems(&text), "");
 }
+
+#[test]
+fn the_report_sets_capos_beside_its_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle(dir.path());
+    finish_bundle(&bundle);
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let facts = capos_evidence::report::BundleFacts {
+        name: "f".repeat(64),
+        key_id: "test-key".into(),
+        files: 1,
+        link_prefix: None,
+    };
+    let rendered = capos_evidence::report::render(&templates, &bundle, &facts).unwrap();
+    assert!(rendered.markdown.contains("## capOS beside its baselines"));
+    assert!(
+        rendered
+            .markdown
+            .contains("| elapsed_cycles (cycles) | 2 | 2 | 5.000 G | 2.000x | 5.000 G | 2.000x | 2.000 G | 2.000x | 1.000 | 1.000 |"),
+        "{}",
+        rendered.markdown
+    );
+    assert!(rendered
+        .markdown
+        .contains("| capos-over-linux-1-2 | capos-1-2 / linux-1-2 | 1.000 | gated |"));
+    // One chart, a curve per system, a legend and the ideal line.
+    assert_eq!(rendered.charts.len(), 1);
+    let svg = &rendered.charts[0].1;
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        4,
+        "three curves and the ideal"
+    );
+    for label in ["capOS", "Linux guest", "native", "ideal"] {
+        assert!(svg.contains(&format!(">{label}</text>")), "{label}");
+    }
+    // Logs are listed only for cases that ran.
+    assert!(!rendered.markdown.contains("logs/cpus8/"));
+}

@@ -1,5 +1,7 @@
-//! Building the baseline program (`userland/baseline`) as one static Linux
-//! executable: the Linux guest's `/init` and the native run are this file.
+//! Building the baseline programs (`userland/baseline`) as static Linux
+//! executables: `capos-baseline` is the Linux guest's `/init` and the native
+//! run; `capos-empty` (no libc, exits at once) is what the spawn-to-exit
+//! micro-baseline starts, the guest's `/empty`.
 //!
 //! Invariants: it is built like the capOS programs (pinned toolchain,
 //! `--locked`, paths remapped, `SOURCE_DATE_EPOCH`) but for Linux, with
@@ -12,8 +14,36 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The cargo package and binary.
+/// The cargo package and its main binary.
 pub const PACKAGE: &str = "capos-baseline";
+
+/// The empty program, beside the main binary.
+pub const EMPTY: &str = "capos-empty";
+
+/// The two built programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Programs {
+    /// `capos-baseline`.
+    pub baseline: PathBuf,
+    /// `capos-empty`, in the same directory.
+    pub empty: PathBuf,
+}
+
+impl Programs {
+    /// The programs in `directory`, each checked to be static.
+    fn in_directory(directory: &Path) -> Result<Programs> {
+        let programs = Programs {
+            baseline: directory.join(PACKAGE),
+            empty: directory.join(EMPTY),
+        };
+        for path in [&programs.baseline, &programs.empty] {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            check_static(&bytes).with_context(|| format!("{}", path.display()))?;
+        }
+        Ok(programs)
+    }
+}
 
 /// Environment variable naming a prebuilt static program to use instead of
 /// building one (the flake's apps point it at the `baseline` package).
@@ -37,32 +67,30 @@ pub fn target_dir(root: &Path) -> PathBuf {
     crate::paths::target_dir(root).join("baseline")
 }
 
-/// The static program: the one `CAPOS_BASELINE_PROGRAM` names (checked,
-/// not rebuilt), else [`build`] it stamped with `epoch`.
-pub fn locate_or_build(root: &Path, epoch: u64) -> Result<PathBuf> {
+/// The static programs: those beside the file `CAPOS_BASELINE_PROGRAM`
+/// names (checked, not rebuilt), else [`build`] them stamped with `epoch`.
+pub fn locate_or_build(root: &Path, epoch: u64) -> Result<Programs> {
     match std::env::var_os(PROGRAM_VARIABLE).filter(|value| !value.is_empty()) {
         Some(path) => {
             let path = PathBuf::from(path);
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("{PROGRAM_VARIABLE}={} cannot be read", path.display()))?;
-            check_static(&bytes)
-                .with_context(|| format!("{PROGRAM_VARIABLE}={}", path.display()))?;
-            Ok(path)
+            let directory = path.parent().unwrap_or(Path::new("."));
+            Programs::in_directory(directory).with_context(|| {
+                format!(
+                    "{PROGRAM_VARIABLE}={} (it and {EMPTY} beside it must be static programs)",
+                    path.display()
+                )
+            })
         }
         None => build(root, epoch),
     }
 }
 
-/// Build the static program stamped with `epoch`; returns its path.
-pub fn build(root: &Path, epoch: u64) -> Result<PathBuf> {
+/// Build the static programs stamped with `epoch`.
+pub fn build(root: &Path, epoch: u64) -> Result<Programs> {
     let target_dir = target_dir(root);
     cargo_build_bare_metal(root, PACKAGE, &target_dir, STATIC_RUSTFLAGS, epoch)
-        .context("building the static baseline program failed (Debian: libc6-dev provides the static glibc; ci/install-deps installs it)")?;
-    let path = target_dir.join(KERNEL_TARGET).join("release").join(PACKAGE);
-    let bytes =
-        std::fs::read(&path).with_context(|| format!("reading the built {}", path.display()))?;
-    check_static(&bytes).with_context(|| format!("{}", path.display()))?;
-    Ok(path)
+        .context("building the static baseline programs failed (Debian: libc6-dev provides the static glibc; ci/install-deps installs it)")?;
+    Programs::in_directory(&target_dir.join(KERNEL_TARGET).join("release"))
 }
 
 /// Refuse anything but a 64-bit x86_64 ELF executable without `PT_INTERP`.

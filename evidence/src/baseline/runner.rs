@@ -34,6 +34,8 @@ pub struct BaselineInputs {
     pub program: String,
     /// The static program: the native executable and the guest's `/init`.
     pub init: Artifact,
+    /// The empty program the spawn micro-baseline starts (the guest's `/empty`).
+    pub empty: Artifact,
     /// The Linux guest kernel, when a case boots Linux.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_kernel: Option<LinuxKernel>,
@@ -74,21 +76,24 @@ pub fn prepare(root: &Path, contract: &Contract, cases: &[&CaseSpec]) -> Result<
         .then(|| linux_kernel::locate(root))
         .transpose()?;
     let epoch = build::source_date_epoch(root)?;
-    let init = program::locate_or_build(root, epoch)?;
-    let init_bytes = std::fs::read(&init).with_context(|| format!("reading {}", init.display()))?;
-    let init_record = Artifact {
-        path: build::display_relative(root, &init),
-        sha256: crate::bundle::sha256_hex(&init_bytes),
+    let programs = program::locate_or_build(root, epoch)?;
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let (init_bytes, empty_bytes) = (read(&programs.baseline)?, read(&programs.empty)?);
+    let record = |path: &Path, bytes: &[u8]| Artifact {
+        path: build::display_relative(root, path),
+        sha256: crate::bundle::sha256_hex(bytes),
     };
+    let init_record = record(&programs.baseline, &init_bytes);
+    let empty_record = record(&programs.empty, &empty_bytes);
+    let init = programs.baseline;
     let (initramfs, initramfs_record) = if needs_linux {
-        let bytes = initramfs::archive(&init_bytes, u32::try_from(epoch).unwrap_or(u32::MAX))?;
+        let mtime = u32::try_from(epoch).unwrap_or(u32::MAX);
+        let bytes = initramfs::archive(&init_bytes, &empty_bytes, mtime)?;
         let path = program::target_dir(root).join("initramfs.cpio");
         write_atomically(&path, &bytes)?;
-        let record = Artifact {
-            path: build::display_relative(root, &path),
-            sha256: crate::bundle::sha256_hex(&bytes),
-        };
-        (Some(path), Some(record))
+        let initramfs_record = record(&path, &bytes);
+        (Some(path), Some(initramfs_record))
     } else {
         (None, None)
     };
@@ -99,6 +104,7 @@ pub fn prepare(root: &Path, contract: &Contract, cases: &[&CaseSpec]) -> Result<
         inputs: BaselineInputs {
             program: baseline.program.clone(),
             init: init_record,
+            empty: empty_record,
             linux_kernel: kernel,
             initramfs: initramfs_record,
             linux_append: needs_linux.then(|| LINUX_APPEND.to_string()),

@@ -2,8 +2,8 @@
 //! way (cycles, warm-up, same iteration counts, same percentiles):
 //! `getppid` for the null ring operation, an 8-byte ping-pong between two
 //! processes over two pipes for the endpoint call, and `posix_spawn` (the
-//! vfork path) + `waitpid` of this program's `empty` mode for
-//! spawn-to-exit.
+//! vfork path) + `waitpid` of the static `capos-empty` (no libc; exits at
+//! once) for spawn-to-exit.
 
 use crate::system::{self, Ended, Forked};
 use capos_workloads::bench::{self, Spread, UserBenchLine};
@@ -70,6 +70,16 @@ fn ping_pong() -> Result<Spread, String> {
     spread
 }
 
+/// The empty program: `/empty` in the Linux guest (PID 1 has no /proc to
+/// find itself), else `capos-empty` beside this program.
+fn empty_program() -> Result<std::path::PathBuf, String> {
+    if system::pid() == 1 {
+        return Ok("/empty".into());
+    }
+    let this = std::env::current_exe().map_err(|error| format!("current_exe: {error}"))?;
+    Ok(this.with_file_name("capos-empty"))
+}
+
 /// Run the three measurements and print the line.
 pub fn run(os: &'static str) -> Result<bool, String> {
     let nop = measure(bench::NOP_ITERATIONS, || {
@@ -77,13 +87,10 @@ pub fn run(os: &'static str) -> Result<bool, String> {
         Ok(())
     })?;
     let call = ping_pong()?;
-    let program = std::env::current_exe()
-        .ok()
-        .and_then(|path| CString::new(path.into_os_string().into_encoded_bytes()).ok())
-        .ok_or("cannot name this program for execve")?;
-    let empty = CString::new("empty").map_err(|error| error.to_string())?;
+    let program = CString::new(empty_program()?.into_os_string().into_encoded_bytes())
+        .map_err(|error| error.to_string())?;
     let spawn = measure(bench::SPAWN_ITERATIONS, || {
-        match system::spawn_and_wait(&program, &empty) {
+        match system::spawn_and_wait(&program) {
             Ok(Ended::Exited(0)) => Ok(()),
             Ok(ended) => Err(format!("empty program ended {ended:?}")),
             Err(error) => Err(format!("posix_spawn: {error}")),

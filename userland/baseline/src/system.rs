@@ -132,16 +132,12 @@ pub fn pid() -> libc::pid_t {
     unsafe { libc::getpid() }
 }
 
-/// Start `program` with `[program, argument]` and an empty environment
+/// Start `program` with `[program]` and an empty environment
 /// through `posix_spawn` (glibc: `clone(CLONE_VM|CLONE_VFORK)` + `execve`,
 /// the vfork path), then `waitpid` it: the Linux counterpart of capOS
 /// spawn-to-exit. Returns how the child ended.
-pub fn spawn_and_wait(program: &std::ffi::CStr, argument: &std::ffi::CStr) -> io::Result<Ended> {
-    let argv = [
-        program.as_ptr().cast_mut(),
-        argument.as_ptr().cast_mut(),
-        std::ptr::null_mut(),
-    ];
+pub fn spawn_and_wait(program: &std::ffi::CStr) -> io::Result<Ended> {
+    let argv = [program.as_ptr().cast_mut(), std::ptr::null_mut()];
     let envp = [std::ptr::null_mut()];
     let mut pid: libc::pid_t = 0;
     // SAFETY: `pid` is writable; no file actions or attributes (null);
