@@ -15,16 +15,23 @@
 //! claim: ...                          # the sentence the evidence supports
 //! accelerator: {publishable_requires: kvm | any}
 //! repetitions: {default: 5, env: CAPOS_SMP_BOOT_RUNS}
-//! cases: [{id, cpus, workers?, cmdline, timeout_secs, memory_mib?}]
+//! cases: [{id, cpus, workers?, cmdline, timeout_secs, memory_mib?,
+//!          os?: capos | linux | native, condition?: {env, min_host_cpus}}]
+//! baseline: {program: smp-process-scale}   # what os: linux/native cases run
 //! result_line:
+//!   process: smp-process-scale        # optional: the capOS process whose
+//!                                     # (framed) line counts
 //!   prefix: "[smp-boot] cpus="        # every line starting with it must match
 //!   pattern: '^...(?P<online>\d+)...$'
 //!   fields: [{name, kind: integer|hex|text|bool, must_equal?, at_least?}]
 //! line_counts: [{pattern, equals}]    # optional cross-checks on other lines
 //! metrics: [{name, unit, better?: lower|higher, source: {field: x} | {arrival_ms: regex}}]
-//! speedups: [{id, metric, baseline_case, case}]
-//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least, ...}]
+//! speedups: [{id, metric, baseline_case, case, diagnostic?}]
+//! ratios: [{id, speedup, reference, diagnostic?}]   # speedup / reference
+//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...}]
 //! ```
+//!
+//! Baseline cases and their rules are described in [`crate::baseline`].
 //!
 //! Expectations (`must_equal`, `field_equals.value`, `line_counts.equals`) are
 //! literals (`true`, `5`, `"0x1f"`) or a case attribute with an optional
@@ -140,7 +147,7 @@ pub struct Repetitions {
     pub env: String,
 }
 
-/// One QEMU configuration.
+/// One configuration: a QEMU boot of capOS, or a baseline run (`os`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {

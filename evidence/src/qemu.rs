@@ -47,7 +47,7 @@ impl fmt::Display for Accel {
 
 impl Accel {
     /// QEMU arguments selecting this accelerator and a CPU model it supports.
-    pub fn qemu_args(self) -> [&'static str; 4] {
+    fn qemu_args(self) -> [&'static str; 4] {
         match self {
             Accel::Kvm => ["-accel", "kvm", "-cpu", "qemu64"],
             Accel::Tcg => ["-accel", "tcg,thread=multi", "-cpu", "qemu64"],
@@ -252,8 +252,10 @@ impl CaseOutcome {
     }
 }
 
-/// The QEMU argument vector for `spec` (without the program name).
-pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
+/// The machine every guest of a run gets, capOS or a Linux baseline: no
+/// display or default devices, no reboot, the serial console on stdio,
+/// the accelerator and its CPU model, `cpus` vCPUs and `memory_mib` MiB.
+pub fn envelope_arguments(accel: Accel, cpus: u32, memory_mib: u32) -> Vec<String> {
     let mut args: Vec<String> = [
         "-display",
         "none",
@@ -265,12 +267,20 @@ pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(spec.accel.qemu_args().iter().map(|s| s.to_string()));
+    args.extend(accel.qemu_args().iter().map(|s| s.to_string()));
     args.extend([
         "-smp".into(),
-        spec.cpus.to_string(),
+        cpus.to_string(),
         "-m".into(),
-        format!("{}M", spec.memory_mib),
+        format!("{memory_mib}M"),
+    ]);
+    args
+}
+
+/// The QEMU argument vector for `spec` (without the program name).
+pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
+    let mut args = envelope_arguments(spec.accel, spec.cpus, spec.memory_mib);
+    args.extend([
         "-device".into(),
         DEBUG_EXIT_PORT.into(),
         "-boot".into(),

@@ -138,23 +138,8 @@ pub fn linux_arguments(prepared: &Prepared, case: &CaseSpec, accel: Accel) -> Re
     let (Some(kernel), Some(initramfs)) = (&prepared.kernel, &prepared.initramfs) else {
         bail!("case {} boots Linux but no kernel was prepared", case.id);
     };
-    let mut arguments: Vec<String> = [
-        "-display",
-        "none",
-        "-nodefaults",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-    ]
-    .iter()
-    .map(|word| word.to_string())
-    .collect();
-    arguments.extend(accel.qemu_args().iter().map(|word| word.to_string()));
+    let mut arguments = qemu::envelope_arguments(accel, case.cpus, case.memory());
     arguments.extend([
-        "-smp".into(),
-        case.cpus.to_string(),
-        "-m".into(),
-        format!("{}M", case.memory()),
         "-kernel".into(),
         kernel.display().to_string(),
         "-initrd".into(),

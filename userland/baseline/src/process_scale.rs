@@ -8,10 +8,9 @@
 //! share reported once, the totals match and every worker exited 0.
 
 use crate::system::{self, Ended, Forked};
-use capos_workloads::line::ProcessScaleLine;
 use capos_workloads::primes::{self, SieveScratch};
 use capos_workloads::wire::{Assignment, Collector, Report, RECORD_BYTES};
-use capos_workloads::{cycles, DEFAULT_INTERVAL, DEFAULT_TALLY};
+use capos_workloads::{cycles, DEFAULT_INTERVAL};
 use std::io::{Read, Write};
 
 /// A forked worker: count share `index` of `workers` and report it.
@@ -71,18 +70,7 @@ pub fn run(os: &'static str, cpus: u32, workers: u32) -> Result<bool, String> {
         let ended = system::wait(pid).map_err(|error| format!("waitpid: {error}"))?;
         exits_clean &= ended == Ended::Exited(0);
     }
-    let total = collector.total();
-    let verified = exits_clean && collector.verified(&DEFAULT_TALLY);
-    let line = ProcessScaleLine {
-        os: Some(os),
-        cpus,
-        workers,
-        interval: DEFAULT_INTERVAL,
-        primes: total.count,
-        checksum: total.sum,
-        elapsed,
-        verified,
-    };
+    let line = collector.process_scale_line(Some(os), cpus, elapsed, exits_clean);
     println!("{line}");
-    Ok(verified)
+    Ok(line.verified)
 }

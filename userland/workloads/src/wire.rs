@@ -179,6 +179,27 @@ impl Collector {
     pub fn verified(&self, known: &Tally) -> bool {
         self.complete() && !self.duplicated && self.total.matches(known)
     }
+
+    /// The result line of a run of the default interval: verified only if
+    /// every worker exited cleanly and the reports give the known answer.
+    pub fn process_scale_line<'a>(
+        &self,
+        os: Option<&'a str>,
+        cpus: u32,
+        elapsed: u64,
+        workers_exited_cleanly: bool,
+    ) -> crate::line::ProcessScaleLine<'a> {
+        crate::line::ProcessScaleLine {
+            os,
+            cpus,
+            workers: self.shares,
+            interval: crate::DEFAULT_INTERVAL,
+            primes: self.total.count,
+            checksum: self.total.sum,
+            elapsed,
+            verified: workers_exited_cleanly && self.verified(&crate::DEFAULT_TALLY),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,9 +21,8 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use capos_runtime::{println, CapabilityHandle, Context, Error};
-use capos_workloads::line::ProcessScaleLine;
 use capos_workloads::wire::{self, Assignment, Collector, Report, RECORD_BYTES};
-use capos_workloads::{cycles, DEFAULT_INTERVAL, DEFAULT_TALLY};
+use capos_workloads::{cycles, DEFAULT_INTERVAL};
 
 capos_runtime::entry!(main);
 
@@ -131,18 +130,7 @@ fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
         exits_clean &= status == 0;
         let _ = context.ring().drop_capability(process);
     }
-    let total = collector.total();
-    let verified = exits_clean && collector.verified(&DEFAULT_TALLY);
-    let line = ProcessScaleLine {
-        os: None,
-        cpus: info.cpus,
-        workers,
-        interval: DEFAULT_INTERVAL,
-        primes: total.count,
-        checksum: total.sum,
-        elapsed,
-        verified,
-    };
+    let line = collector.process_scale_line(None, info.cpus, elapsed, exits_clean);
     println!(context, "{line}");
-    Ok(verified)
+    Ok(line.verified)
 }
