@@ -372,6 +372,25 @@ mod tests {
     }
 
     #[test]
+    fn conditional_cases_need_their_variable_and_enough_host_cpus() {
+        let case: CaseSpec = serde_yaml::from_str(
+            "{id: cpus8, cpus: 8, timeout_secs: 1, condition: {env: CAPOS_X, min_host_cpus: 8}}",
+        )
+        .unwrap();
+        let set = |value: &'static str| move |_: &str| Some(value.to_string());
+        assert!(skip_reason(&case, 16, |_| None)
+            .unwrap()
+            .contains("CAPOS_X=1"));
+        assert!(skip_reason(&case, 16, set("0")).is_some());
+        assert!(skip_reason(&case, 2, set("1"))
+            .unwrap()
+            .contains("2 logical CPUs"));
+        assert_eq!(skip_reason(&case, 8, set("1")), None);
+        let plain: CaseSpec = serde_yaml::from_str("{id: a, cpus: 1, timeout_secs: 1}").unwrap();
+        assert_eq!(skip_reason(&plain, 1, |_| None), None);
+    }
+
+    #[test]
     fn panics_are_found() {
         let lines = [
             "ok",
