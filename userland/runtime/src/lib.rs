@@ -29,8 +29,10 @@ extern crate alloc;
 
 mod console;
 mod context;
+pub mod diagnostics;
 mod heap;
 mod operations;
+pub mod options;
 mod panic;
 pub mod ring;
 pub mod syscall;
