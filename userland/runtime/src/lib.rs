@@ -34,6 +34,7 @@ mod heap;
 mod operations;
 pub mod options;
 mod panic;
+pub mod random;
 pub mod ring;
 pub mod syscall;
 
