@@ -487,6 +487,7 @@ fn is_singleton(kind: CapabilityKind) -> bool {
             | CapabilityKind::Diagnostics
             | CapabilityKind::ThreadSpawner
             | CapabilityKind::ParkSpace
+            | CapabilityKind::Memory
     )
 }
 

@@ -68,12 +68,29 @@ fn duplicated_result_line_fails_the_run() {
 }
 
 #[test]
+fn a_result_line_not_at_the_line_start_is_not_one() {
+    // What a user process printing the result text would produce: the
+    // kernel frames it, so it no longer starts with the prefix.
+    let forged =
+        "[u:evil] [smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=true";
+    let mut lines = smp_boot_lines(2);
+    replace_line(&mut lines, "[smp-boot]", forged);
+    let run = judge_smp(2, lines, &PASS_EXIT);
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("result line missing")),
+        "{:?}",
+        run.problems
+    );
+}
+
+#[test]
 fn malformed_result_line_fails_the_run() {
     for bad in [
         "[smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=yes",
         "[smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000",
         "[smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=true trailing",
-        "garbage [smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=true",
         "[smp-boot] cpus=2 online=99999999999999999999 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=true",
     ] {
         let mut lines = smp_boot_lines(2);

@@ -176,9 +176,17 @@ fn endpoint_connects_client_and_server_over_ping() {
     assert_eq!(server.binary, "endpoint-server");
     assert_eq!(
         kinds(server),
-        [CapabilityKind::Console, CapabilityKind::Endpoint]
+        [CapabilityKind::Console, CapabilityKind::EndpointServer]
     );
-    assert_eq!(server.grants[1], ping);
+    // The server holds the receive right on the same object; the client
+    // only the call right.
+    assert_eq!(
+        server.grants[1],
+        GrantSpec {
+            kind: CapabilityKind::EndpointServer,
+            ..ping.clone()
+        }
+    );
     let client = process(&spec, "endpoint-client");
     assert_eq!(client.binary, "endpoint-client");
     assert_eq!(

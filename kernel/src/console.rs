@@ -73,7 +73,7 @@ pub fn print(arguments: fmt::Arguments) {
 
 /// Longest piece of one user line written under one lock hold; longer
 /// lines continue on a new framed line.
-const USER_PIECE_MAX: usize = 160;
+const USER_PIECE_MAX: usize = 1024;
 
 /// A stack buffer for one framed piece of user text.
 struct Piece {

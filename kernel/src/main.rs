@@ -18,6 +18,7 @@ mod arch;
 mod boot;
 mod console;
 mod diagnostics;
+mod interrupt;
 mod mem;
 mod objects;
 mod panic;
@@ -68,6 +69,14 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     platform::cpu::enable_sse();
     console::init();
     kprintln!("[boot] capOS kernel {}", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "[boot] fpu={}",
+        if platform::cpu::uses_xsave() {
+            "xsave"
+        } else {
+            "fxsave"
+        }
+    );
     let boot_info = boot::load(multiboot_magic, multiboot_info);
     mem::init(&boot_info);
     userspace::collect_modules(&boot_info);
@@ -81,11 +90,12 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     };
     kprintln!("[boot] options=\"{}\" mode={:?}", cmdline.as_str(), mode);
     let cpus = acpi::discover_cpus(&boot_info);
-    platform::smp::start(&cpus);
+    platform::smp::start(&cpus, sched::scheduler_loop);
     timer::init();
     for index in 0..platform::percpu::count() {
         timer::init_cpu(index);
     }
+    sched::init_queues(platform::percpu::count());
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),

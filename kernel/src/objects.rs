@@ -19,10 +19,9 @@
 use crate::process::Process;
 use crate::sched::Thread;
 use alloc::collections::VecDeque;
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_abi::{CapabilityHandle, CapabilityKind, Error};
+use capos_abi::{CapabilityHandle, Error};
 use spin::Mutex;
 
 /// What a capability refers to.
@@ -38,6 +37,7 @@ pub enum KernelObject {
     ThreadSpawner,
     ThreadHandle(Arc<Thread>),
     ParkSpace,
+    Memory,
 }
 
 /// What an endpoint capability allows beyond calling.
@@ -59,25 +59,6 @@ impl EndpointRights {
             Ok(())
         } else {
             Err(Error::MissingRight)
-        }
-    }
-}
-
-impl KernelObject {
-    /// The ABI kind of this object.
-    pub fn kind(&self) -> CapabilityKind {
-        match self {
-            KernelObject::Console => CapabilityKind::Console,
-            KernelObject::ProcessSpawner => CapabilityKind::ProcessSpawner,
-            KernelObject::ProcessHandle(_) => CapabilityKind::ProcessHandle,
-            KernelObject::Endpoint(_, rights) if rights.receive => CapabilityKind::EndpointServer,
-            KernelObject::Endpoint(..) => CapabilityKind::Endpoint,
-            KernelObject::Timer => CapabilityKind::Timer,
-            KernelObject::BootManifest => CapabilityKind::BootManifest,
-            KernelObject::Diagnostics => CapabilityKind::Diagnostics,
-            KernelObject::ThreadSpawner => CapabilityKind::ThreadSpawner,
-            KernelObject::ThreadHandle(_) => CapabilityKind::ThreadHandle,
-            KernelObject::ParkSpace => CapabilityKind::ParkSpace,
         }
     }
 }
@@ -132,15 +113,13 @@ fn queued_changed(added: usize, removed: usize) {
 
 /// A named rendezvous point for calls and replies.
 pub struct Endpoint {
-    pub name: String,
     state: Mutex<EndpointState>,
 }
 
 impl Endpoint {
     /// A new endpoint.
-    pub fn new(name: &str) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            name: String::from(name),
             state: Mutex::new(EndpointState::default()),
         })
     }
@@ -257,13 +236,7 @@ impl Endpoint {
                 None => (message.len() as i64, CapabilityHandle::NONE.0 as u64, 0),
             }
         };
-        crate::syscall::complete_deferred(
-            &call.caller,
-            call.user_data,
-            answer.0,
-            answer.1,
-            answer.2,
-        );
+        crate::ring::post(&call.caller, call.user_data, answer.0, answer.1, answer.2);
         Ok(())
     }
 }
@@ -313,7 +286,7 @@ impl Endpoint {
 
 /// Tell the caller of an unanswered call that its server is gone.
 fn complete_orphan(call: Call) {
-    crate::syscall::complete_deferred(
+    crate::ring::post(
         &call.caller,
         call.user_data,
         Error::PeerGone.as_result(),
@@ -330,7 +303,7 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
     let process = &receive.thread.process;
     let length = call.message.len() as u64;
     if length > receive.capacity {
-        crate::syscall::complete_deferred(
+        crate::ring::post(
             &receive.thread,
             receive.user_data,
             Error::TooLarge.as_result(),
@@ -343,32 +316,20 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
         .address_space()
         .write(receive.address, &call.message)
     {
-        crate::syscall::complete_deferred(
-            &receive.thread,
-            receive.user_data,
-            error.as_result(),
-            0,
-            0,
-        );
+        crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
         return Err(call);
     }
     let transferred = match call.transfer.clone().map(|object| process.grant(object)) {
         Some(Ok(handle)) => handle,
         Some(Err(error)) => {
-            crate::syscall::complete_deferred(
-                &receive.thread,
-                receive.user_data,
-                error.as_result(),
-                0,
-                0,
-            );
+            crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
             return Err(call);
         }
         None => CapabilityHandle::NONE,
     };
     state.next_token += 1;
     let token = state.next_token;
-    crate::syscall::complete_deferred(
+    crate::ring::post(
         &receive.thread,
         receive.user_data,
         length as i64,

@@ -248,6 +248,9 @@ impl Process {
         {
             return Err(Error::InvalidArgument);
         }
+        if !crate::sched::thread_capacity_left() {
+            return Err(Error::QuotaExhausted);
+        }
         let slot = {
             let mut threads = self.threads.lock();
             // Checked under the slot lock: `exit` sets its code before it
@@ -294,6 +297,84 @@ impl Process {
             thread.kill();
         }
         Ok(thread)
+    }
+
+    /// Check a `MemoryMap`/`MemoryUnmap` range: page-aligned, inside the map
+    /// region, at most `MAP_MAX` bytes.
+    fn check_map_range(address: u64, length: u64) -> Result<(), Error> {
+        use capos_abi::layout::{MAP_BASE, MAP_END};
+        if length > capos_abi::limits::MAP_MAX {
+            return Err(Error::TooLarge);
+        }
+        let end = address.checked_add(length).ok_or(Error::InvalidArgument)?;
+        if length == 0
+            || !address.is_multiple_of(4096)
+            || !length.is_multiple_of(4096)
+            || address < MAP_BASE
+            || end > MAP_END
+        {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(())
+    }
+
+    /// Map fresh zeroed pages at `[address, +length)`; all or nothing.
+    pub fn map_anonymous(&self, address: u64, length: u64, writable: bool) -> Result<(), Error> {
+        Self::check_map_range(address, length)?;
+        let pages = length / 4096;
+        // Tables may take a few more frames; the quota counts them too.
+        if self.address_space.frame_count() as u64 + pages + 4 > FRAMES_PER_PROCESS as u64 {
+            return Err(Error::QuotaExhausted);
+        }
+        let access = UserAccess {
+            writable,
+            executable: false,
+        };
+        for page in 0..pages {
+            let at = address + page * 4096;
+            if self.address_space.is_mapped(at) {
+                self.undo_map(address, page);
+                return Err(Error::InvalidArgument);
+            }
+            if self.address_space.map_new_page(at, access).is_none() {
+                self.undo_map(address, page);
+                return Err(Error::OutOfMemory);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take back the first `pages` pages a failed `map_anonymous` mapped.
+    fn undo_map(&self, address: u64, pages: u64) {
+        let _ = self.unmap_range(address, pages * 4096);
+    }
+
+    /// Unmap `[address, +length)` of the map region; returns the bytes that
+    /// were mapped. Frames are freed after the TLB shootdown.
+    pub fn unmap_anonymous(&self, address: u64, length: u64) -> Result<u64, Error> {
+        Self::check_map_range(address, length)?;
+        self.unmap_range(address, length)
+    }
+
+    fn unmap_range(&self, address: u64, length: u64) -> Result<u64, Error> {
+        let mut addresses = Vec::new();
+        addresses
+            .try_reserve((length / 4096) as usize)
+            .map_err(|_| Error::OutOfMemory)?;
+        addresses.extend((0..length / 4096).map(|page| address + page * 4096));
+        let mut frames = Vec::new();
+        frames
+            .try_reserve(addresses.len())
+            .map_err(|_| Error::OutOfMemory)?;
+        self.address_space.unmap_pages(&addresses, &mut frames);
+        if !frames.is_empty() {
+            crate::platform::tlb::shootdown(self.address_space.loaded_cpus());
+        }
+        let unmapped = frames.len() as u64 * 4096;
+        for frame in frames {
+            crate::mem::frames::free(frame);
+        }
+        Ok(unmapped)
     }
 
     /// A created thread is about to start: it counts as running until it
@@ -381,13 +462,7 @@ impl Process {
         drop(capabilities);
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
-            crate::syscall::complete_deferred(
-                &thread,
-                user_data,
-                0,
-                code as u64,
-                u32::from(killed),
-            );
+            crate::ring::post(&thread, user_data, 0, code as u64, u32::from(killed));
         }
         userspace::process_exited(self, code);
     }
@@ -433,6 +508,9 @@ fn spawn_entry(
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
+    if !crate::sched::thread_capacity_left() {
+        return Err(Error::QuotaExhausted);
+    }
     if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= LIVE_PROCESSES_MAX {
         LIVE_PROCESSES.fetch_sub(1, Ordering::AcqRel);
         return Err(Error::QuotaExhausted);

@@ -7,6 +7,8 @@
 //! address space. Header indices are accessed as atomics.
 
 use crate::mem::physical_to_virtual;
+use crate::sched::Thread;
+use alloc::sync::Arc;
 use capos_abi::ring::Completion;
 use capos_kcore::ring::{KernelRing, RingFault, RingMemory};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -105,4 +107,23 @@ impl ThreadRing {
     pub fn available(&self) -> Result<u32, RingFault> {
         self.with(|memory, ring| ring.available(memory))
     }
+}
+
+/// Post the completion of one of `thread`'s operations to its ring (from
+/// any CPU, through the physical window) and wake the thread.
+pub fn post(thread: &Arc<Thread>, user_data: u64, result: i64, value: u64, extra: u32) {
+    let completion = Completion {
+        user_data,
+        result,
+        value,
+        extra,
+        flags: 0,
+    };
+    if thread.ring.complete_deferred(completion).is_err() {
+        crate::kprintln!(
+            "[kernel] warning: ring of thread {} rejected a completion (corrupted by user space)",
+            thread.id
+        );
+    }
+    thread.wake();
 }

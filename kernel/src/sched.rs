@@ -1,10 +1,26 @@
-//! Threads and the scheduler: one global run queue served by every CPU.
+//! Threads and the per-CPU scheduler (design: `docs/scheduler.md`).
 //!
-//! Each CPU runs [`scheduler_loop`] on its own boot stack. A thread runs
-//! until it blocks, exits or is preempted by the LAPIC timer, then switches
-//! back to its CPU's scheduler loop, which requeues it if still runnable.
-//! Requeueing only after the switch means no CPU can pick a thread whose
-//! context is not yet saved.
+//! Each CPU owns a run queue under its own lock and runs [`scheduler_loop`]
+//! on its own boot stack. A thread runs until it blocks, exits or is
+//! preempted, then switches back to its CPU's loop, which requeues it on
+//! that CPU's queue if still runnable. Requeueing only after the switch
+//! means no CPU can pick a thread whose context is not yet saved.
+//!
+//! Policy (the decisions are `capos_kcore::sched` functions, host-tested):
+//! - A CPU takes from its own queue first; an idle CPU steals the oldest
+//!   entry of the busiest other queue ([`choose_steal_victim`]).
+//! - A woken or new thread goes where [`place_wake`] says (its last CPU if
+//!   idle, else another idle CPU, else its last CPU; new threads to an idle
+//!   or the least loaded CPU), and only that CPU gets a reschedule IPI, and
+//!   only if it is idle. Never a broadcast.
+//! - A tick preempts only when the CPU's own queue has another thread: the
+//!   only runnable thread just continues, with no switch and no CR3 write.
+//! - CR3 is written only when the next thread's address space differs from
+//!   the one this CPU has loaded; the idle loop keeps the old one. A CPU
+//!   holds a reference to the process whose space it has loaded, so a space
+//!   is never freed while loaded; a loaded space of an exited process is
+//!   let go before the CPU halts.
+//! - Idle: set the idle bit, fence, re-check the own queue, then `sti; hlt`.
 //!
 //! Wake-ups are never lost: a thread sets `blocked` before re-checking its
 //! wait condition, and a waker that finds the thread still on a CPU only
@@ -27,8 +43,11 @@ use crate::process::Process;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use capos_kcore::sched::{
+    choose_steal_victim, needs_address_space_switch, place_wake, CpuIndex, CpuSet, Waker, MAX_CPUS,
+};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
@@ -37,7 +56,85 @@ use x86_64::PhysAddr;
 /// Pages per thread kernel stack.
 const KERNEL_STACK_PAGES: u64 = 8;
 
-static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
+/// One CPU's run queue and its length (read without the lock for placement).
+struct CpuQueue {
+    threads: Mutex<VecDeque<Arc<Thread>>>,
+    length: AtomicUsize,
+}
+
+static QUEUES: [CpuQueue; MAX_CPUS] = [const {
+    CpuQueue {
+        threads: Mutex::new(VecDeque::new()),
+        length: AtomicUsize::new(0),
+    }
+}; MAX_CPUS];
+
+/// The thread each CPU runs (None in its scheduler loop).
+static CURRENT: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// The process whose address space each CPU has loaded (None: the kernel's).
+static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// Threads alive at once, kernel-wide; every run queue has room for all.
+const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
+
+/// Give each CPU's queue room for [`THREADS_MAX`] threads, so a wake-up
+/// never allocates (call once CPUs are known).
+pub fn init_queues(cpus: usize) {
+    for queue in QUEUES.iter().take(cpus) {
+        if queue.threads.lock().try_reserve(THREADS_MAX).is_err() {
+            crate::mem::fail(format_args!("no heap for the run queues"));
+        }
+    }
+}
+
+/// Whether a thread may be created (kernel-wide thread limit).
+pub fn thread_capacity_left() -> bool {
+    (LIVE_THREADS.load(Ordering::Relaxed) as usize) < THREADS_MAX
+}
+
+fn push(cpu: usize, thread: Arc<Thread>) {
+    let queue = &QUEUES[cpu];
+    let mut threads = queue.threads.lock();
+    threads.push_back(thread);
+    queue.length.store(threads.len(), Ordering::Release);
+}
+
+fn pop(cpu: usize) -> Option<Arc<Thread>> {
+    let queue = &QUEUES[cpu];
+    let mut threads = queue.threads.lock();
+    let thread = threads.pop_front();
+    queue.length.store(threads.len(), Ordering::Release);
+    thread
+}
+
+/// Queue lengths of the online CPUs.
+fn loads(out: &mut [usize; MAX_CPUS]) -> &[usize] {
+    let count = percpu::count().clamp(1, MAX_CPUS);
+    for (index, load) in out.iter_mut().enumerate().take(count) {
+        *load = QUEUES[index].length.load(Ordering::Acquire);
+    }
+    &out[..count]
+}
+
+/// Queue `thread` (new when `last_cpu` is None) where the placement policy
+/// says, and interrupt that CPU only if it is idle.
+fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
+    let here = percpu::current().index;
+    let mut buffer = [0; MAX_CPUS];
+    let loads = loads(&mut buffer);
+    let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
+    let waker = Waker {
+        cpu: CpuIndex::new(here).unwrap_or(CpuIndex::FIRST),
+        goes_idle: false,
+    };
+    let placement = place_wake(last_cpu.and_then(CpuIndex::new), waker, idle, loads);
+    let target = placement.cpu.get();
+    push(target, thread);
+    if target != here {
+        crate::platform::smp::kick_if_idle(target);
+    }
+}
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 /// Threads created and not yet dropped.
@@ -48,9 +145,9 @@ extern "C" {
     fn thread_first_entry();
 }
 
-/// FXSAVE area (512 bytes, 16-byte aligned).
-#[repr(C, align(16))]
-struct FpuArea([u8; 512]);
+/// FXSAVE / XSAVE area (64-byte aligned, as XSAVE requires).
+#[repr(C, align(64))]
+struct FpuArea([u8; crate::platform::cpu::FPU_AREA_BYTES]);
 
 /// Scheduling state, under one lock.
 #[derive(Default)]
@@ -138,7 +235,10 @@ impl Thread {
             crate::process::retire_thread_memory(process, memory);
             return None;
         };
-        let mut fpu = FpuArea([0; 512]);
+        // Legacy region: x87 control word and MXCSR defaults. The XSAVE
+        // header (bytes 512..576) stays zero: every component starts in its
+        // initial state.
+        let mut fpu = FpuArea([0; crate::platform::cpu::FPU_AREA_BYTES]);
         fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
         fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
         let thread = Arc::new(Self {
@@ -176,8 +276,7 @@ impl Thread {
 
     /// Make the thread runnable for the first time.
     pub fn start(self: &Arc<Self>) {
-        RUN_QUEUE.lock().push_back(self.clone());
-        crate::platform::smp::kick_idle_cpus();
+        make_runnable(self.clone(), None);
     }
 
     /// Wake the thread if it is blocked.
@@ -186,9 +285,9 @@ impl Thread {
         if state.blocked && !state.dead {
             state.blocked = false;
             if !state.on_cpu {
-                RUN_QUEUE.lock().push_back(self.clone());
+                let last_cpu = state.cpu;
                 drop(state);
-                crate::platform::smp::kick_idle_cpus();
+                make_runnable(self.clone(), Some(last_cpu));
             }
         }
     }
@@ -236,13 +335,7 @@ impl Thread {
             core::mem::take(&mut end.joiners)
         };
         for (joiner, user_data) in joiners {
-            crate::syscall::complete_deferred(
-                &joiner,
-                user_data,
-                0,
-                value as u64,
-                u32::from(killed),
-            );
+            crate::ring::post(&joiner, user_data, 0, value as u64, u32::from(killed));
         }
     }
 
@@ -281,7 +374,7 @@ pub fn cached_stacks() -> u64 {
 
 /// The thread running on this CPU, if any.
 pub fn current() -> Option<Arc<Thread>> {
-    percpu::current().current_thread()
+    CURRENT[percpu::current().index].lock().clone()
 }
 
 /// Block the running thread until `ready()` holds (re-checked after each
@@ -349,13 +442,63 @@ pub fn exit_if_killed(thread: Arc<Thread>) {
 
 /// Run threads forever on this CPU.
 pub fn scheduler_loop() -> ! {
+    let here = percpu::current().index;
     loop {
         crate::process::reap_retired();
-        let next = RUN_QUEUE.lock().pop_front();
-        match next {
+        match pop(here).or_else(|| steal(here)) {
             Some(thread) => run(thread),
-            // The timer interrupt that ends the halt also fires due waiters.
-            None => crate::platform::smp::idle(|| !RUN_QUEUE.lock().is_empty()),
+            None => {
+                release_exited_space(here);
+                // The timer interrupt that ends the halt also fires due
+                // waiters and, at the next pass, steals again.
+                crate::platform::smp::idle(|| QUEUES[here].length.load(Ordering::Acquire) > 0);
+            }
+        }
+    }
+}
+
+/// Take the oldest thread of the busiest other queue, if any.
+fn steal(thief: usize) -> Option<Arc<Thread>> {
+    let mut buffer = [0; MAX_CPUS];
+    let loads = loads(&mut buffer);
+    let victim = choose_steal_victim(CpuIndex::new(thief)?, loads)?;
+    pop(victim.get())
+}
+
+/// Whether this CPU should stop running the current thread at a tick: only
+/// when its own queue holds another.
+pub fn should_preempt() -> bool {
+    QUEUES[percpu::current().index]
+        .length
+        .load(Ordering::Acquire)
+        > 0
+}
+
+/// Load `process`'s address space on CPU `here` unless it is loaded already.
+fn switch_address_space(here: usize, process: &Arc<Process>) {
+    let mut loaded = LOADED[here].lock();
+    let current = loaded.as_ref().map(|loaded| loaded.address_space_root());
+    if !needs_address_space_switch(current.as_ref(), &process.address_space_root()) {
+        return;
+    }
+    process.address_space().note_loaded(here);
+    load_address_space(process.address_space_root());
+    if let Some(previous) = loaded.replace(process.clone()) {
+        previous.address_space().note_unloaded(here);
+    }
+}
+
+/// Before halting: if this CPU still has the space of an exited process
+/// loaded, load the kernel's, so the process can be torn down.
+fn release_exited_space(here: usize) {
+    let mut loaded = LOADED[here].lock();
+    if loaded
+        .as_ref()
+        .is_some_and(|process| process.exit_code().is_some())
+    {
+        load_address_space(paging::kernel_table());
+        if let Some(previous) = loaded.take() {
+            previous.address_space().note_unloaded(here);
         }
     }
 }
@@ -370,23 +513,21 @@ fn run(thread: Arc<Thread>) {
         state.cpu = percpu::current().index;
     }
     let cpu = percpu::current();
-    cpu.set_current_thread(Some(thread.clone()));
+    *CURRENT[cpu.index].lock() = Some(thread.clone());
     cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
     crate::platform::cpu::set_fs_base(thread.fs_base);
-    thread.process.address_space().note_loaded(cpu.index);
-    load_address_space(thread.process.address_space_root());
+    switch_address_space(cpu.index, &thread.process);
     // SAFETY: the thread is off every other CPU (on_cpu was false) so its
     // saved context is complete; the scheduler context slot is this CPU's.
     unsafe { switch_kernel_stack(cpu.scheduler_context.get(), *thread.context.get()) };
-    // Back on the scheduler stack (possibly after the thread migrated here).
+    // Back on the scheduler stack of the same CPU (threads switch back to
+    // the loop of the CPU they run on).
     let cpu = percpu::current();
-    load_address_space(paging::kernel_table());
-    thread.process.address_space().note_unloaded(cpu.index);
-    cpu.set_current_thread(None);
+    *CURRENT[cpu.index].lock() = None;
     let mut state = thread.run.lock();
     state.on_cpu = false;
     if !state.dead && !state.blocked {
-        RUN_QUEUE.lock().push_back(thread.clone());
+        push(cpu.index, thread.clone());
     }
 }
 
@@ -397,7 +538,10 @@ fn load_address_space(root: u64) {
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
 }
 
-/// Threads waiting in the run queue (for diagnostics).
+/// Threads waiting in all run queues (for diagnostics).
 pub fn queued() -> usize {
-    RUN_QUEUE.lock().len()
+    QUEUES
+        .iter()
+        .map(|queue| queue.length.load(Ordering::Relaxed))
+        .sum()
 }

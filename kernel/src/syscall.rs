@@ -12,7 +12,7 @@ use crate::{console, process, timer, userspace};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::limits::{CONSOLE_WRITE_MAX, GRANTS_MAX, MESSAGE_MAX, NAME_MAX, PENDING_PER_THREAD};
-use capos_abi::ring::{Completion, Submission, CQ_ENTRIES};
+use capos_abi::ring::{Submission, CQ_ENTRIES};
 use capos_abi::{CapabilityHandle, Error, Opcode, Syscall, NO_TIMEOUT};
 use capos_kcore::ring::RingFault;
 
@@ -86,30 +86,6 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     }
 }
 
-/// Post a completion to `thread`'s ring and wake it.
-pub fn complete_deferred(
-    thread: &Arc<Thread>,
-    user_data: u64,
-    result: i64,
-    value: u64,
-    extra: u32,
-) {
-    let completion = Completion {
-        user_data,
-        result,
-        value,
-        extra,
-        flags: 0,
-    };
-    if thread.ring.complete_deferred(completion).is_err() {
-        crate::kprintln!(
-            "[kernel] warning: ring of thread {} rejected a completion (corrupted by user space)",
-            thread.id
-        );
-    }
-    thread.wake();
-}
-
 /// What an operation produced.
 enum Outcome {
     /// Complete now with (result, value, extra).
@@ -137,7 +113,7 @@ fn execute(thread: &Arc<Thread>, submission: &Submission) {
         operate(thread, submission).unwrap_or_else(|error| done(Err(error)))
     };
     if let Outcome::Done(result, value, extra) = outcome {
-        complete_deferred(thread, submission.user_data, result, value, extra);
+        crate::ring::post(thread, submission.user_data, result, value, extra);
     }
 }
 
@@ -268,6 +244,20 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 crate::park::Parked::Differed => done(Ok(1)),
                 crate::park::Parked::Waiting => Outcome::Later,
             }
+        }
+        (Opcode::MemoryMap, KernelObject::Memory) => {
+            let writable = arguments[2] & 1 != 0;
+            if arguments[2] & !1 != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            thread
+                .process
+                .map_anonymous(arguments[0], arguments[1], writable)?;
+            done(Ok(arguments[1] as i64))
+        }
+        (Opcode::MemoryUnmap, KernelObject::Memory) => {
+            let unmapped = thread.process.unmap_anonymous(arguments[0], arguments[1])?;
+            done(Ok(unmapped as i64))
         }
         (Opcode::Unpark, KernelObject::ParkSpace) => {
             let woken = crate::park::unpark(thread, arguments[0], arguments[1])?;

@@ -231,7 +231,7 @@ pub fn poll() {
         };
         match expiry {
             Some(Expiry::Sleep { user_data }) => {
-                crate::syscall::complete_deferred(&thread, user_data, 0, 0, 0);
+                crate::ring::post(&thread, user_data, 0, 0, 0);
             }
             Some(Expiry::Wake) => thread.wake(),
             Some(Expiry::Park { user_data, address }) => {

@@ -119,6 +119,7 @@ pub fn object_for(grant: Grant) -> Option<KernelObject> {
         CapabilityKind::Diagnostics => KernelObject::Diagnostics,
         CapabilityKind::ThreadSpawner => KernelObject::ThreadSpawner,
         CapabilityKind::ParkSpace => KernelObject::ParkSpace,
+        CapabilityKind::Memory => KernelObject::Memory,
         CapabilityKind::ProcessHandle | CapabilityKind::ThreadHandle => return None,
     })
 }
@@ -186,7 +187,7 @@ pub fn start(name: &str, bsp_delay_ms: u64) {
                 manifest
                     .object(index)
                     .filter(|object| object.kind == CapabilityKind::Endpoint)
-                    .map(|object| Endpoint::new(object.name))
+                    .map(|_| Endpoint::new())
             })
             .collect()
     });

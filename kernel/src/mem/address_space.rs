@@ -133,6 +133,12 @@ impl AddressSpace {
         }
     }
 
+    /// Whether a page is mapped at `address`.
+    pub fn is_mapped(&self, address: u64) -> bool {
+        let _tables = self.tables.read();
+        self.leaf_entry(address).is_some()
+    }
+
     /// The present leaf entry mapping `address`, if any.
     fn leaf_entry(&self, address: u64) -> Option<&'static mut u64> {
         let mut current = self.root;

@@ -151,11 +151,13 @@ pub enum CapabilityKind {
     ThreadHandle = 10,
     /// Park/unpark on words of the holder's address space (futex style).
     ParkSpace = 11,
+    /// Map and unmap anonymous pages in the holder's address space.
+    Memory = 12,
 }
 
 impl CapabilityKind {
     /// All kinds.
-    pub const ALL: [CapabilityKind; 11] = [
+    pub const ALL: [CapabilityKind; 12] = [
         CapabilityKind::Console,
         CapabilityKind::ProcessSpawner,
         CapabilityKind::ProcessHandle,
@@ -167,6 +169,7 @@ impl CapabilityKind {
         CapabilityKind::ThreadSpawner,
         CapabilityKind::ThreadHandle,
         CapabilityKind::ParkSpace,
+        CapabilityKind::Memory,
     ];
 
     /// The name used in YAML manifests.
@@ -183,6 +186,7 @@ impl CapabilityKind {
             CapabilityKind::ThreadSpawner => "thread-spawner",
             CapabilityKind::ThreadHandle => "thread-handle",
             CapabilityKind::ParkSpace => "park-space",
+            CapabilityKind::Memory => "memory",
         }
     }
 
@@ -292,6 +296,16 @@ pub enum Opcode {
     /// ParkSpace: wake up to `arguments[1]` threads parked on the word at
     /// `arguments[0]`. Result: how many were woken.
     Unpark = 15,
+    /// Memory: map `arguments[1]` bytes (a page multiple, at most
+    /// `limits::MAP_MAX`) of fresh zeroed pages at the page-aligned
+    /// `arguments[0]` inside `[layout::MAP_BASE, layout::MAP_END)`;
+    /// `arguments[2]` bit 0: writable. Never executable. Refused if any page
+    /// is mapped already (nothing is mapped then). Result: bytes mapped.
+    MemoryMap = 16,
+    /// Memory: unmap the pages of `[arguments[0], +arguments[1])` inside the
+    /// map region. Every CPU that may cache them has flushed them before
+    /// this completes. Result: bytes that were mapped and are now gone.
+    MemoryUnmap = 17,
 }
 
 impl Opcode {
@@ -314,6 +328,8 @@ impl Opcode {
             13 => Some(Self::ThreadJoin),
             14 => Some(Self::Park),
             15 => Some(Self::Unpark),
+            16 => Some(Self::MemoryMap),
+            17 => Some(Self::MemoryUnmap),
             _ => None,
         }
     }
@@ -373,6 +389,10 @@ pub mod limits {
     pub const TIMERS_PER_CPU: usize = 2048;
     /// Threads a process may have at once (its first thread included).
     pub const THREADS_PER_PROCESS: usize = 64;
+    /// Threads not yet torn down, kernel-wide.
+    pub const THREADS_MAX: usize = 1024;
+    /// Largest `MemoryMap` / `MemoryUnmap` in one request: 4 MiB.
+    pub const MAP_MAX: u64 = 4 << 20;
 }
 
 /// User address-space layout.
@@ -387,6 +407,10 @@ pub mod layout {
     pub const STACK_PAGES: u64 = 16;
     /// Exclusive upper bound of user addresses.
     pub const USER_END: u64 = 0x8000_0000_0000;
+    /// Start of the region `MemoryMap` may map into.
+    pub const MAP_BASE: u64 = 0x1000_0000_0000;
+    /// End (exclusive) of the `MemoryMap` region.
+    pub const MAP_END: u64 = 0x7E00_0000_0000;
     /// Distance between the rings of consecutive thread slots: thread slot
     /// `k` (the first thread is slot 0) has its ring at
     /// `RING_BASE + k * THREAD_RING_STRIDE`, with unmapped pages between.

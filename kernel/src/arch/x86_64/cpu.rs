@@ -2,10 +2,58 @@
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
+/// Read by `entry.S`: nonzero when user FPU state is saved with XSAVE.
+#[no_mangle]
+static use_xsave: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Bytes of the per-thread FPU area the entry code may write.
+pub const FPU_AREA_BYTES: usize = 1024;
+
+/// XCR0 components the kernel enables when present: x87, SSE, AVX.
+const XSAVE_COMPONENTS: u64 = 0b111;
+
 /// Enable SSE (the precompiled `core` uses it): CR0.EM=0, CR0.MP=1,
-/// CR4.OSFXSR|OSXMMEXCPT. `boot.S` and the AP trampoline already set these;
-/// this keeps the invariant explicit for each CPU.
+/// CR4.OSFXSR|OSXMMEXCPT; and, when the CPU has XSAVE, CR4.OSXSAVE with
+/// x87, SSE and AVX (those it has) in XCR0, so user code may use AVX and
+/// the entry code saves that state per thread. `boot.S` and the AP
+/// trampoline already set the SSE bits; this keeps the invariant explicit
+/// for each CPU. Every CPU of a machine reports the same features.
 pub fn enable_sse() {
+    enable_legacy_sse();
+    let features = core::arch::x86_64::__cpuid(1);
+    let has_xsave = features.ecx & (1 << 26) != 0;
+    if !has_xsave {
+        return;
+    }
+    // Leaf 0xD exists when XSAVE is reported.
+    let supported = core::arch::x86_64::__cpuid_count(0xD, 0);
+    let components =
+        (u64::from(supported.eax) | (u64::from(supported.edx) << 32)) & XSAVE_COMPONENTS;
+    // SAFETY: OSXSAVE only allows XGETBV/XSETBV/XSAVE; XCR0 gets x87
+    // (always required) plus supported SSE/AVX bits, a valid combination.
+    unsafe {
+        Cr4::update(|flags| flags.insert(Cr4Flags::OSXSAVE));
+        core::arch::asm!(
+            "xsetbv",
+            in("ecx") 0u32,
+            in("eax") components as u32,
+            in("edx") (components >> 32) as u32,
+            options(nostack)
+        );
+    }
+    // With XCR0 set, EBX is the area size the enabled components need.
+    let needed = core::arch::x86_64::__cpuid_count(0xD, 0).ebx as usize;
+    if needed <= FPU_AREA_BYTES {
+        use_xsave.store(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether user FPU state is saved with XSAVE (diagnostics).
+pub fn uses_xsave() -> bool {
+    use_xsave.load(core::sync::atomic::Ordering::Relaxed) != 0
+}
+
+fn enable_legacy_sse() {
     // SAFETY: only FPU/SSE control bits change; no memory is affected.
     unsafe {
         Cr0::update(|flags| {

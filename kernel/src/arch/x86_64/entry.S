@@ -7,6 +7,33 @@
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
  * 15 registers = 22 words). */
 
+/* Save / restore the user FPU/SSE(/AVX) state at (%rax): XSAVE with every
+ * enabled component when the CPU has it (`use_xsave` set at boot), else
+ * FXSAVE. Clobbers rdx; rax holds the area. */
+.macro SAVE_FPU_STATE
+    cmpb $0, use_xsave(%rip)
+    je 91f
+    movq %rax, %rcx
+    movl $-1, %eax
+    movl $-1, %edx
+    xsave64 (%rcx)
+    jmp 92f
+91: fxsave64 (%rax)
+92:
+.endm
+
+.macro RESTORE_FPU_STATE
+    cmpb $0, use_xsave(%rip)
+    je 93f
+    movq %rax, %rcx
+    movl $-1, %eax
+    movl $-1, %edx
+    xrstor64 (%rcx)
+    jmp 94f
+93: fxrstor64 (%rax)
+94:
+.endm
+
 /* The InterruptFrame register block, rax pushed first (highest address). */
 .macro SAVE_GENERAL_REGISTERS
     pushq %rax
@@ -52,7 +79,7 @@ interrupt_common:
     jz 1f
     swapgs
     movq %gs:24, %rax
-    fxsave64 (%rax)
+    SAVE_FPU_STATE
 1:  movq %rsp, %rdi
     /* Kernel flags only: the gate cleared IF, TF, NT and RF; this also
      * clears DF and AC, whatever the interrupted code had. */
@@ -64,7 +91,7 @@ interrupt_return:
     testb $3, 18 * 8(%rsp)
     jz 2f
     movq %gs:24, %rax
-    fxrstor64 (%rax)
+    RESTORE_FPU_STATE
     swapgs
 2:
     RESTORE_GENERAL_REGISTERS
@@ -96,7 +123,7 @@ syscall_entry:
     pushq $SYSCALL_VECTOR
     SAVE_GENERAL_REGISTERS
     movq %gs:24, %rax
-    fxsave64 (%rax)
+    SAVE_FPU_STATE
     movq %rsp, %rdi
     /* SFMASK already cleared every user-settable flag; DF stays clear. */
     cld
@@ -109,7 +136,7 @@ syscall_entry:
     sarq $47, %r11
     jnz interrupt_return
     movq %gs:24, %rax
-    fxrstor64 (%rax)
+    RESTORE_FPU_STATE
     RESTORE_GENERAL_REGISTERS
     addq $16, %rsp
     movq 0(%rsp), %rcx

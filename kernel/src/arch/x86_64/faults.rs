@@ -42,11 +42,14 @@ const NAMES: [&str; 32] = [
     "reserved-31",
 ];
 
-/// Print the fault line and fail the run. A kernel fault is never recoverable.
+/// The name of exception `vector` (0..32).
+pub fn name(vector: u64) -> &'static str {
+    NAMES[(vector & 31) as usize]
+}
+
+/// Print the fault line of a kernel-mode exception and fail the run. A
+/// kernel fault is never recoverable.
 pub fn report_exception(frame: &InterruptFrame) -> ! {
-    if frame.cs & 3 == 3 {
-        crate::userspace::user_fault(frame, NAMES[(frame.vector & 31) as usize]);
-    }
     let cr2 = Cr2::read_raw();
     let cpu = percpu::try_current_index().map_or(-1, |index| index as i64);
     crate::console::emergency_print(format_args!(

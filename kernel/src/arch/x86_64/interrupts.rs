@@ -92,50 +92,60 @@ impl InterruptFrame {
     }
 }
 
-/// Called by `interrupt_common` for every vector.
-#[no_mangle]
-extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
-    if frame.cs & 3 == 3 {
+/// What an interrupt means for the kernel once the architecture layer has
+/// done its part (EOI, counters, TLB flush, fatal kernel faults).
+#[must_use]
+pub enum InterruptEvent {
+    /// A LAPIC timer tick (from user mode when `from_user`).
+    Tick { from_user: bool },
+    /// A reschedule IPI.
+    Reschedule { from_user: bool },
+    /// A CPU exception in user mode, by name.
+    UserFault { name: &'static str },
+    /// Nothing more to do.
+    Handled,
+}
+
+/// The architecture's half of every interrupt, called by the kernel's
+/// `interrupt_dispatch` (the entry stub's target). Kernel-mode exceptions
+/// never return: they are reported and end the run.
+pub fn classify(frame: &mut InterruptFrame) -> InterruptEvent {
+    let from_user = frame.cs & 3 == 3;
+    if from_user {
         frame.sanitize_user_flags();
     }
     match frame.vector {
+        0..=31 if from_user => InterruptEvent::UserFault {
+            name: faults::name(frame.vector),
+        },
         0..=31 => faults::report_exception(frame),
         vector if vector == u64::from(TIMER_VECTOR) => {
             percpu::current().ticks.fetch_add(1, Ordering::Relaxed);
             apic::end_of_interrupt();
-            crate::timer::poll();
-            if frame.cs & 3 == 3 {
-                if let Some(thread) = crate::sched::current() {
-                    crate::sched::switch_to_scheduler(&thread);
-                    crate::sched::exit_if_killed(thread);
-                }
-            }
+            InterruptEvent::Tick { from_user }
         }
         vector if vector == u64::from(RESCHEDULE_VECTOR) => {
             apic::end_of_interrupt();
-            // Sent to a CPU running a thread that has been killed (process
-            // exit): it must leave user mode now.
-            if frame.cs & 3 == 3 {
-                if let Some(thread) = crate::sched::current() {
-                    crate::sched::exit_if_killed(thread);
-                }
-            }
+            InterruptEvent::Reschedule { from_user }
         }
         vector if vector == u64::from(TLB_VECTOR) => {
             super::tlb::serve_pending();
             apic::end_of_interrupt();
+            InterruptEvent::Handled
         }
         vector if vector == u64::from(PING_VECTOR) => {
             percpu::current().pings.fetch_add(1, Ordering::AcqRel);
             apic::end_of_interrupt();
+            InterruptEvent::Handled
         }
-        vector if vector == u64::from(SPURIOUS_VECTOR) => {}
+        vector if vector == u64::from(SPURIOUS_VECTOR) => InterruptEvent::Handled,
         vector => {
             kprintln!(
                 "[irq] cpu={} unexpected vector={vector}",
                 percpu::current().index
             );
             apic::end_of_interrupt();
+            InterruptEvent::Handled
         }
     }
 }

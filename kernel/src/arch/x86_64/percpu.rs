@@ -42,8 +42,6 @@ pub struct PerCpu {
     pub tlb_completed: AtomicU64,
     /// GDT, TSS and IDT of this CPU.
     pub tables: CpuTables,
-    /// The thread running on this CPU (None in the scheduler loop).
-    current: spin::Mutex<Option<alloc::sync::Arc<crate::sched::Thread>>>,
 }
 
 // SAFETY: `self_pointer` only ever points at the leaked value itself; all
@@ -73,7 +71,6 @@ pub fn create(index: usize, apic_id: u32, tables: CpuTables) -> &'static PerCpu 
         tlb_requested: AtomicU64::new(0),
         tlb_completed: AtomicU64::new(0),
         tables,
-        current: spin::Mutex::new(None),
     }));
     cpu.self_pointer = cpu as *const PerCpu;
     CPUS[index].store(cpu, Ordering::Release);
@@ -82,16 +79,6 @@ pub fn create(index: usize, apic_id: u32, tables: CpuTables) -> &'static PerCpu 
 }
 
 impl PerCpu {
-    /// The running thread.
-    pub fn current_thread(&self) -> Option<alloc::sync::Arc<crate::sched::Thread>> {
-        self.current.lock().clone()
-    }
-
-    /// Record the running thread.
-    pub fn set_current_thread(&self, thread: Option<alloc::sync::Arc<crate::sched::Thread>>) {
-        *self.current.lock() = thread;
-    }
-
     /// Make `stack_top` the kernel stack for entries from user mode
     /// (TSS RSP0 and the syscall path) and `fpu_area` the FPU save area.
     pub fn set_thread_context(&self, stack_top: u64, fpu_area: u64) {

@@ -30,7 +30,12 @@ extern "C" {
 }
 
 /// Set up the BSP, start every AP in `topology`, and print the online report.
-pub fn start(topology: &CpuTopology) {
+/// What each AP runs once it is online (set by [`start`]).
+static AP_MAIN: spin::Once<fn() -> !> = spin::Once::new();
+
+/// Bring every CPU of `topology` online; each AP then runs `ap_main`.
+pub fn start(topology: &CpuTopology, ap_main: fn() -> !) {
+    AP_MAIN.call_once(|| ap_main);
     apic::init_bootstrap(topology.local_apic_address);
     let bsp_apic = apic::id();
     let bsp = percpu::create(0, bsp_apic, cpu_tables());
@@ -147,7 +152,11 @@ extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
     cpu::init_syscall();
     apic::init_application_processor();
     announce_online(cpu);
-    crate::sched::scheduler_loop()
+    let main = AP_MAIN
+        .get()
+        .copied()
+        .unwrap_or(cpu::halt_forever as fn() -> !);
+    main()
 }
 
 /// CPUs halted in their scheduler loop (bit = CPU index).
@@ -158,7 +167,7 @@ static IDLE_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64:
 ///
 /// The order closes the lost-wake-up window: the idle bit is set and
 /// fenced before the re-check, and a waker queues work and fences before
-/// it reads the idle bits ([`kick_idle_cpus`]). Either this re-check sees
+/// it reads the idle bits ([`kick_if_idle`]). Either this re-check sees
 /// the work, or the waker sees the bit and sends an IPI, which ends the
 /// `sti; hlt` (the interrupt shadow of `sti` means it cannot slip in between).
 pub fn idle(work_waiting: impl FnOnce() -> bool) {
@@ -171,25 +180,24 @@ pub fn idle(work_waiting: impl FnOnce() -> bool) {
     IDLE_CPUS.fetch_and(!bit, Ordering::SeqCst);
 }
 
+/// CPUs halted in their scheduler loop (bit = CPU index).
+pub fn idle_mask() -> u64 {
+    IDLE_CPUS.load(Ordering::SeqCst)
+}
+
+/// Send a reschedule IPI to CPU `index` if it is idle. Call after the work
+/// is queued: the fence pairs with the one in [`idle`].
+pub fn kick_if_idle(index: usize) {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if IDLE_CPUS.load(Ordering::SeqCst) & (1 << (index % 64)) != 0 {
+        send_reschedule(index);
+    }
+}
+
 /// Send a reschedule IPI to CPU `index`.
 pub fn send_reschedule(index: usize) {
     if let Some(cpu) = percpu::get(index) {
         apic::send_fixed(cpu.apic_id, super::interrupts::RESCHEDULE_VECTOR);
-    }
-}
-
-/// Send a reschedule IPI to every idle CPU but this one. Call after the
-/// work is queued.
-pub fn kick_idle_cpus() {
-    core::sync::atomic::fence(Ordering::SeqCst);
-    let me = percpu::try_current_index();
-    let idle = IDLE_CPUS.load(Ordering::SeqCst);
-    for index in 0..percpu::count().min(64) {
-        if idle & (1 << index) != 0 && Some(index) != me {
-            if let Some(cpu) = percpu::get(index) {
-                apic::send_fixed(cpu.apic_id, super::interrupts::RESCHEDULE_VECTOR);
-            }
-        }
     }
 }
 
