@@ -13,6 +13,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod arguments;
 pub mod manifest;
 pub mod ring;
 
