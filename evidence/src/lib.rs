@@ -3,6 +3,7 @@
 pub mod build;
 pub mod bundle;
 pub mod contract;
+pub mod fuzz;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
@@ -13,6 +14,7 @@ pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod smokes;
+pub mod soak;
 pub mod stats;
 pub mod summary;
 pub mod tools;
