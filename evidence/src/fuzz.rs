@@ -10,11 +10,11 @@
 //! `target/smokes/smp<N>/fuzz-seed-<s>-ops-<n>/`. Ends with
 //! `N passed, N failed` (one per seed).
 
-use crate::qemu::AccelRequest;
+use crate::boot_options::BootOptions;
+use crate::paths;
 use crate::smokes::{self, SmokeArgs};
-use crate::{build, paths};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Arguments of `capos fuzz`.
@@ -26,15 +26,8 @@ pub struct FuzzArgs {
     /// Random submissions per boot.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub ops: u64,
-    /// Virtual CPUs.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub smp: u32,
-    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
-    /// Boot this ISO instead of building target/iso/capos.iso first.
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub boot: BootOptions,
 }
 
 /// Seconds a fuzz boot may take: a base for boot and drain plus a generous
@@ -74,10 +67,7 @@ pub fn run_command(root: &Path, args: FuzzArgs) -> Result<()> {
     if args.seeds.is_empty() {
         bail!("no seeds given");
     }
-    let iso = match args.iso {
-        Some(iso) => iso,
-        None => build::build_iso(root, &paths::iso(root))?.path,
-    };
+    let iso = args.boot.iso(root)?;
     let list_dir = paths::target_dir(root).join("fuzz");
     std::fs::create_dir_all(&list_dir)
         .with_context(|| format!("creating {}", list_dir.display()))?;
@@ -96,8 +86,8 @@ pub fn run_command(root: &Path, args: FuzzArgs) -> Result<()> {
         let outcome = smokes::run_command(
             root,
             SmokeArgs {
-                smp: args.smp,
-                accel: args.accel,
+                smp: args.boot.smp,
+                accel: args.boot.accel,
                 iso: Some(iso.clone()),
                 only: Vec::new(),
                 list: Some(list),
@@ -109,14 +99,14 @@ pub fn run_command(root: &Path, args: FuzzArgs) -> Result<()> {
                 passed += 1;
                 println!(
                     "[fuzz] seed={seed} ops={} smp={} pass ({seconds:.1}s)",
-                    args.ops, args.smp
+                    args.ops, args.boot.smp
                 );
             }
             Err(error) => {
                 failed += 1;
                 println!(
                     "[fuzz] seed={seed} ops={} smp={} FAIL: {error:#} ({seconds:.1}s)",
-                    args.ops, args.smp
+                    args.ops, args.boot.smp
                 );
             }
         }
@@ -131,6 +121,7 @@ pub fn run_command(root: &Path, args: FuzzArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::AccelRequest;
 
     #[test]
     fn the_generated_list_names_seed_and_ops_and_parses_as_a_smoke_list() {

@@ -9,11 +9,12 @@
 //! next round overwrites them. Ends with the per-smoke failure counts and
 //! `N passed, N failed` counted in rounds.
 
+use crate::boot_options::BootOptions;
 use crate::qemu::AccelRequest;
 use crate::{build, paths};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,15 +24,8 @@ pub struct SoakArgs {
     /// Rounds: boots of the whole suite.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub boots: u32,
-    /// Virtual CPUs for every smoke.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub smp: u32,
-    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
-    /// Boot this ISO instead of building target/iso/capos.iso first.
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub boot: BootOptions,
     /// Soak only the smokes with these names (repeatable).
     #[arg(long = "only")]
     pub only: Vec<String>,
@@ -70,17 +64,14 @@ pub fn parse_smoke_lines(output: &str) -> Vec<SmokeReport> {
 
 /// `capos soak`: the rounds, a progress line each, then the summary.
 pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
-    let iso = match args.iso {
-        Some(iso) => iso,
-        None => build::build_iso(root, &paths::iso(root))?.path,
-    };
+    let iso = args.boot.iso(root)?;
     let executable = std::env::current_exe().context("locating the capos executable")?;
     let soak_dir = paths::target_dir(root)
         .join("soak")
-        .join(format!("smp{}", args.smp));
+        .join(format!("smp{}", args.boot.smp));
     std::fs::create_dir_all(&soak_dir)
         .with_context(|| format!("creating {}", soak_dir.display()))?;
-    let accel = match args.accel {
+    let accel = match args.boot.accel {
         AccelRequest::Auto => "auto",
         AccelRequest::Kvm => "kvm",
         AccelRequest::Tcg => "tcg",
@@ -94,7 +85,13 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
         command
             .arg("--root")
             .arg(root)
-            .args(["smokes", "--smp", &args.smp.to_string(), "--accel", accel])
+            .args([
+                "smokes",
+                "--smp",
+                &args.boot.smp.to_string(),
+                "--accel",
+                accel,
+            ])
             .arg("--iso")
             .arg(&iso);
         for name in &args.only {
@@ -144,7 +141,7 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
         println!(
             "[soak] round {round}/{} smp={}: {} smokes, failed: {} ({:.1}s; {} failures in {} runs so far)",
             args.boots,
-            args.smp,
+            args.boot.smp,
             reports.len(),
             if failed_here.is_empty() {
                 "none".to_string()
@@ -159,7 +156,7 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
     println!(
         "[soak] boots={} smp={} smoke-runs={smoke_runs} failures={} wall={:.0}s logs={}",
         args.boots,
-        args.smp,
+        args.boot.smp,
         failures.values().sum::<u32>(),
         started.elapsed().as_secs_f64(),
         build::display_relative(root, &soak_dir)

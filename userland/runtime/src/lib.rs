@@ -41,7 +41,7 @@ pub mod syscall;
 pub use capos_abi as abi;
 pub use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 pub use context::Context;
-pub use operations::Received;
+pub use operations::{ReapError, Received};
 pub use ring::{Ring, RingFull};
 pub use syscall::exit;
 

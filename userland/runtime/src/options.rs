@@ -29,6 +29,12 @@ pub fn has_word(arguments: &str, flag: &str) -> bool {
     arguments.split_ascii_whitespace().any(|word| word == flag)
 }
 
+/// The first of `roles` that appears as a word in `arguments`: how one
+/// binary serving several manifest processes learns which it is.
+pub fn role<'a>(arguments: &str, roles: &[&'a str]) -> Option<&'a str> {
+    roles.iter().copied().find(|role| has_word(arguments, role))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +50,7 @@ mod tests {
         assert_eq!(find_u64("ops=x1", "ops", 7), Err("x1"));
         assert!(has_word(arguments, "server"));
         assert!(!has_word(arguments, "seed"));
+        assert_eq!(role(arguments, &["client", "server"]), Some("server"));
+        assert_eq!(role("seed=1", &["client", "server"]), None);
     }
 }

@@ -35,9 +35,7 @@ fn main(context: &mut Context) -> i32 {
         .ring()
         .manifest_arguments(manifest)
         .unwrap_or_default();
-    let role = ["echo-server", "echo-client", "napper"]
-        .into_iter()
-        .find(|role| options::has_word(&arguments, role));
+    let role = options::role(&arguments, &["echo-server", "echo-client", "napper"]);
     let result = match role {
         Some("echo-server") => serve(context),
         Some("echo-client") => client(context),

@@ -53,9 +53,7 @@ fn main(context: &mut Context) -> i32 {
         .ring()
         .manifest_arguments(manifest)
         .unwrap_or_default();
-    let role = ["server", "client-a", "thief", "server-thief"]
-        .into_iter()
-        .find(|role| options::has_word(&arguments, role));
+    let role = options::role(&arguments, &["server", "client-a", "thief", "server-thief"]);
     let result = match role {
         Some("server") => serve(context),
         Some("client-a") => client_a(context),

@@ -53,7 +53,7 @@ use capos_abi::limits::{
 use capos_abi::NO_TIMEOUT;
 use capos_runtime::diagnostics::{describe, Allowance};
 use capos_runtime::{
-    options, println, CapabilityHandle, Completion, Context, Error, Opcode, Submission,
+    options, println, CapabilityHandle, Completion, Context, Error, Opcode, ReapError, Submission,
 };
 
 capos_runtime::entry!(main);
@@ -81,9 +81,7 @@ fn main(context: &mut Context) -> i32 {
             .manifest_arguments(manifest)
             .unwrap_or_default()
     };
-    let role = ["holder", "granter", "caller", "sleeper"]
-        .into_iter()
-        .find(|role| options::has_word(&arguments, role));
+    let role = options::role(&arguments, &["holder", "granter", "caller", "sleeper"]);
     let result = match role {
         Some("holder") => holder(context),
         Some("granter") => granter(context),
@@ -168,28 +166,24 @@ fn round(context: &mut Context) -> Result<Vec<String>, String> {
             .ring()
             .spawn(spawner, child, &[])
             .map_err(|error| format!("spawn {child} {}", error.name()))?;
-        let status = context
-            .ring()
-            .wait(spawned)
-            .map_err(|error| format!("wait {child} {}", error.name()))?;
-        context
-            .ring()
-            .drop_capability(spawned)
-            .map_err(|error| format!("drop {child} {}", error.name()))?;
-        if status != 0 {
-            return Err(format!("{what}: {}", ChildProblem::describe(status)));
+        match context.ring().reap(spawned) {
+            Ok(()) => {}
+            Err(ReapError::Status(status)) => {
+                return Err(format!("{what}: {}", ChildProblem::describe(status)))
+            }
+            Err(problem) => return Err(format!("{child} {problem}")),
         }
         lines.push(format!(
             "{what} queued={PENDING_PER_THREAD} refused={EXCESS} error=quota-exhausted ok"
         ));
     }
-    let fresh = run_child(context, "empty")?;
-    lines.push(format!("fresh-spawn exit={fresh} ok"));
+    run_child(context, "empty")?;
+    lines.push(String::from("fresh-spawn exit=0 ok"));
     Ok(lines)
 }
 
-/// Spawn `name`, wait for it, drop its handle; its exit status must be 0.
-fn run_child(context: &mut Context, name: &str) -> Result<i64, String> {
+/// Spawn `name`, wait for exit status 0, drop its handle.
+fn run_child(context: &mut Context, name: &str) -> Result<(), String> {
     let spawner = context.capability(SPAWNER_SLOT);
     let child = context
         .ring()
@@ -198,20 +192,12 @@ fn run_child(context: &mut Context, name: &str) -> Result<i64, String> {
     finish(context, child, name)
 }
 
-/// Wait for `child` (exit status must be 0) and drop its handle.
-fn finish(context: &mut Context, child: CapabilityHandle, name: &str) -> Result<i64, String> {
-    let status = context
-        .ring()
-        .wait(child)
-        .map_err(|error| format!("wait {name} {}", error.name()))?;
+/// Wait for `child` (exit status 0) and drop its handle.
+fn finish(context: &mut Context, child: CapabilityHandle, name: &str) -> Result<(), String> {
     context
         .ring()
-        .drop_capability(child)
-        .map_err(|error| format!("drop {name} {}", error.name()))?;
-    if status != 0 {
-        return Err(format!("{name} exit={status}"));
-    }
-    Ok(status)
+        .reap(child)
+        .map_err(|problem| format!("{name} {problem}"))
 }
 
 /// Spawn `name` until refused; returns the handles and the refusal.

@@ -96,7 +96,7 @@ fn run(context: &mut Context) -> Result<(), String> {
         };
         // SAFETY: a TimerSleep names no memory.
         unsafe { context.ring().submit(sleep) }.map_err(|_| String::from("ring full"))?;
-        let (set, seen, result) = enter_with_flags();
+        let (set, seen, result) = with_flags(Hold::Block);
         if first {
             println!(context, "[hostile-flags] set={set:#x} seen={seen:#x}");
             first = false;
@@ -112,7 +112,7 @@ fn run(context: &mut Context) -> Result<(), String> {
         }
     }
     for spin in 0..SPINS {
-        let (set, seen) = spin_with_flags();
+        let (set, seen, _) = with_flags(Hold::Spin);
         check(set, seen).map_err(|problem| format!("spin={spin} {problem}"))?;
     }
     println!(
@@ -140,19 +140,29 @@ fn check(set: u64, seen: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Set [`REQUESTED`] with `popfq`, then `cap_enter(1, NO_TIMEOUT)` with the
-/// flags still set; returns (flags after `popfq`, flags right after the
-/// return to user mode, `cap_enter`'s result). The original flags are back
+/// How [`with_flags`] spends the time the flags are set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// `cap_enter(1, NO_TIMEOUT)`: block until the queued sleep completes.
+    Block,
+    /// Spin [`SPIN_CYCLES`] TSC cycles: timer interrupts arrive and may
+    /// switch threads meanwhile.
+    Spin,
+}
+
+/// Set [`REQUESTED`] with `popfq`, hold them as `hold` says, read the flags
+/// again; returns (flags after `popfq`, flags after the hold, `cap_enter`'s
+/// result or 0 when spinning). The original flags (DF clear) are back
 /// before any compiled code runs.
-fn enter_with_flags() -> (u64, u64, i64) {
+fn with_flags(hold: Hold) -> (u64, u64, i64) {
     let set: u64;
     let seen: u64;
     let result: i64;
     // SAFETY: the block moves RSP below the red zone before pushing and
-    // restores it, restores the original RFLAGS (DF clear) before it ends,
-    // and touches no memory but its own stack slots; `cap_enter` clobbers
-    // only rax, rcx and r11 (declared), and the sleep it waits for names no
-    // memory.
+    // restores it, restores the original RFLAGS before it ends, and touches
+    // no memory but its own stack slots. `cap_enter` clobbers only rax, rcx
+    // and r11, RDTSC only rax and rdx (all declared); the sleep the kernel
+    // waits for names no memory. RDTSC is allowed in user mode.
     unsafe {
         core::arch::asm!(
             "sub rsp, 128",
@@ -164,45 +174,11 @@ fn enter_with_flags() -> (u64, u64, i64) {
             "popfq",
             "pushfq",
             "pop {set}",
+            "test {spin}, {spin}",
+            "jnz 3f",
             "syscall",
-            "pushfq",
-            "pop {seen}",
-            "push r8",
-            "popfq",
-            "add rsp, 128",
-            requested = in(reg) REQUESTED,
-            set = out(reg) set,
-            seen = out(reg) seen,
-            inlateout("rax") Syscall::CapEnter as u64 => result,
-            in("rdi") 1u64,
-            in("rsi") NO_TIMEOUT,
-            out("r8") _,
-            out("r9") _,
-            out("rcx") _,
-            out("r11") _,
-        );
-    }
-    (set, seen, result)
-}
-
-/// Set [`REQUESTED`], spin [`SPIN_CYCLES`] TSC cycles (timer interrupts
-/// arrive and may switch threads meanwhile), read the flags, restore them.
-fn spin_with_flags() -> (u64, u64) {
-    let set: u64;
-    let seen: u64;
-    // SAFETY: as in `enter_with_flags`; RDTSC is allowed in user mode and
-    // writes only rax and rdx (declared).
-    unsafe {
-        core::arch::asm!(
-            "sub rsp, 128",
-            "pushfq",
-            "pop r8",
-            "mov r9, r8",
-            "or r9, {requested}",
-            "push r9",
-            "popfq",
-            "pushfq",
-            "pop {set}",
+            "jmp 4f",
+            "3:",
             "rdtsc",
             "shl rdx, 32",
             "or rax, rdx",
@@ -214,21 +190,28 @@ fn spin_with_flags() -> (u64, u64) {
             "sub rax, r10",
             "cmp rax, {cycles}",
             "jb 2b",
+            "xor eax, eax",
+            "4:",
             "pushfq",
             "pop {seen}",
             "push r8",
             "popfq",
             "add rsp, 128",
             requested = in(reg) REQUESTED,
+            spin = in(reg) u64::from(hold == Hold::Spin),
             cycles = in(reg) SPIN_CYCLES,
             set = out(reg) set,
             seen = out(reg) seen,
-            out("rax") _,
+            inlateout("rax") Syscall::CapEnter as u64 => result,
+            in("rdi") 1u64,
+            in("rsi") NO_TIMEOUT,
             out("rdx") _,
             out("r8") _,
             out("r9") _,
             out("r10") _,
+            out("rcx") _,
+            out("r11") _,
         );
     }
-    (set, seen)
+    (set, seen, result)
 }

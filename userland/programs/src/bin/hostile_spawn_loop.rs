@@ -124,13 +124,6 @@ fn spawn_wait_drop(
     let child = ring
         .spawn(spawner, CHILD, &[])
         .map_err(|error| format!("cycle={cycle} spawn {}", error.name()))?;
-    let status = ring
-        .wait(child)
-        .map_err(|error| format!("cycle={cycle} wait {}", error.name()))?;
-    ring.drop_capability(child)
-        .map_err(|error| format!("cycle={cycle} drop {}", error.name()))?;
-    if status != 0 {
-        return Err(format!("cycle={cycle} child exit={status}"));
-    }
-    Ok(())
+    ring.reap(child)
+        .map_err(|problem| format!("cycle={cycle} {problem}"))
 }

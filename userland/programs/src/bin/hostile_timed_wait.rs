@@ -156,13 +156,19 @@ fn exercise(context: &mut Context, calls: u64, sleepers: u64, report: bool) -> R
         .ring()
         .endpoint_call(endpoint, b"", None, &mut [0u8; 8])
         .map_err(|error| format!("stop call {}", error.name()))?;
-    finish_child(context, server, SERVER)?;
+    context
+        .ring()
+        .reap(server)
+        .map_err(|problem| format!("{SERVER} {problem}"))?;
     for _ in 0..sleepers {
         let sleeper = context
             .ring()
             .spawn(spawner, SLEEPER, &[])
             .map_err(|error| format!("spawn {SLEEPER} {}", error.name()))?;
-        finish_child(context, sleeper, SLEEPER)?;
+        context
+            .ring()
+            .reap(sleeper)
+            .map_err(|problem| format!("{SLEEPER} {problem}"))?;
     }
     Ok(())
 }
@@ -200,22 +206,6 @@ fn timed_call(context: &mut Context, endpoint: CapabilityHandle, call: u64) -> R
     }
     if &reply != b"4321gnip" {
         return Err(format!("call={call} reply={reply:?}"));
-    }
-    Ok(())
-}
-
-/// Wait for a child's exit status 0 and drop its handle.
-fn finish_child(context: &mut Context, child: CapabilityHandle, name: &str) -> Result<(), String> {
-    let status = context
-        .ring()
-        .wait(child)
-        .map_err(|error| format!("wait {name} {}", error.name()))?;
-    context
-        .ring()
-        .drop_capability(child)
-        .map_err(|error| format!("drop {name} {}", error.name()))?;
-    if status != 0 {
-        return Err(format!("{name} exit={status}"));
     }
     Ok(())
 }
