@@ -29,16 +29,19 @@ extern crate alloc;
 
 mod console;
 mod context;
+pub mod diagnostics;
 mod heap;
 mod operations;
+pub mod options;
 mod panic;
+pub mod random;
 pub mod ring;
 pub mod syscall;
 
 pub use capos_abi as abi;
 pub use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 pub use context::Context;
-pub use operations::{BootInfo, Received};
+pub use operations::{BootInfo, ReapError, Received};
 pub use ring::{Ring, RingFull};
 pub use syscall::exit;
 
