@@ -149,17 +149,28 @@ pub fn retire_thread_memory(process: Arc<Process>, memory: ThreadMemory) {
     }
 }
 
+/// Give the retired list room for every thread, so retiring never
+/// allocates and its capacity never changes (call once at boot).
+pub fn init_retired(threads: usize) {
+    if RETIRED.lock().try_reserve(threads).is_err() {
+        crate::mem::fail(format_args!("no heap for the retired-thread list"));
+    }
+}
+
 /// Unmap retired thread memory, shoot down the CPUs that may cache it,
-/// free the frames and the slots. Cheap when nothing is retired.
+/// free the frames and the slots. Cheap when nothing is retired. Entries
+/// are taken one at a time, so no lock is held during a shootdown.
 pub fn reap_retired() {
     if RETIRED_COUNT.load(Ordering::Acquire) == 0 {
         return;
     }
-    let work = core::mem::take(&mut *RETIRED.lock());
-    RETIRED_COUNT.fetch_sub(work.len(), Ordering::AcqRel);
     let mut pages = Vec::new();
     let mut frames = Vec::new();
-    for (process, memory) in work {
+    loop {
+        let Some((process, memory)) = RETIRED.lock().pop() else {
+            break;
+        };
+        RETIRED_COUNT.fetch_sub(1, Ordering::AcqRel);
         pages.clear();
         frames.clear();
         if Arc::strong_count(&process) > 1 && memory.page_addresses(&mut pages).is_ok() {
@@ -417,11 +428,19 @@ impl Process {
     /// registering `(thread, user_data)` to be completed when it exits.
     /// Registrations of threads that have since been killed are dropped
     /// first, so the list never outgrows the live waiters.
-    pub fn wait(&self, thread: &Arc<Thread>, user_data: u64) -> Result<Option<(i64, bool)>, Error> {
+    pub fn wait(
+        self: &Arc<Self>,
+        thread: &Arc<Thread>,
+        user_data: u64,
+    ) -> Result<Option<(i64, bool)>, Error> {
         let mut exit = self.exit.lock();
         if let Some(code) = exit.code {
             return Ok(Some((code, exit.killed)));
         }
+        // Recorded on the waiting thread too, so its end withdraws the
+        // registration at once (`forget_waiter`); forgotten again when this
+        // process exits (lock order: exit state, then the thread's list).
+        thread.note_exit_wait(Arc::downgrade(self))?;
         let before = exit.waiters.len();
         exit.waiters.retain(|(waiter, _)| !waiter.killed());
         EXIT_WAITERS.fetch_sub(before - exit.waiters.len(), Ordering::Relaxed);
@@ -431,6 +450,15 @@ impl Process {
         exit.waiters.push((thread.clone(), user_data));
         EXIT_WAITERS.fetch_add(1, Ordering::Relaxed);
         Ok(None)
+    }
+
+    /// Withdraw every exit wait `thread` registered here (it is ending).
+    pub fn forget_waiter(&self, thread: &Thread) {
+        let mut exit = self.exit.lock();
+        let before = exit.waiters.len();
+        exit.waiters
+            .retain(|(waiter, _)| !core::ptr::eq(Arc::as_ptr(waiter), thread));
+        EXIT_WAITERS.fetch_sub(before - exit.waiters.len(), Ordering::Relaxed);
     }
 
     /// End the process with `code` (`killed`: by the kernel, after a fault):
@@ -462,6 +490,7 @@ impl Process {
         drop(capabilities);
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
+            thread.forget_exit_wait(self);
             crate::ring::post(&thread, user_data, 0, code as u64, u32::from(killed));
         }
         userspace::process_exited(self, code);

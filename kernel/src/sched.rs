@@ -81,6 +81,7 @@ const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
 /// Give each CPU's queue room for [`THREADS_MAX`] threads, so a wake-up
 /// never allocates (call once CPUs are known).
 pub fn init_queues(cpus: usize) {
+    crate::process::init_retired(THREADS_MAX);
     for queue in QUEUES.iter().take(cpus) {
         if queue.threads.lock().try_reserve(THREADS_MAX).is_err() {
             crate::mem::fail(format_args!("no heap for the run queues"));
@@ -181,6 +182,9 @@ pub struct Thread {
     memory: Option<crate::process::ThreadMemory>,
     /// How the thread ended, and who waits to hear it.
     end: Mutex<ThreadEnd>,
+    /// Processes this thread has registered exit waits on (withdrawn when
+    /// it ends); at most one entry per process.
+    exit_waits: Mutex<Vec<alloc::sync::Weak<Process>>>,
 }
 
 /// A thread's end and its joiners.
@@ -253,6 +257,7 @@ impl Thread {
             fs_base: start.fs_base,
             memory: Some(memory),
             end: Mutex::new(ThreadEnd::default()),
+            exit_waits: Mutex::new(Vec::new()),
         });
         LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
         // Stack from the top: the user frame `interrupt_return` pops, the
@@ -325,6 +330,30 @@ impl Thread {
             .map_err(|_| capos_abi::Error::OutOfMemory)?;
         end.joiners.push((joiner.clone(), user_data));
         Ok(None)
+    }
+
+    /// Remember that this thread waits for `process` to exit.
+    pub fn note_exit_wait(
+        &self,
+        process: alloc::sync::Weak<Process>,
+    ) -> Result<(), capos_abi::Error> {
+        let mut waits = self.exit_waits.lock();
+        waits.retain(|known| known.strong_count() > 0);
+        if waits.iter().any(|known| known.ptr_eq(&process)) {
+            return Ok(());
+        }
+        waits
+            .try_reserve(1)
+            .map_err(|_| capos_abi::Error::OutOfMemory)?;
+        waits.push(process);
+        Ok(())
+    }
+
+    /// `process` has exited and answered this thread's waits on it.
+    pub fn forget_exit_wait(&self, process: &Process) {
+        self.exit_waits
+            .lock()
+            .retain(|known| !core::ptr::eq(known.as_ptr(), process));
     }
 
     /// Record the thread's end and complete its joiners.
@@ -406,6 +435,11 @@ pub fn switch_to_scheduler(thread: &Thread) {
 pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
     thread.timers.cancel_all();
     crate::park::forget_thread(&thread);
+    let waits = core::mem::take(&mut *thread.exit_waits.lock());
+    for process in waits.iter().filter_map(alloc::sync::Weak::upgrade) {
+        process.forget_waiter(&thread);
+    }
+    drop(waits);
     let killed = thread.killed();
     thread.finish(value, killed);
     if thread.process.thread_finished() {
