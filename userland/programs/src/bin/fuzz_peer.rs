@@ -30,10 +30,17 @@ pub const STOP: &[u8] = b"fuzz-peer:stop:9f2c1a7e";
 pub const STOPPED: &[u8] = b"fuzz-peer:stopped";
 
 fn main(context: &mut Context) -> i32 {
-    let manifest = CapabilityHandle::new(context.slot_count().saturating_sub(1), 0);
-    let arguments = context
-        .ring()
-        .manifest_arguments(manifest)
+    // The boot-manifest capability is the last one the manifest declares,
+    // but the fuzzer may spawn a peer with extra grants after it: take the
+    // first slot that reads as a manifest argument string.
+    let arguments = (0..context.slot_count())
+        .filter_map(|slot| {
+            context
+                .ring()
+                .manifest_arguments(CapabilityHandle::new(slot, 0))
+                .ok()
+        })
+        .next()
         .unwrap_or_default();
     let role = options::role(&arguments, &["echo-server", "echo-client", "napper"]);
     let result = match role {
