@@ -35,6 +35,16 @@ pub trait Park {
     fn unpark(&self, word: &AtomicU32, count: u64) -> Result<u64, Error>;
 }
 
+impl<P: Park + ?Sized> Park for &P {
+    fn park(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> Result<Parked, Error> {
+        (**self).park(word, expected, timeout_ns)
+    }
+
+    fn unpark(&self, word: &AtomicU32, count: u64) -> Result<u64, Error> {
+        (**self).unpark(word, count)
+    }
+}
+
 /// A ParkSpace capability used through the calling thread's ring
 /// ([`crate::Context::park_space`]).
 #[derive(Clone, Copy)]
@@ -107,15 +117,17 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    /// Take the lock, parking through `parker` while another thread holds
-    /// it. The guard unlocks (and unparks one waiter) when dropped.
-    pub fn lock<'a, P: Park>(&'a self, parker: &'a P) -> MutexGuard<'a, T, P> {
+    /// Take the lock, parking through `parker` (a [`ParkSpace`], which is
+    /// `Copy`, or a reference to any [`Park`]) while another thread holds it.
+    /// The guard keeps `parker` to unlock (and unpark one waiter) when
+    /// dropped.
+    pub fn lock<P: Park>(&self, parker: P) -> MutexGuard<'_, T, P> {
         if self
             .state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_contended(parker);
+            self.lock_contended(&parker);
         }
         MutexGuard {
             mutex: self,
@@ -124,7 +136,7 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Take the lock if it is free now.
-    pub fn try_lock<'a, P: Park>(&'a self, parker: &'a P) -> Option<MutexGuard<'a, T, P>> {
+    pub fn try_lock<P: Park>(&self, parker: P) -> Option<MutexGuard<'_, T, P>> {
         self.state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .ok()
@@ -195,7 +207,7 @@ impl<T: ?Sized> Mutex<T> {
 #[must_use = "dropping the guard unlocks the mutex at once"]
 pub struct MutexGuard<'a, T: ?Sized, P: Park> {
     mutex: &'a Mutex<T>,
-    parker: &'a P,
+    parker: P,
 }
 
 impl<T: ?Sized, P: Park> Deref for MutexGuard<'_, T, P> {
@@ -218,7 +230,7 @@ impl<T: ?Sized, P: Park> DerefMut for MutexGuard<'_, T, P> {
 
 impl<T: ?Sized, P: Park> Drop for MutexGuard<'_, T, P> {
     fn drop(&mut self) {
-        self.mutex.unlock(self.parker);
+        self.mutex.unlock(&self.parker);
     }
 }
 
@@ -243,7 +255,7 @@ impl Condvar {
 
     /// Unlock `guard`'s mutex, wait for a notification (or a spurious
     /// wake-up), lock again.
-    pub fn wait<'a, T: ?Sized, P: Park>(
+    pub fn wait<'a, T: ?Sized, P: Park + Clone>(
         &self,
         guard: MutexGuard<'a, T, P>,
     ) -> MutexGuard<'a, T, P> {
@@ -252,13 +264,13 @@ impl Condvar {
 
     /// [`Condvar::wait`] for at most `timeout_ns`; true in the second place
     /// if the wait timed out.
-    pub fn wait_timeout<'a, T: ?Sized, P: Park>(
+    pub fn wait_timeout<'a, T: ?Sized, P: Park + Clone>(
         &self,
         guard: MutexGuard<'a, T, P>,
         timeout_ns: u64,
     ) -> (MutexGuard<'a, T, P>, bool) {
         let sequence = self.sequence.load(Ordering::Relaxed);
-        let (mutex, parker) = (guard.mutex, guard.parker);
+        let (mutex, parker) = (guard.mutex, guard.parker.clone());
         drop(guard);
         let timed_out = matches!(
             parker.park(&self.sequence, sequence, timeout_ns),
@@ -268,7 +280,7 @@ impl Condvar {
     }
 
     /// Wait until `condition` on the protected value is false.
-    pub fn wait_while<'a, T: ?Sized, P: Park>(
+    pub fn wait_while<'a, T: ?Sized, P: Park + Clone>(
         &self,
         mut guard: MutexGuard<'a, T, P>,
         mut condition: impl FnMut(&mut T) -> bool,
@@ -280,13 +292,13 @@ impl Condvar {
     }
 
     /// Wake one waiter, if any.
-    pub fn notify_one<P: Park>(&self, parker: &P) {
+    pub fn notify_one<P: Park>(&self, parker: P) {
         self.sequence.fetch_add(1, Ordering::Relaxed);
         let _ = parker.unpark(&self.sequence, 1);
     }
 
     /// Wake every waiter.
-    pub fn notify_all<P: Park>(&self, parker: &P) {
+    pub fn notify_all<P: Park>(&self, parker: P) {
         self.sequence.fetch_add(1, Ordering::Relaxed);
         let _ = parker.unpark(&self.sequence, u64::MAX);
     }

@@ -71,7 +71,10 @@ pub fn exit(code: i32) -> ! {
 
 /// End the calling thread only, with `value` for `ThreadJoin`; the last
 /// thread's `thread_exit` ends the process with `value` as its exit code.
-/// Other threads and the process's capabilities are untouched.
+/// Other threads and the process's capabilities are untouched. Called
+/// from inside a body run by [`crate::thread::spawn`] instead of returning,
+/// it skips the runtime's cleanup: the thread's block and its ring's local
+/// buffer stay allocated.
 pub fn thread_exit(value: i64) -> ! {
     #[cfg(not(test))]
     // SAFETY: `thread_exit` does not return to this thread; if a broken
