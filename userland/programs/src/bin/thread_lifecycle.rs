@@ -3,8 +3,9 @@
 //!
 //! Cases, each printing `[thread-lifecycle] <case> ... ok` or
 //! `[thread-lifecycle] <case> FAILED <why>`:
-//! - `join`: 4 threads compute distinct sums and are joined; each has its
-//!   own thread pointer (`fs:0`) and its own ring at its slot's address;
+//! - `join`: 4 threads, all alive at once, compute distinct sums and are
+//!   joined; each has its own thread pointer (`fs:0`) and its own ring at
+//!   its slot's address;
 //! - `exit-values`: returned and `thread_exit`ed values, negative and
 //!   extreme ones, come back unchanged from join;
 //! - `detach`: a detached thread still runs and ends;
@@ -26,7 +27,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::layout::{RING_BASE, THREAD_RING_STRIDE};
-use capos_runtime::sync::{Mutex, Park, ParkSpace};
+use capos_runtime::sync::{Condvar, Mutex, Park, ParkSpace};
 use capos_runtime::thread::{self, JoinHandle};
 use capos_runtime::{println, CapabilityHandle, Context, Error, Parked};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -97,9 +98,11 @@ struct Seen {
 }
 
 /// Spawn 4 threads that return distinct sums; join all, check the values
-/// and that thread pointers and rings are per thread.
+/// and that thread pointers and rings are per thread. The threads wait for
+/// each other (a condition variable) before they end, so all 4 are alive
+/// at once and none can reuse another's slot or block.
 fn join_four(context: &Context) -> Result<String, String> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
     let mut handles = Vec::new();
     for index in 0..4u64 {
         let seen = seen.clone();
@@ -114,7 +117,12 @@ fn join_four(context: &Context) -> Result<String, String> {
                     thread_pointer,
                     ring_base: context.shared_ring().base(),
                 };
-                seen.lock(park_space(context)).push(entry);
+                let (entries, all_there) = &*seen;
+                let parker = park_space(context);
+                let mut entries = entries.lock(parker);
+                entries.push(entry);
+                all_there.notify_all(parker);
+                drop(all_there.wait_while(entries, |entries| entries.len() < 4));
                 triangle(n) as i64
             },
             1000 * (index + 1),
@@ -133,7 +141,7 @@ fn join_four(context: &Context) -> Result<String, String> {
         }
         values.push(value);
     }
-    let seen = seen.lock(park_space(context));
+    let seen = seen.0.lock(park_space(context));
     check_distinct_threads(&seen)?;
     Ok(format!("threads=4 values={values:?}"))
 }
