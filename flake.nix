@@ -35,6 +35,8 @@
     #   root = "checkout": the CLI finds the checkout from the working
     #                      directory, as it does without Nix.
     #   iso = true:        the app boots the ISO built by packages.iso.
+    #   baselines = true:  the app gets the Linux guest kernel (nixpkgs'
+    #                      linuxPackages.kernel) and packages.baseline.
     appTable = {
       smp-boot = {
         command = ["run" "smp-boot"];
@@ -52,7 +54,8 @@
         command = ["run" "smp-process-scale"];
         root = "source";
         iso = true;
-        description = "Run the smp-process-scale proof (worker processes at -smp 1/2/4)";
+        baselines = true;
+        description = "Run the smp-process-scale proof (worker processes at -smp 1/2/4) beside the Linux guest and native baselines";
       };
       smp2-smokes = {
         command = ["smokes" "--smp" "2"];
@@ -87,7 +90,7 @@
     };
   in {
     packages.${system} = {
-      inherit (build) capos iso;
+      inherit (build) capos iso baseline;
       default = build.capos;
     };
 

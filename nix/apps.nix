@@ -41,6 +41,13 @@
     export CAPOS_NIX_ISO=${build.iso}
   '';
 
+  # Proofs with Linux baselines: the guest kernel and the static program
+  # come from the flake, so nothing is downloaded or built at run time.
+  baselineExports = ''
+    export CAPOS_LINUX_KERNEL="''${CAPOS_LINUX_KERNEL:-${build.linuxKernelImage}}"
+    export CAPOS_BASELINE_PROGRAM="''${CAPOS_BASELINE_PROGRAM:-${build.baseline}/bin/capos-baseline}"
+  '';
+
   mkApp = name: spec: let
     words = map checkWord spec.command;
     # Apps that build or boot get the toolchain and linker too; verify and
@@ -61,6 +68,7 @@
           else throw "nix/apps.nix: app ${name}: root must be \"source\" or \"checkout\""
         )
         + lib.optionalString spec.iso isoExports
+        + lib.optionalString (spec.baselines or false) baselineExports
         + lib.optionalString needsBuildTools ''
           # Same compiler-wrapper behaviour as the sandboxed ISO build.
           export NIX_HARDENING_ENABLE=""

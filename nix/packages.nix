@@ -115,6 +115,36 @@
     '';
     meta.description = "Bootable capOS ISO (GRUB, multiboot2), built reproducibly by `capos build iso`";
   };
+  # The Linux baselines: the static baseline program (the native run and
+  # the Linux guest's /init) and capos-empty, built by `capos build
+  # baseline` like the ISO, against a static glibc.
+  baseline = pkgs.stdenv.mkDerivation {
+    pname = "capos-baseline";
+    inherit version;
+    src = source.tree;
+    nativeBuildInputs = [capos] ++ buildTools;
+    buildInputs = [pkgs.glibc.static];
+    hardeningDisable = ["all"];
+    dontConfigure = true;
+    dontFixup = true;
+    buildPhase = ''
+      runHook preBuild
+      ${setupCargoHome}
+      export SOURCE_DATE_EPOCH=${sourceDateEpoch}
+      capos --root "$PWD" build baseline --output "$PWD/baseline-bin"
+      runHook postBuild
+    '';
+    installPhase = ''
+      runHook preInstall
+      install -Dm755 baseline-bin/capos-baseline "$out/bin/capos-baseline"
+      install -Dm755 baseline-bin/capos-empty "$out/bin/capos-empty"
+      runHook postInstall
+    '';
+    meta.description = "Static Linux program of the capOS baselines (native runs and the Linux guest's /init)";
+  };
+
+  # The Linux guest kernel of the baselines: nixpkgs' default kernel image.
+  linuxKernelImage = "${pkgs.linuxPackages.kernel}/bzImage";
 in {
   inherit
     version
@@ -128,5 +158,7 @@ in {
     sourceDateEpoch
     capos
     iso
+    baseline
+    linuxKernelImage
     ;
 }

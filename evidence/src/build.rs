@@ -33,6 +33,12 @@ pub enum BuildCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Build the static Linux baseline programs (capos-baseline, capos-empty) and print their sha256.
+    Baseline {
+        /// Also copy them into this directory.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Entry point of `capos build`.
@@ -45,6 +51,28 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
                 crate::bundle::digest_file(&elf)?.0,
                 display_relative(root, &elf)
             );
+        }
+        BuildCommand::Baseline { output } => {
+            let built = crate::baseline::program::build(root, source_date_epoch(root)?)?;
+            for program in [&built.baseline, &built.empty] {
+                let path = match &output {
+                    Some(directory) => {
+                        std::fs::create_dir_all(directory)
+                            .with_context(|| format!("creating {}", directory.display()))?;
+                        let copy = directory.join(program.file_name().unwrap_or_default());
+                        std::fs::copy(program, &copy).with_context(|| {
+                            format!("copying {} to {}", program.display(), copy.display())
+                        })?;
+                        copy
+                    }
+                    None => program.clone(),
+                };
+                println!(
+                    "{}  {}",
+                    crate::bundle::digest_file(&path)?.0,
+                    display_relative(root, &path)
+                );
+            }
         }
         BuildCommand::Iso { output } => {
             let iso = output.unwrap_or_else(|| paths::iso(root));

@@ -15,21 +15,29 @@
 //! claim: ...                          # the sentence the evidence supports
 //! accelerator: {publishable_requires: kvm | any}
 //! repetitions: {default: 5, env: CAPOS_SMP_BOOT_RUNS}
-//! cases: [{id, cpus, workers?, cmdline, timeout_secs, memory_mib?}]
+//! cases: [{id, cpus, workers?, cmdline, timeout_secs, memory_mib?,
+//!          os?: capos | linux | native, condition?: {env, min_host_cpus}}]
+//! baseline: {program: smp-process-scale}   # what os: linux/native cases run
 //! result_line:
+//!   process: smp-process-scale        # optional: the capOS process whose
+//!                                     # (framed) line counts
 //!   prefix: "[smp-boot] cpus="        # every line starting with it must match
 //!   pattern: '^...(?P<online>\d+)...$'
 //!   fields: [{name, kind: integer|hex|text|bool, must_equal?, at_least?}]
 //! line_counts: [{pattern, equals}]    # optional cross-checks on other lines
 //! metrics: [{name, unit, better?: lower|higher, source: {field: x} | {arrival_ms: regex}}]
-//! speedups: [{id, metric, baseline_case, case}]
-//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least, ...}]
+//! speedups: [{id, metric, baseline_case, case, diagnostic?}]
+//! ratios: [{id, speedup, reference, diagnostic?}]   # speedup / reference
+//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...}]
 //! ```
+//!
+//! Baseline cases and their rules are described in [`crate::baseline`].
 //!
 //! Expectations (`must_equal`, `field_equals.value`, `line_counts.equals`) are
 //! literals (`true`, `5`, `"0x1f"`) or a case attribute with an optional
 //! offset: `case.cpus`, `case.workers`, `case.cpus - 1`.
 
+use crate::baseline::{BaselineSpec, CaseCondition, Os, Ratio, RatioSpec};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -101,6 +109,12 @@ pub struct ContractSpec {
     /// Median ratios between cases.
     #[serde(default)]
     pub speedups: Vec<SpeedupSpec>,
+    /// Ratios of two speedups (e.g. capOS's over the Linux guest's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<RatioSpec>,
+    /// The program `os: linux` and `os: native` cases run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSpec>,
     /// Checks that decide the claim.
     pub gates: Vec<GateSpec>,
 }
@@ -133,7 +147,7 @@ pub struct Repetitions {
     pub env: String,
 }
 
-/// One QEMU configuration.
+/// One configuration: a QEMU boot of capOS, or a baseline run (`os`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
@@ -152,6 +166,13 @@ pub struct CaseSpec {
     /// Guest memory; default 256 MiB.
     #[serde(default)]
     pub memory_mib: Option<u32>,
+    /// The system the case runs on (`capos`, `linux`, `native`); see
+    /// [`crate::baseline`].
+    #[serde(default, skip_serializing_if = "Os::is_capos")]
+    pub os: Os,
+    /// Run the case only when this holds (recorded when it does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<CaseCondition>,
 }
 
 impl CaseSpec {
@@ -165,6 +186,12 @@ impl CaseSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResultLineSpec {
+    /// The capOS process that prints the line. The kernel frames its
+    /// console lines as `[u:<process>] `, and only lines so framed count;
+    /// `prefix` and `pattern` are then written without the frame. Without
+    /// it, they must spell out whatever the line starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
     /// Any serial line starting with this literal is a result line and must match `pattern`.
     pub prefix: String,
     /// Regex matched against the whole line, with a named group per field.
@@ -285,6 +312,9 @@ pub struct SpeedupSpec {
     pub baseline_case: String,
     /// Case compared against the baseline.
     pub case: String,
+    /// Reported without a gate (a figure for readers, not a claim).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnostic: bool,
 }
 
 /// A check that decides the claim.
@@ -309,6 +339,9 @@ pub struct GateSpec {
     /// `field_equals`: the expected value (literal or case reference).
     #[serde(default)]
     pub value: Option<Literal>,
+    /// `ratio_at_least`: the ratio id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<String>,
 }
 
 /// The kinds of gates.
@@ -321,6 +354,8 @@ pub enum GateKind {
     FieldEquals,
     /// The named speedup exists and is at least `threshold`.
     SpeedupAtLeast,
+    /// The named ratio of two speedups exists and is at least `threshold`.
+    RatioAtLeast,
 }
 
 impl fmt::Display for GateKind {
@@ -329,6 +364,7 @@ impl fmt::Display for GateKind {
             GateKind::AllRunsPass => "all_runs_pass",
             GateKind::FieldEquals => "field_equals",
             GateKind::SpeedupAtLeast => "speedup_at_least",
+            GateKind::RatioAtLeast => "ratio_at_least",
         })
     }
 }
@@ -513,6 +549,8 @@ pub enum Gate {
     },
     /// See [`GateKind::SpeedupAtLeast`]; `speedup` indexes [`ContractSpec::speedups`].
     SpeedupAtLeast { speedup: usize, threshold: f64 },
+    /// See [`GateKind::RatioAtLeast`]; `ratio` indexes [`ContractSpec::ratios`].
+    RatioAtLeast { ratio: usize, threshold: f64 },
 }
 
 /// A validated contract: the YAML as written, its exact text, and what
@@ -530,10 +568,16 @@ pub struct Contract {
     line_count_patterns: Vec<(Regex, Expectation)>,
     metric_sources: Vec<MetricSource>,
     speedups: Vec<Speedup>,
+    ratios: Vec<Ratio>,
     gates: Vec<Gate>,
 }
 
 impl Contract {
+    /// The ratios with resolved speedup indexes, in ratio order.
+    pub fn ratios(&self) -> &[Ratio] {
+        &self.ratios
+    }
+
     /// The result-line regex, anchored to the whole line.
     pub fn result_pattern(&self) -> &Regex {
         &self.result_pattern
@@ -712,6 +756,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Contract, ContractError> {
             line_count_patterns: resolved.line_count_patterns,
             metric_sources: resolved.metric_sources,
             speedups: resolved.speedups,
+            ratios: resolved.ratios,
             gates: resolved.gates,
         }),
         _ => Err(ContractError::Invalid {
@@ -728,6 +773,7 @@ struct Resolved {
     line_count_patterns: Vec<(Regex, Expectation)>,
     metric_sources: Vec<MetricSource>,
     speedups: Vec<Speedup>,
+    ratios: Vec<Ratio>,
     gates: Vec<Gate>,
 }
 
@@ -751,13 +797,16 @@ impl Validator<'_> {
         let line_count_patterns = self.resolve_line_counts();
         let metric_sources = self.resolve_metrics();
         let speedups = self.resolve_speedups();
-        let gates = self.resolve_gates(&speedups);
+        let (problems, ratios) = crate::baseline::rules::check_contract(self.spec);
+        self.problems.extend(problems);
+        let gates = self.resolve_gates(&speedups, &ratios);
         Some(Resolved {
             result_pattern: result_pattern?,
             field_expectations,
             line_count_patterns,
             metric_sources,
             speedups: speedups.into_iter().collect::<Option<Vec<_>>>()?,
+            ratios: ratios.into_iter().collect::<Option<Vec<_>>>()?,
             gates,
         })
     }
@@ -1144,10 +1193,15 @@ impl Validator<'_> {
         resolved
     }
 
-    fn resolve_gates(&mut self, speedups: &[Option<Speedup>]) -> Vec<Gate> {
+    fn resolve_gates(
+        &mut self,
+        speedups: &[Option<Speedup>],
+        ratios: &[Option<Ratio>],
+    ) -> Vec<Gate> {
         let spec = self.spec;
         let mut ids = BTreeSet::new();
         let mut gated_speedups = BTreeSet::new();
+        let mut gated_ratios = BTreeSet::new();
         let mut gates = Vec::new();
         for gate in &spec.gates {
             let what = format!("gate {:?}", gate.id);
@@ -1155,16 +1209,18 @@ impl Validator<'_> {
                 self.problem(format!("duplicate gate id {:?}", gate.id));
             }
             let mut unexpected = Vec::new();
-            let parameters: [(&str, bool); 4] = [
+            let parameters: [(&str, bool); 5] = [
                 ("speedup", gate.speedup.is_some()),
                 ("threshold", gate.threshold.is_some()),
                 ("field", gate.field.is_some()),
                 ("value", gate.value.is_some()),
+                ("ratio", gate.ratio.is_some()),
             ];
             let allowed: &[&str] = match gate.kind {
                 GateKind::AllRunsPass => &[],
                 GateKind::FieldEquals => &["field", "value"],
                 GateKind::SpeedupAtLeast => &["speedup", "threshold"],
+                GateKind::RatioAtLeast => &["ratio", "threshold"],
             };
             for (name, present) in parameters {
                 if present && !allowed.contains(&name) {
@@ -1225,12 +1281,44 @@ impl Validator<'_> {
                         None => self.problem(format!("{what} refers to unknown speedup {id:?}")),
                     }
                 }
+                GateKind::RatioAtLeast => {
+                    let (Some(id), Some(threshold)) = (&gate.ratio, gate.threshold) else {
+                        continue;
+                    };
+                    if !(threshold.is_finite() && threshold > 0.0) {
+                        self.problem(format!(
+                            "{what}: threshold {threshold} must be a positive number"
+                        ));
+                    }
+                    match spec.ratios.iter().position(|ratio| &ratio.id == id) {
+                        Some(index) => {
+                            gated_ratios.insert(index);
+                            if let Some(Some(ratio)) = ratios.get(index) {
+                                gated_speedups.insert(ratio.speedup);
+                                gated_speedups.insert(ratio.reference);
+                                gates.push(Gate::RatioAtLeast {
+                                    ratio: index,
+                                    threshold,
+                                });
+                            }
+                        }
+                        None => self.problem(format!("{what} refers to unknown ratio {id:?}")),
+                    }
+                }
+            }
+        }
+        for (index, ratio) in spec.ratios.iter().enumerate() {
+            if !gated_ratios.contains(&index) && !ratio.diagnostic {
+                self.problem(format!(
+                    "missing gate: ratio {:?} has no ratio_at_least gate (mark it diagnostic: true to report it without one)",
+                    ratio.id
+                ));
             }
         }
         for (index, speedup) in spec.speedups.iter().enumerate() {
-            if !gated_speedups.contains(&index) {
+            if !gated_speedups.contains(&index) && !speedup.diagnostic {
                 self.problem(format!(
-                    "missing gate: speedup {:?} has no speedup_at_least gate (a speedup without a threshold claims nothing)",
+                    "missing gate: speedup {:?} has no speedup_at_least gate (a speedup without a threshold claims nothing; mark it diagnostic: true to report it anyway)",
                     speedup.id
                 ));
             }

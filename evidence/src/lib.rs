@@ -1,5 +1,6 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
 
+pub mod baseline;
 pub mod build;
 pub mod bundle;
 pub mod contract;

@@ -252,8 +252,10 @@ impl CaseOutcome {
     }
 }
 
-/// The QEMU argument vector for `spec` (without the program name).
-pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
+/// The machine every guest of a run gets, capOS or a Linux baseline: no
+/// display or default devices, no reboot, the serial console on stdio,
+/// the accelerator and its CPU model, `cpus` vCPUs and `memory_mib` MiB.
+pub fn envelope_arguments(accel: Accel, cpus: u32, memory_mib: u32) -> Vec<String> {
     let mut args: Vec<String> = [
         "-display",
         "none",
@@ -265,12 +267,20 @@ pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(spec.accel.qemu_args().iter().map(|s| s.to_string()));
+    args.extend(accel.qemu_args().iter().map(|s| s.to_string()));
     args.extend([
         "-smp".into(),
-        spec.cpus.to_string(),
+        cpus.to_string(),
         "-m".into(),
-        format!("{}M", spec.memory_mib),
+        format!("{memory_mib}M"),
+    ]);
+    args
+}
+
+/// The QEMU argument vector for `spec` (without the program name).
+pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
+    let mut args = envelope_arguments(spec.accel, spec.cpus, spec.memory_mib);
+    args.extend([
         "-device".into(),
         DEBUG_EXIT_PORT.into(),
         "-boot".into(),
@@ -295,47 +305,82 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
             spec.cmdline
         );
     }
-    std::fs::create_dir_all(&spec.log_dir)
-        .with_context(|| format!("cannot create log directory {}", spec.log_dir.display()))?;
-    let serial_log = spec.log_dir.join(SERIAL_LOG);
-    let timed_log = spec.log_dir.join(TIMED_LOG);
-    let stderr_log = spec.log_dir.join(STDERR_LOG);
-    let command_file = spec.log_dir.join(COMMAND_FILE);
     let args = qemu_arguments(spec);
-    let mut command_line = vec![tools::QEMU.program.to_string()];
-    command_line.extend(args.iter().cloned());
-    std::fs::write(&command_file, shell_words(&command_line) + "\n")?;
+    let captured = run_captured(
+        &qemu,
+        tools::QEMU.program,
+        &args,
+        spec.timeout,
+        &spec.log_dir,
+    )?;
+    let exit_code = captured.status.and_then(|status| status.code());
+    Ok(CaseOutcome {
+        verdict: judge_exit(exit_code, captured.status.is_none()),
+        exit_code,
+        wall: captured.wall,
+        lines: captured.lines,
+        serial_log: spec.log_dir.join(SERIAL_LOG),
+    })
+}
 
-    let stderr_file = std::fs::File::create(&stderr_log)?;
+/// A program run by [`run_captured`].
+#[derive(Debug)]
+pub struct Captured {
+    /// Its exit status; None when it was killed at the timeout.
+    pub status: Option<std::process::ExitStatus>,
+    /// Wall time from start to exit (or kill).
+    pub wall: Duration,
+    /// Its stdout, line by line, with arrival times.
+    pub lines: Vec<TimedLine>,
+}
+
+/// Run `program` with `args` and keep everything as a run's raw logs in
+/// `log_dir`: the command line (first word `shown_name`) in command.txt,
+/// stdout as serial.log and serial.timed.log, stderr in stderr.log. Killed
+/// at `timeout`. QEMU's serial console is its stdout; a native program's
+/// stdout is recorded the same way.
+pub fn run_captured(
+    program: &Path,
+    shown_name: &str,
+    args: &[String],
+    timeout: Duration,
+    log_dir: &Path,
+) -> Result<Captured> {
+    std::fs::create_dir_all(log_dir)
+        .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
+    let serial_log = log_dir.join(SERIAL_LOG);
+    let timed_log = log_dir.join(TIMED_LOG);
+    let mut command_line = vec![shown_name.to_string()];
+    command_line.extend(args.iter().cloned());
+    std::fs::write(
+        log_dir.join(COMMAND_FILE),
+        shell_words(&command_line) + "\n",
+    )?;
+
+    let stderr_file = std::fs::File::create(log_dir.join(STDERR_LOG))?;
     let start = Instant::now();
-    let mut child = Command::new(&qemu)
-        .args(&args)
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr_file)
         .spawn()
-        .context("starting QEMU")?;
+        .with_context(|| format!("starting {}", program.display()))?;
     let stdout = child
         .stdout
         .take()
-        .context("QEMU stdout was not captured")?;
-    let serial_path = serial_log.clone();
-    let timed_path = timed_log.clone();
-    let reader =
-        std::thread::spawn(move || capture_serial(stdout, start, &serial_path, &timed_path));
+        .with_context(|| format!("{shown_name}'s stdout was not captured"))?;
+    let reader = std::thread::spawn(move || capture_serial(stdout, start, &serial_log, &timed_log));
 
-    let status = wait_with_deadline(&mut child, start + spec.timeout)?;
+    let status = wait_with_deadline(&mut child, start + timeout)?;
     let wall = start.elapsed();
     let lines = reader
         .join()
         .map_err(|_| anyhow::anyhow!("serial capture thread panicked"))??;
-    let exit_code = status.and_then(|status| status.code());
-    Ok(CaseOutcome {
-        verdict: judge_exit(exit_code, status.is_none()),
-        exit_code,
+    Ok(Captured {
+        status,
         wall,
         lines,
-        serial_log,
     })
 }
 

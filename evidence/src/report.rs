@@ -7,6 +7,7 @@
 //! same bytes: nothing depends on the time of rendering or on float
 //! formatting inside the template engine. Charts are SVG generated here.
 
+use crate::baseline::view as baseline_view;
 use crate::contract::ContractSpec;
 use crate::keys;
 use crate::run::Inputs;
@@ -236,6 +237,20 @@ struct ReportContext<'a> {
     gate_rows: Vec<GateRow>,
     logs: Vec<LogRow>,
     charts: Vec<ChartView>,
+    /// capOS beside its baselines (empty without baseline cases).
+    comparison_rows: Vec<baseline_view::ComparisonView>,
+    /// Ratios of speedups, figures preformatted.
+    ratio_rows: Vec<RatioRow>,
+}
+
+/// One ratio of two speedups.
+#[derive(Debug, Serialize)]
+struct RatioRow {
+    id: String,
+    speedup: String,
+    reference: String,
+    value: String,
+    diagnostic: bool,
 }
 
 /// Render the report of the bundle in `bundle_dir` (which the caller verified).
@@ -252,6 +267,22 @@ pub fn render(templates_dir: &Path, bundle_dir: &Path, bundle: &BundleFacts) -> 
         speedup_rows: speedup_rows(&summary),
         gate_rows: gate_rows(&summary),
         logs: log_rows(&summary),
+        comparison_rows: summary
+            .comparison
+            .as_ref()
+            .map(baseline_view::rows)
+            .unwrap_or_default(),
+        ratio_rows: summary
+            .ratios
+            .iter()
+            .map(|ratio| RatioRow {
+                id: ratio.id.clone(),
+                speedup: ratio.speedup.clone(),
+                reference: ratio.reference.clone(),
+                value: figure(ratio.value),
+                diagnostic: ratio.diagnostic,
+            })
+            .collect(),
         charts: charts
             .iter()
             .map(|chart| ChartView {
@@ -398,7 +429,7 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
 
 fn log_rows(summary: &SummaryDocument) -> Vec<LogRow> {
     let mut rows = Vec::new();
-    for case in &summary.cases {
+    for case in summary.cases.iter().filter(|case| case.skipped.is_none()) {
         for repetition in 1..=summary.repetitions {
             let failed = summary
                 .failures
@@ -430,7 +461,8 @@ struct Chart {
     svg: String,
 }
 
-/// Speedup vs CPUs per speedup metric; without speedups, median of each metric vs CPUs.
+/// Speedup vs CPUs per speedup metric; without speedups, median of each
+/// metric vs CPUs. With baselines, one curve per system.
 fn charts(summary: &SummaryDocument) -> Vec<Chart> {
     let mut charts = Vec::new();
     let mut metrics: Vec<&str> = Vec::new();
@@ -439,7 +471,60 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
             metrics.push(speedup.metric.as_str());
         }
     }
-    if !metrics.is_empty() {
+    if let Some(comparison) = &summary.comparison {
+        for curves in baseline_view::curves(comparison) {
+            let title = if curves.speedups {
+                format!("Median {} speedup vs CPUs", curves.metric)
+            } else {
+                format!("Median {} vs CPUs", curves.metric)
+            };
+            let series: Vec<Series> = curves
+                .systems
+                .iter()
+                .zip(SERIES_COLORS)
+                .map(|(curve, color)| Series {
+                    label: curve.os.title().to_string(),
+                    color,
+                    points: curve
+                        .points
+                        .iter()
+                        .map(|point| Point {
+                            x: point.cpus,
+                            y: point.value,
+                            low: None,
+                            high: None,
+                            label: point.case.clone(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let thresholds = if curves.speedups {
+                speedup_thresholds(summary, &curves.metric)
+            } else {
+                Vec::new()
+            };
+            let y_label = if curves.speedups {
+                "speedup (x)".to_string()
+            } else {
+                format!("{} ({})", curves.metric, curves.unit)
+            };
+            charts.push(Chart {
+                svg: line_chart(&ChartSpec {
+                    title: &title,
+                    y_label: &y_label,
+                    series: &series,
+                    ideal: &curves.ideal,
+                    thresholds: &thresholds,
+                }),
+                file: format!(
+                    "chart-{}{}-by-system.svg",
+                    if curves.speedups { "speedup-" } else { "" },
+                    curves.metric
+                ),
+                title,
+            });
+        }
+    } else if !metrics.is_empty() {
         for metric in metrics {
             let speedups: Vec<_> = summary
                 .speedups
@@ -471,17 +556,7 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                 }
                 ideal.push((f64::from(speedup.case_cpus), speedup.ideal));
             }
-            let thresholds: Vec<(f64, f64)> = summary
-                .gates
-                .iter()
-                .filter_map(|gate| {
-                    let threshold = gate.threshold?;
-                    let speedup = speedups
-                        .iter()
-                        .find(|s| gate.speedup.as_deref() == Some(s.id.as_str()))?;
-                    Some((f64::from(speedup.case_cpus), threshold))
-                })
-                .collect();
+            let thresholds = speedup_thresholds(summary, metric);
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
             ideal.sort_by(|a, b| a.0.total_cmp(&b.0));
             ideal.dedup();
@@ -490,7 +565,7 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                 svg: line_chart(&ChartSpec {
                     title: &title,
                     y_label: "speedup (x)",
-                    points: &points,
+                    series: &[Series::single(points)],
                     ideal: &ideal,
                     thresholds: &thresholds,
                 }),
@@ -521,7 +596,7 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                 svg: line_chart(&ChartSpec {
                     title: &title,
                     y_label: &y_label,
-                    points: &points,
+                    series: &[Series::single(points)],
                     ideal: &[],
                     thresholds: &[],
                 }),
@@ -531,6 +606,44 @@ fn charts(summary: &SummaryDocument) -> Vec<Chart> {
         }
     }
     charts
+}
+
+/// Speedup-gate thresholds of `metric`'s speedups, at the compared CPU count.
+fn speedup_thresholds(summary: &SummaryDocument, metric: &str) -> Vec<(f64, f64)> {
+    summary
+        .gates
+        .iter()
+        .filter_map(|gate| {
+            let threshold = gate.threshold?;
+            let speedup = summary
+                .speedups
+                .iter()
+                .find(|s| s.metric == metric && gate.speedup.as_deref() == Some(s.id.as_str()))?;
+            Some((f64::from(speedup.case_cpus), threshold))
+        })
+        .collect()
+}
+
+/// Colours of the curves, in series order.
+const SERIES_COLORS: [&str; 3] = ["#1f5fbf", "#c25a00", "#2e8b57"];
+
+/// One curve: its points and, when a chart has several, its legend label.
+struct Series {
+    label: String,
+    color: &'static str,
+    points: Vec<Point>,
+}
+
+impl Series {
+    /// The only curve of a chart (no legend).
+    fn single(mut points: Vec<Point>) -> Series {
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        Series {
+            label: String::new(),
+            color: SERIES_COLORS[0],
+            points,
+        }
+    }
 }
 
 /// A measured point, with an optional min-max bar.
@@ -546,7 +659,7 @@ struct Point {
 struct ChartSpec<'a> {
     title: &'a str,
     y_label: &'a str,
-    points: &'a [Point],
+    series: &'a [Series],
     ideal: &'a [(f64, f64)],
     thresholds: &'a [(f64, f64)],
 }
@@ -560,16 +673,14 @@ const BOTTOM: f64 = 50.0;
 
 /// A small SVG line chart: x is CPUs from 0, y from 0 to a round maximum.
 fn line_chart(spec: &ChartSpec<'_>) -> String {
-    let max_x = spec
-        .points
-        .iter()
+    let all_points = || spec.series.iter().flat_map(|series| &series.points);
+    let max_x = all_points()
         .map(|p| p.x)
         .chain(spec.ideal.iter().map(|p| p.0))
         .fold(1.0, f64::max)
         * 1.12;
     let max_y = nice_ceiling(
-        spec.points
-            .iter()
+        all_points()
             .map(|p| p.high.unwrap_or(p.y))
             .chain(spec.ideal.iter().map(|p| p.1))
             .chain(spec.thresholds.iter().map(|p| p.1))
@@ -609,9 +720,7 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
             axis_label(value, max_y)
         ));
     }
-    let mut ticks: Vec<f64> = spec
-        .points
-        .iter()
+    let mut ticks: Vec<f64> = all_points()
         .map(|p| p.x)
         .chain(spec.ideal.iter().map(|p| p.0))
         .collect();
@@ -658,36 +767,55 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
             y
         ));
     }
-    if spec.points.len() >= 2 {
-        let path: Vec<String> = spec
-            .points
-            .iter()
-            .map(|p| format!("{:.1},{:.1}", x_of(p.x), y_of(p.y)))
-            .collect();
-        svg.push_str(&format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>\n",
-            path.join(" ")
-        ));
-    }
-    for point in spec.points {
-        if let (Some(low), Some(high)) = (point.low, point.high) {
+    for series in spec.series {
+        let color = series.color;
+        if series.points.len() >= 2 {
+            let path: Vec<String> = series
+                .points
+                .iter()
+                .map(|p| format!("{:.1},{:.1}", x_of(p.x), y_of(p.y)))
+                .collect();
             svg.push_str(&format!(
-                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#1f5fbf\"/>\n",
-                y_of(low),
-                y_of(high),
-                x = x_of(point.x)
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
+                path.join(" ")
             ));
         }
-        svg.push_str(&format!(
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f5fbf\"><title>{}: {}</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
-            x_of(point.x),
-            y_of(point.y),
-            xml_escape(&point.label),
-            stats::format_figure(point.y),
-            x_of(point.x) + 6.0,
-            y_of(point.y) - 6.0,
-            tick_label(point.y, max_y)
-        ));
+        for point in &series.points {
+            if let (Some(low), Some(high)) = (point.low, point.high) {
+                svg.push_str(&format!(
+                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{color}\"/>\n",
+                    y_of(low),
+                    y_of(high),
+                    x = x_of(point.x)
+                ));
+            }
+            svg.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>{}: {}</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
+                x_of(point.x),
+                y_of(point.y),
+                xml_escape(&point.label),
+                stats::format_figure(point.y),
+                x_of(point.x) + 6.0,
+                y_of(point.y) - 6.0,
+                tick_label(point.y, max_y)
+            ));
+        }
+    }
+    // A legend when several curves share the chart.
+    let labelled: Vec<&Series> = spec.series.iter().filter(|s| !s.label.is_empty()).collect();
+    if labelled.len() > 1 {
+        for (index, series) in labelled.iter().enumerate() {
+            let y = TOP + 12.0 + 16.0 * index as f64;
+            svg.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+                LEFT + 10.0,
+                LEFT + 30.0,
+                series.color,
+                LEFT + 36.0,
+                y + 4.0,
+                xml_escape(&series.label)
+            ));
+        }
     }
     svg.push_str("</svg>\n");
     svg

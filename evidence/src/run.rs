@@ -6,6 +6,8 @@
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 
+use crate::baseline::rules;
+use crate::baseline::runner::{self as baseline_runner, BaselineInputs};
 use crate::bundle::BundleWriter;
 use crate::contract::{self, Contract, RepetitionChoice};
 use crate::provenance::{BuildFacts, ResourceDescriptor};
@@ -41,6 +43,9 @@ const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_FLAKE_REV",
     "CAPOS_FLAKE_NAR_HASH",
     "CAPOS_FLAKE_LAST_MODIFIED",
+    // The Linux guest kernel and the static baseline program, when given.
+    crate::baseline::linux_kernel::KERNEL_VARIABLE,
+    crate::baseline::program::PROGRAM_VARIABLE,
 ];
 
 /// Arguments of `capos run`.
@@ -103,6 +108,32 @@ pub struct Inputs {
     pub source: SourceRecord,
     /// Environment variables the run read, with their values.
     pub environment: BTreeMap<String, String>,
+    /// Conditional cases that did not run, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_cases: Vec<SkippedCase>,
+    /// The Linux guest and native baselines, when the contract has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInputs>,
+}
+
+/// A conditional case that did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedCase {
+    /// Case id.
+    pub id: String,
+    /// Why it did not run.
+    pub reason: String,
+}
+
+impl Inputs {
+    /// Why case `id` did not run, or None if it ran.
+    pub fn skipped_reason(&self, id: &str) -> Option<String> {
+        self.skipped_cases
+            .iter()
+            .find(|skipped| skipped.id == id)
+            .map(|skipped| skipped.reason.clone())
+    }
 }
 
 /// Accelerator facts.
@@ -273,18 +304,50 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
         "capos: [{proof}] accel={} ({})",
         choice.accel, choice.reason
     );
+    let host_cpus = host_record().cpu_count;
+    let mut skipped_cases = Vec::new();
+    let mut running = Vec::new();
+    for (index, case) in contract.spec.cases.iter().enumerate() {
+        match rules::skip_reason(case, host_cpus, |name| std::env::var(name).ok()) {
+            Some(reason) => {
+                eprintln!("capos: [{proof}] case {} skipped: {reason}", case.id);
+                skipped_cases.push(SkippedCase {
+                    id: case.id.clone(),
+                    reason,
+                });
+            }
+            None => running.push(index),
+        }
+    }
+    let running_cases: Vec<&contract::CaseSpec> = running
+        .iter()
+        .map(|&index| &contract.spec.cases[index])
+        .collect();
+    let baselines = baseline_runner::prepare(root, contract, &running_cases)?;
 
     let writer = BundleWriter::create(&plan.store)?;
     let bundle_root = writer.root().to_path_buf();
     write_file(&bundle_root.join(summary::CONTRACT_FILE), &contract.text)?;
-    let inputs = collect_inputs(root, plan, &choice, &qemu_binary)?;
+    let mut inputs = collect_inputs(root, plan, &choice, &qemu_binary)?;
+    for condition in contract
+        .spec
+        .cases
+        .iter()
+        .filter_map(|case| case.condition.as_ref())
+    {
+        if let Ok(value) = std::env::var(&condition.env) {
+            inputs.environment.insert(condition.env.clone(), value);
+        }
+    }
+    inputs.skipped_cases = skipped_cases;
+    inputs.baseline = baselines.as_ref().map(|prepared| prepared.inputs.clone());
     write_file(
         &bundle_root.join(summary::INPUTS_FILE),
         &summary::json_text(&inputs)?,
     )?;
 
     let count = plan.repetitions.count;
-    let total = contract.spec.cases.len() as u64 * u64::from(count);
+    let total = running.len() as u64 * u64::from(count);
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -294,26 +357,46 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("[{proof}]"));
-    for (case_index, case) in contract.spec.cases.iter().enumerate() {
-        let mut records = Vec::new();
-        for repetition in 1..=count {
+    // Interleaved by repetition (every case once, then again), so drift on
+    // a shared machine hits every case and system alike.
+    let mut all_records: Vec<Vec<RunRecord>> = vec![Vec::new(); contract.spec.cases.len()];
+    for repetition in 1..=count {
+        for &case_index in &running {
+            let case = &contract.spec.cases[case_index];
             bar.set_message(format!("{} run {repetition}/{count}", case.id));
             if bar.is_hidden() {
                 eprintln!("capos: [{proof}] {} run {repetition}/{count}", case.id);
             }
             let log_dir = bundle_root.join(summary::run_log_path(&case.id, repetition));
-            let record = run_one(
-                contract,
-                case_index,
-                repetition,
-                &plan.iso,
-                choice.accel,
-                &log_dir,
-            )?;
+            let record = match &baselines {
+                Some(prepared) if !case.os.is_capos() => {
+                    let exit = baseline_runner::run_case(prepared, case, choice.accel, &log_dir)
+                        .with_context(|| {
+                            format!("running case {} repetition {repetition}", case.id)
+                        })?;
+                    write_file(
+                        &log_dir.join(summary::EXIT_FILE),
+                        &summary::json_text(&exit)?,
+                    )?;
+                    summary::evaluate_run_dir(contract, case_index, repetition, &log_dir)?
+                }
+                _ => run_one(
+                    contract,
+                    case_index,
+                    repetition,
+                    &plan.iso,
+                    choice.accel,
+                    &log_dir,
+                )?,
+            };
             bar.inc(1);
-            records.push(record);
+            all_records[case_index].push(record);
         }
-        let line = case_line(contract, case_index, &records);
+    }
+    for &case_index in &running {
+        let case = &contract.spec.cases[case_index];
+        let records = &all_records[case_index];
+        let line = case_line(contract, case_index, records);
         bar.suspend(|| {
             println!("{line}");
             for record in records.iter().filter(|record| !record.passed()) {
@@ -386,6 +469,7 @@ fn run_one(
         exit_code: outcome.exit_code,
         timed_out: outcome.verdict == Verdict::Timeout,
         wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+        pinned_cpus: None,
     };
     write_file(
         &log_dir.join(summary::EXIT_FILE),
@@ -499,6 +583,8 @@ fn collect_inputs(
             flake_lock_sha256: optional_digest(root.join("flake.lock"))?,
         },
         environment,
+        skipped_cases: Vec::new(),
+        baseline: None,
     })
 }
 
@@ -599,6 +685,21 @@ fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<
         &inputs.qemu.path,
         &inputs.qemu.sha256,
     ));
+    if let Some(baseline) = &inputs.baseline {
+        dependencies.push(ResourceDescriptor::sha256(
+            &baseline.init.path,
+            &baseline.init.sha256,
+        ));
+        if let Some(kernel) = &baseline.linux_kernel {
+            dependencies.push(ResourceDescriptor::sha256(&kernel.path, &kernel.sha256));
+        }
+        if let Some(initramfs) = &baseline.initramfs {
+            dependencies.push(ResourceDescriptor::sha256(
+                &initramfs.path,
+                &initramfs.sha256,
+            ));
+        }
+    }
     if let Some(digest) = &inputs.source.cargo_lock_sha256 {
         dependencies.push(ResourceDescriptor::sha256("Cargo.lock", digest));
     }

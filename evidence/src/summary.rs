@@ -11,6 +11,8 @@
 //! `serial.timed.log` (`<micros since QEMU start> <line>`), `stderr.log`,
 //! `command.txt` and [`EXIT_FILE`] (how QEMU ended).
 
+use crate::baseline::comparison::{self, ComparisonSummary};
+use crate::baseline::{rules, Os};
 use crate::contract::{
     self, Better, Contract, FieldValue, Gate, MetricSource, RequiredAccelerator,
 };
@@ -92,6 +94,9 @@ pub struct ExitRecord {
     pub timed_out: bool,
     /// Wall time of the run in milliseconds (recorded, not used in figures).
     pub wall_ms: u64,
+    /// Native baseline runs: how many CPUs the program was pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_cpus: Option<u32>,
 }
 
 impl ExitRecord {
@@ -238,14 +243,25 @@ pub fn judge_run(
     exit: &ExitRecord,
 ) -> RunRecord {
     let spec = &contract.spec;
-    let case_spec = &spec.cases[case];
+    let os = spec.cases[case].os;
+    let (judged_case, pinning_problem) = rules::judged_case(&spec.cases[case], exit);
+    let case_spec = &judged_case;
     let mut problems = Vec::new();
-    if let Some(problem) = exit.problem() {
-        problems.push(problem);
-    }
-    let fields = judge_result_line(contract, case, lines, &mut problems);
+    problems.extend(rules::exit_problem(os, exit));
+    problems.extend(pinning_problem);
+    problems.extend(rules::serial_problems(
+        os,
+        lines.iter().map(|line| line.text.as_str()),
+    ));
+    let fields = judge_result_line(contract, case_spec, lines, &mut problems);
 
-    for (pattern, expectation) in contract.line_counts() {
+    // line_counts check capOS serial output only (see crate::baseline).
+    let line_counts = if os.is_capos() {
+        contract.line_counts()
+    } else {
+        &[]
+    };
+    for (pattern, expectation) in line_counts {
         let found = lines
             .iter()
             .filter(|line| pattern.is_match(&line.text))
@@ -314,19 +330,37 @@ fn display_pattern(anchored: &str) -> String {
 /// Find and check the one result line; fields are None when it is unusable.
 fn judge_result_line(
     contract: &Contract,
-    case: usize,
+    case_spec: &contract::CaseSpec,
     lines: &[SerialLine],
     problems: &mut Vec<String>,
 ) -> Vec<Option<FieldValue>> {
     let spec = &contract.spec;
-    let case_spec = &spec.cases[case];
-    let prefix = &spec.result_line.prefix;
+    let process = spec.result_line.process.as_deref();
+    let os = case_spec.os;
+    let prefix = &rules::expected_start(os, process, &spec.result_line.prefix);
     let mut fields = vec![None; spec.result_line.fields.len()];
-    let candidates: Vec<(usize, &SerialLine)> = lines
+    for (index, line) in lines.iter().enumerate() {
+        if rules::misattributed(os, &spec.result_line.prefix, &line.text) {
+            problems.push(format!(
+                "result line of another system (serial line {}): {:?} does not start with {prefix:?}",
+                index + 1,
+                line.text
+            ));
+        }
+    }
+    let candidates: Vec<(usize, SerialLine)> = lines
         .iter()
         .enumerate()
-        .filter(|(_, line)| line.text.starts_with(prefix.as_str()))
-        .map(|(index, line)| (index + 1, line))
+        .filter_map(|(index, line)| {
+            let text = rules::result_text(os, process, &spec.result_line.prefix, &line.text)?;
+            Some((
+                index + 1,
+                SerialLine {
+                    arrival_micros: line.arrival_micros,
+                    text,
+                },
+            ))
+        })
         .collect();
     let (number, line) = match candidates.as_slice() {
         [] => {
@@ -335,7 +369,7 @@ fn judge_result_line(
             ));
             return fields;
         }
-        [single] => *single,
+        [(number, line)] => (*number, line),
         several => {
             let numbers: Vec<String> = several
                 .iter()
@@ -499,6 +533,12 @@ pub struct CaseSummary {
     pub passed: usize,
     /// Per-metric statistics, in contract order.
     pub metrics: Vec<MetricSummary>,
+    /// The system the case ran on.
+    #[serde(default, skip_serializing_if = "Os::is_capos")]
+    pub os: Os,
+    /// Why the case did not run (its condition did not hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One speedup in summary.json.
@@ -521,6 +561,26 @@ pub struct SpeedupSummary {
     pub ideal: f64,
     /// Ratio of medians (rounded); None when a median is missing or zero.
     pub value: Option<f64>,
+    /// Reported without a gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnostic: bool,
+}
+
+/// One ratio of two speedups in summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatioSummary {
+    /// Ratio id.
+    pub id: String,
+    /// Numerator speedup id.
+    pub speedup: String,
+    /// Denominator speedup id.
+    pub reference: String,
+    /// speedup / reference (rounded); None when either is missing.
+    pub value: Option<f64>,
+    /// Reported without a gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnostic: bool,
 }
 
 /// Verdict of a gate.
@@ -545,6 +605,9 @@ pub struct GateSummary {
     pub kind: contract::GateKind,
     /// The speedup id, for speedup gates.
     pub speedup: Option<String>,
+    /// The ratio id, for ratio gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<String>,
     /// Threshold for speedup gates.
     pub threshold: Option<f64>,
     /// Measured value for speedup gates.
@@ -621,6 +684,12 @@ pub struct SummaryDocument {
     pub cases: Vec<CaseSummary>,
     /// Speedups, in contract order.
     pub speedups: Vec<SpeedupSummary>,
+    /// Ratios of speedups, in contract order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<RatioSummary>,
+    /// Side-by-side figures of capOS and its baselines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ComparisonSummary>,
     /// Gates, in contract order.
     pub gates: Vec<GateSummary>,
     /// Failed runs and why.
@@ -691,6 +760,8 @@ pub fn summarize(
             runs: case_runs.len(),
             passed: passing.len(),
             metrics,
+            os: case.os,
+            skipped: inputs.skipped_reason(&case.id),
         });
     }
 
@@ -708,17 +779,11 @@ pub fn summarize(
                     .as_ref()
                     .map(|statistics| statistics.median)
             };
-            let value = match (median(resolved.baseline_case), median(resolved.case)) {
-                (Some(baseline), Some(compared)) => {
-                    let (numerator, denominator) = match metric.better {
-                        Better::Lower => (baseline, compared),
-                        Better::Higher => (compared, baseline),
-                    };
-                    (denominator > 0.0 && numerator.is_finite())
-                        .then(|| stats::round(numerator / denominator))
-                }
-                _ => None,
-            };
+            let value = comparison::speedup(
+                metric.better,
+                median(resolved.baseline_case),
+                median(resolved.case),
+            );
             SpeedupSummary {
                 id: written.id.clone(),
                 metric: metric.name.clone(),
@@ -728,7 +793,23 @@ pub fn summarize(
                 case_cpus: case.cpus,
                 ideal: stats::round(f64::from(case.cpus) / f64::from(baseline.cpus)),
                 value,
+                diagnostic: written.diagnostic,
             }
+        })
+        .collect();
+    let ratios: Vec<RatioSummary> = spec
+        .ratios
+        .iter()
+        .zip(contract.ratios())
+        .map(|(written, resolved)| RatioSummary {
+            id: written.id.clone(),
+            speedup: written.speedup.clone(),
+            reference: written.reference.clone(),
+            value: comparison::ratio(
+                speedups[resolved.speedup].value,
+                speedups[resolved.reference].value,
+            ),
+            diagnostic: written.diagnostic,
         })
         .collect();
 
@@ -738,7 +819,7 @@ pub fn summarize(
         .gates
         .iter()
         .zip(contract.gates())
-        .map(|(written, gate)| judge_gate(contract, written, gate, runs, &speedups))
+        .map(|(written, gate)| judge_gate(contract, written, gate, runs, &speedups, &ratios))
         .collect();
     let failures: Vec<FailureSummary> = runs
         .iter()
@@ -750,17 +831,14 @@ pub fn summarize(
             problems: run.problems.clone(),
         })
         .collect();
-    let notes = spec
-        .cases
-        .iter()
-        .filter(|case| case.cpus > inputs.host.cpu_count)
-        .map(|case| {
-            format!(
-                "case {} runs {} virtual CPUs on a host with {}: its vCPUs share host CPUs, so its timings are oversubscribed",
-                case.id, case.cpus, inputs.host.cpu_count
-            )
-        })
-        .collect();
+    let mut notes: Vec<String> = Vec::new();
+    for case in &spec.cases {
+        match inputs.skipped_reason(&case.id) {
+            Some(reason) => notes.push(format!("case {} did not run: {reason}", case.id)),
+            None => notes.extend(rules::case_note(case, inputs.host.cpu_count)),
+        }
+    }
+    let comparison = comparison::compare(spec, &cases);
     let claim = judge_claim(contract, inputs, total, passed, &gates);
     Ok(SummaryDocument {
         format: SUMMARY_FORMAT.into(),
@@ -778,6 +856,8 @@ pub fn summarize(
         },
         cases,
         speedups,
+        ratios,
+        comparison,
         gates,
         failures,
         notes,
@@ -791,6 +871,7 @@ fn judge_gate(
     gate: &Gate,
     runs: &[RunRecord],
     speedups: &[SpeedupSummary],
+    ratios: &[RatioSummary],
 ) -> GateSummary {
     let spec = &contract.spec;
     let (verdict, value, detail) = match gate {
@@ -849,12 +930,47 @@ fn judge_gate(
                 ),
             }
         }
+        Gate::RatioAtLeast { ratio, threshold } => {
+            let measured = &ratios[*ratio];
+            let figure = |id: &str| {
+                speedups
+                    .iter()
+                    .find(|speedup| speedup.id == id)
+                    .and_then(|speedup| speedup.value)
+                    .map(stats::format_figure)
+                    .unwrap_or_else(|| "none".into())
+            };
+            match measured.value {
+                Some(value) => (
+                    value >= *threshold,
+                    Some(value),
+                    format!(
+                        "speedup {} ({}x) is {} times speedup {} ({}x) (threshold {})",
+                        measured.speedup,
+                        figure(&measured.speedup),
+                        stats::format_figure(value),
+                        measured.reference,
+                        figure(&measured.reference),
+                        stats::format_figure(*threshold)
+                    ),
+                ),
+                None => (
+                    false,
+                    None,
+                    format!(
+                        "no ratio: speedup {} or {} is missing (a case had no passing runs)",
+                        measured.speedup, measured.reference
+                    ),
+                ),
+            }
+        }
     };
     GateSummary {
         id: written.id.clone(),
         description: written.description.clone(),
         kind: written.kind,
         speedup: written.speedup.clone(),
+        ratio: written.ratio.clone(),
         threshold: written.threshold,
         value,
         verdict: if verdict {
@@ -1001,9 +1117,12 @@ pub fn evaluate_bundle_runs(
     inputs: &Inputs,
     bundle_dir: &Path,
 ) -> Result<Vec<RunRecord>, SummaryError> {
-    check_log_layout(contract, inputs.repetitions.count, bundle_dir)?;
+    check_log_layout(contract, inputs, bundle_dir)?;
     let mut runs = Vec::new();
     for (case_index, case) in contract.spec.cases.iter().enumerate() {
+        if inputs.skipped_reason(&case.id).is_some() {
+            continue;
+        }
         for repetition in 1..=inputs.repetitions.count {
             let dir = bundle_dir.join(run_log_path(&case.id, repetition));
             runs.push(evaluate_run_dir(contract, case_index, repetition, &dir)?);
@@ -1012,17 +1131,36 @@ pub fn evaluate_bundle_runs(
     Ok(runs)
 }
 
-/// The logs directory holds exactly one directory per case and repetition.
+/// The logs directory holds exactly one directory per case that ran and
+/// repetition; only conditional cases may be recorded as skipped.
 fn check_log_layout(
     contract: &Contract,
-    repetitions: u32,
+    inputs: &Inputs,
     bundle_dir: &Path,
 ) -> Result<(), SummaryError> {
+    let repetitions = inputs.repetitions.count;
     let logs = bundle_dir.join(LOGS_DIR);
+    for skipped in &inputs.skipped_cases {
+        let conditional = contract
+            .spec
+            .cases
+            .iter()
+            .any(|case| case.id == skipped.id && case.condition.is_some());
+        if !conditional {
+            return Err(SummaryError::Layout {
+                path: bundle_dir.join(INPUTS_FILE),
+                detail: format!(
+                    "records case {:?} as skipped, but only a conditional case of the contract may be",
+                    skipped.id
+                ),
+            });
+        }
+    }
     let expected_cases: BTreeSet<&str> = contract
         .spec
         .cases
         .iter()
+        .filter(|case| inputs.skipped_reason(&case.id).is_none())
         .map(|case| case.id.as_str())
         .collect();
     let expected_runs: BTreeSet<String> = (1..=repetitions)

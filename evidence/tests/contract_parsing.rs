@@ -105,6 +105,24 @@ fn malformed_result_line_fails_the_run() {
 }
 
 #[test]
+fn a_result_line_must_start_the_serial_line() {
+    let mut lines = smp_boot_lines(2);
+    replace_line(
+        &mut lines,
+        "[smp-boot]",
+        "garbage [smp-boot] cpus=2 online=2 ipi_acks=1 min_ticks=12 lapic_hz=1000 verified=true",
+    );
+    let run = judge_smp(2, lines, &PASS_EXIT);
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("result line missing")),
+        "{:?}",
+        run.problems
+    );
+}
+
+#[test]
 fn field_mismatch_fails_the_run() {
     let mut lines = smp_boot_lines(2);
     replace_line(
@@ -161,6 +179,7 @@ fn exit_status_decides_too() {
         exit_code: None,
         timed_out: true,
         wall_ms: 60_000,
+        pinned_cpus: None,
     };
     let run = judge_smp(1, smp_boot_lines(1), &timeout);
     assert!(run.problems.iter().any(|p| p.contains("timed out")));
@@ -168,6 +187,7 @@ fn exit_status_decides_too() {
         exit_code: Some(35),
         timed_out: false,
         wall_ms: 100,
+        pinned_cpus: None,
     };
     let run = judge_smp(1, smp_boot_lines(1), &failure);
     assert!(run
@@ -178,6 +198,7 @@ fn exit_status_decides_too() {
         exit_code: Some(0),
         timed_out: false,
         wall_ms: 100,
+        pinned_cpus: None,
     };
     assert!(!judge_smp(1, smp_boot_lines(1), &reset).passed());
 }

@@ -73,6 +73,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-hello.yaml",
             "system-peer-gone.yaml",
             "system-ring.yaml",
+            "system-smp-process-scale.yaml",
             "system-timer.yaml",
         ]
     );

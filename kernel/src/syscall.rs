@@ -11,6 +11,7 @@ use crate::sched::{self, Thread};
 use crate::{console, process, timer, userspace};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use capos_abi::arguments as args;
 use capos_abi::limits::{CONSOLE_WRITE_MAX, GRANTS_MAX, MESSAGE_MAX, NAME_MAX, PENDING_PER_THREAD};
 use capos_abi::ring::{Submission, CQ_ENTRIES};
 use capos_abi::{CapabilityHandle, Error, Opcode, Syscall, NO_TIMEOUT};
@@ -169,25 +170,28 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             done(Ok(0))
         }
         (Opcode::DiagnosticsRead, KernelObject::Diagnostics) => {
+            let request = args::DiagnosticsRead::decode(arguments);
             let counters = crate::diagnostics::counters();
             let size = core::mem::size_of::<capos_abi::KernelCounters>() as u64;
-            if arguments[1] < size {
+            if request.buffer_capacity < size {
                 return Err(Error::TooLarge);
             }
-            thread
-                .process
-                .address_space()
-                .write(arguments[0], &crate::diagnostics::to_bytes(&counters))?;
+            thread.process.address_space().write(
+                request.buffer_address,
+                &crate::diagnostics::to_bytes(&counters),
+            )?;
             done(Ok(size as i64))
         }
         (Opcode::ConsoleWrite, KernelObject::Console) => {
-            let bytes = read_user(thread, arguments[0], arguments[1], CONSOLE_WRITE_MAX)?;
+            let request = args::ConsoleWrite::decode(arguments);
+            let bytes = read_user(thread, request.address, request.length, CONSOLE_WRITE_MAX)?;
             console::user_write(&thread.process.name, &bytes);
             done(Ok(bytes.len() as i64))
         }
         (Opcode::TimerNow, KernelObject::Timer) => done(Ok(timer::now_ns() as i64)),
         (Opcode::TimerSleep, KernelObject::Timer) => {
-            let deadline = timer::now_ns().saturating_add(arguments[0]);
+            let request = args::TimerSleep::decode(arguments);
+            let deadline = timer::now_ns().saturating_add(request.nanoseconds);
             // The registration is released when it fires or the thread ends.
             let _registration = timer::add(
                 deadline,
@@ -199,23 +203,30 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             Outcome::Later
         }
         (Opcode::ManifestRead, KernelObject::BootManifest) => {
+            let request = args::ManifestRead::decode(arguments);
             let text = thread.process.arguments.as_bytes();
-            let start = (arguments[2] as usize).min(text.len());
+            let start = (request.offset as usize).min(text.len());
             let piece = &text[start..];
-            let length = piece.len().min(arguments[1] as usize);
+            let length = piece.len().min(request.buffer_capacity as usize);
             thread
                 .process
                 .address_space()
-                .write(arguments[0], &piece[..length])?;
+                .write(request.buffer_address, &piece[..length])?;
             Outcome::Done(length as i64, text.len() as u64, 0)
         }
+        (Opcode::BootInfo, KernelObject::BootManifest) => Outcome::Done(
+            crate::platform::smp::online_count() as i64,
+            crate::platform::apic::tsc_hz(),
+            0,
+        ),
         (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
         (Opcode::ThreadSpawn, KernelObject::ThreadSpawner) => {
+            let request = args::ThreadSpawn::decode(arguments);
             let child = thread.process.create_thread(
-                arguments[0],
-                arguments[1],
-                arguments[2],
-                arguments[3],
+                request.entry,
+                request.stack_top,
+                request.argument,
+                request.thread_pointer,
             )?;
             // Dropping `child` on a refused grant retires it unstarted.
             let handle = thread
@@ -233,34 +244,40 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             }
         }
         (Opcode::Park, KernelObject::ParkSpace) => {
-            let expected = u32::try_from(arguments[1]).map_err(|_| Error::InvalidArgument)?;
+            let request = args::Park::decode(arguments);
+            let expected = u32::try_from(request.expected).map_err(|_| Error::InvalidArgument)?;
             match crate::park::park(
                 thread,
                 submission.user_data,
-                arguments[0],
+                request.address,
                 expected,
-                arguments[2],
+                request.timeout_ns,
             )? {
                 crate::park::Parked::Differed => done(Ok(1)),
                 crate::park::Parked::Waiting => Outcome::Later,
             }
         }
         (Opcode::MemoryMap, KernelObject::Memory) => {
-            let writable = arguments[2] & 1 != 0;
-            if arguments[2] & !1 != 0 {
+            let request = args::MemoryMap::decode(arguments);
+            if request.flags & !1 != 0 {
                 return Err(Error::InvalidArgument);
             }
+            let writable = request.flags & 1 != 0;
             thread
                 .process
-                .map_anonymous(arguments[0], arguments[1], writable)?;
-            done(Ok(arguments[1] as i64))
+                .map_anonymous(request.address, request.length, writable)?;
+            done(Ok(request.length as i64))
         }
         (Opcode::MemoryUnmap, KernelObject::Memory) => {
-            let unmapped = thread.process.unmap_anonymous(arguments[0], arguments[1])?;
+            let request = args::MemoryUnmap::decode(arguments);
+            let unmapped = thread
+                .process
+                .unmap_anonymous(request.address, request.length)?;
             done(Ok(unmapped as i64))
         }
         (Opcode::Unpark, KernelObject::ParkSpace) => {
-            let woken = crate::park::unpark(thread, arguments[0], arguments[1])?;
+            let request = args::Unpark::decode(arguments);
+            let woken = crate::park::unpark(thread, request.address, request.count)?;
             done(Ok(woken as i64))
         }
         (Opcode::ProcessWait, KernelObject::ProcessHandle(process)) => {
@@ -271,32 +288,53 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             }
         }
         (Opcode::EndpointCall, KernelObject::Endpoint(endpoint, _)) => {
-            let message = read_user(thread, arguments[0], arguments[1], MESSAGE_MAX)?;
-            let transfer = optional_capability(thread, arguments[2])?;
-            if arguments[4] > MESSAGE_MAX {
+            let request = args::EndpointCall::decode(arguments);
+            let message = read_user(
+                thread,
+                request.message_address,
+                request.message_length,
+                MESSAGE_MAX,
+            )?;
+            let transfer = optional_capability(thread, request.transfer)?;
+            if request.reply_capacity > MESSAGE_MAX {
                 return Err(Error::TooLarge);
             }
-            capos_kcore::usermem::check_user_range(arguments[3], arguments[4])?;
+            capos_kcore::usermem::check_user_range(request.reply_address, request.reply_capacity)?;
             endpoint.call(
                 thread,
                 submission.user_data,
                 message,
                 transfer,
-                (arguments[3], arguments[4]),
+                (request.reply_address, request.reply_capacity),
             )?;
             Outcome::Later
         }
         (Opcode::EndpointReceive, KernelObject::Endpoint(endpoint, rights)) => {
             rights.require_receive()?;
-            capos_kcore::usermem::check_user_range(arguments[0], arguments[1])?;
-            endpoint.receive(thread, submission.user_data, arguments[0], arguments[1])?;
+            let request = args::EndpointReceive::decode(arguments);
+            capos_kcore::usermem::check_user_range(
+                request.buffer_address,
+                request.buffer_capacity,
+            )?;
+            endpoint.receive(
+                thread,
+                submission.user_data,
+                request.buffer_address,
+                request.buffer_capacity,
+            )?;
             Outcome::Later
         }
         (Opcode::EndpointReply, KernelObject::Endpoint(endpoint, rights)) => {
             rights.require_receive()?;
-            let message = read_user(thread, arguments[1], arguments[2], MESSAGE_MAX)?;
-            let transfer = optional_capability(thread, arguments[3])?;
-            endpoint.reply(thread, arguments[0], &message, transfer)?;
+            let request = args::EndpointReply::decode(arguments);
+            let message = read_user(
+                thread,
+                request.message_address,
+                request.message_length,
+                MESSAGE_MAX,
+            )?;
+            let transfer = optional_capability(thread, request.transfer)?;
+            endpoint.reply(thread, request.token, &message, transfer)?;
             done(Ok(0))
         }
         (Opcode::Nop, _) => done(Ok(0)),
@@ -305,12 +343,18 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
 }
 
 fn spawn(thread: &Arc<Thread>, arguments: &[u64; 6]) -> Result<Outcome, Error> {
-    let name = read_user(thread, arguments[0], arguments[1], NAME_MAX)?;
+    let request = args::Spawn::decode(arguments);
+    let name = read_user(thread, request.name_address, request.name_length, NAME_MAX)?;
     let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
-    if arguments[3] > GRANTS_MAX {
+    if request.grant_count > GRANTS_MAX {
         return Err(Error::TooLarge);
     }
-    let raw = read_user(thread, arguments[2], arguments[3] * 4, GRANTS_MAX * 4)?;
+    let raw = read_user(
+        thread,
+        request.grants_address,
+        request.grant_count * 4,
+        GRANTS_MAX * 4,
+    )?;
     let grants = raw
         .chunks_exact(4)
         .map(|chunk| {

@@ -71,6 +71,8 @@
     xorriso = mockDrv "xorriso" {};
     mtools = mockDrv "mtools" {};
     git = mockDrv "git" {};
+    glibc = mockDrv "glibc" {static = mockDrv "glibc-static" {};};
+    linuxPackages = {kernel = mockDrv "linux" {};};
     alejandra = mockDrv "alejandra" {};
   };
 

@@ -17,6 +17,7 @@ pub const PASS_EXIT: ExitRecord = ExitRecord {
     exit_code: Some(33),
     timed_out: false,
     wall_ms: 900,
+    pinned_cpus: None,
 };
 
 /// The shipped smp-boot contract.
@@ -152,6 +153,8 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
             flake_lock_sha256: None,
         },
         environment: BTreeMap::new(),
+        skipped_cases: Vec::new(),
+        baseline: None,
     }
 }
 

@@ -13,6 +13,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod arguments;
 pub mod manifest;
 pub mod ring;
 
@@ -306,6 +307,10 @@ pub enum Opcode {
     /// map region. Every CPU that may cache them has flushed them before
     /// this completes. Result: bytes that were mapped and are now gone.
     MemoryUnmap = 17,
+    /// BootManifest: facts about the machine this boot runs on. Result: the
+    /// number of CPUs online; `Completion::value`: the TSC frequency in Hz
+    /// as calibrated at boot.
+    BootInfo = 18,
 }
 
 impl Opcode {
@@ -330,6 +335,7 @@ impl Opcode {
             15 => Some(Self::Unpark),
             16 => Some(Self::MemoryMap),
             17 => Some(Self::MemoryUnmap),
+            18 => Some(Self::BootInfo),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 use crate::ring::{decode_result, Ring};
 use alloc::string::String;
 use alloc::vec::Vec;
+use capos_abi::arguments;
 use capos_abi::limits::MESSAGE_MAX;
 use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 use core::sync::atomic::AtomicU8;
@@ -52,6 +53,15 @@ pub enum Parked {
     Differed,
     /// The timeout passed first (`TimedOut`).
     TimedOut,
+}
+
+/// What [`Ring::boot_info`] reports about the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootInfo {
+    /// CPUs online (the bootstrap processor included).
+    pub cpus: u32,
+    /// TSC frequency in Hz, as the kernel calibrated it at boot.
+    pub tsc_hz: u64,
 }
 
 /// An optional handle as completions carry it: `CapabilityHandle::NONE`
@@ -189,6 +199,18 @@ impl Ring {
         Ok((copied as usize, completion.value))
     }
 
+    /// `BootInfo`: facts about this boot's machine, from the BootManifest
+    /// capability.
+    pub fn boot_info(&self, manifest: CapabilityHandle) -> Result<BootInfo, Error> {
+        let submission = self.request(Opcode::BootInfo, manifest, [0; 6]);
+        let completion = self.call_borrowing(submission);
+        let cpus = decode_result(completion.result)?;
+        Ok(BootInfo {
+            cpus: u32::try_from(cpus).map_err(|_| Error::InvalidArgument)?,
+            tsc_hz: completion.value,
+        })
+    }
+
     /// The whole argument string, read with [`Ring::manifest_read`].
     /// Not UTF-8 is `InvalidArgument`.
     pub fn manifest_arguments(&self, manifest: CapabilityHandle) -> Result<String, Error> {
@@ -315,8 +337,13 @@ impl Ring {
         argument: u64,
         fs_base: u64,
     ) -> Result<Completion, Error> {
-        let arguments = [entry, stack_top, argument, fs_base, 0, 0];
-        let submission = self.request(Opcode::ThreadSpawn, spawner, arguments);
+        let arguments = arguments::ThreadSpawn {
+            entry,
+            stack_top,
+            argument,
+            thread_pointer: fs_base,
+        };
+        let submission = self.request(Opcode::ThreadSpawn, spawner, arguments.encode());
         // SAFETY: `ThreadSpawn` names no memory the kernel reads or writes
         // for the request; what the new thread runs is the caller's promise.
         unsafe { self.try_call(submission) }
@@ -348,8 +375,12 @@ impl Ring {
         expected: u32,
         timeout_ns: u64,
     ) -> Result<Parked, Error> {
-        let arguments = [address, u64::from(expected), timeout_ns, 0, 0, 0];
-        let submission = self.request(Opcode::Park, space, arguments);
+        let arguments = arguments::Park {
+            address,
+            expected: u64::from(expected),
+            timeout_ns,
+        };
+        let submission = self.request(Opcode::Park, space, arguments.encode());
         match decode_result(self.call_borrowing(submission).result) {
             Ok(0) => Ok(Parked::Unparked),
             Ok(_) => Ok(Parked::Differed),
@@ -361,7 +392,8 @@ impl Ring {
     /// `Unpark` on `space`: wake up to `count` threads of this process
     /// parked on the word at `address`; returns how many were woken.
     pub fn unpark(&self, space: CapabilityHandle, address: u64, count: u64) -> Result<u64, Error> {
-        let submission = self.request(Opcode::Unpark, space, [address, count, 0, 0, 0, 0]);
+        let arguments = arguments::Unpark { address, count };
+        let submission = self.request(Opcode::Unpark, space, arguments.encode());
         decode_result(self.call_borrowing(submission).result)
     }
 }

@@ -80,7 +80,8 @@ fn announce_online(cpu: &PerCpu) {
     cpu.online.store(true, Ordering::Release);
 }
 
-fn online_count() -> usize {
+/// CPUs that finished start-up (the BSP included).
+pub fn online_count() -> usize {
     (0..percpu::count())
         .filter_map(percpu::get)
         .filter(|cpu| cpu.online.load(Ordering::Acquire))

@@ -260,7 +260,11 @@ fn parked_threads(context: &Context) -> Result<u64, String> {
         flags: 0,
         capability: context.capability(DIAGNOSTICS_SLOT).0,
         user_data: ring.fresh_user_data(),
-        arguments: [bytes.as_mut_ptr() as u64, COUNTERS_SIZE as u64, 0, 0, 0, 0],
+        arguments: capos_runtime::abi::arguments::DiagnosticsRead {
+            buffer_address: bytes.as_mut_ptr() as u64,
+            buffer_capacity: COUNTERS_SIZE as u64,
+        }
+        .encode(),
     };
     // SAFETY: `bytes` is writable and untouched until `call` returns, which
     // it does only once the kernel has completed the request.

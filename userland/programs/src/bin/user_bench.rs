@@ -2,7 +2,9 @@
 //! the TSC in one boot. Slots: 0 console, 1 process-spawner, 2 endpoint
 //! (served by `bench-echo`).
 //!
-//! Measures, each over many iterations: a null ring operation round trip
+//! Iteration counts, warm-up, percentiles and the line format come from
+//! `capos_workloads::bench`, shared with the Linux counterpart
+//! (`capos-baseline user-bench`). Measures, each over many iterations: a null ring operation round trip
 //! (submit Nop, `cap_enter(1)`, take the completion), an endpoint call round
 //! trip to another process (8-byte message and reply), and spawn-to-exit of
 //! the empty program (spawn, then wait for its exit status). Prints one line
@@ -13,47 +15,21 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
+use alloc::vec;
 use capos_runtime::{println, Context, Error};
+use capos_workloads::bench::{self, Spread, UserBenchLine};
 
 capos_runtime::entry!(main);
 
 const SPAWNER_SLOT: u16 = 1;
 const ENDPOINT_SLOT: u16 = 2;
-const NOP_ITERATIONS: usize = 2000;
-const CALL_ITERATIONS: usize = 500;
-const SPAWN_ITERATIONS: usize = 30;
-/// Warm-up iterations dropped before each measurement.
-const WARM_UP: usize = 10;
-
-fn timestamp() -> u64 {
-    // SAFETY: RDTSC is allowed in user mode (CR4.TSD is clear) and has no
-    // side effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-/// (median, 10th percentile, 90th percentile) of `samples`.
-fn spread(mut samples: Vec<u64>) -> (u64, u64, u64) {
-    samples.sort_unstable();
-    let at = |fraction: usize| samples[(samples.len() - 1) * fraction / 100];
-    (at(50), at(10), at(90))
-}
-
-/// Time `iterations` runs of `operation` after a warm-up.
+/// Time `iterations` runs of `operation` (see [`bench::measure`]).
 fn measure(
     iterations: usize,
-    mut operation: impl FnMut() -> Result<(), Error>,
-) -> Result<(u64, u64, u64), Error> {
-    for _ in 0..WARM_UP {
-        operation()?;
-    }
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = timestamp();
-        operation()?;
-        samples.push(timestamp().wrapping_sub(start));
-    }
-    Ok(spread(samples))
+    operation: impl FnMut() -> Result<(), Error>,
+) -> Result<Spread, Error> {
+    let mut samples = vec![0u64; iterations];
+    bench::measure(&mut samples, operation)?.ok_or(Error::InvalidArgument)
 }
 
 fn main(context: &mut Context) -> i32 {
@@ -69,9 +45,10 @@ fn main(context: &mut Context) -> i32 {
 fn run(context: &mut Context) -> Result<(), (&'static str, Error)> {
     let spawner = context.capability(SPAWNER_SLOT);
     let endpoint = context.capability(ENDPOINT_SLOT);
-    let nop = measure(NOP_ITERATIONS, || context.ring().nop()).map_err(|error| ("nop", error))?;
+    let nop =
+        measure(bench::NOP_ITERATIONS, || context.ring().nop()).map_err(|error| ("nop", error))?;
     let mut reply = [0u8; 8];
-    let call = measure(CALL_ITERATIONS, || {
+    let call = measure(bench::CALL_ITERATIONS, || {
         let (length, _) = context
             .ring()
             .endpoint_call(endpoint, b"ping1234", None, &mut reply)?;
@@ -82,7 +59,7 @@ fn run(context: &mut Context) -> Result<(), (&'static str, Error)> {
         }
     })
     .map_err(|error| ("call", error))?;
-    let spawn = measure(SPAWN_ITERATIONS, || {
+    let spawn = measure(bench::SPAWN_ITERATIONS, || {
         let child = context.ring().spawn(spawner, "empty", &[])?;
         let status = context.ring().wait(child)?;
         context.ring().drop_capability(child)?;
@@ -98,10 +75,12 @@ fn run(context: &mut Context) -> Result<(), (&'static str, Error)> {
         .ring()
         .endpoint_call(endpoint, b"", None, &mut reply)
         .map_err(|error| ("stop", error))?;
-    println!(
-        context,
-        "[user-bench] nop_median={} nop_p10={} nop_p90={} call_median={} call_p10={} call_p90={} spawn_median={} spawn_p10={} spawn_p90={} verified=true",
-        nop.0, nop.1, nop.2, call.0, call.1, call.2, spawn.0, spawn.1, spawn.2
-    );
+    let line = UserBenchLine {
+        os: None,
+        nop,
+        call,
+        spawn,
+    };
+    println!(context, "{line}");
     Ok(())
 }
