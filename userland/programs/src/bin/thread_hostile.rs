@@ -10,6 +10,8 @@
 //! joined, and a new spawn works again), then
 //! `[thread-hostile] case=sibling-fault status=-142 ok` (the child process
 //! `thread-fault` has one thread fault while a sibling spins),
+//! then `[thread-hostile] case=thread-panic status=101 ok` (the child
+//! `thread-panic` panics on a spawned thread while its first thread waits),
 //! then `[thread-hostile] done passed=<n> failed=<k>`; exits 0 iff k = 0.
 #![no_std]
 #![no_main]
@@ -70,7 +72,20 @@ fn main(context: &mut Context) -> i32 {
         report(context, name, expect_error(expected, observed));
     }
     report(context, "thread-quota", thread_quota(context));
-    report(context, "sibling-fault", sibling_fault(context));
+    report(
+        context,
+        "sibling-fault",
+        child_status(context, "thread-fault", PAGE_FAULT_STATUS),
+    );
+    report(
+        context,
+        "thread-panic",
+        child_status(
+            context,
+            "thread-panic",
+            i64::from(capos_runtime::PANIC_EXIT_CODE),
+        ),
+    );
     println!(
         context,
         "[thread-hostile] done passed={passed} failed={failed}"
@@ -354,19 +369,18 @@ fn spawn_after_reap(context: &Context) -> Result<i64, String> {
     Err(String::from("no thread slot came back"))
 }
 
-/// Start the `thread-fault` process (one of its threads faults while a
-/// sibling spins) and check it ended with the page-fault status.
-fn sibling_fault(context: &Context) -> Result<String, String> {
+/// Start the child process `name` and check it ended with `expected`.
+fn child_status(context: &Context, name: &str, expected: i64) -> Result<String, String> {
     let ring = context.shared_ring();
     let spawner = context.capability(PROCESS_SPAWNER_SLOT);
     let child = ring
-        .spawn(spawner, "thread-fault", &[])
+        .spawn(spawner, name, &[])
         .map_err(|error| format!("spawn error={}", error.name()))?;
     let status = ring.wait(child);
     let _ = ring.drop_capability(child);
     let status = status.map_err(|error| format!("wait error={}", error.name()))?;
-    if status != PAGE_FAULT_STATUS {
-        return Err(format!("status={status} expected={PAGE_FAULT_STATUS}"));
+    if status != expected {
+        return Err(format!("status={status} expected={expected}"));
     }
     Ok(format!("status={status}"))
 }
