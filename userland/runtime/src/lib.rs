@@ -30,6 +30,7 @@
 
 extern crate alloc;
 
+pub mod cases;
 mod console;
 mod context;
 mod heap;

@@ -301,9 +301,9 @@ impl Ring {
 
     /// `ThreadSpawn`: start a sibling thread at `entry` with `rsp =
     /// stack_top` (0: the kernel maps [`capos_abi::layout::THREAD_STACK_PAGES`]
-    /// with a guard page), `rsi = argument` and FS base `fs_base`; its `rdi`
-    /// is its own ring base and `rdx` its id (docs/abi.md). Most programs
-    /// want [`crate::thread::spawn`] instead.
+    /// with a guard page), `rsi = argument` and FS base `thread_pointer`;
+    /// its `rdi` is its own ring base and `rdx` its id (docs/abi.md). Most
+    /// programs want [`crate::thread::spawn`] instead.
     ///
     /// # Safety
     /// The new thread runs whatever is at `entry` in this address space,
@@ -313,14 +313,10 @@ impl Ring {
     pub unsafe fn thread_spawn(
         &self,
         spawner: CapabilityHandle,
-        entry: u64,
-        stack_top: u64,
-        argument: u64,
-        fs_base: u64,
+        arguments: arguments::ThreadSpawn,
     ) -> Result<SpawnedThread, Error> {
         // SAFETY: forwarded from this function's contract.
-        let completion =
-            unsafe { self.thread_spawn_completion(spawner, entry, stack_top, argument, fs_base) }?;
+        let completion = unsafe { self.thread_spawn_completion(spawner, arguments) }?;
         spawned_thread(&completion)
     }
 
@@ -332,17 +328,8 @@ impl Ring {
     pub(crate) unsafe fn thread_spawn_completion(
         &self,
         spawner: CapabilityHandle,
-        entry: u64,
-        stack_top: u64,
-        argument: u64,
-        fs_base: u64,
+        arguments: arguments::ThreadSpawn,
     ) -> Result<Completion, Error> {
-        let arguments = arguments::ThreadSpawn {
-            entry,
-            stack_top,
-            argument,
-            thread_pointer: fs_base,
-        };
         let submission = self.request(Opcode::ThreadSpawn, spawner, arguments.encode());
         // SAFETY: `ThreadSpawn` names no memory the kernel reads or writes
         // for the request; what the new thread runs is the caller's promise.

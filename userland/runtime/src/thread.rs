@@ -23,6 +23,7 @@
 use crate::context::Context;
 use crate::operations::{spawned_thread, SpawnedThread, ThreadEnd};
 use alloc::boxed::Box;
+use capos_abi::arguments;
 use capos_abi::layout::{STACK_PAGES, STACK_TOP};
 use capos_abi::{CapabilityHandle, Error};
 use core::cell::UnsafeCell;
@@ -137,18 +138,20 @@ where
     // SAFETY: `block` was just allocated and is not shared yet.
     unsafe { (*block).self_pointer = block as usize };
     let address = block as u64;
+    let arguments = arguments::ThreadSpawn {
+        entry: trampoline_address(),
+        stack_top: 0,
+        argument: address,
+        thread_pointer: address,
+    };
     // SAFETY: the trampoline and `capos_runtime_thread_main` are made to run
     // on a fresh kernel-mapped stack (stack top 0) with exactly these
     // registers, and end with `thread_exit`; the block it is handed is
     // owned by the new thread from here on.
     let completion = unsafe {
-        context.shared_ring().thread_spawn_completion(
-            spawner,
-            trampoline_address(),
-            0,
-            address,
-            address,
-        )
+        context
+            .shared_ring()
+            .thread_spawn_completion(spawner, arguments)
     }?;
     match spawned_thread(&completion) {
         Ok(thread) => Ok(JoinHandle { thread }),

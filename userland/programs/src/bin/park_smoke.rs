@@ -26,9 +26,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use capos_runtime::cases::{failure, Tally};
 use capos_runtime::sync::{Condvar, Mutex, Park};
 use capos_runtime::thread::{self, JoinHandle};
-use capos_runtime::{println, CapabilityHandle, Context, Error, Opcode, Parked, Submission};
+use capos_runtime::{println, CapabilityHandle, Context, Opcode, Parked, Submission};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 capos_runtime::entry!(main);
@@ -38,34 +39,22 @@ const PARK_SLOT: u16 = 2;
 const TIMER_SLOT: u16 = 3;
 const DIAGNOSTICS_SLOT: u16 = 4;
 
-type Case = fn(&Context) -> Result<String, String>;
-
 fn main(context: &mut Context) -> i32 {
-    let cases: [(&str, Case); 6] = [
-        ("mutex", mutex_counter),
-        ("condvar", producer_consumer),
-        ("ping-pong", ping_pong),
-        ("differ", differ),
-        ("timeout", timeout),
-        ("unpark-count", unpark_count),
-    ];
-    let mut failed = 0;
-    for (name, case) in cases {
-        match case(context) {
-            Ok(detail) => println!(context, "[park] {name} {detail} ok"),
-            Err(problem) => {
-                failed += 1;
-                println!(context, "[park] {name} FAILED {problem}");
-            }
-        }
-    }
-    println!(context, "[park] done failed={failed}");
-    i32::from(failed != 0)
-}
-
-/// `what` failed with `error`, as a case's problem text.
-fn failure(what: &str, error: Error) -> String {
-    format!("{what} error={}", error.name())
+    let mut tally = Tally::default();
+    tally.run(
+        context,
+        "park",
+        &[
+            ("mutex", mutex_counter),
+            ("condvar", producer_consumer),
+            ("ping-pong", ping_pong),
+            ("differ", differ),
+            ("timeout", timeout),
+            ("unpark-count", unpark_count),
+        ],
+    );
+    println!(context, "[park] done failed={}", tally.failed);
+    tally.exit_code()
 }
 
 /// Spawn `body` on a new thread; the body gets the park-space handle.

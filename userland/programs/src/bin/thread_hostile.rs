@@ -25,6 +25,7 @@ use alloc::vec::Vec;
 use capos_abi::arguments;
 use capos_abi::layout::{RING_BASE, USER_IMAGE_BASE};
 use capos_abi::limits::THREADS_PER_PROCESS;
+use capos_runtime::cases::{failure, Tally};
 use capos_runtime::sync::Park;
 use capos_runtime::thread;
 use capos_runtime::{println, CapabilityHandle, Context, Error, Opcode, Submission};
@@ -54,24 +55,18 @@ extern "C" fn refused_entry() -> ! {
     capos_runtime::thread_exit(0)
 }
 
+const TAG: &str = "thread-hostile";
+
 fn main(context: &mut Context) -> i32 {
-    let mut passed = 0;
-    let mut failed = 0;
-    let mut report = |context: &Context, name: &str, outcome: Result<String, String>| match outcome
-    {
-        Ok(detail) => {
-            passed += 1;
-            println!(context, "[thread-hostile] case={name} {detail} ok");
-        }
-        Err(problem) => {
-            failed += 1;
-            println!(context, "[thread-hostile] case={name} FAILED {problem}");
-        }
+    let mut tally = Tally::default();
+    let mut report = |context: &Context, name: &str, outcome| {
+        tally.report(context, TAG, &format!("case={name}"), outcome)
     };
     for (name, expected, observed) in refusals(context) {
         report(context, name, expect_error(expected, observed));
     }
     report(context, "thread-quota", thread_quota(context));
+    let panic_status = i64::from(capos_runtime::PANIC_EXIT_CODE);
     report(
         context,
         "sibling-fault",
@@ -80,17 +75,13 @@ fn main(context: &mut Context) -> i32 {
     report(
         context,
         "thread-panic",
-        child_status(
-            context,
-            "thread-panic",
-            i64::from(capos_runtime::PANIC_EXIT_CODE),
-        ),
+        child_status(context, "thread-panic", panic_status),
     );
     println!(
         context,
-        "[thread-hostile] done passed={passed} failed={failed}"
+        "[{TAG}] done passed={} failed={}", tally.passed, tally.failed
     );
-    i32::from(failed != 0)
+    tally.exit_code()
 }
 
 /// What a refused request gave: Ok(what it did instead) or its error.
@@ -225,7 +216,13 @@ fn spawn_raw(
     // SAFETY: every entry passed here is outside this program's code or is
     // `refused_entry`, which touches nothing and ends its thread; the kernel
     // must refuse the bad argument before a thread runs.
-    let spawned = unsafe { ring.thread_spawn(spawner, entry, stack_top, 0, fs_base) }?;
+    let arguments = arguments::ThreadSpawn {
+        entry,
+        stack_top,
+        argument: 0,
+        thread_pointer: fs_base,
+    };
+    let spawned = unsafe { ring.thread_spawn(spawner, arguments) }?;
     let end = ring.thread_join(spawned.handle);
     let _ = ring.drop_capability(spawned.handle);
     Ok(format!("thread {} ended {end:?}", spawned.id))
@@ -282,7 +279,7 @@ fn wait_while_equal(context: &Context, word: &AtomicU32, value: u32) -> Result<(
         }
         parker
             .park(word, now, 10_000_000)
-            .map_err(|error| format!("park error={}", error.name()))?;
+            .map_err(|error| failure("park", error))?;
     }
     Err(format!("word stayed {value}"))
 }
@@ -317,7 +314,7 @@ fn thread_quota(context: &Context) -> Result<String, String> {
                 spawned += 1;
                 handle
                     .detach(context)
-                    .map_err(|error| format!("detach error={}", error.name()))?;
+                    .map_err(|error| failure("detach", error))?;
                 if spawned > SIBLINGS_MAX {
                     break Err(format!("spawned={spawned}: the limit was not enforced"));
                 }
@@ -327,7 +324,7 @@ fn thread_quota(context: &Context) -> Result<String, String> {
                 context
                     .shared_ring()
                     .timer_sleep(timer, 5_000_000)
-                    .map_err(|error| format!("sleep error={}", error.name()))?;
+                    .map_err(|error| failure("sleep", error))?;
             }
             Err(error) => break Ok(error),
         }
@@ -354,16 +351,12 @@ fn spawn_after_reap(context: &Context) -> Result<i64, String> {
     let timer = context.capability(TIMER_SLOT);
     for _ in 0..200 {
         match thread::spawn(context, context.capability(SPAWNER_SLOT), |_, _| 7, 0) {
-            Ok(handle) => {
-                return handle
-                    .join(context)
-                    .map_err(|error| format!("join error={}", error.name()))
-            }
+            Ok(handle) => return handle.join(context).map_err(|error| failure("join", error)),
             Err(Error::QuotaExhausted) => context
                 .shared_ring()
                 .timer_sleep(timer, 5_000_000)
-                .map_err(|error| format!("sleep error={}", error.name()))?,
-            Err(error) => return Err(format!("respawn error={}", error.name())),
+                .map_err(|error| failure("sleep", error))?,
+            Err(error) => return Err(failure("respawn", error)),
         }
     }
     Err(String::from("no thread slot came back"))
@@ -375,10 +368,10 @@ fn child_status(context: &Context, name: &str, expected: i64) -> Result<String, 
     let spawner = context.capability(PROCESS_SPAWNER_SLOT);
     let child = ring
         .spawn(spawner, name, &[])
-        .map_err(|error| format!("spawn error={}", error.name()))?;
+        .map_err(|error| failure("spawn", error))?;
     let status = ring.wait(child);
     let _ = ring.drop_capability(child);
-    let status = status.map_err(|error| format!("wait error={}", error.name()))?;
+    let status = status.map_err(|error| failure("wait", error))?;
     if status != expected {
         return Err(format!("status={status} expected={expected}"));
     }

@@ -27,6 +27,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::layout::{RING_BASE, THREAD_RING_STRIDE};
+use capos_runtime::cases::{failure, Tally};
 use capos_runtime::sync::{Condvar, Mutex, Park, ParkSpace};
 use capos_runtime::thread::{self, JoinHandle};
 use capos_runtime::{println, CapabilityHandle, Context, Error, Parked};
@@ -41,35 +42,29 @@ const TIMER_SLOT: u16 = 3;
 /// How long a case waits for another thread before it gives up.
 const WAIT_NS: u64 = 5_000_000_000;
 
-type Case = fn(&Context) -> Result<String, String>;
+const TAG: &str = "thread-lifecycle";
 
 fn main(context: &mut Context) -> i32 {
-    let cases: [(&str, Case); 5] = [
-        ("join", join_four),
-        ("exit-values", exit_values),
-        ("detach", detach),
-        ("join-sibling", join_sibling),
-        ("exit-while-blocked", exit_while_blocked),
-    ];
-    let mut failed = 0;
-    for (name, case) in cases {
-        match case(context) {
-            Ok(detail) => println!(context, "[thread-lifecycle] {name} {detail} ok"),
-            Err(problem) => {
-                failed += 1;
-                println!(context, "[thread-lifecycle] {name} FAILED {problem}");
-            }
-        }
-    }
+    let mut tally = Tally::default();
+    tally.run(
+        context,
+        TAG,
+        &[
+            ("join", join_four),
+            ("exit-values", exit_values),
+            ("detach", detach),
+            ("join-sibling", join_sibling),
+            ("exit-while-blocked", exit_while_blocked),
+        ],
+    );
     if let Err(problem) = leave_siblings_running(context) {
-        failed += 1;
-        println!(context, "[thread-lifecycle] siblings FAILED {problem}");
+        tally.report(context, TAG, "siblings", Err(problem));
     }
     println!(
         context,
-        "[thread-lifecycle] exiting with siblings running failed={failed}"
+        "[{TAG}] exiting with siblings running failed={}", tally.failed
     );
-    i32::from(failed != 0)
+    tally.exit_code()
 }
 
 fn spawner(context: &Context) -> CapabilityHandle {
@@ -78,11 +73,6 @@ fn spawner(context: &Context) -> CapabilityHandle {
 
 fn park_space(context: &Context) -> ParkSpace<'_> {
     context.park_space(context.capability(PARK_SLOT))
-}
-
-/// `what` failed with `error`, as a case's problem text.
-fn failure(what: &str, error: Error) -> String {
-    format!("{what} error={}", error.name())
 }
 
 /// 1 + 2 + ... + n, the long way (so the thread does some work).
