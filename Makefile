@@ -3,7 +3,7 @@
 
 CAPOS := cargo run --quiet --release --locked -p capos-evidence --bin capos --
 
-.PHONY: deps iso kernel test lint run-smp-boot run-smp-process-scale run-thread-scale run-smokes run-smp2-smokes run-user-bench
+.PHONY: deps iso kernel test lint run-smp-boot run-smp-process-scale run-thread-scale run-smokes run-smp2-smokes run-user-bench fuzz soak
 
 deps:
 	@ci/install-deps
@@ -38,8 +38,20 @@ run-smokes: deps
 run-smp2-smokes: deps
 	$(CAPOS) smokes --smp 2
 
+## The random submission fuzzer at -smp 2: one boot per seed, FUZZ_OPS submissions each.
+FUZZ_SEEDS ?= 1,2,3,4,5
+FUZZ_OPS ?= 100000
+fuzz: deps
+	$(CAPOS) fuzz --seeds $(FUZZ_SEEDS) --ops $(FUZZ_OPS) --smp 2
+
+## SOAK_BOOTS boots of the whole smoke suite at -smp 2, counting failures (not part of `make test`).
+SOAK_BOOTS ?= 200
+soak: deps
+	$(CAPOS) soak --boots $(SOAK_BOOTS) --smp 2
+
 ## Tests: lint, flake checks, host unit tests, in-QEMU tests, then the smoke
-## suites. Ends with the smoke runner's `N passed, N failed` line.
+## suites (which include the hostile smokes and a short fuzz, 2 seeds x 5,000
+## ops). Ends with the smoke runner's `N passed, N failed` line.
 test: lint
 	cargo test --locked --workspace
 	$(CAPOS) smokes --smp 1

@@ -1,9 +1,11 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
 
 pub mod baseline;
+pub mod boot_options;
 pub mod build;
 pub mod bundle;
 pub mod contract;
+pub mod fuzz;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
@@ -14,6 +16,7 @@ pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod smokes;
+pub mod soak;
 pub mod stats;
 pub mod summary;
 pub mod tools;

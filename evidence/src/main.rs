@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use capos_evidence::{
-    build, keys, manifest, pack, paths, qemu, report, reproduce, run, smokes, verify,
+    build, fuzz, keys, manifest, pack, paths, qemu, report, reproduce, run, smokes, soak, verify,
 };
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
@@ -46,6 +46,10 @@ enum Command {
     Manifest(manifest::ManifestCommand),
     /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
     Smokes(smokes::SmokeArgs),
+    /// Boot the random submission fuzzer once per seed; ends with `N passed, N failed`.
+    Fuzz(fuzz::FuzzArgs),
+    /// Boot the whole smoke suite N times, counting failures and keeping failing logs.
+    Soak(soak::SoakArgs),
 }
 
 fn main() {
@@ -74,5 +78,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Reproduce(args) => reproduce::run_command(&root, args),
         Command::Manifest(command) => manifest::run_command(&root, command),
         Command::Smokes(args) => smokes::run_command(&root, args),
+        Command::Fuzz(args) => fuzz::run_command(&root, args),
+        Command::Soak(args) => soak::run_command(&root, args),
     }
 }

@@ -7,7 +7,10 @@
 //! literal prefix; `expect_matching`: a regex anchored at the line start).
 //! The kernel frames every user write as `[u:<process>] ...`, so a user
 //! process can satisfy only expectations that name it, never a kernel line
-//! or another process's line. Forbidden texts match anywhere.
+//! or another process's line. Forbidden texts (`forbid`) match anywhere;
+//! `forbid_line_start` texts fail a smoke only at the start of a line, which
+//! is where an unframed forgery of a kernel or process line would appear
+//! (the same text framed as `[u:<process>] ...` is harmless).
 
 use crate::qemu::{self, AccelRequest, CaseSpec, Verdict};
 use crate::{build, paths};
@@ -50,6 +53,9 @@ struct Smoke {
     expect_matching: Vec<String>,
     #[serde(default)]
     forbid: Vec<String>,
+    /// Texts no serial line may start with.
+    #[serde(default)]
+    forbid_line_start: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
     /// Extra boot options appended to `mode=user manifest=<manifest>`.
@@ -121,6 +127,11 @@ fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
     for text in forbidden {
         if let Some(line) = lines.iter().find(|line| line.contains(text)) {
             return Some(format!("forbidden output {text:?} in line {line:?}"));
+        }
+    }
+    for text in &smoke.forbid_line_start {
+        if let Some(line) = lines.iter().find(|line| line.starts_with(text.as_str())) {
+            return Some(format!("forbidden line start {text:?} in line {line:?}"));
         }
     }
     None
@@ -236,6 +247,7 @@ mod tests {
             expect: vec!["[a] ok".into()],
             expect_matching: vec![r"\[b\] n=\d+".into()],
             forbid: vec!["bad".into()],
+            forbid_line_start: vec!["[kernel] forged".into()],
             timeout_secs: 5,
             options: String::new(),
         }
@@ -287,6 +299,17 @@ mod tests {
         assert!(judge(&smoke, &Verdict::Pass, &lines(&forged))
             .unwrap()
             .contains("missing"));
+    }
+
+    #[test]
+    fn forbidden_line_starts_fail_only_at_the_start_of_a_line() {
+        let smoke = smoke(GuestVerdict::Success);
+        let framed = ["[a] ok", "[b] n=1", "[u:evil] [kernel] forged line"];
+        assert_eq!(judge(&smoke, &Verdict::Pass, &lines(&framed)), None);
+        let unframed = ["[a] ok", "[b] n=1", "[kernel] forged line"];
+        assert!(judge(&smoke, &Verdict::Pass, &lines(&unframed))
+            .unwrap()
+            .contains("forbidden line start"));
     }
 
     #[test]

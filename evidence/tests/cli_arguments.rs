@@ -40,6 +40,8 @@ fn every_subcommand_has_help() {
         &["manifest", "check"],
         &["manifest", "pack"],
         &["smokes"],
+        &["fuzz"],
+        &["soak"],
     ] {
         let mut arguments = subcommand.to_vec();
         arguments.push("--help");
@@ -87,6 +89,11 @@ fn out_of_range_values_are_refused_before_anything_runs() {
             &["smokes", "--smp", "many"],
             "invalid value 'many' for '--smp",
         ),
+        (
+            &["fuzz", "--seeds", "1,x"],
+            "invalid value 'x' for '--seeds",
+        ),
+        (&["soak", "--boots", "0"], "invalid value '0' for '--boots"),
     ] {
         let output = capos(arguments);
         assert_eq!(output.status.code(), Some(2), "{arguments:?}");

@@ -64,6 +64,27 @@ pub struct BootInfo {
     pub tsc_hz: u64,
 }
 
+/// Why [`Ring::reap`] found a child not cleanly finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReapError {
+    /// `ProcessWait` failed.
+    Wait(Error),
+    /// Dropping the handle failed.
+    Drop(Error),
+    /// The child ended with this nonzero exit status.
+    Status(i64),
+}
+
+impl core::fmt::Display for ReapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReapError::Wait(error) => write!(f, "wait {}", error.name()),
+            ReapError::Drop(error) => write!(f, "drop {}", error.name()),
+            ReapError::Status(status) => write!(f, "exit={status}"),
+        }
+    }
+}
+
 /// An optional handle as completions carry it: `CapabilityHandle::NONE`
 /// (in 32 or 64 bits) means none.
 fn optional_handle(value: u64) -> Option<CapabilityHandle> {
@@ -290,6 +311,17 @@ impl Ring {
         ];
         let submission = self.request(Opcode::EndpointReply, endpoint, arguments);
         decode_result(self.call_borrowing(submission).result).map(drop)
+    }
+
+    /// Wait for the child `process`, drop its handle, and require exit
+    /// status 0: what a parent does with a child it is done with.
+    pub fn reap(&self, process: CapabilityHandle) -> Result<(), ReapError> {
+        let status = self.wait(process).map_err(ReapError::Wait)?;
+        self.drop_capability(process).map_err(ReapError::Drop)?;
+        if status != 0 {
+            return Err(ReapError::Status(status));
+        }
+        Ok(())
     }
 
     /// `CapabilityDrop`: release `handle`; its slot's generation advances, so

@@ -3,7 +3,9 @@
 //!
 //! Slots: 0 console, 1 process-spawner, 2 boot-manifest. Init's manifest
 //! argument string (written by the host packer) lists the autostart process
-//! names, space-separated, in manifest order. Children get no extra grants:
+//! names, space-separated, in manifest order, followed by the `user.` boot
+//! options as `key=value` words, which are not names and are skipped.
+//! Children get no extra grants:
 //! the kernel gives each its manifest-declared capabilities.
 //!
 //! Lines: `[init] spawned <name>` (or `[init] <name> spawn-error=<error>`),
@@ -34,7 +36,10 @@ fn main(context: &mut Context) -> i32 {
     };
 
     let mut children: Vec<(&str, Result<CapabilityHandle, Error>)> = Vec::new();
-    for name in names.split_ascii_whitespace() {
+    for name in names
+        .split_ascii_whitespace()
+        .filter(|word| !word.contains('='))
+    {
         let spawned = context.ring().spawn(spawner, name, &[]);
         match spawned {
             Ok(_) => println!(context, "[init] spawned {name}"),

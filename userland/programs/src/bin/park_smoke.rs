@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use capos_runtime::cases::{failure, Tally};
 use capos_runtime::sync::{Condvar, Mutex, Park};
 use capos_runtime::thread::{self, JoinHandle};
-use capos_runtime::{println, CapabilityHandle, Context, Opcode, Parked, Submission};
+use capos_runtime::{println, CapabilityHandle, Context, Parked};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 capos_runtime::entry!(main);
@@ -238,48 +238,34 @@ fn timeout(context: &Context) -> Result<String, String> {
     }
 }
 
-/// Threads parked kernel-wide, from `DiagnosticsRead`.
+/// Threads parked kernel-wide now.
 fn parked_threads(context: &Context) -> Result<u64, String> {
-    const COUNTERS_SIZE: usize = core::mem::size_of::<capos_runtime::abi::KernelCounters>();
-    let parked_offset = core::mem::offset_of!(capos_runtime::abi::KernelCounters, parked_threads);
-    let ring = context.shared_ring();
-    let mut bytes = [0u8; COUNTERS_SIZE];
-    let submission = Submission {
-        opcode: Opcode::DiagnosticsRead as u16,
-        flags: 0,
-        capability: context.capability(DIAGNOSTICS_SLOT).0,
-        user_data: ring.fresh_user_data(),
-        arguments: capos_runtime::abi::arguments::DiagnosticsRead {
-            buffer_address: bytes.as_mut_ptr() as u64,
-            buffer_capacity: COUNTERS_SIZE as u64,
-        }
-        .encode(),
-    };
-    // SAFETY: `bytes` is writable and untouched until `call` returns, which
-    // it does only once the kernel has completed the request.
-    let completion = unsafe { ring.call(submission) };
-    if completion.result != COUNTERS_SIZE as i64 {
-        return Err(format!("diagnostics result={}", completion.result));
-    }
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[parked_offset..parked_offset + 8]);
-    Ok(u64::from_le_bytes(word))
+    let diagnostics = context.capability(DIAGNOSTICS_SLOT);
+    let counters = context
+        .shared_ring()
+        .diagnostics_read(diagnostics)
+        .map_err(|error| failure("diagnostics", error))?;
+    Ok(counters.parked_threads)
 }
 
-/// Wait (sleeping 1 ms at a time, 5 s at most) until `parked` threads are
-/// parked kernel-wide.
+/// Wait (5 s at most) until `parked` threads are parked kernel-wide.
 fn wait_until_parked(context: &Context, parked: u64) -> Result<(), String> {
-    let timer = context.capability(TIMER_SLOT);
-    for _ in 0..5000 {
-        if parked_threads(context)? == parked {
-            return Ok(());
-        }
-        context
-            .shared_ring()
-            .timer_sleep(timer, 1_000_000)
-            .map_err(|error| failure("sleep", error))?;
+    let reading = context
+        .shared_ring()
+        .poll_counters(
+            context.capability(DIAGNOSTICS_SLOT),
+            context.capability(TIMER_SLOT),
+            5_000_000_000,
+            |counters| counters.parked_threads == parked,
+        )
+        .map_err(|error| failure("diagnostics", error))?;
+    if reading.parked_threads != parked {
+        return Err(format!(
+            "parked_threads={} expected={parked}",
+            reading.parked_threads
+        ));
     }
-    Err(format!("never saw {parked} parked threads"))
+    Ok(())
 }
 
 /// Unpark wakes at most the count asked for, and reports how many.

@@ -1,0 +1,233 @@
+//! Reading the kernel's resource counters through a `diagnostics`
+//! capability, and comparing two readings.
+//!
+//! The kernel copies [`KernelCounters`] as little-endian `u64`s in field
+//! order (docs/abi.md, `DiagnosticsRead`); [`decode`] is the one place user
+//! space turns those bytes back into the struct.
+
+use crate::ring::{decode_result, Ring};
+use capos_abi::{CapabilityHandle, Error, KernelCounters, Opcode, Submission};
+
+/// Bytes of one [`KernelCounters`] as the kernel writes them.
+pub const COUNTERS_SIZE: usize = core::mem::size_of::<KernelCounters>();
+
+/// Every counter with its name, in ABI field order.
+pub fn fields(counters: &KernelCounters) -> [(&'static str, u64); 9] {
+    [
+        ("free_frames", counters.free_frames),
+        ("heap_used_bytes", counters.heap_used_bytes),
+        ("live_threads", counters.live_threads),
+        ("live_processes", counters.live_processes),
+        ("timer_waiters", counters.timer_waiters),
+        ("endpoint_waiters", counters.endpoint_waiters),
+        ("exit_waiters", counters.exit_waiters),
+        ("cached_stacks", counters.cached_stacks),
+        ("parked_threads", counters.parked_threads),
+    ]
+}
+
+/// Decode the bytes `DiagnosticsRead` wrote.
+pub fn decode(bytes: &[u8; COUNTERS_SIZE]) -> KernelCounters {
+    let mut values = [0u64; COUNTERS_SIZE / 8];
+    for (value, chunk) in values.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        *value = u64::from_le_bytes(word);
+    }
+    let [free_frames, heap_used_bytes, live_threads, live_processes, timer_waiters, endpoint_waiters, exit_waiters, cached_stacks, parked_threads] =
+        values;
+    KernelCounters {
+        free_frames,
+        heap_used_bytes,
+        live_threads,
+        live_processes,
+        timer_waiters,
+        endpoint_waiters,
+        exit_waiters,
+        cached_stacks,
+        parked_threads,
+    }
+}
+
+/// A counter not back at its baseline: (name, before, after).
+pub type Difference = (&'static str, u64, u64);
+
+/// How much a later reading may differ from a baseline and still count as
+/// "everything given back".
+///
+/// Only the kernel's stack cache may legitimately grow: a thread's kernel
+/// stack goes back to the cache instead of being freed, so the cache holds
+/// as many stacks as were ever alive at once. A loop that keeps its own
+/// concurrency fixed can grow it only by the threads that overlapped its
+/// start (a child still being torn down while the next one is created).
+/// Each extra cached stack keeps its frames
+/// ([`FRAMES_PER_CACHED_STACK`]) and one slot of the cache's vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    /// Extra cached kernel stacks tolerated.
+    pub cached_stacks: u64,
+}
+
+/// Frames one cached kernel stack may hold: its 8 pages plus a page-table
+/// page for the stack region.
+pub const FRAMES_PER_CACHED_STACK: u64 = 9;
+
+/// Heap bytes one more cached stack may cost (the cache vector may double).
+pub const HEAP_PER_CACHED_STACK: u64 = 1024;
+
+/// The counters of `after` that are not back at their `before` value beyond
+/// `allowance`, as (name, before, after).
+pub fn unrestored(
+    before: &KernelCounters,
+    after: &KernelCounters,
+    allowance: Allowance,
+) -> alloc::vec::Vec<Difference> {
+    let grown = after.cached_stacks.saturating_sub(before.cached_stacks);
+    let within = |name: &str, was: u64, now: u64| match name {
+        "cached_stacks" => now >= was && now - was <= allowance.cached_stacks,
+        "free_frames" => now <= was && was - now <= grown * FRAMES_PER_CACHED_STACK,
+        "heap_used_bytes" => now >= was && now - was <= grown * HEAP_PER_CACHED_STACK,
+        _ => false,
+    };
+    fields(before)
+        .into_iter()
+        .zip(fields(after))
+        .filter(|((name, was), (_, now))| was != now && !within(name, *was, *now))
+        .map(|((name, was), (_, now))| (name, was, now))
+        .collect()
+}
+
+/// `before` and `after` as `name=<before>-><after>` words, three counters a
+/// line, so each line stays within one framed console piece.
+pub fn describe(
+    before: &KernelCounters,
+    after: &KernelCounters,
+) -> alloc::vec::Vec<alloc::string::String> {
+    use alloc::string::String;
+    let pairs: alloc::vec::Vec<String> = fields(before)
+        .into_iter()
+        .zip(fields(after))
+        .map(|((name, was), (_, now))| alloc::format!("{name}={was}->{now}"))
+        .collect();
+    pairs.chunks(3).map(|chunk| chunk.join(" ")).collect()
+}
+
+impl Ring {
+    /// `DiagnosticsRead`: the kernel's resource counters now.
+    pub fn diagnostics_read(&self, diagnostics: CapabilityHandle) -> Result<KernelCounters, Error> {
+        let mut bytes = [0u8; COUNTERS_SIZE];
+        let submission = Submission {
+            opcode: Opcode::DiagnosticsRead as u16,
+            flags: 0,
+            capability: diagnostics.0,
+            user_data: self.fresh_user_data(),
+            arguments: [bytes.as_mut_ptr() as u64, COUNTERS_SIZE as u64, 0, 0, 0, 0],
+        };
+        // SAFETY: `bytes` is writable, untouched until the call returns, and
+        // `call` returns only once the kernel has completed the request.
+        let completion = unsafe { self.call(submission) };
+        let written = decode_result(completion.result)?;
+        if written != COUNTERS_SIZE as u64 {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(decode(&bytes))
+    }
+
+    /// Read the counters until `done` accepts a reading, sleeping
+    /// [`SETTLE_POLL_NS`] between readings, for at most `timeout_ns`;
+    /// returns the last reading either way. Teardown of an exited process
+    /// finishes asynchronously (its last thread is reaped by a CPU's
+    /// scheduler loop), so a reading right after `ProcessWait` may still
+    /// count it.
+    pub fn poll_counters(
+        &self,
+        diagnostics: CapabilityHandle,
+        timer: CapabilityHandle,
+        timeout_ns: u64,
+        mut done: impl FnMut(&KernelCounters) -> bool,
+    ) -> Result<KernelCounters, Error> {
+        let start = self.timer_now(timer)?;
+        loop {
+            let now = self.diagnostics_read(diagnostics)?;
+            if done(&now) || self.timer_now(timer)?.saturating_sub(start) >= timeout_ns {
+                return Ok(now);
+            }
+            self.timer_sleep(timer, SETTLE_POLL_NS)?;
+        }
+    }
+
+    /// [`Ring::poll_counters`] until [`unrestored`] finds nothing against
+    /// `before`; returns the last reading and what was still not restored
+    /// (empty on success).
+    pub fn settle_counters(
+        &self,
+        diagnostics: CapabilityHandle,
+        timer: CapabilityHandle,
+        before: &KernelCounters,
+        allowance: Allowance,
+        timeout_ns: u64,
+    ) -> Result<(KernelCounters, alloc::vec::Vec<Difference>), Error> {
+        let now = self.poll_counters(diagnostics, timer, timeout_ns, |now| {
+            unrestored(before, now, allowance).is_empty()
+        })?;
+        let missing = unrestored(before, &now, allowance);
+        Ok((now, missing))
+    }
+}
+
+/// Pause between two readings in [`Ring::settle_counters`].
+pub const SETTLE_POLL_NS: u64 = 5_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_stack_cache_and_what_it_holds_may_grow() {
+        let before = KernelCounters {
+            free_frames: 1000,
+            heap_used_bytes: 5000,
+            cached_stacks: 2,
+            ..KernelCounters::default()
+        };
+        let allowance = Allowance { cached_stacks: 2 };
+        assert!(unrestored(&before, &before, allowance).is_empty());
+        let grown = KernelCounters {
+            free_frames: 1000 - 2 * FRAMES_PER_CACHED_STACK,
+            heap_used_bytes: 5100,
+            cached_stacks: 4,
+            ..before
+        };
+        assert!(unrestored(&before, &grown, allowance).is_empty());
+        let too_many = KernelCounters {
+            cached_stacks: 5,
+            ..grown
+        };
+        assert_eq!(
+            unrestored(&before, &too_many, allowance),
+            [("cached_stacks", 2, 5)]
+        );
+        let leaked = KernelCounters {
+            free_frames: 999,
+            live_processes: 1,
+            ..before
+        };
+        assert_eq!(
+            unrestored(&before, &leaked, allowance),
+            [("free_frames", 1000, 999), ("live_processes", 0, 1)]
+        );
+    }
+
+    #[test]
+    fn decode_reads_fields_in_abi_order() {
+        let mut bytes = [0u8; COUNTERS_SIZE];
+        for (index, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&(100 + index as u64).to_le_bytes());
+        }
+        let counters = decode(&bytes);
+        let values: Vec<u64> = fields(&counters).iter().map(|(_, value)| *value).collect();
+        assert_eq!(values, (100..109).collect::<Vec<u64>>());
+        assert_eq!(counters.free_frames, 100);
+        assert_eq!(counters.parked_threads, 108);
+    }
+}
