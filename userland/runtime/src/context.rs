@@ -1,10 +1,13 @@
-//! What a program's `main` gets: its ring, its capability slots, its console.
+//! What a program's `main` (and each thread body) gets: its thread's ring,
+//! the process's capability slots, its console.
 //!
 //! The manifest's i-th grant is in slot i with generation 0, so
-//! [`Context::capability`] needs no kernel round trip.
+//! [`Context::capability`] needs no kernel round trip. Each thread has its
+//! own `Context` over its own ring; the capability table is the process's.
 
 use crate::console::BufferedWriter;
 use crate::ring::Ring;
+use crate::sync::ParkSpace;
 use capos_abi::CapabilityHandle;
 use core::fmt::{self, Write};
 
@@ -31,9 +34,39 @@ impl Context {
         context
     }
 
+    /// The context of a thread made by [`crate::thread::spawn`]: its own
+    /// ring, the spawner's slot count, console and name. Leaves the panic
+    /// handler's (process-wide) console alone.
+    #[cfg_attr(test, allow(dead_code))]
+    pub(crate) fn for_thread(
+        ring: Ring,
+        slot_count: u16,
+        console: Option<CapabilityHandle>,
+        program: &'static str,
+    ) -> Self {
+        Self {
+            ring,
+            slot_count,
+            console,
+            program,
+        }
+    }
+
     /// This thread's ring, for the typed operations and raw submissions.
     pub fn ring(&mut self) -> &mut Ring {
         &mut self.ring
+    }
+
+    /// This thread's ring, shared: every ring operation takes `&self`, so
+    /// it may be used while a mutex guard or a [`ParkSpace`] holds it too.
+    pub fn shared_ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// The ParkSpace capability `handle` bound to this thread's ring, for
+    /// [`crate::sync::Mutex`] and [`crate::sync::Condvar`].
+    pub fn park_space(&self, handle: CapabilityHandle) -> ParkSpace<'_> {
+        ParkSpace::new(&self.ring, handle)
     }
 
     /// The handle of start slot `index` (manifest grant `index`). The kernel
@@ -57,7 +90,8 @@ impl Context {
         self.console
     }
 
-    /// Choose the console (`None`: drop output).
+    /// Choose the console (`None`: drop output). The panic handler's console
+    /// is the process's: it follows the latest call on any thread.
     pub fn set_console(&mut self, console: Option<CapabilityHandle>) {
         self.console = console;
         crate::panic::set_console(console);
@@ -65,11 +99,11 @@ impl Context {
 
     /// Write formatted text to the console; what [`crate::print!`] expands
     /// to. Console errors are ignored, like a closed stdout.
-    pub fn print(&mut self, arguments: fmt::Arguments<'_>) {
+    pub fn print(&self, arguments: fmt::Arguments<'_>) {
         let Some(console) = self.console else {
             return;
         };
-        let ring = &mut self.ring;
+        let ring = &self.ring;
         let mut writer = BufferedWriter::new(|bytes: &[u8]| {
             let _ = ring.console_write(console, bytes);
         });

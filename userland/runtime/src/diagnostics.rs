@@ -114,10 +114,7 @@ pub fn describe(
 
 impl Ring {
     /// `DiagnosticsRead`: the kernel's resource counters now.
-    pub fn diagnostics_read(
-        &mut self,
-        diagnostics: CapabilityHandle,
-    ) -> Result<KernelCounters, Error> {
+    pub fn diagnostics_read(&self, diagnostics: CapabilityHandle) -> Result<KernelCounters, Error> {
         let mut bytes = [0u8; COUNTERS_SIZE];
         let submission = Submission {
             opcode: Opcode::DiagnosticsRead as u16,
@@ -143,7 +140,7 @@ impl Ring {
     /// scheduler loop), so a reading right after `ProcessWait` may still
     /// count it.
     pub fn poll_counters(
-        &mut self,
+        &self,
         diagnostics: CapabilityHandle,
         timer: CapabilityHandle,
         timeout_ns: u64,
@@ -163,7 +160,7 @@ impl Ring {
     /// `before`; returns the last reading and what was still not restored
     /// (empty on success).
     pub fn settle_counters(
-        &mut self,
+        &self,
         diagnostics: CapabilityHandle,
         timer: CapabilityHandle,
         before: &KernelCounters,

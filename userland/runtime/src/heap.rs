@@ -1,5 +1,10 @@
 //! The heap: a linked-list allocator over a static 256 KiB array in `.bss`,
 //! so `alloc` (Vec, String, format!) works. Set up by `start` before `main`.
+//!
+//! All threads of the process share it. Its lock is a spin lock (atomic,
+//! so correct across CPUs); it is held only for the allocator's own list
+//! walk, never across a kernel call, so a waiter spins at most until the
+//! holder runs again (at the latest after the holder's CPU's next tick).
 
 #[cfg(not(test))]
 mod allocator {

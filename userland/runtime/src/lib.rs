@@ -1,5 +1,6 @@
 //! capOS user-space runtime: process entry, heap, capability ring client,
-//! console printing, `exit` and the panic handler.
+//! console printing, threads, mutex and condition variable, `exit` and the
+//! panic handler.
 //!
 //! A program is a `#![no_std] #![no_main]` binary that names its main
 //! function with [`entry!`]:
@@ -15,7 +16,9 @@
 //! ```
 //!
 //! Invariants a reader must know:
-//! - Programs are single-threaded: one thread, one ring, one [`Context`].
+//! - One ring and one [`Context`] per thread: `main` gets the first
+//!   thread's, a body run by [`thread::spawn`] its own thread's. A `Ring`
+//!   never leaves its thread; the heap is shared under a spin lock.
 //! - All `unsafe` lives here, each block with a `// SAFETY:` comment; the
 //!   ring's index words are touched only through `AtomicU32` references.
 //! - Under `cfg(test)` the crate builds against `std` for host unit tests:
@@ -27,6 +30,7 @@
 
 extern crate alloc;
 
+pub mod cases;
 mod console;
 mod context;
 pub mod diagnostics;
@@ -36,17 +40,21 @@ pub mod options;
 mod panic;
 pub mod random;
 pub mod ring;
+pub mod sync;
 pub mod syscall;
+pub mod thread;
 
 pub use capos_abi as abi;
 pub use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 pub use context::Context;
-pub use operations::{BootInfo, ReapError, Received};
+pub use operations::{BootInfo, Parked, ReapError, Received, SpawnedThread, ThreadEnd};
 pub use ring::{Ring, RingFull};
-pub use syscall::exit;
+pub use syscall::{exit, thread_exit};
 
 #[cfg(not(test))]
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+#[cfg(not(test))]
+core::arch::global_asm!(include_str!("thread.S"), options(att_syntax));
 #[cfg(not(test))]
 // The libc and unwinder symbols `core` needs, shared with the kernel.
 core::arch::global_asm!(

@@ -3,10 +3,13 @@
 //!
 //! Each wrapper borrows the buffers it names for the whole call, which is
 //! what makes these safe: the kernel is done with them when `call` returns.
+//! The one unsafe wrapper is [`Ring::thread_spawn`]: no buffer, but the new
+//! thread runs code and a stack the caller vouches for.
 
 use crate::ring::{decode_result, Ring};
 use alloc::string::String;
 use alloc::vec::Vec;
+use capos_abi::arguments;
 use capos_abi::limits::MESSAGE_MAX;
 use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 use core::sync::atomic::AtomicU8;
@@ -20,6 +23,36 @@ pub struct Received {
     pub token: u64,
     /// A capability the caller transferred, now in this process's table.
     pub transferred: Option<CapabilityHandle>,
+}
+
+/// A thread [`Ring::thread_spawn`] started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnedThread {
+    /// Its ThreadHandle, for [`Ring::thread_join`] (drop it to detach).
+    pub handle: CapabilityHandle,
+    /// The kernel's id of the thread (also in its `rdx` at start).
+    pub id: u64,
+}
+
+/// How a thread ended, as `ThreadJoin` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadEnd {
+    /// The value it passed to `thread_exit` (or the process's exit code if
+    /// it was killed).
+    pub value: i64,
+    /// True if the kernel stopped it (process exit or a fault).
+    pub killed: bool,
+}
+
+/// What a `Park` request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// An `Unpark` woke the thread (result 0).
+    Unparked,
+    /// The word did not hold the expected value; no wait (result 1).
+    Differed,
+    /// The timeout passed first (`TimedOut`).
+    TimedOut,
 }
 
 /// What [`Ring::boot_info`] reports about the machine.
@@ -90,7 +123,7 @@ fn address_mut<T>(items: &mut [T]) -> u64 {
 impl Ring {
     /// A submission with a fresh runtime `user_data`.
     fn request(
-        &mut self,
+        &self,
         opcode: Opcode,
         capability: CapabilityHandle,
         arguments: [u64; 6],
@@ -106,7 +139,7 @@ impl Ring {
 
     /// Call a submission that names no memory, or memory borrowed by the
     /// caller for the duration of this call.
-    fn call_borrowing(&mut self, submission: Submission) -> Completion {
+    fn call_borrowing(&self, submission: Submission) -> Completion {
         // SAFETY: every wrapper below names only memory borrowed from its own
         // arguments, which outlives this call, and `call` returns only once
         // the kernel has completed the operation (or never consumed it).
@@ -114,18 +147,14 @@ impl Ring {
     }
 
     /// `Nop`: a round trip through the kernel.
-    pub fn nop(&mut self) -> Result<(), Error> {
+    pub fn nop(&self) -> Result<(), Error> {
         let submission = self.request(Opcode::Nop, CapabilityHandle::NONE, [0; 6]);
         decode_result(self.call_borrowing(submission).result).map(drop)
     }
 
     /// `ConsoleWrite`: write `bytes` (at most `limits::CONSOLE_WRITE_MAX`)
     /// to the console; returns the bytes written.
-    pub fn console_write(
-        &mut self,
-        console: CapabilityHandle,
-        bytes: &[u8],
-    ) -> Result<usize, Error> {
+    pub fn console_write(&self, console: CapabilityHandle, bytes: &[u8]) -> Result<usize, Error> {
         let arguments = [address(bytes), bytes.len() as u64, 0, 0, 0, 0];
         let submission = self.request(Opcode::ConsoleWrite, console, arguments);
         decode_result(self.call_borrowing(submission).result).map(|count| count as usize)
@@ -135,7 +164,7 @@ impl Ring {
     /// grants followed by `grants` (copies of this process's handles).
     /// Returns a ProcessHandle for [`Ring::wait`].
     pub fn spawn(
-        &mut self,
+        &self,
         spawner: CapabilityHandle,
         name: &str,
         grants: &[CapabilityHandle],
@@ -157,7 +186,7 @@ impl Ring {
     /// status (the completion's `value`): the code it passed to `exit`, or
     /// `-(128 + vector)` if the kernel killed it for CPU exception `vector`
     /// (the completion's `extra` is then 1; docs/abi.md).
-    pub fn wait(&mut self, process: CapabilityHandle) -> Result<i64, Error> {
+    pub fn wait(&self, process: CapabilityHandle) -> Result<i64, Error> {
         let submission = self.request(Opcode::ProcessWait, process, [0; 6]);
         let completion = self.call_borrowing(submission);
         decode_result(completion.result)?;
@@ -165,13 +194,13 @@ impl Ring {
     }
 
     /// `TimerNow`: nanoseconds since boot.
-    pub fn timer_now(&mut self, timer: CapabilityHandle) -> Result<u64, Error> {
+    pub fn timer_now(&self, timer: CapabilityHandle) -> Result<u64, Error> {
         let submission = self.request(Opcode::TimerNow, timer, [0; 6]);
         decode_result(self.call_borrowing(submission).result)
     }
 
     /// `TimerSleep`: block this thread for at least `nanoseconds`.
-    pub fn timer_sleep(&mut self, timer: CapabilityHandle, nanoseconds: u64) -> Result<(), Error> {
+    pub fn timer_sleep(&self, timer: CapabilityHandle, nanoseconds: u64) -> Result<(), Error> {
         let submission = self.request(Opcode::TimerSleep, timer, [nanoseconds, 0, 0, 0, 0, 0]);
         decode_result(self.call_borrowing(submission).result).map(drop)
     }
@@ -179,7 +208,7 @@ impl Ring {
     /// `ManifestRead`: copy this process's argument string, from byte
     /// `offset`, into `buffer`. Returns (bytes copied, total length).
     pub fn manifest_read(
-        &mut self,
+        &self,
         manifest: CapabilityHandle,
         buffer: &mut [u8],
         offset: u64,
@@ -193,7 +222,7 @@ impl Ring {
 
     /// `BootInfo`: facts about this boot's machine, from the BootManifest
     /// capability.
-    pub fn boot_info(&mut self, manifest: CapabilityHandle) -> Result<BootInfo, Error> {
+    pub fn boot_info(&self, manifest: CapabilityHandle) -> Result<BootInfo, Error> {
         let submission = self.request(Opcode::BootInfo, manifest, [0; 6]);
         let completion = self.call_borrowing(submission);
         let cpus = decode_result(completion.result)?;
@@ -205,7 +234,7 @@ impl Ring {
 
     /// The whole argument string, read with [`Ring::manifest_read`].
     /// Not UTF-8 is `InvalidArgument`.
-    pub fn manifest_arguments(&mut self, manifest: CapabilityHandle) -> Result<String, Error> {
+    pub fn manifest_arguments(&self, manifest: CapabilityHandle) -> Result<String, Error> {
         let mut bytes = Vec::new();
         let mut chunk = [0u8; 128];
         loop {
@@ -222,7 +251,7 @@ impl Ring {
     /// and wait for the reply in `reply`. Returns (reply length, transferred
     /// capability).
     pub fn endpoint_call(
-        &mut self,
+        &self,
         endpoint: CapabilityHandle,
         message: &[u8],
         transfer: Option<CapabilityHandle>,
@@ -248,7 +277,7 @@ impl Ring {
 
     /// `EndpointReceive`: wait for a call into `buffer`.
     pub fn endpoint_receive(
-        &mut self,
+        &self,
         endpoint: CapabilityHandle,
         buffer: &mut [u8],
     ) -> Result<Received, Error> {
@@ -266,7 +295,7 @@ impl Ring {
     /// `EndpointReply`: answer the call `token` with `message`, optionally
     /// transferring `transfer`.
     pub fn endpoint_reply(
-        &mut self,
+        &self,
         endpoint: CapabilityHandle,
         token: u64,
         message: &[u8],
@@ -286,7 +315,7 @@ impl Ring {
 
     /// Wait for the child `process`, drop its handle, and require exit
     /// status 0: what a parent does with a child it is done with.
-    pub fn reap(&mut self, process: CapabilityHandle) -> Result<(), ReapError> {
+    pub fn reap(&self, process: CapabilityHandle) -> Result<(), ReapError> {
         let status = self.wait(process).map_err(ReapError::Wait)?;
         self.drop_capability(process).map_err(ReapError::Drop)?;
         if status != 0 {
@@ -297,10 +326,104 @@ impl Ring {
 
     /// `CapabilityDrop`: release `handle`; its slot's generation advances, so
     /// the handle is stale from now on.
-    pub fn drop_capability(&mut self, handle: CapabilityHandle) -> Result<(), Error> {
+    pub fn drop_capability(&self, handle: CapabilityHandle) -> Result<(), Error> {
         let submission = self.request(Opcode::CapabilityDrop, handle, [0; 6]);
         decode_result(self.call_borrowing(submission).result).map(drop)
     }
+
+    /// `ThreadSpawn`: start a sibling thread at `entry` with `rsp =
+    /// stack_top` (0: the kernel maps [`capos_abi::layout::THREAD_STACK_PAGES`]
+    /// with a guard page), `rsi = argument` and FS base `thread_pointer`;
+    /// its `rdi` is its own ring base and `rdx` its id (docs/abi.md). Most
+    /// programs want [`crate::thread::spawn`] instead.
+    ///
+    /// # Safety
+    /// The new thread runs whatever is at `entry` in this address space,
+    /// with this stack: the caller vouches that this code and stack are fit
+    /// for it (a stack no other code uses, code that ends with `thread_exit`
+    /// or `exit`). Addresses the kernel refuses start nothing.
+    pub unsafe fn thread_spawn(
+        &self,
+        spawner: CapabilityHandle,
+        arguments: arguments::ThreadSpawn,
+    ) -> Result<SpawnedThread, Error> {
+        // SAFETY: forwarded from this function's contract.
+        let completion = unsafe { self.thread_spawn_completion(spawner, arguments) }?;
+        spawned_thread(&completion)
+    }
+
+    /// The `ThreadSpawn` completion; `Err` only when `cap_enter` failed, in
+    /// which case the thread may still start later ([`Ring::try_call`]).
+    ///
+    /// # Safety
+    /// As for [`Ring::thread_spawn`].
+    pub(crate) unsafe fn thread_spawn_completion(
+        &self,
+        spawner: CapabilityHandle,
+        arguments: arguments::ThreadSpawn,
+    ) -> Result<Completion, Error> {
+        let submission = self.request(Opcode::ThreadSpawn, spawner, arguments.encode());
+        // SAFETY: `ThreadSpawn` names no memory the kernel reads or writes
+        // for the request; what the new thread runs is the caller's promise.
+        unsafe { self.try_call(submission) }
+    }
+
+    /// `ThreadJoin`: block until the thread of `thread` (a ThreadHandle) has
+    /// ended; its exit value and whether it was killed. The handle stays
+    /// valid (drop it with [`Ring::drop_capability`]).
+    pub fn thread_join(&self, thread: CapabilityHandle) -> Result<ThreadEnd, Error> {
+        let submission = self.request(Opcode::ThreadJoin, thread, [0; 6]);
+        let completion = self.call_borrowing(submission);
+        decode_result(completion.result)?;
+        Ok(ThreadEnd {
+            value: completion.value as i64,
+            killed: completion.extra != 0,
+        })
+    }
+
+    /// `Park` on `space` (a ParkSpace): wait while the `u32` at `address`
+    /// (4-aligned, in this process) equals `expected`, for at most
+    /// `timeout_ns` ([`capos_abi::NO_TIMEOUT`]: forever). The kernel only
+    /// reads the word, once, when it takes the request, so any address is
+    /// safe to pass: bad ones are refused (`InvalidArgument` misaligned,
+    /// `BadAddress` unmapped).
+    pub fn park(
+        &self,
+        space: CapabilityHandle,
+        address: u64,
+        expected: u32,
+        timeout_ns: u64,
+    ) -> Result<Parked, Error> {
+        let arguments = arguments::Park {
+            address,
+            expected: u64::from(expected),
+            timeout_ns,
+        };
+        let submission = self.request(Opcode::Park, space, arguments.encode());
+        match decode_result(self.call_borrowing(submission).result) {
+            Ok(0) => Ok(Parked::Unparked),
+            Ok(_) => Ok(Parked::Differed),
+            Err(Error::TimedOut) => Ok(Parked::TimedOut),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `Unpark` on `space`: wake up to `count` threads of this process
+    /// parked on the word at `address`; returns how many were woken.
+    pub fn unpark(&self, space: CapabilityHandle, address: u64, count: u64) -> Result<u64, Error> {
+        let arguments = arguments::Unpark { address, count };
+        let submission = self.request(Opcode::Unpark, space, arguments.encode());
+        decode_result(self.call_borrowing(submission).result)
+    }
+}
+
+/// Decode a `ThreadSpawn` completion: result = the handle, value = the id.
+pub(crate) fn spawned_thread(completion: &Completion) -> Result<SpawnedThread, Error> {
+    let handle = decode_result(completion.result)?;
+    Ok(SpawnedThread {
+        handle: CapabilityHandle(handle as u32),
+        id: completion.value,
+    })
 }
 
 #[cfg(test)]
@@ -323,7 +446,7 @@ mod tests {
     fn typed_operations_round_trip_through_the_fake_kernel() {
         let memory = fake::ring_memory();
         // SAFETY: a fresh ring image that outlives the Ring.
-        let mut ring = unsafe { Ring::from_base(memory.0.as_ptr() as usize) };
+        let ring = unsafe { Ring::from_base(memory.0.as_ptr() as usize) };
         assert_eq!(ring.nop(), Ok(()));
         // The fake kernel answers everything but Nop with InvalidOpcode.
         assert_eq!(

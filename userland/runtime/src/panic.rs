@@ -3,14 +3,16 @@
 //! [`crate::PANIC_EXIT_CODE`].
 //!
 //! It must not allocate or trust the program's state: it builds its own ring
-//! client (the program's is abandoned for good), drops unrelated
-//! completions, and gives up printing after a bounded number of entries into
-//! the kernel. A panic while panicking exits at once.
+//! client on the panicking thread's ring (that thread's `Ring` is abandoned
+//! for good), drops unrelated completions, and gives up printing after a
+//! bounded number of entries into the kernel. A panic while panicking on the
+//! same thread exits at once. Panics on two threads at once each print on
+//! their own ring; the first to finish ends the process.
 
 use capos_abi::CapabilityHandle;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-/// Ring base registered by `start` (0: not yet).
+/// The first thread's ring base, registered by `start` (0: not yet).
 static RING_BASE: AtomicUsize = AtomicUsize::new(0);
 /// Console handle (`CapabilityHandle::NONE`: none).
 static CONSOLE: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -41,20 +43,26 @@ mod handler {
     /// Entries into the kernel one console write may take before giving up.
     const MAX_ENTERS: u32 = 64;
 
-    static PANICKING: AtomicBool = AtomicBool::new(false);
+    /// Set when the first thread panics; spawned threads use their block.
+    static FIRST_THREAD_PANICKING: AtomicBool = AtomicBool::new(false);
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-        if PANICKING.swap(true, Ordering::AcqRel) {
+        let panicking = match crate::thread::current_block() {
+            Some(block) => &block.panicking,
+            None => &FIRST_THREAD_PANICKING,
+        };
+        if panicking.swap(true, Ordering::AcqRel) {
             crate::exit(crate::PANIC_EXIT_CODE);
         }
-        let ring_base = RING_BASE.load(Ordering::Acquire);
+        let ring_base = crate::thread::current_ring_base(RING_BASE.load(Ordering::Acquire));
         let console = CONSOLE.load(Ordering::Acquire);
         if ring_base != 0 && console != CapabilityHandle::NONE.0 {
-            // SAFETY: `start` registered the kernel's ring base, mapped for
-            // the process lifetime. The program's own `Ring` is never used
-            // again: this handler ends the process.
-            let mut ring = unsafe { Ring::from_base(ring_base) };
+            // SAFETY: the ring base is this thread's (registered by `start`
+            // on the first thread, stored by the thread itself otherwise),
+            // mapped while the thread lives. The thread's own `Ring` is
+            // never used again: this handler ends the process.
+            let ring = unsafe { Ring::from_base(ring_base) };
             let program = PROGRAM.get().copied().unwrap_or("?");
             let mut writer = BufferedWriter::new(|bytes: &[u8]| {
                 let submission = Submission {

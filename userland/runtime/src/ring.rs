@@ -17,6 +17,8 @@
 use alloc::collections::VecDeque;
 use capos_abi::ring::{self, header};
 use capos_abi::{Completion, Error, Submission, NO_TIMEOUT};
+use core::cell::{Cell, RefCell};
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bit set in every `user_data` the runtime picks for its own operations.
@@ -64,13 +66,22 @@ pub fn decode_result(result: i64) -> Result<u64, Error> {
 }
 
 /// This thread's ring.
+///
+/// Every method takes `&self`: the local state sits in cells, so a mutex
+/// guard or a join handle can hold a shared reference to the ring while the
+/// program keeps using it. A `Ring` is neither `Send` nor `Sync`: only the
+/// thread the kernel gave the mapping to may use it, because `cap_enter`
+/// consumes and waits on the caller's own ring only. No method calls back
+/// into program code, so the cells are never borrowed twice.
 pub struct Ring {
     /// Address of the two-page ring mapping.
     base: usize,
     /// Completions taken off the queue by `call` but not yet returned.
-    buffered: VecDeque<Completion>,
+    buffered: RefCell<VecDeque<Completion>>,
     /// Counter behind [`Ring::fresh_user_data`].
-    next_user_data: u64,
+    next_user_data: Cell<u64>,
+    /// Keeps the ring on the thread it belongs to.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl Ring {
@@ -85,8 +96,9 @@ impl Ring {
     pub unsafe fn from_base(base: usize) -> Self {
         Self {
             base,
-            buffered: VecDeque::new(),
-            next_user_data: 0,
+            buffered: RefCell::new(VecDeque::new()),
+            next_user_data: Cell::new(0),
+            _thread_bound: PhantomData,
         }
     }
 
@@ -119,9 +131,10 @@ impl Ring {
 
     /// A `user_data` no earlier call of this function returned (within 2^63
     /// calls), with [`RUNTIME_USER_DATA`] set.
-    pub fn fresh_user_data(&mut self) -> u64 {
-        self.next_user_data = self.next_user_data.wrapping_add(1);
-        RUNTIME_USER_DATA | self.next_user_data
+    pub fn fresh_user_data(&self) -> u64 {
+        let next = self.next_user_data.get().wrapping_add(1);
+        self.next_user_data.set(next);
+        RUNTIME_USER_DATA | next
     }
 
     /// Queue `submission` for the kernel, which sees it at the next
@@ -133,7 +146,7 @@ impl Ring {
     /// the ring: readable for ranges the kernel reads, and for ranges it
     /// writes, writable and not otherwise accessed. Ranges outside this
     /// program's memory are fine: the kernel rejects them.
-    pub unsafe fn submit(&mut self, submission: Submission) -> Result<(), RingFull> {
+    pub unsafe fn submit(&self, submission: Submission) -> Result<(), RingFull> {
         let head = self.index(header::SQ_HEAD).load(Ordering::Acquire);
         let tail = self.index(header::SQ_TAIL).load(Ordering::Relaxed);
         if tail.wrapping_sub(head) >= ring::SQ_ENTRIES {
@@ -154,13 +167,13 @@ impl Ring {
     /// until at least `min_complete` completions are on the queue or
     /// `timeout_ns` passes. Returns the number on the queue (completions
     /// already moved to the local buffer are not counted).
-    pub fn enter(&mut self, min_complete: u32, timeout_ns: u64) -> Result<u32, Error> {
+    pub fn enter(&self, min_complete: u32, timeout_ns: u64) -> Result<u32, Error> {
         let count = decode_result(crate::syscall::cap_enter(min_complete, timeout_ns))?;
         Ok(count as u32)
     }
 
     /// Take one completion off the shared queue, bypassing the buffer.
-    fn pop_queue(&mut self) -> Option<Completion> {
+    fn pop_queue(&self) -> Option<Completion> {
         let tail = self.index(header::CQ_TAIL).load(Ordering::Acquire);
         let head = self.index(header::CQ_HEAD).load(Ordering::Relaxed);
         if head == tail {
@@ -179,15 +192,18 @@ impl Ring {
 
     /// The oldest completion not yet returned: buffered ones first, then the
     /// shared queue. Does not enter the kernel.
-    pub fn next_completion(&mut self) -> Option<Completion> {
-        self.buffered.pop_front().or_else(|| self.pop_queue())
+    pub fn next_completion(&self) -> Option<Completion> {
+        self.buffered
+            .borrow_mut()
+            .pop_front()
+            .or_else(|| self.pop_queue())
     }
 
     /// Completions ready to be returned by [`Ring::next_completion`].
     pub fn ready_completions(&self) -> usize {
         let tail = self.index(header::CQ_TAIL).load(Ordering::Acquire);
         let head = self.index(header::CQ_HEAD).load(Ordering::Relaxed);
-        self.buffered.len() + tail.wrapping_sub(head) as usize
+        self.buffered.borrow().len() + tail.wrapping_sub(head) as usize
     }
 
     /// Submit and wait for this submission's completion (matched by
@@ -201,13 +217,24 @@ impl Ring {
     /// As for [`Ring::submit`] (the memory need only stay valid until this
     /// returns, unless it returns an error from `cap_enter` while the
     /// submission is still queued).
-    pub unsafe fn call(&mut self, submission: Submission) -> Completion {
+    pub unsafe fn call(&self, submission: Submission) -> Completion {
         let user_data = submission.user_data;
-        let failed = |error: Error| Completion {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.try_call(submission) }.unwrap_or_else(|error| Completion {
             user_data,
             result: error.as_result(),
             ..Completion::default()
-        };
+        })
+    }
+
+    /// [`Ring::call`], telling a failed `cap_enter` apart from a completion:
+    /// `Err` means the kernel may or may not have consumed the submission,
+    /// so whatever it names must be treated as still lent to the kernel.
+    ///
+    /// # Safety
+    /// As for [`Ring::call`].
+    pub(crate) unsafe fn try_call(&self, submission: Submission) -> Result<Completion, Error> {
+        let user_data = submission.user_data;
         loop {
             // SAFETY: forwarded from this function's contract.
             match unsafe { self.submit(submission) } {
@@ -215,29 +242,25 @@ impl Ring {
                 Err(RingFull) => {
                     // The kernel may be holding back for CQ room: make some.
                     self.buffer_queue();
-                    if let Err(error) = self.enter(0, NO_TIMEOUT) {
-                        return failed(error);
-                    }
+                    self.enter(0, NO_TIMEOUT)?;
                 }
             }
         }
         loop {
             while let Some(completion) = self.pop_queue() {
                 if completion.user_data == user_data {
-                    return completion;
+                    return Ok(completion);
                 }
-                self.buffered.push_back(completion);
+                self.buffered.borrow_mut().push_back(completion);
             }
-            if let Err(error) = self.enter(1, NO_TIMEOUT) {
-                return failed(error);
-            }
+            self.enter(1, NO_TIMEOUT)?;
         }
     }
 
     /// Move everything on the shared queue to the local buffer.
-    fn buffer_queue(&mut self) {
+    fn buffer_queue(&self) {
         while let Some(completion) = self.pop_queue() {
-            self.buffered.push_back(completion);
+            self.buffered.borrow_mut().push_back(completion);
         }
     }
 
@@ -246,7 +269,7 @@ impl Ring {
     /// into the kernel. For the panic handler only.
     #[cfg_attr(test, allow(dead_code))]
     pub(crate) fn call_discarding(
-        &mut self,
+        &self,
         submission: Submission,
         max_enters: u32,
     ) -> Option<Completion> {
@@ -293,7 +316,7 @@ impl Ring {
     /// consume must hold a submission satisfying [`Ring::submit`]'s contract;
     /// a `tail` more than `SQ_ENTRIES` ahead of the head must be rejected
     /// with `RingOverrun` by the kernel before it consumes anything.
-    pub unsafe fn set_submission_tail(&mut self, tail: u32) {
+    pub unsafe fn set_submission_tail(&self, tail: u32) {
         self.index(header::SQ_TAIL).store(tail, Ordering::Release);
     }
 }
@@ -318,12 +341,12 @@ mod tests {
         unsafe { Ring::from_base(memory.0.as_ptr() as usize) }
     }
 
-    fn submit(ring: &mut Ring, submission: Submission) -> Result<(), RingFull> {
+    fn submit(ring: &Ring, submission: Submission) -> Result<(), RingFull> {
         // SAFETY: test submissions name no memory.
         unsafe { ring.submit(submission) }
     }
 
-    fn drain(ring: &mut Ring) -> Vec<u64> {
+    fn drain(ring: &Ring) -> Vec<u64> {
         std::iter::from_fn(|| ring.next_completion())
             .map(|completion| {
                 assert_eq!(completion.result, 0);
@@ -344,25 +367,25 @@ mod tests {
     #[test]
     fn batch_of_32_completes_in_one_enter() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         for user_data in 0..32 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
         assert_eq!(ring.enter(32, NO_TIMEOUT), Ok(32));
-        assert_eq!(drain(&mut ring), (0..32).collect::<Vec<_>>());
+        assert_eq!(drain(&ring), (0..32).collect::<Vec<_>>());
     }
 
     #[test]
     fn full_completion_queue_holds_back_submissions_without_loss() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         for user_data in 0..64 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
-        assert_eq!(submit(&mut ring, nop(99)), Err(RingFull));
+        assert_eq!(submit(&ring, nop(99)), Err(RingFull));
         assert_eq!(ring.enter(64, NO_TIMEOUT), Ok(64));
         for user_data in 64..80 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
         // The CQ is full: the kernel must leave the 16 queued.
         assert_eq!(ring.enter(0, NO_TIMEOUT), Ok(64));
@@ -370,9 +393,9 @@ mod tests {
             ring.submission_indices().1 - ring.submission_indices().0,
             16
         );
-        let mut seen = drain(&mut ring);
+        let mut seen = drain(&ring);
         assert_eq!(ring.enter(16, NO_TIMEOUT), Ok(16));
-        seen.extend(drain(&mut ring));
+        seen.extend(drain(&ring));
         assert_eq!(seen.len(), 80);
         assert_eq!(seen.into_iter().collect::<BTreeSet<_>>().len(), 80);
     }
@@ -380,39 +403,39 @@ mod tests {
     #[test]
     fn call_keeps_other_completions_in_order() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         for user_data in 1..=3 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
         // SAFETY: a Nop names no memory.
         let completion = unsafe { ring.call(nop(9)) };
         assert_eq!((completion.user_data, completion.result), (9, 0));
         assert_eq!(ring.ready_completions(), 3);
-        assert_eq!(drain(&mut ring), [1, 2, 3]);
+        assert_eq!(drain(&ring), [1, 2, 3]);
     }
 
     #[test]
     fn call_makes_room_when_both_queues_are_full() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         for user_data in 0..64 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
         ring.enter(0, NO_TIMEOUT).unwrap();
         for user_data in 64..128 {
-            submit(&mut ring, nop(user_data)).unwrap();
+            submit(&ring, nop(user_data)).unwrap();
         }
         // SAFETY: a Nop names no memory.
         let completion = unsafe { ring.call(nop(1000)) };
         assert_eq!(completion.user_data, 1000);
-        let seen = drain(&mut ring);
+        let seen = drain(&ring);
         assert_eq!(seen, (0..128).collect::<Vec<_>>());
     }
 
     #[test]
     fn overrun_is_reported_and_recoverable() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         let (head, tail) = ring.submission_indices();
         // SAFETY: the fake kernel rejects the overrun before reading slots.
         unsafe { ring.set_submission_tail(head.wrapping_add(1000)) };
@@ -426,7 +449,7 @@ mod tests {
     #[test]
     fn fresh_user_data_is_marked_and_unique() {
         let memory = fake::ring_memory();
-        let mut ring = ring(&memory);
+        let ring = ring(&memory);
         let first = ring.fresh_user_data();
         let second = ring.fresh_user_data();
         assert_ne!(first, second);

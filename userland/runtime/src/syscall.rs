@@ -1,4 +1,4 @@
-//! The two raw system calls, `cap_enter` and `exit`.
+//! The raw system calls: `cap_enter`, `exit` and `thread_exit`.
 //!
 //! Convention (docs/abi.md): `syscall` with the number in `rax`, arguments in
 //! `rdi` and `rsi`, the result in `rax`; the CPU uses `rcx` and `r11` for the
@@ -63,6 +63,34 @@ pub fn exit(code: i32) -> ! {
     }
     #[cfg(test)]
     panic!("exit({code}) in a host test");
+    #[allow(unreachable_code)]
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// End the calling thread only, with `value` for `ThreadJoin`; the last
+/// thread's `thread_exit` ends the process with `value` as its exit code.
+/// Other threads and the process's capabilities are untouched. Called
+/// from inside a body run by [`crate::thread::spawn`] instead of returning,
+/// it skips the runtime's cleanup: the thread's block and its ring's local
+/// buffer stay allocated.
+pub fn thread_exit(value: i64) -> ! {
+    #[cfg(not(test))]
+    // SAFETY: `thread_exit` does not return to this thread; if a broken
+    // kernel did return, the registers it may change are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") Syscall::ThreadExit as u64 => _,
+            in("rdi") value as u64,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    #[cfg(test)]
+    panic!("thread_exit({value}) in a host test");
     #[allow(unreachable_code)]
     loop {
         core::hint::spin_loop();
