@@ -193,6 +193,39 @@ impl Ring {
         Ok(completion.value as i64)
     }
 
+    /// `MemoryMap`: fresh zeroed pages at `[address, +length)` in the map
+    /// region (`writable` or read-only; never executable).
+    pub fn memory_map(
+        &self,
+        memory: CapabilityHandle,
+        address: u64,
+        length: u64,
+        writable: bool,
+    ) -> Result<u64, Error> {
+        let arguments = capos_abi::arguments::MemoryMap {
+            address,
+            length,
+            flags: u64::from(writable),
+        };
+        let submission = self.request(Opcode::MemoryMap, memory, arguments.encode());
+        let completion = self.call_borrowing(submission);
+        decode_result(completion.result)
+    }
+
+    /// `MemoryUnmap`: unmap `[address, +length)`; every CPU has flushed the
+    /// pages when this returns. Returns the bytes that were mapped.
+    pub fn memory_unmap(
+        &self,
+        memory: CapabilityHandle,
+        address: u64,
+        length: u64,
+    ) -> Result<u64, Error> {
+        let arguments = capos_abi::arguments::MemoryUnmap { address, length };
+        let submission = self.request(Opcode::MemoryUnmap, memory, arguments.encode());
+        let completion = self.call_borrowing(submission);
+        decode_result(completion.result)
+    }
+
     /// `TimerNow`: nanoseconds since boot.
     pub fn timer_now(&self, timer: CapabilityHandle) -> Result<u64, Error> {
         let submission = self.request(Opcode::TimerNow, timer, [0; 6]);
