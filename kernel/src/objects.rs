@@ -97,6 +97,23 @@ struct EndpointState {
     next_token: u64,
 }
 
+impl EndpointState {
+    /// Give back the capacity of queues that are empty, so an idle
+    /// endpoint holds no heap whatever its past load was (the kernel's
+    /// heap counter returns to its value before a burst of calls).
+    fn release_idle_capacity(&mut self) {
+        if self.calls.is_empty() {
+            self.calls.shrink_to_fit();
+        }
+        if self.receives.is_empty() {
+            self.receives.shrink_to_fit();
+        }
+        if self.awaiting_reply.is_empty() {
+            self.awaiting_reply.shrink_to_fit();
+        }
+    }
+}
+
 /// Calls, receives and unanswered calls queued on every endpoint.
 static QUEUED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -218,6 +235,7 @@ impl Endpoint {
                 })
                 .ok_or(Error::NotFound)?;
             queued_changed(0, 1);
+            state.release_idle_capacity();
             state.awaiting_reply.swap_remove(position).call
         };
         let process = &call.caller.process;
@@ -277,6 +295,7 @@ impl Endpoint {
             }
             let after = state.receives.len() + state.calls.len() + state.awaiting_reply.len();
             queued_changed(0, before - after);
+            state.release_idle_capacity();
         }
         for call in orphaned {
             complete_orphan(call);
