@@ -68,8 +68,11 @@ const GRANTERS: usize = 2;
 const SHORT_WAIT_NS: u64 = 50_000_000;
 const SETTLE_NS: u64 = 2_000_000_000;
 /// Extra cached kernel stacks tolerated in round two (see
-/// `capos_runtime::diagnostics::Allowance`).
-const STACK_CACHE_SLACK: u64 = 2;
+/// `capos_runtime::diagnostics::Allowance`). The cache keeps the stacks of
+/// threads that were gone at once, so its size follows the round's peak of
+/// simultaneous exits, which varies with timing by a few (a soak once saw
+/// 6 -> 9); a leak of one stack per spawn is caught by `hostile-spawn-loop`.
+const STACK_CACHE_SLACK: u64 = 8;
 
 fn main(context: &mut Context) -> i32 {
     let manifest = CapabilityHandle::new(context.slot_count().saturating_sub(1), 0);
