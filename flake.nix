@@ -24,6 +24,7 @@
     build = import ./nix/packages.nix {
       inherit pkgs;
       sourceDateEpoch = toString self.lastModified;
+      sourceRevision = self.rev or self.dirtyRev or "unknown";
     };
 
     # Every app runs exactly one `capos` subcommand and passes its own

@@ -5,6 +5,9 @@
   # uses the same value outside Nix (HEAD's commit time), so both paths
   # stamp the ISO alike.
   sourceDateEpoch,
+  # The flake's git revision (or "<rev>-dirty"/"unknown"): stamped into the
+  # `capos` binary, which records it in every bundle it makes.
+  sourceRevision,
 }: let
   lib = pkgs.lib;
 
@@ -72,6 +75,8 @@
     src = source.tree;
     cargoLock.lockFile = ../Cargo.lock;
     cargoBuildFlags = ["-p" "capos-evidence"];
+    # No .git in the sandbox: tell the build script which commit this is.
+    CAPOS_TOOL_COMMIT = sourceRevision;
     # The host test suite runs once, in checks.cargo-test.
     doCheck = false;
     nativeBuildInputs = [pkgs.makeWrapper];
@@ -156,6 +161,7 @@ in {
     vendor
     setupCargoHome
     sourceDateEpoch
+    sourceRevision
     capos
     iso
     baseline

@@ -1,12 +1,14 @@
 # Offline evaluation of flake.nix and flake.lock for ci/check-flake.
 #
 # Calls the flake's `outputs` with stand-ins for nixpkgs and rust-overlay
-# (nothing is fetched), validates flake.lock against flake.nix, and writes a
-# line-oriented report to the store; the script prints its path. Lines:
+# (nothing is fetched), validates flake.lock against flake.nix, and returns
+# a report as a list of strings (nothing is written to the Nix store;
+# ci/check-flake evaluates it with `--xml`, which keeps nix's diagnostics on
+# stderr apart from the data). Items:
 #   OUTPUT <kind> <name>            an output attribute that exists
 #   APP <name> <capos words...>     the `capos` subcommand an app runs
 #   APPFLAG <name> <--flag>         a flag the app adds before the user's arguments
-#   APPSCRIPT <name> <path>         the app's script text (for shellcheck)
+#   APPSCRIPT <name> <script>       the app's script text, newlines and all (for shellcheck)
 #   TOOLCHAIN <channel>             channel read from rust-toolchain.toml
 #   LOCK <node> <owner>/<repo> <rev> <lastModified> <narHash>
 #   ERROR <message>                 anything wrong
@@ -65,8 +67,14 @@
 
   appLines = concatMap (name: let
     app = outputs.apps.${system}.${name};
-    script = builtins.head (builtins.match "(.*)/bin/[^/]+" app.program);
-    lines = builtins.filter builtins.isString (builtins.split "\n" (builtins.readFile script));
+    # The stand-in writeShellApplication makes the script text its "store
+    # path", so the program is "<script text>/bin/capos-<name>".
+    suffix = "/bin/capos-${name}";
+    programLength = builtins.stringLength app.program;
+    suffixLength = builtins.stringLength suffix;
+    hasSuffix = programLength >= suffixLength && builtins.substring (programLength - suffixLength) suffixLength app.program == suffix;
+    script = builtins.substring 0 (programLength - suffixLength) app.program;
+    lines = builtins.filter builtins.isString (builtins.split "\n" script);
     calls = builtins.filter (m: m != null) (map (builtins.match ''[[:space:]]*exec capos ([^"]+) "\$@"[[:space:]]*'') lines);
     # Subcommand words come first; then `--flag value` pairs the app adds.
     tokens = builtins.filter (t: builtins.isString t && t != "") (builtins.split " " (builtins.head (builtins.head calls)));
@@ -75,6 +83,7 @@
     flags = builtins.filter isFlag tokens;
   in
     (when (app.type or null != "app") ["ERROR app ${name}: type is not \"app\""])
+    ++ (when (!hasSuffix) ["ERROR app ${name}: program does not end in ${suffix}"])
     ++ (
       if builtins.length calls == 1
       then ["APP ${name} ${builtins.concatStringsSep " " words}"] ++ map (f: "APPFLAG ${name} ${f}") flags
@@ -208,4 +217,4 @@
     ++ lockLines
     ++ map (e: "ERROR ${e}") lockErrors;
 in
-  builtins.toFile "check-flake-report" (builtins.concatStringsSep "\n" report + "\n")
+  report

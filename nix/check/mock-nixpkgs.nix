@@ -1,7 +1,8 @@
 # A stand-in for `import nixpkgs { ... }` that knows only the attributes the
 # flake uses. Derivations are plain attribute sets with a fake store path,
-# except writeShellApplication, whose script text is written to the store
-# so ci/check-flake can read back what each app runs.
+# except writeShellApplication, whose "path" is the script text itself, so
+# ci/check-flake can read back what each app runs from the app's `program`
+# string without writing anything to the Nix store.
 # Test scaffolding only; the flake itself never imports this file.
 {
   system,
@@ -50,7 +51,7 @@
         ${text}
       '';
     in
-      (mockDrv name args) // {outPath = builtins.toFile "check-flake-app-${name}" script;};
+      (mockDrv name args) // {outPath = script;};
 
     makeWrapper = mockDrv "make-shell-wrapper-hook" {};
 
