@@ -96,6 +96,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
         timer::init_cpu(index);
     }
     sched::init_queues(platform::percpu::count());
+    process::init_retired(sched::THREADS_MAX);
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),

@@ -47,7 +47,7 @@ use capos_kcore::sched::{
     choose_steal_victim, needs_address_space_switch, place_wake, CpuIndex, CpuSet, Waker, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
@@ -76,12 +76,11 @@ static CURRENT: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(Non
 static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 
 /// Threads alive at once, kernel-wide; every run queue has room for all.
-const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
+pub const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
 
 /// Give each CPU's queue room for [`THREADS_MAX`] threads, so a wake-up
 /// never allocates (call once CPUs are known).
 pub fn init_queues(cpus: usize) {
-    crate::process::init_retired(THREADS_MAX);
     for queue in QUEUES.iter().take(cpus) {
         if queue.threads.lock().try_reserve(THREADS_MAX).is_err() {
             crate::mem::fail(format_args!("no heap for the run queues"));
@@ -157,8 +156,6 @@ struct RunState {
     /// The CPU the thread runs or last ran on.
     cpu: usize,
     blocked: bool,
-    /// Asked to stop: the thread unwinds to its user boundary and exits.
-    killed: bool,
     /// Finished: never runs again.
     dead: bool,
 }
@@ -171,6 +168,12 @@ pub struct Thread {
     context: UnsafeCell<u64>,
     fpu: UnsafeCell<FpuArea>,
     run: Mutex<RunState>,
+    /// Asked to stop: the thread unwinds to its user boundary and exits.
+    /// An atomic, not part of `RunState`, so the check on every return to
+    /// user mode takes no lock; it is set under the run lock (see `kill`)
+    /// and read after `blocked` is set (see `block_until`), so a kill and a
+    /// block never miss each other.
+    killed: AtomicBool,
     /// The thread's capability ring.
     pub ring: crate::ring::ThreadRing,
     /// The thread's registered deadlines (see `timer`).
@@ -252,6 +255,7 @@ impl Thread {
             context: UnsafeCell::new(0),
             fpu: UnsafeCell::new(fpu),
             run: Mutex::new(RunState::default()),
+            killed: AtomicBool::new(false),
             ring,
             timers: crate::timer::ThreadTimers::new(),
             fs_base: start.fs_base,
@@ -302,8 +306,8 @@ impl Thread {
     /// reschedule IPI so it leaves user mode now.
     pub fn kill(self: &Arc<Self>) {
         let running_elsewhere = {
-            let mut state = self.run.lock();
-            state.killed = true;
+            let state = self.run.lock();
+            self.killed.store(true, Ordering::SeqCst);
             (state.on_cpu && state.cpu != percpu::current().index).then_some(state.cpu)
         };
         self.wake();
@@ -370,7 +374,7 @@ impl Thread {
 
     /// Whether the thread has been asked to stop.
     pub fn killed(&self) -> bool {
-        self.run.lock().killed
+        self.killed.load(Ordering::SeqCst)
     }
 }
 
@@ -411,7 +415,7 @@ pub fn current() -> Option<Arc<Thread>> {
 pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
         thread.run.lock().blocked = true;
-        if ready() || thread.run.lock().killed {
+        if ready() || thread.killed() {
             thread.run.lock().blocked = false;
             return;
         }

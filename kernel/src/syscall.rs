@@ -108,8 +108,6 @@ fn execute(thread: &Arc<Thread>, submission: &Submission) {
     let in_flight = thread.ring.with(|_, ring| ring.deferred());
     let outcome = if in_flight as usize > PENDING_PER_THREAD {
         done(Err(Error::QuotaExhausted))
-    } else if let Err(error) = crate::mem::heap::admit(OPERATION_HEAP_BYTES) {
-        done(Err(error))
     } else {
         operate(thread, submission).unwrap_or_else(|error| done(Err(error)))
     };
@@ -160,6 +158,8 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
     if opcode == Opcode::Nop {
         return Ok(done(Ok(0)));
     }
+    // Every operation past this point may allocate kernel heap.
+    crate::mem::heap::admit(OPERATION_HEAP_BYTES)?;
     let object = capability(thread, submission.capability)?;
     let wrong = Err(Error::WrongObjectType);
     Ok(match (opcode, object) {
