@@ -6,8 +6,9 @@
 //! set, blocks in `cap_enter` on a 5 ms timer sleep, [`ROUNDS`] times, while
 //! `hostile-flags-peer` (this binary with the argument `peer`) keeps the
 //! CPUs switching between threads; then it spins with the same flags set
-//! across timer interrupts. Before the fix, NT made the next `iretq` on that
-//! CPU fault in ring 0.
+//! until a timer interrupt has returned to it (a spin that ends on time
+//! rather than on that return fails). Before the fix, NT made the next
+//! `iretq` on that CPU fault in ring 0.
 //!
 //! What it checks, from the flags read with `pushfq` right after each
 //! return to user mode: DF and AC are as it set them (the kernel keeps the
@@ -34,10 +35,13 @@ capos_runtime::entry!(main);
 const TIMER_SLOT: u16 = 1;
 /// Blocking `cap_enter`s with the flags set.
 const ROUNDS: u32 = 50;
-/// Spins (with the flags set) long enough to be preempted by a timer tick.
+/// Spins with the flags set, each until a timer interrupt has returned to
+/// it.
 const SPINS: u32 = 5;
-/// TSC cycles per spin: several 10 ms ticks at any plausible TSC rate.
-const SPIN_CYCLES: u64 = 100_000_000;
+/// Longest spin in TSC cycles (seconds at any plausible TSC rate): a spin
+/// ends as soon as NT is gone, which only an interrupt return does, so a
+/// slow host only makes it longer; NT still set after this long fails.
+const SPIN_CYCLES: u64 = 20_000_000_000;
 const SLEEP_NS: u64 = 5_000_000;
 /// Sleeps the peer does while the other process plays with its flags.
 const PEER_SLEEPS: u32 = 200;
@@ -145,8 +149,9 @@ fn check(set: u64, seen: u64) -> Result<(), String> {
 enum Hold {
     /// `cap_enter(1, NO_TIMEOUT)`: block until the queued sleep completes.
     Block,
-    /// Spin [`SPIN_CYCLES`] TSC cycles: timer interrupts arrive and may
-    /// switch threads meanwhile.
+    /// Spin until an interrupt has returned to user mode (NT cleared) or
+    /// [`SPIN_CYCLES`] TSC cycles passed; timer interrupts may switch threads
+    /// meanwhile.
     Spin,
 }
 
@@ -184,12 +189,17 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             "or rax, rdx",
             "mov r10, rax",
             "2:",
+            "pushfq",
+            "pop r11",
+            "test r11, {nested}",
+            "jz 5f",
             "rdtsc",
             "shl rdx, 32",
             "or rax, rdx",
             "sub rax, r10",
             "cmp rax, {cycles}",
             "jb 2b",
+            "5:",
             "xor eax, eax",
             "4:",
             "pushfq",
@@ -200,6 +210,7 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             requested = in(reg) REQUESTED,
             spin = in(reg) u64::from(hold == Hold::Spin),
             cycles = in(reg) SPIN_CYCLES,
+            nested = const NESTED_TASK,
             set = out(reg) set,
             seen = out(reg) seen,
             inlateout("rax") Syscall::CapEnter as u64 => result,
