@@ -5,9 +5,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::{
-    build, fuzz, keys, manifest, pack, paths, qemu, report, reproduce, run, smokes, soak, verify,
-};
+use capos_evidence::bundle::{keys, pack, verify};
+use capos_evidence::guest::{build, fuzz, manifest, qemu, smokes, soak};
+use capos_evidence::paths;
+use capos_evidence::proof::{report, reproduce, run};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]

@@ -49,7 +49,7 @@ pub fn kernel_target_dir(root: &Path) -> PathBuf {
 /// The kernel ELF produced by `capos build kernel`.
 pub fn kernel_elf(root: &Path) -> PathBuf {
     kernel_target_dir(root)
-        .join(crate::build::KERNEL_TARGET)
+        .join(crate::guest::build::KERNEL_TARGET)
         .join("release")
         .join("capos-kernel")
 }

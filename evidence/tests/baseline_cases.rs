@@ -5,10 +5,10 @@
 
 mod contract_support;
 
-use capos_evidence::contract::{self, Contract};
-use capos_evidence::qemu::Accel;
-use capos_evidence::run::SkippedCase;
-use capos_evidence::summary::{self, ExitRecord, SummaryDocument};
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::contract::{self, Contract};
+use capos_evidence::proof::run::SkippedCase;
+use capos_evidence::proof::summary::{self, ExitRecord, SummaryDocument};
 use contract_support::*;
 use std::path::Path;
 
@@ -38,7 +38,7 @@ fn result_line(os: &str, cpus: u32, workers: u32, elapsed: u64) -> String {
 fn passing(case: &contract::CaseSpec, host_cpus: u32, elapsed: u64) -> (Vec<String>, ExitRecord) {
     let workers = case.workers.unwrap();
     match case.os {
-        capos_evidence::baseline::Os::Capos => {
+        capos_evidence::proof::baseline::Os::Capos => {
             let mut lines: Vec<String> = (0..case.cpus)
                 .map(|cpu| format!("[smp] cpu={cpu} apic={cpu} online"))
                 .collect();
@@ -52,14 +52,14 @@ fn passing(case: &contract::CaseSpec, host_cpus: u32, elapsed: u64) -> (Vec<Stri
             lines.push("[u:init] [init] done children=1 failed=0".into());
             (lines, PASS_EXIT)
         }
-        capos_evidence::baseline::Os::Linux => (
+        capos_evidence::proof::baseline::Os::Linux => (
             vec![
                 result_line("linux", case.cpus, workers, elapsed),
                 "[    5.4] reboot: Power down".into(),
             ],
             exit(Some(0), None),
         ),
-        capos_evidence::baseline::Os::Native => {
+        capos_evidence::proof::baseline::Os::Native => {
             let pinned = case.cpus.min(host_cpus);
             (
                 vec![result_line("native", pinned, workers, elapsed)],
@@ -347,13 +347,13 @@ fn the_report_sets_capos_beside_its_baselines() {
     let bundle = bundle(dir.path());
     finish_bundle(&bundle);
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
-    let facts = capos_evidence::report::BundleFacts {
+    let facts = capos_evidence::proof::report::BundleFacts {
         name: "f".repeat(64),
         key_id: "test-key".into(),
         files: 1,
         link_prefix: None,
     };
-    let rendered = capos_evidence::report::render(&templates, &bundle, &facts).unwrap();
+    let rendered = capos_evidence::proof::report::render(&templates, &bundle, &facts).unwrap();
     assert!(rendered.markdown.contains("## capOS beside its baselines"));
     assert!(
         rendered

@@ -4,8 +4,8 @@
 
 mod contract_support;
 
-use capos_evidence::qemu::Accel;
-use capos_evidence::summary::{self, ClaimLevel, ExitRecord, GateVerdict, SerialLine};
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::summary::{self, ClaimLevel, ExitRecord, GateVerdict, SerialLine};
 use contract_support::*;
 use std::path::Path;
 

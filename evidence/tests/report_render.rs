@@ -3,10 +3,10 @@
 
 mod contract_support;
 
-use capos_evidence::provenance::BuildFacts;
-use capos_evidence::qemu::Accel;
-use capos_evidence::report::{self, BundleFacts};
-use capos_evidence::{bundle, keys};
+use capos_evidence::bundle::provenance::BuildFacts;
+use capos_evidence::bundle::{self, keys};
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::report::{self, BundleFacts};
 use contract_support::*;
 use std::path::{Path, PathBuf};
 

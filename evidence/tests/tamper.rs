@@ -9,10 +9,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use capos_evidence::bundle::pack::{self, UnpackError};
+use capos_evidence::bundle::provenance::{self, BuildFacts, EnvelopeError, ResourceDescriptor};
+use capos_evidence::bundle::verify::{
+    verify_bundle, verify_integrity, VerifiedBundle, VerifyError,
+};
 use capos_evidence::bundle::{self, BundleError, BundleWriter, MANIFEST_FILE, PROVENANCE_FILE};
-use capos_evidence::pack::{self, UnpackError};
-use capos_evidence::provenance::{self, BuildFacts, EnvelopeError, ResourceDescriptor};
-use capos_evidence::verify::{verify_bundle, verify_integrity, VerifiedBundle, VerifyError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use tempfile::TempDir;
 
@@ -560,8 +562,8 @@ fn cli_keygen_pack_and_verify() {
     let key_path = dir.path().join("keys/signing.pem");
     let output = capos(&["keygen".as_ref(), "--out".as_ref(), key_path.as_os_str()]);
     assert!(output.status.success(), "{output:?}");
-    let key = capos_evidence::keys::load_signing_key(&key_path).unwrap();
-    let public_path = capos_evidence::keys::public_key_path(&key_path);
+    let key = capos_evidence::bundle::keys::load_signing_key(&key_path).unwrap();
+    let public_path = capos_evidence::bundle::keys::public_key_path(&key_path);
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         stdout,

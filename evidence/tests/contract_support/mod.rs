@@ -3,12 +3,12 @@
 
 #![allow(dead_code)]
 
-use capos_evidence::contract::{self, Contract, RepetitionChoice};
-use capos_evidence::qemu::Accel;
-use capos_evidence::run::{
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::contract::{self, Contract, RepetitionChoice};
+use capos_evidence::proof::run::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SourceRecord,
 };
-use capos_evidence::summary::{self, ExitRecord, SerialLine};
+use capos_evidence::proof::summary::{self, ExitRecord, SerialLine};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -181,7 +181,7 @@ pub fn write_run(
     std::fs::write(dir.join("command.txt"), "qemu-system-x86_64 -smp 1\n").unwrap();
     std::fs::write(
         dir.join("exit.json"),
-        capos_evidence::summary::json_text(exit).unwrap(),
+        capos_evidence::proof::summary::json_text(exit).unwrap(),
     )
     .unwrap();
 }
@@ -192,7 +192,7 @@ pub fn write_basics(bundle: &Path, contract_text: &str, inputs: &Inputs) {
     std::fs::write(bundle.join("contract.yaml"), contract_text).unwrap();
     std::fs::write(
         bundle.join("inputs.json"),
-        capos_evidence::summary::json_text(inputs).unwrap(),
+        capos_evidence::proof::summary::json_text(inputs).unwrap(),
     )
     .unwrap();
 }

@@ -2,7 +2,7 @@
 //! manifest `system-fuzz`) once per seed and judge each boot like a smoke.
 //!
 //! Each seed becomes a one-entry smoke list (written under
-//! `target/fuzz/`) run by [`crate::smokes::run_command`], so a fuzz boot is
+//! `target/fuzz/`) run by [`crate::guest::smokes::run_command`], so a fuzz boot is
 //! judged by exactly the smoke rules: guest verdict, the fuzzer's
 //! `[fuzz] seed=<s> ops=<n> answered=<n> ok` line from the process named
 //! `fuzz`, the echo pair and init finishing, and no `[panic]`, `FAILED` or
@@ -10,9 +10,9 @@
 //! `target/smokes/smp<N>/fuzz-seed-<s>-ops-<n>/`. Ends with
 //! `N passed, N failed` (one per seed).
 
-use crate::boot_options::BootOptions;
+use crate::guest::boot_options::BootOptions;
+use crate::guest::smokes::{self, SmokeArgs};
 use crate::paths;
-use crate::smokes::{self, SmokeArgs};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -121,7 +121,7 @@ pub fn run_command(root: &Path, args: FuzzArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::AccelRequest;
+    use crate::guest::qemu::AccelRequest;
 
     #[test]
     fn the_generated_list_names_seed_and_ops_and_parses_as_a_smoke_list() {

@@ -2,8 +2,9 @@
 //! times (`capos fuzz`, `capos soak`): CPU count, accelerator, and an
 //! already built ISO.
 
-use crate::qemu::AccelRequest;
-use crate::{build, paths};
+use crate::guest::build;
+use crate::guest::qemu::AccelRequest;
+use crate::paths;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 

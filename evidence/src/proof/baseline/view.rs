@@ -4,7 +4,7 @@
 
 use super::comparison::ComparisonSummary;
 use super::Os;
-use crate::stats;
+use crate::proof::stats;
 use serde::Serialize;
 
 /// One row of the side-by-side table, every cell already text.

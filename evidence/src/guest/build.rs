@@ -53,7 +53,7 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
             );
         }
         BuildCommand::Baseline { output } => {
-            let built = crate::baseline::program::build(root, source_date_epoch(root)?)?;
+            let built = crate::proof::baseline::program::build(root, source_date_epoch(root)?)?;
             for program in [&built.baseline, &built.empty] {
                 let path = match &output {
                     Some(directory) => {
@@ -183,16 +183,16 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
 
     let epoch = source_date_epoch(root)?;
     let kernel = build_kernel(root, epoch)?;
-    let programs = crate::userland::build_userland(root, epoch)?;
+    let programs = crate::guest::userland::build_userland(root, epoch)?;
     let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
     let mut manifests = Vec::new();
-    for path in crate::manifest::discover(root)? {
+    for path in crate::guest::manifest::discover(root)? {
         let name = path
             .file_stem()
             .and_then(|stem| stem.to_str())
             .with_context(|| format!("manifest file name {} is not UTF-8", path.display()))?
             .to_string();
-        manifests.push((name, crate::manifest::pack(&path, &program_names)?));
+        manifests.push((name, crate::guest::manifest::pack(&path, &program_names)?));
     }
     let staging = paths::target_dir(root).join("iso").join("staging");
     let contents = IsoContents {

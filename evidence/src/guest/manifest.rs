@@ -235,7 +235,7 @@ pub fn discover(root: &Path) -> Result<Vec<PathBuf>> {
 /// `capos-programs` package, as `cargo metadata` lists them (the same list
 /// the ISO build packs).
 pub fn known_binaries(root: &Path) -> Result<Vec<String>> {
-    crate::userland::program_names(root).context(
+    crate::guest::userland::program_names(root).context(
         "listing the user programs for the known binaries (or name them with --binaries a,b,c)",
     )
 }

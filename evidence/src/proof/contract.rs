@@ -31,13 +31,13 @@
 //! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...}]
 //! ```
 //!
-//! Baseline cases and their rules are described in [`crate::baseline`].
+//! Baseline cases and their rules are described in [`crate::proof::baseline`].
 //!
 //! Expectations (`must_equal`, `field_equals.value`, `line_counts.equals`) are
 //! literals (`true`, `5`, `"0x1f"`) or a case attribute with an optional
 //! offset: `case.cpus`, `case.workers`, `case.cpus - 1`.
 
-use crate::baseline::{BaselineSpec, CaseCondition, Os, Ratio, RatioSpec};
+use crate::proof::baseline::{BaselineSpec, CaseCondition, Os, Ratio, RatioSpec};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -167,7 +167,7 @@ pub struct CaseSpec {
     #[serde(default)]
     pub memory_mib: Option<u32>,
     /// The system the case runs on (`capos`, `linux`, `native`); see
-    /// [`crate::baseline`].
+    /// [`crate::proof::baseline`].
     #[serde(default, skip_serializing_if = "Os::is_capos")]
     pub os: Os,
     /// Run the case only when this holds (recorded when it does not).
@@ -797,7 +797,7 @@ impl Validator<'_> {
         let line_count_patterns = self.resolve_line_counts();
         let metric_sources = self.resolve_metrics();
         let speedups = self.resolve_speedups();
-        let (problems, ratios) = crate::baseline::rules::check_contract(self.spec);
+        let (problems, ratios) = crate::proof::baseline::rules::check_contract(self.spec);
         self.problems.extend(problems);
         let gates = self.resolve_gates(&speedups, &ratios);
         Some(Resolved {

@@ -38,7 +38,7 @@ pub fn unpacked_dir(root: &Path) -> PathBuf {
 fn missing(root: &Path) -> String {
     format!(
         "no Linux guest kernel for the baseline cases: run `ci/install-deps` (Debian/Ubuntu: downloads the linux-image-cloud-amd64 package, without installing it, into {}), or run the proof through the flake (`nix run .#smp-process-scale` provides nixpkgs' kernel), or set {KERNEL_VARIABLE} to a bzImage",
-        crate::build::display_relative(root, &unpacked_dir(root).join("boot"))
+        crate::guest::build::display_relative(root, &unpacked_dir(root).join("boot"))
     )
 }
 
@@ -86,7 +86,7 @@ pub fn locate(root: &Path) -> Result<LinuxKernel> {
     let version = kernel_version(&bytes)
         .with_context(|| format!("{} is not a bootable x86 Linux kernel", path.display()))?;
     Ok(LinuxKernel {
-        path: crate::build::display_relative(root, &path),
+        path: crate::guest::build::display_relative(root, &path),
         sha256: crate::bundle::sha256_hex(&bytes),
         version,
         source,

@@ -18,7 +18,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-pub use crate::provenance::key_id;
+pub use crate::bundle::provenance::key_id;
 
 /// Arguments of `capos keygen`.
 #[derive(clap::Args, Debug)]

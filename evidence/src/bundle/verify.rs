@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use ed25519_dalek::VerifyingKey;
 
+use crate::bundle::pack::{self, UnpackError};
+use crate::bundle::provenance::{self, EnvelopeError, ResourceDescriptor, Statement};
 use crate::bundle::{self, BundleError, ManifestEntry, MANIFEST_FILE, PROVENANCE_FILE};
-use crate::pack::{self, UnpackError};
-use crate::provenance::{self, EnvelopeError, ResourceDescriptor, Statement};
 
 /// The recomputed files, in the order they are compared.
 pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
@@ -242,7 +242,8 @@ pub fn verify_integrity(
 /// `results.csv` and `summary.json` from the raw logs and compare bytes.
 pub fn verify_bundle(path: &Path, trusted: &VerifyingKey) -> Result<VerifiedBundle, VerifyError> {
     let verified = verify_integrity(path, trusted)?;
-    let recomputed = crate::summary::recompute(&verified.dir).map_err(VerifyError::Recompute)?;
+    let recomputed =
+        crate::proof::summary::recompute(&verified.dir).map_err(VerifyError::Recompute)?;
     for (file, expected) in RECOMPUTED_FILES.iter().zip([
         recomputed.results_csv.as_bytes(),
         recomputed.summary_json.as_bytes(),
@@ -510,7 +511,7 @@ fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<Veri
 
 /// Audit a bundle (directory or packed archive) offline against a trusted public key.
 pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
-    let trusted = crate::keys::load_verifying_key(&args.trusted_key)?;
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
     let verified = match verify_bundle(&args.bundle, &trusted) {
         Ok(verified) => verified,
         Err(error @ VerifyError::NotFound { .. }) => return Err(error.into()),

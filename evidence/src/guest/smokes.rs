@@ -12,8 +12,9 @@
 //! is where an unframed forgery of a kernel or process line would appear
 //! (the same text framed as `[u:<process>] ...` is harmless).
 
-use crate::qemu::{self, AccelRequest, CaseSpec, Verdict};
-use crate::{build, paths};
+use crate::guest::build;
+use crate::guest::qemu::{self, AccelRequest, CaseSpec, Verdict};
+use crate::paths;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -6,14 +6,17 @@
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 
-use crate::baseline::rules;
-use crate::baseline::runner::{self as baseline_runner, BaselineInputs};
+use crate::bundle::keys;
+use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
 use crate::bundle::BundleWriter;
-use crate::contract::{self, Contract, RepetitionChoice};
-use crate::provenance::{BuildFacts, ResourceDescriptor};
-use crate::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
-use crate::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
-use crate::{build, keys, paths, stats, tools};
+use crate::guest::build;
+use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
+use crate::proof::baseline::rules;
+use crate::proof::baseline::runner::{self as baseline_runner, BaselineInputs};
+use crate::proof::contract::{self, Contract, RepetitionChoice};
+use crate::proof::stats;
+use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
+use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -44,8 +47,8 @@ const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_FLAKE_NAR_HASH",
     "CAPOS_FLAKE_LAST_MODIFIED",
     // The Linux guest kernel and the static baseline program, when given.
-    crate::baseline::linux_kernel::KERNEL_VARIABLE,
-    crate::baseline::program::PROGRAM_VARIABLE,
+    crate::proof::baseline::linux_kernel::KERNEL_VARIABLE,
+    crate::proof::baseline::program::PROGRAM_VARIABLE,
 ];
 
 /// Arguments of `capos run`.
@@ -749,7 +752,7 @@ pub fn rfc3339(time: SystemTime) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let of_day = seconds % 86_400;
-    let (year, month, day) = crate::build::civil_from_days((seconds / 86_400) as i64);
+    let (year, month, day) = crate::guest::build::civil_from_days((seconds / 86_400) as i64);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         of_day / 3600,

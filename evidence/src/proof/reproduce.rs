@@ -10,10 +10,13 @@
 //! because timings on shared, virtualized machines are noisy. Runs under a
 //! different accelerator than recorded never count as a reproduction.
 
-use crate::contract::RepetitionChoice;
-use crate::run::{self, RunPlan};
-use crate::summary::{self, GateVerdict, SummaryDocument};
-use crate::{build, keys, paths, stats, verify};
+use crate::bundle::{keys, verify};
+use crate::guest::build;
+use crate::paths;
+use crate::proof::contract::RepetitionChoice;
+use crate::proof::run::{self, RunPlan};
+use crate::proof::stats;
+use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -359,10 +362,10 @@ fn print_comparison(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::RequiredAccelerator;
-    use crate::qemu::Accel;
-    use crate::stats::Summary;
-    use crate::summary::*;
+    use crate::guest::qemu::Accel;
+    use crate::proof::contract::RequiredAccelerator;
+    use crate::proof::stats::Summary;
+    use crate::proof::summary::*;
 
     fn document(accel: Accel, median: f64, gate: GateVerdict) -> SummaryDocument {
         SummaryDocument {
@@ -388,7 +391,7 @@ mod tests {
                 metrics: vec![MetricSummary {
                     name: "online_ms".into(),
                     unit: "ms".into(),
-                    better: crate::contract::Better::Lower,
+                    better: crate::proof::contract::Better::Lower,
                     statistics: Some(Summary {
                         median,
                         min: median,
@@ -407,7 +410,7 @@ mod tests {
             gates: vec![GateSummary {
                 id: "all-runs-pass".into(),
                 description: String::new(),
-                kind: crate::contract::GateKind::AllRunsPass,
+                kind: crate::proof::contract::GateKind::AllRunsPass,
                 speedup: None,
                 ratio: None,
                 threshold: None,

@@ -4,7 +4,8 @@
 //! arrival times per line, QEMU's stderr and the exact command line, and
 //! passes only when the guest wrote the success code to `isa-debug-exit`.
 
-use crate::{build, paths, tools};
+use crate::guest::build;
+use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use std::fmt;
 use std::io::{Read, Write};

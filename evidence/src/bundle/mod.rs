@@ -17,6 +17,11 @@
 //!   manifest. A directory under the store with such a name was renamed there
 //!   whole; an unfinished bundle only ever lives in a `.staging-*` directory.
 
+pub mod keys;
+pub mod pack;
+pub mod provenance;
+pub mod verify;
+
 use std::fmt;
 use std::fs;
 use std::io;
@@ -27,7 +32,7 @@ use ed25519_dalek::SigningKey;
 use rand_core::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::provenance::{self, BuildFacts, ResourceDescriptor};
+use provenance::{BuildFacts, ResourceDescriptor};
 
 /// Name of the manifest file at the bundle root.
 pub const MANIFEST_FILE: &str = "MANIFEST.sha256";

@@ -7,13 +7,13 @@
 //! same bytes: nothing depends on the time of rendering or on float
 //! formatting inside the template engine. Charts are SVG generated here.
 
-use crate::baseline::view as baseline_view;
-use crate::contract::ContractSpec;
-use crate::keys;
-use crate::run::Inputs;
-use crate::stats;
-use crate::summary::{self, GateVerdict, SummaryDocument};
-use crate::verify;
+use crate::bundle::keys;
+use crate::bundle::verify;
+use crate::proof::baseline::view as baseline_view;
+use crate::proof::contract::ContractSpec;
+use crate::proof::run::Inputs;
+use crate::proof::stats;
+use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::{Component, Path, PathBuf};
@@ -26,10 +26,10 @@ pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
 pub const HTML_TEMPLATE: &str = "report.html.j2";
 /// Files of one run's log directory, in the order the report lists them.
 const RUN_FILES: [&str; 5] = [
-    crate::qemu::SERIAL_LOG,
-    crate::qemu::TIMED_LOG,
-    crate::qemu::STDERR_LOG,
-    crate::qemu::COMMAND_FILE,
+    crate::guest::qemu::SERIAL_LOG,
+    crate::guest::qemu::TIMED_LOG,
+    crate::guest::qemu::STDERR_LOG,
+    crate::guest::qemu::COMMAND_FILE,
     summary::EXIT_FILE,
 ];
 

@@ -9,9 +9,9 @@
 //! a missing median makes the derived figures `None`, never zero.
 
 use super::Os;
-use crate::contract::{Better, ContractSpec};
-use crate::stats;
-use crate::summary::CaseSummary;
+use crate::proof::contract::{Better, ContractSpec};
+use crate::proof::stats;
+use crate::proof::summary::CaseSummary;
 use serde::{Deserialize, Serialize};
 
 /// The system capOS is compared with.

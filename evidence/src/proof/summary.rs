@@ -11,14 +11,14 @@
 //! `serial.timed.log` (`<micros since QEMU start> <line>`), `stderr.log`,
 //! `command.txt` and [`EXIT_FILE`] (how QEMU ended).
 
-use crate::baseline::comparison::{self, ComparisonSummary};
-use crate::baseline::{rules, Os};
-use crate::contract::{
+use crate::guest::qemu::{self, Accel};
+use crate::proof::baseline::comparison::{self, ComparisonSummary};
+use crate::proof::baseline::{rules, Os};
+use crate::proof::contract::{
     self, Better, Contract, FieldValue, Gate, MetricSource, RequiredAccelerator,
 };
-use crate::qemu::{self, Accel};
-use crate::run::Inputs;
-use crate::stats::{self, Summary};
+use crate::proof::run::Inputs;
+use crate::proof::stats::{self, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -255,7 +255,7 @@ pub fn judge_run(
     ));
     let fields = judge_result_line(contract, case_spec, lines, &mut problems);
 
-    // line_counts check capOS serial output only (see crate::baseline).
+    // line_counts check capOS serial output only (see crate::proof::baseline).
     let line_counts = if os.is_capos() {
         contract.line_counts()
     } else {

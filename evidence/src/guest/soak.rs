@@ -9,9 +9,10 @@
 //! next round overwrites them. Ends with the per-smoke failure counts and
 //! `N passed, N failed` counted in rounds.
 
-use crate::boot_options::BootOptions;
-use crate::qemu::AccelRequest;
-use crate::{build, paths};
+use crate::guest::boot_options::BootOptions;
+use crate::guest::build;
+use crate::guest::qemu::AccelRequest;
+use crate::paths;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -10,8 +10,8 @@
 //!   run fail with a message naming the problem.
 
 use super::{Os, Ratio, PROGRAMS};
-use crate::contract::{CaseSpec, ContractSpec};
-use crate::summary::ExitRecord;
+use crate::proof::contract::{CaseSpec, ContractSpec};
+use crate::proof::summary::ExitRecord;
 use std::collections::BTreeSet;
 
 /// A Linux console line that means the guest kernel died.
@@ -140,7 +140,7 @@ fn check_ratios(spec: &ContractSpec, problems: &mut Vec<String>) -> Vec<Option<R
                     top.id, bottom.id
                 ));
             }
-            let step = |speedup: &crate::contract::SpeedupSpec| {
+            let step = |speedup: &crate::proof::contract::SpeedupSpec| {
                 (cpus(&speedup.baseline_case), cpus(&speedup.case))
             };
             if step(top) != step(bottom) {
