@@ -9,10 +9,12 @@
 //! - [`proof`]: proof contracts, runs and baselines, statistics and summaries,
 //!   reports and reproduction; it uses the two layers above.
 //!
-//! [`paths`] and [`tools`] are leaves every layer may use.
+//! [`paths`], [`tools`], [`digest`] and [`time`] are leaves every layer may use.
 
 pub mod bundle;
+pub mod digest;
 pub mod guest;
 pub mod paths;
 pub mod proof;
+pub mod time;
 pub mod tools;

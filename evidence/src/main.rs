@@ -5,10 +5,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::bundle::{keys, pack, verify};
+use capos_evidence::bundle::{keys, pack};
 use capos_evidence::guest::{build, fuzz, manifest, qemu, smokes, soak};
 use capos_evidence::paths;
-use capos_evidence::proof::{report, reproduce, run};
+use capos_evidence::proof::{audit, report, reproduce, run};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
@@ -33,7 +33,7 @@ enum Command {
     /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
     Run(run::RunArgs),
     /// Audit a bundle or packed archive offline against a trusted public key.
-    Verify(verify::VerifyArgs),
+    Verify(audit::VerifyArgs),
     /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
     Report(report::ReportArgs),
     /// Pack a bundle directory into a deterministic tar archive.
@@ -72,7 +72,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run::run_command(&root, args),
-        Command::Verify(args) => verify::run_command(&root, args),
+        Command::Verify(args) => audit::run_command(&root, args),
         Command::Report(args) => report::run_command(&root, args),
         Command::Pack(args) => pack::run_command(&root, args),
         Command::Keygen(args) => keys::run_command(&root, args),

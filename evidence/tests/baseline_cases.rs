@@ -7,7 +7,7 @@ mod contract_support;
 
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::contract::{self, Contract};
-use capos_evidence::proof::run::SkippedCase;
+use capos_evidence::proof::inputs::SkippedCase;
 use capos_evidence::proof::summary::{self, ExitRecord, SummaryDocument};
 use contract_support::*;
 use std::path::Path;

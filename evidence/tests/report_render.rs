@@ -4,7 +4,7 @@
 mod contract_support;
 
 use capos_evidence::bundle::provenance::BuildFacts;
-use capos_evidence::bundle::{self, keys};
+use capos_evidence::bundle::{keys, writer};
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::report::{self, BundleFacts};
 use contract_support::*;
@@ -143,7 +143,7 @@ fn sealed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
     let key_path = dir.join("keys/test.pem");
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     keys::write_key_pair(&key_path, &key, false).unwrap();
-    let writer = bundle::BundleWriter::create(&dir.join("store")).unwrap();
+    let writer = writer::BundleWriter::create(&dir.join("store")).unwrap();
     smp_boot_bundle(writer.root(), Accel::Tcg);
     let facts = BuildFacts {
         build_type: "https://capos.dev/evidence/run/v1".into(),

@@ -9,12 +9,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use capos_evidence::bundle::manifest::{self as bundle, BundleError};
 use capos_evidence::bundle::pack::{self, UnpackError};
 use capos_evidence::bundle::provenance::{self, BuildFacts, EnvelopeError, ResourceDescriptor};
-use capos_evidence::bundle::verify::{
-    verify_bundle, verify_integrity, VerifiedBundle, VerifyError,
-};
-use capos_evidence::bundle::{self, BundleError, BundleWriter, MANIFEST_FILE, PROVENANCE_FILE};
+use capos_evidence::bundle::verify::{verify_integrity, VerifiedBundle, VerifyError};
+use capos_evidence::bundle::writer::BundleWriter;
+use capos_evidence::bundle::{MANIFEST_FILE, PROVENANCE_FILE};
+use capos_evidence::proof::audit::{verify_bundle, AuditError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use tempfile::TempDir;
 
@@ -481,7 +482,7 @@ fn integrity_failures_come_before_recomputation() {
     flip_byte(&bundle.join("results.csv"), 3);
     let error = verify_bundle(&bundle, &trusted()).unwrap_err();
     assert!(
-        matches!(&error, VerifyError::DigestMismatch { path, .. } if path == "results.csv"),
+        matches!(&error, AuditError::Integrity(VerifyError::DigestMismatch { path, .. }) if path == "results.csv"),
         "{error:?}"
     );
 }

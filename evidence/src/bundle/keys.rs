@@ -302,6 +302,6 @@ mod tests {
     #[test]
     fn key_id_is_sha256_of_the_raw_public_key() {
         let key = SigningKey::from_bytes(&[3; 32]).verifying_key();
-        assert_eq!(key_id(&key), crate::bundle::sha256_hex(key.as_bytes()));
+        assert_eq!(key_id(&key), crate::digest::sha256_hex(key.as_bytes()));
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::bundle::{self, BundleError};
+use crate::bundle::manifest::{self, BundleError};
 
 /// Size of a tar block.
 const BLOCK: u64 = 512;
@@ -137,7 +137,7 @@ struct PackEntry {
 /// Write the deterministic archive of `bundle_dir` into `writer`.
 pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackError> {
     let top = top_name(bundle_dir)?;
-    let tree = bundle::walk(bundle_dir)?;
+    let tree = manifest::walk(bundle_dir)?;
     let mut entries = vec![PackEntry {
         segments: Vec::new(),
         is_directory: true,
@@ -202,7 +202,7 @@ fn top_name(bundle_dir: &Path) -> Result<String, PackError> {
     resolved
         .file_name()
         .and_then(|name| name.to_str())
-        .filter(|name| bundle::relative_path_problem(name).is_none())
+        .filter(|name| manifest::relative_path_problem(name).is_none())
         .map(str::to_owned)
         .ok_or_else(|| PackError::BadName {
             path: bundle_dir.to_path_buf(),
@@ -409,7 +409,7 @@ fn checked_entry_path(
         Some(_) => return Err(bad("ends with `/` but the entry is a file")),
         None => text,
     };
-    if let Some(problem) = bundle::relative_path_problem(path) {
+    if let Some(problem) = manifest::relative_path_problem(path) {
         return Err(bad(problem));
     }
     Ok(path.to_owned())
@@ -563,7 +563,10 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         let top = unpack_to(&archive, dest.path()).unwrap();
         assert_eq!(top, dest.path().join("abc"));
-        assert_eq!(bundle::walk(&top).unwrap(), bundle::walk(&bundle).unwrap());
+        assert_eq!(
+            manifest::walk(&top).unwrap(),
+            manifest::walk(&bundle).unwrap()
+        );
         assert_eq!(
             fs::read_to_string(top.join("logs/smp-1/1/serial.log")).unwrap(),
             "one\n"

@@ -242,7 +242,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 /// Hex sha256 of the raw 32-byte public key: the DSSE `keyid` capOS uses.
 #[must_use]
 pub fn key_id(key: &VerifyingKey) -> String {
-    crate::bundle::sha256_hex(key.as_bytes())
+    crate::digest::sha256_hex(key.as_bytes())
 }
 
 /// Assemble the statement for `subjects` and `byproducts` from the run's facts.

@@ -12,10 +12,9 @@
 //! 6. the statement's subjects are exactly the bundle files (all but the
 //!    provenance and the manifest) with equal digests, and its byproducts
 //!    exactly the files under `logs/`;
-//! 7. `results.csv` and `summary.json` equal what `summary::recompute`
-//!    derives from the raw logs, byte for byte.
 //!
-//! Steps 1-6 are [`verify_integrity`]; [`verify_bundle`] adds step 7.
+//! Step 7, recomputing the figures from the raw logs, needs to know what the
+//! files mean; it is `proof::audit`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,22 +24,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use ed25519_dalek::VerifyingKey;
 
+use crate::bundle::manifest::{self, BundleError, ManifestEntry};
 use crate::bundle::pack::{self, UnpackError};
 use crate::bundle::provenance::{self, EnvelopeError, ResourceDescriptor, Statement};
-use crate::bundle::{self, BundleError, ManifestEntry, MANIFEST_FILE, PROVENANCE_FILE};
-
-/// The recomputed files, in the order they are compared.
-pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
-
-/// Arguments of `capos verify`.
-#[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
-    /// Bundle directory or packed `.tar` archive.
-    pub bundle: PathBuf,
-    /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
-    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
-    pub trusted_key: PathBuf,
-}
+use crate::bundle::{self, MANIFEST_FILE, PROVENANCE_FILE};
 
 /// A bundle that passed verification.
 #[derive(Debug)]
@@ -178,21 +165,6 @@ pub enum VerifyError {
         /// What differs.
         problem: &'static str,
     },
-    /// Recomputing the figures from the raw logs failed.
-    #[error("recomputing results from the raw logs failed: {0:#}")]
-    Recompute(anyhow::Error),
-    /// A stored figure differs from the recomputed one.
-    #[error("{path}: line {line} differs from the value recomputed from the raw logs\n  stored:     {stored}\n  recomputed: {recomputed}")]
-    RecomputedMismatch {
-        /// `results.csv` or `summary.json`.
-        path: String,
-        /// 1-based line number of the first difference.
-        line: usize,
-        /// That line as stored (`<end of file>` if absent).
-        stored: String,
-        /// That line as recomputed (`<end of file>` if absent).
-        recomputed: String,
-    },
 }
 
 /// Verify everything but the recomputation (steps 1-6): digests, layout,
@@ -221,7 +193,7 @@ pub fn verify_integrity(
     };
 
     let manifest_bytes = read_manifest(&dir)?;
-    let entries = bundle::parse_manifest(&manifest_bytes)?;
+    let entries = manifest::parse_manifest(&manifest_bytes)?;
     check_listed_files(&dir, &entries)?;
     check_nothing_unlisted(&dir, &entries)?;
     let name = check_name(&dir, &manifest_bytes)?;
@@ -236,28 +208,6 @@ pub fn verify_integrity(
         statement,
         _extraction: extraction,
     })
-}
-
-/// Verify a bundle fully: [`verify_integrity`], then recompute
-/// `results.csv` and `summary.json` from the raw logs and compare bytes.
-pub fn verify_bundle(path: &Path, trusted: &VerifyingKey) -> Result<VerifiedBundle, VerifyError> {
-    let verified = verify_integrity(path, trusted)?;
-    let recomputed =
-        crate::proof::summary::recompute(&verified.dir).map_err(VerifyError::Recompute)?;
-    for (file, expected) in RECOMPUTED_FILES.iter().zip([
-        recomputed.results_csv.as_bytes(),
-        recomputed.summary_json.as_bytes(),
-    ]) {
-        let stored_path = verified.dir.join(file);
-        let stored = fs::read(&stored_path).map_err(|source| VerifyError::Io {
-            path: PathBuf::from(file),
-            source,
-        })?;
-        if let Some(mismatch) = first_difference(file, &stored, expected) {
-            return Err(mismatch);
-        }
-    }
-    Ok(verified)
 }
 
 fn read_manifest(dir: &Path) -> Result<Vec<u8>, VerifyError> {
@@ -322,7 +272,7 @@ fn check_listed_files(dir: &Path, entries: &[ManifestEntry]) -> Result<(), Verif
                 actual: metadata.len(),
             });
         }
-        let (actual, _) = bundle::digest_file(&path)?;
+        let (actual, _) = manifest::digest_file(&path)?;
         if actual != entry.sha256 {
             return Err(VerifyError::DigestMismatch {
                 path: entry.path.clone(),
@@ -336,7 +286,7 @@ fn check_listed_files(dir: &Path, entries: &[ManifestEntry]) -> Result<(), Verif
 
 /// Step 3: the tree holds the listed files and the manifest, nothing else.
 fn check_nothing_unlisted(dir: &Path, entries: &[ManifestEntry]) -> Result<(), VerifyError> {
-    let tree = bundle::walk(dir)?;
+    let tree = manifest::walk(dir)?;
     let listed: std::collections::BTreeSet<&str> =
         entries.iter().map(|entry| entry.path.as_str()).collect();
     match tree
@@ -351,7 +301,7 @@ fn check_nothing_unlisted(dir: &Path, entries: &[ManifestEntry]) -> Result<(), V
 
 /// Step 4: the directory is named by the digest of its manifest.
 fn check_name(dir: &Path, manifest_bytes: &[u8]) -> Result<String, VerifyError> {
-    let expected = bundle::bundle_name(manifest_bytes);
+    let expected = manifest::bundle_name(manifest_bytes);
     let found = dir
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -473,60 +423,6 @@ fn check_byproducts(statement: &Statement, entries: &[ManifestEntry]) -> Result<
     })
 }
 
-/// The first line where `stored` and `recomputed` differ, as an error naming `file`.
-fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<VerifyError> {
-    if stored == recomputed {
-        return None;
-    }
-    const END: &str = "<end of file>";
-    let show = |line: Option<&[u8]>| {
-        line.map_or_else(
-            || END.to_owned(),
-            |bytes| {
-                let text = String::from_utf8_lossy(bytes);
-                let mut shown: String = text.chars().take(200).collect();
-                if text.chars().count() > 200 {
-                    shown.push_str("...");
-                }
-                format!("{shown:?}")
-            },
-        )
-    };
-    let mut stored_lines = stored.split_inclusive(|byte| *byte == b'\n');
-    let mut recomputed_lines = recomputed.split_inclusive(|byte| *byte == b'\n');
-    let mut line = 0;
-    loop {
-        line += 1;
-        let (left, right) = (stored_lines.next(), recomputed_lines.next());
-        if left != right {
-            return Some(VerifyError::RecomputedMismatch {
-                path: file.to_owned(),
-                line,
-                stored: show(left),
-                recomputed: show(right),
-            });
-        }
-    }
-}
-
-/// Audit a bundle (directory or packed archive) offline against a trusted public key.
-pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
-    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let verified = match verify_bundle(&args.bundle, &trusted) {
-        Ok(verified) => verified,
-        Err(error @ VerifyError::NotFound { .. }) => return Err(error.into()),
-        Err(error) => {
-            return Err(anyhow::Error::new(error)
-                .context(format!("{} failed verification", args.bundle.display())))
-        }
-    };
-    println!(
-        "verified: {} ({} files, key {})",
-        verified.name, verified.files, verified.key_id
-    );
-    Ok(())
-}
-
 impl From<EnvelopeError> for VerifyError {
     fn from(error: EnvelopeError) -> Self {
         VerifyError::Provenance(error)
@@ -536,47 +432,6 @@ impl From<EnvelopeError> for VerifyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn difference(stored: &str, recomputed: &str) -> Option<(usize, String, String)> {
-        match first_difference("results.csv", stored.as_bytes(), recomputed.as_bytes()) {
-            None => None,
-            Some(VerifyError::RecomputedMismatch {
-                path,
-                line,
-                stored,
-                recomputed,
-            }) => {
-                assert_eq!(path, "results.csv");
-                Some((line, stored, recomputed))
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn equal_files_have_no_difference() {
-        assert_eq!(difference("a\nb\n", "a\nb\n"), None);
-    }
-
-    #[test]
-    fn first_differing_line_is_named() {
-        assert_eq!(
-            difference("a\nb\nc\n", "a\nB\nc\n"),
-            Some((2, "\"b\\n\"".into(), "\"B\\n\"".into()))
-        );
-    }
-
-    #[test]
-    fn missing_lines_and_final_newlines_count() {
-        assert_eq!(
-            difference("a\n", "a\nb\n"),
-            Some((2, "<end of file>".into(), "\"b\\n\"".into()))
-        );
-        assert_eq!(
-            difference("a\nb", "a\nb\n"),
-            Some((2, "\"b\"".into(), "\"b\\n\"".into()))
-        );
-    }
 
     #[test]
     fn missing_path_is_not_found() {

@@ -6,14 +6,12 @@
 //! Outputs are written beside their final path and renamed into place, so a
 //! failed build never leaves a file that looks valid.
 
+use crate::guest::cargo::cargo_build_bare_metal;
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The only Rust target installed here; see docs/platform notes in README.
-pub const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Codegen flags that make host-target code fit a higher-half kernel.
 const KERNEL_RUSTFLAGS: &[&str] = &[
@@ -48,7 +46,9 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
             let elf = build_kernel(root, source_date_epoch(root)?)?;
             println!(
                 "{}  {}",
-                crate::bundle::digest_file(&elf)?.0,
+                crate::digest::file_sha256(&elf)
+                    .with_context(|| format!("reading {}", elf.display()))?
+                    .0,
                 display_relative(root, &elf)
             );
         }
@@ -69,7 +69,9 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
                 };
                 println!(
                     "{}  {}",
-                    crate::bundle::digest_file(&path)?.0,
+                    crate::digest::file_sha256(&path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .0,
                     display_relative(root, &path)
                 );
             }
@@ -102,53 +104,6 @@ pub fn build_kernel(root: &Path, epoch: u64) -> Result<PathBuf> {
         );
     }
     Ok(elf)
-}
-
-/// `cargo build --release --locked -p <package>` for bare metal: the host
-/// target with `codegen_flags`, checkout and cargo-home paths remapped out
-/// of the output, `SOURCE_DATE_EPOCH=epoch`, into its own `target_dir` (the
-/// flags differ from the host build's). Shared by kernel and user programs.
-pub fn cargo_build_bare_metal(
-    root: &Path,
-    package: &str,
-    target_dir: &Path,
-    codegen_flags: &[&str],
-    epoch: u64,
-) -> Result<()> {
-    let mut flags: Vec<String> = codegen_flags.iter().map(|s| s.to_string()).collect();
-    flags.push(format!("--remap-path-prefix={}=.", root.display()));
-    if let Some(cargo_home) = cargo_home() {
-        flags.push(format!(
-            "--remap-path-prefix={}=/cargo",
-            cargo_home.display()
-        ));
-    }
-    let status = Command::new(cargo())
-        .current_dir(root)
-        .args(["build", "--release", "--locked", "-p", package])
-        .args(["--target", KERNEL_TARGET])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .env_remove("RUSTFLAGS")
-        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .status()
-        .with_context(|| format!("starting cargo to build {package}"))?;
-    if !status.success() {
-        bail!("building {package} failed ({status}); see the cargo output above");
-    }
-    Ok(())
-}
-
-/// The cargo that runs us (or `cargo` from PATH).
-pub fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
-}
-
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
 /// A finished ISO and its digest.
@@ -235,7 +190,9 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
         .with_context(|| format!("moving the ISO into place at {}", output.display()))?;
     Ok(BuiltIso {
         path: output.to_path_buf(),
-        sha256: crate::bundle::digest_file(output)?.0,
+        sha256: crate::digest::file_sha256(output)
+            .with_context(|| format!("reading {}", output.display()))?
+            .0,
     })
 }
 
@@ -357,32 +314,13 @@ pub fn source_date_epoch(root: &Path) -> Result<u64> {
 fn utc_stamp(epoch: u64) -> String {
     let days = epoch / 86_400;
     let seconds = epoch % 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
+    let (year, month, day) = crate::time::civil_from_days(days as i64);
     format!(
         "{year:04}{month:02}{day:02}{:02}{:02}{:02}00",
         seconds / 3600,
         seconds % 3600 / 60,
         seconds % 60
     )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `path` relative to `root` when it is inside, for messages without machine paths.

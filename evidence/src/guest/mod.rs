@@ -5,6 +5,7 @@
 
 pub mod boot_options;
 pub mod build;
+pub mod cargo;
 pub mod fuzz;
 pub mod manifest;
 pub mod qemu;

@@ -12,7 +12,8 @@
 //! and executable, no `INTERP`, `DYNAMIC` or `TLS`, entry in an executable
 //! segment.
 
-use crate::guest::build::{cargo, cargo_build_bare_metal, KERNEL_TARGET};
+use crate::guest::cargo::{cargo, cargo_build_bare_metal};
+use crate::paths::KERNEL_TARGET;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +40,7 @@ pub fn program_elf(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Compile every program (stamped with `epoch`, see
-/// [`crate::guest::build::source_date_epoch`]) and return (program name, ELF path)
+/// `build::source_date_epoch`) and return (program name, ELF path)
 /// in the order of the package's `[[bin]]` list. Fails if the build fails,
 /// if a program's ELF is missing, or if one breaks the start contract
 /// ([`check_user_elf`]).

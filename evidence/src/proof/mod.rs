@@ -3,8 +3,10 @@
 //! Builds on [`crate::guest`] (to boot) and [`crate::bundle`] (to store and
 //! audit); neither of those depends on this layer.
 
+pub mod audit;
 pub mod baseline;
 pub mod contract;
+pub mod inputs;
 pub mod report;
 pub mod reproduce;
 pub mod run;

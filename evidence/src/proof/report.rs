@@ -8,10 +8,10 @@
 //! formatting inside the template engine. Charts are SVG generated here.
 
 use crate::bundle::keys;
-use crate::bundle::verify;
+use crate::proof::audit;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
-use crate::proof::run::Inputs;
+use crate::proof::inputs::Inputs;
 use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use anyhow::{Context, Result};
@@ -73,7 +73,7 @@ pub struct Rendered {
 /// `capos report`: verify, render, write report.md, report.html and the charts.
 pub fn run_command(root: &Path, args: ReportArgs) -> Result<()> {
     let trusted = keys::load_verifying_key(&args.trusted_key)?;
-    let verified = verify::verify_bundle(&args.bundle, &trusted).with_context(|| {
+    let verified = audit::verify_bundle(&args.bundle, &trusted).with_context(|| {
         format!(
             "refusing to report on {}: verification failed",
             args.bundle.display()

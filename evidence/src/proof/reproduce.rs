@@ -10,9 +10,10 @@
 //! because timings on shared, virtualized machines are noisy. Runs under a
 //! different accelerator than recorded never count as a reproduction.
 
-use crate::bundle::{keys, verify};
+use crate::bundle::keys;
 use crate::guest::build;
 use crate::paths;
+use crate::proof::audit;
 use crate::proof::contract::RepetitionChoice;
 use crate::proof::run::{self, RunPlan};
 use crate::proof::stats;
@@ -172,7 +173,7 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
         );
     }
     let trusted = keys::load_verifying_key(&args.trusted_key)?;
-    let verified = verify::verify_bundle(&args.bundle, &trusted).with_context(|| {
+    let verified = audit::verify_bundle(&args.bundle, &trusted).with_context(|| {
         format!(
             "refusing to reproduce {}: verification failed",
             args.bundle.display()
@@ -236,12 +237,12 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
 /// Returns (path, sha256, built by this process, digest equals the recorded one).
 fn choose_iso(
     root: &Path,
-    inputs: &run::Inputs,
+    inputs: &crate::proof::inputs::Inputs,
     explicit: Option<PathBuf>,
 ) -> Result<(PathBuf, String, bool, bool)> {
     let recorded = &inputs.iso.sha256;
     if let Some(iso) = explicit {
-        let digest = crate::bundle::digest_file(&iso)?.0;
+        let digest = crate::bundle::manifest::digest_file(&iso)?.0;
         let matches = &digest == recorded;
         println!(
             "[reproduce] ISO {}: sha256 {digest} {}",

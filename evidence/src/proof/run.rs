@@ -8,18 +8,21 @@
 
 use crate::bundle::keys;
 use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
-use crate::bundle::BundleWriter;
+use crate::bundle::writer::BundleWriter;
 use crate::guest::build;
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
 use crate::proof::baseline::rules;
-use crate::proof::baseline::runner::{self as baseline_runner, BaselineInputs};
+use crate::proof::baseline::runner as baseline_runner;
 use crate::proof::contract::{self, Contract, RepetitionChoice};
+use crate::proof::inputs::{
+    AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SkippedCase, SourceRecord,
+    INPUTS_FORMAT,
+};
 use crate::proof::stats;
 use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,8 +32,6 @@ use std::time::{Duration, SystemTime};
 pub const BUILD_TYPE: &str = "https://capos.dev/evidence/run/v1";
 /// SLSA builder id of the local `capos` CLI.
 pub const BUILDER_ID: &str = "https://capos.dev/evidence/builder/capos-cli";
-/// Format tag of inputs.json.
-pub const INPUTS_FORMAT: &str = "capos-inputs/v1";
 /// Environment variables a run reads besides the contract's repetition variable.
 const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_ROOT",
@@ -87,120 +88,6 @@ pub fn parse_accel_request(name: &str) -> Option<AccelRequest> {
     <AccelRequest as clap::ValueEnum>::from_str(name, false).ok()
 }
 
-/// Everything a run used, recorded in inputs.json before the first boot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inputs {
-    /// Always [`INPUTS_FORMAT`].
-    pub format: String,
-    /// Contract name.
-    pub proof: String,
-    /// Repetitions per case and where the number came from.
-    pub repetitions: RepetitionChoice,
-    /// Accelerator requested, used, and why.
-    pub accelerator: AcceleratorRecord,
-    /// The booted ISO.
-    pub iso: ArtifactRecord,
-    /// The kernel ELF in the ISO, when this run built it.
-    pub kernel: Option<ArtifactRecord>,
-    /// The QEMU binary.
-    pub qemu: QemuRecord,
-    /// The machine.
-    pub host: HostRecord,
-    /// The checkout.
-    pub source: SourceRecord,
-    /// Environment variables the run read, with their values.
-    pub environment: BTreeMap<String, String>,
-    /// Conditional cases that did not run, and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped_cases: Vec<SkippedCase>,
-    /// The Linux guest and native baselines, when the contract has them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<BaselineInputs>,
-}
-
-/// A conditional case that did not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SkippedCase {
-    /// Case id.
-    pub id: String,
-    /// Why it did not run.
-    pub reason: String,
-}
-
-impl Inputs {
-    /// Why case `id` did not run, or None if it ran.
-    pub fn skipped_reason(&self, id: &str) -> Option<String> {
-        self.skipped_cases
-            .iter()
-            .find(|skipped| skipped.id == id)
-            .map(|skipped| skipped.reason.clone())
-    }
-}
-
-/// Accelerator facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcceleratorRecord {
-    /// What `--accel` asked for: auto, kvm or tcg.
-    pub requested: String,
-    /// What the runs used.
-    pub name: Accel,
-    /// Why (probe timings or the explicit request).
-    pub reason: String,
-}
-
-/// A file the run consumed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArtifactRecord {
-    /// Path on the recording machine (relative to the workspace when inside it).
-    pub path: String,
-    /// Lowercase hex sha256.
-    pub sha256: String,
-    /// Whether this run built it (false: given with `--iso`).
-    pub built_by_run: bool,
-}
-
-/// QEMU facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QemuRecord {
-    /// First line of `qemu-system-x86_64 --version`.
-    pub version: String,
-    /// Binary path.
-    pub path: String,
-    /// sha256 of the binary.
-    pub sha256: String,
-}
-
-/// Host facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostRecord {
-    /// `model name` from /proc/cpuinfo.
-    pub cpu_model: String,
-    /// Logical CPUs.
-    pub cpu_count: u32,
-    /// Host kernel release (/proc/sys/kernel/osrelease).
-    pub kernel: String,
-}
-
-/// Checkout facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceRecord {
-    /// HEAD commit, when the workspace is a git checkout.
-    pub git_commit: Option<String>,
-    /// Whether tracked or untracked (not ignored) files differ from HEAD.
-    pub git_dirty: Option<bool>,
-    /// sha256 of Cargo.lock.
-    pub cargo_lock_sha256: Option<String>,
-    /// sha256 of flake.lock.
-    pub flake_lock_sha256: Option<String>,
-}
-
 /// What a run needs, already resolved (shared by `run` and `reproduce`).
 pub struct RunPlan<'a> {
     /// The contract to run.
@@ -254,7 +141,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
     let (iso, iso_sha256, iso_built) = match args.iso {
         Some(iso) => {
-            let sha256 = crate::bundle::digest_file(&iso)?.0;
+            let sha256 = crate::bundle::manifest::digest_file(&iso)?.0;
             (iso, sha256, false)
         }
         None => {
@@ -299,7 +186,7 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let contract = plan.contract;
     let proof = contract.spec.name.as_str();
-    let started_on = rfc3339(SystemTime::now());
+    let started_on = crate::time::rfc3339(SystemTime::now());
     let qemu_binary = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&plan.iso)?;
     let choice = qemu::detect_accel(root, plan.accel_request)?;
@@ -537,7 +424,7 @@ fn collect_inputs(
     let kernel = if plan.iso_built && kernel_path.is_file() {
         Some(ArtifactRecord {
             path: build::display_relative(root, &kernel_path),
-            sha256: crate::bundle::digest_file(&kernel_path)?.0,
+            sha256: crate::bundle::manifest::digest_file(&kernel_path)?.0,
             built_by_run: true,
         })
     } else {
@@ -556,7 +443,7 @@ fn collect_inputs(
     }
     let optional_digest = |path: PathBuf| -> Result<Option<String>> {
         if path.is_file() {
-            Ok(Some(crate::bundle::digest_file(&path)?.0))
+            Ok(Some(crate::bundle::manifest::digest_file(&path)?.0))
         } else {
             Ok(None)
         }
@@ -576,7 +463,7 @@ fn collect_inputs(
         qemu: QemuRecord {
             version: qemu_version(qemu_binary)?,
             path: qemu_binary.display().to_string(),
-            sha256: crate::bundle::digest_file(qemu_binary)?.0,
+            sha256: crate::bundle::manifest::digest_file(qemu_binary)?.0,
         },
         host: host_record(),
         source: SourceRecord {
@@ -664,7 +551,7 @@ pub fn git_state(root: &Path) -> (Option<String>, Option<bool>) {
 fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<BuildFacts> {
     let external_parameters = serde_json::json!({
         "proof": plan.contract.spec.name,
-        "contract_sha256": crate::bundle::sha256_hex(plan.contract.text.as_bytes()),
+        "contract_sha256": crate::digest::sha256_hex(plan.contract.text.as_bytes()),
         "runs": plan.repetitions.count,
         "runs_source": plan.repetitions.source,
         "accel": accel_request_name(plan.accel_request),
@@ -726,7 +613,7 @@ fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<
         builder_id: BUILDER_ID.into(),
         invocation_id: format!("urn:uuid:{}", uuid_text(random)),
         started_on: started_on.to_string(),
-        finished_on: rfc3339(SystemTime::now()),
+        finished_on: crate::time::rfc3339(SystemTime::now()),
     })
 }
 
@@ -745,33 +632,9 @@ fn uuid_text(mut bytes: [u8; 16]) -> String {
     )
 }
 
-/// `time` as RFC 3339 UTC with whole seconds (`2026-11-22T05:00:00Z`).
-pub fn rfc3339(time: SystemTime) -> String {
-    let seconds = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let of_day = seconds % 86_400;
-    let (year, month, day) = crate::guest::build::civil_from_days((seconds / 86_400) as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_matches_known_dates() {
-        let at = |seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
-        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(at(1_795_323_600)), "2026-11-22T05:00:00Z");
-    }
 
     #[test]
     fn uuid_has_version_and_variant() {

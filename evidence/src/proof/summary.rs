@@ -17,7 +17,7 @@ use crate::proof::baseline::{rules, Os};
 use crate::proof::contract::{
     self, Better, Contract, FieldValue, Gate, MetricSource, RequiredAccelerator,
 };
-use crate::proof::run::Inputs;
+use crate::proof::inputs::Inputs;
 use crate::proof::stats::{self, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -5,7 +5,7 @@
 
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::contract::{self, Contract, RepetitionChoice};
-use capos_evidence::proof::run::{
+use capos_evidence::proof::inputs::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SourceRecord,
 };
 use capos_evidence::proof::summary::{self, ExitRecord, SerialLine};

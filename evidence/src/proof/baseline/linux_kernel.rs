@@ -87,7 +87,7 @@ pub fn locate(root: &Path) -> Result<LinuxKernel> {
         .with_context(|| format!("{} is not a bootable x86 Linux kernel", path.display()))?;
     Ok(LinuxKernel {
         path: crate::guest::build::display_relative(root, &path),
-        sha256: crate::bundle::sha256_hex(&bytes),
+        sha256: crate::digest::sha256_hex(&bytes),
         version,
         source,
     })

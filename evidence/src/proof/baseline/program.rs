@@ -9,7 +9,8 @@
 //! that asks for a dynamic loader (`PT_INTERP`) is refused, because the
 //! initramfs holds no loader and no libraries.
 
-use crate::guest::build::{cargo_build_bare_metal, KERNEL_TARGET};
+use crate::guest::cargo::cargo_build_bare_metal;
+use crate::paths::KERNEL_TARGET;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

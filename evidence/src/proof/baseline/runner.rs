@@ -83,7 +83,7 @@ pub fn prepare(root: &Path, contract: &Contract, cases: &[&CaseSpec]) -> Result<
     let (init_bytes, empty_bytes) = (read(&programs.baseline)?, read(&programs.empty)?);
     let record = |path: &Path, bytes: &[u8]| Artifact {
         path: build::display_relative(root, path),
-        sha256: crate::bundle::sha256_hex(bytes),
+        sha256: crate::digest::sha256_hex(bytes),
     };
     let init_record = record(&programs.baseline, &init_bytes);
     let empty_record = record(&programs.empty, &empty_bytes);

@@ -1,0 +1,184 @@
+//! `capos verify`: a full audit — the bundle's integrity and signature
+//! ([`crate::bundle::verify`], steps 1-6), then step 7: `results.csv` and
+//! `summary.json` must equal, byte for byte, what [`summary::recompute`]
+//! derives from the contract copy and the raw logs.
+//!
+//! Invariant: no report or reproduction starts from a bundle that has not
+//! passed [`verify_bundle`].
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ed25519_dalek::VerifyingKey;
+
+use crate::bundle::verify::{verify_integrity, VerifiedBundle, VerifyError};
+use crate::proof::summary;
+
+/// The recomputed files, in the order they are compared.
+pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
+
+/// Arguments of `capos verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Bundle directory or packed `.tar` archive.
+    pub bundle: PathBuf,
+    /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+}
+
+/// Why a bundle fails the full audit.
+#[derive(thiserror::Error, Debug)]
+pub enum AuditError {
+    /// Steps 1-6: integrity and signature.
+    #[error(transparent)]
+    Integrity(#[from] VerifyError),
+    /// Reading a stored figure file failed.
+    #[error("{path}: {cause}")]
+    Read {
+        /// Relative path.
+        path: String,
+        /// The underlying error.
+        cause: io::Error,
+    },
+    /// Recomputing the figures from the raw logs failed.
+    #[error("recomputing results from the raw logs failed: {0:#}")]
+    Recompute(anyhow::Error),
+    /// A stored figure differs from the recomputed one.
+    #[error("{path}: line {line} differs from the value recomputed from the raw logs\n  stored:     {stored}\n  recomputed: {recomputed}")]
+    RecomputedMismatch {
+        /// `results.csv` or `summary.json`.
+        path: String,
+        /// 1-based line number of the first difference.
+        line: usize,
+        /// That line as stored (`<end of file>` if absent).
+        stored: String,
+        /// That line as recomputed (`<end of file>` if absent).
+        recomputed: String,
+    },
+}
+
+/// Verify a bundle fully: [`verify_integrity`], then recompute
+/// `results.csv` and `summary.json` from the raw logs and compare bytes.
+pub fn verify_bundle(path: &Path, trusted: &VerifyingKey) -> Result<VerifiedBundle, AuditError> {
+    let verified = verify_integrity(path, trusted)?;
+    let recomputed = summary::recompute(&verified.dir).map_err(AuditError::Recompute)?;
+    for (file, expected) in RECOMPUTED_FILES.iter().zip([
+        recomputed.results_csv.as_bytes(),
+        recomputed.summary_json.as_bytes(),
+    ]) {
+        let stored_path = verified.dir.join(file);
+        let stored = fs::read(&stored_path).map_err(|cause| AuditError::Read {
+            path: (*file).to_owned(),
+            cause,
+        })?;
+        if let Some(mismatch) = first_difference(file, &stored, expected) {
+            return Err(mismatch);
+        }
+    }
+    Ok(verified)
+}
+
+/// The first line where `stored` and `recomputed` differ, as an error naming `file`.
+fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<AuditError> {
+    if stored == recomputed {
+        return None;
+    }
+    const END: &str = "<end of file>";
+    let show = |line: Option<&[u8]>| {
+        line.map_or_else(
+            || END.to_owned(),
+            |bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                let mut shown: String = text.chars().take(200).collect();
+                if text.chars().count() > 200 {
+                    shown.push_str("...");
+                }
+                format!("{shown:?}")
+            },
+        )
+    };
+    let mut stored_lines = stored.split_inclusive(|byte| *byte == b'\n');
+    let mut recomputed_lines = recomputed.split_inclusive(|byte| *byte == b'\n');
+    let mut line = 0;
+    loop {
+        line += 1;
+        let (left, right) = (stored_lines.next(), recomputed_lines.next());
+        if left != right {
+            return Some(AuditError::RecomputedMismatch {
+                path: file.to_owned(),
+                line,
+                stored: show(left),
+                recomputed: show(right),
+            });
+        }
+    }
+}
+
+/// Audit a bundle (directory or packed archive) offline against a trusted public key.
+pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    let verified = match verify_bundle(&args.bundle, &trusted) {
+        Ok(verified) => verified,
+        Err(error @ AuditError::Integrity(VerifyError::NotFound { .. })) => {
+            return Err(error.into())
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("{} failed verification", args.bundle.display())))
+        }
+    };
+    println!(
+        "verified: {} ({} files, key {})",
+        verified.name, verified.files, verified.key_id
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn difference(stored: &str, recomputed: &str) -> Option<(usize, String, String)> {
+        match first_difference("results.csv", stored.as_bytes(), recomputed.as_bytes()) {
+            None => None,
+            Some(AuditError::RecomputedMismatch {
+                path,
+                line,
+                stored,
+                recomputed,
+            }) => {
+                assert_eq!(path, "results.csv");
+                Some((line, stored, recomputed))
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_files_have_no_difference() {
+        assert_eq!(difference("a\nb\n", "a\nb\n"), None);
+    }
+
+    #[test]
+    fn first_differing_line_is_named() {
+        assert_eq!(
+            difference("a\nb\nc\n", "a\nB\nc\n"),
+            Some((2, "\"b\\n\"".into(), "\"B\\n\"".into()))
+        );
+    }
+
+    #[test]
+    fn missing_lines_and_final_newlines_count() {
+        assert_eq!(
+            difference("a\n", "a\nb\n"),
+            Some((2, "<end of file>".into(), "\"b\\n\"".into()))
+        );
+        assert_eq!(
+            difference("a\nb", "a\nb\n"),
+            Some((2, "\"b\"".into(), "\"b\\n\"".into()))
+        );
+    }
+}
