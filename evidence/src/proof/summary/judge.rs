@@ -1,0 +1,398 @@
+//! Judging one run from its stored logs: the timed log must match the raw
+//! serial bytes, QEMU (or the baseline program) must have exited as the
+//! system's rules require, and exactly one result line must match the contract.
+//!
+//! Invariant: judging fails closed — every reason a run fails is recorded in
+//! its problems, and a field or metric that cannot be read is `None`, never
+//! a default.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use super::{read_bytes, SummaryError, EXIT_FILE, SERIAL_FILE, TIMED_FILE};
+use crate::guest::qemu;
+use crate::proof::baseline::rules;
+use crate::proof::contract::{self, Contract, FieldValue, MetricSource};
+
+/// How QEMU ended, recorded per run in [`EXIT_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitRecord {
+    /// QEMU's exit status; None when it was killed (timeout or signal).
+    pub exit_code: Option<i32>,
+    /// Whether the harness killed QEMU at the case's timeout.
+    pub timed_out: bool,
+    /// Wall time of the run in milliseconds (recorded, not used in figures).
+    pub wall_ms: u64,
+    /// Native baseline runs: how many CPUs the program was pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_cpus: Option<u32>,
+}
+
+impl ExitRecord {
+    /// Why this exit is not a pass, or None when the guest reported success
+    /// (the runner's own classification, [`qemu::judge_exit`]).
+    pub fn problem(&self) -> Option<String> {
+        match qemu::judge_exit(self.exit_code, self.timed_out) {
+            qemu::Verdict::Pass => None,
+            qemu::Verdict::Timeout => Some("timed out (QEMU killed at the case's timeout)".into()),
+            qemu::Verdict::Fail { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// One serial line with its host arrival time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialLine {
+    /// Microseconds since QEMU started.
+    pub arrival_micros: u64,
+    /// The line without its line ending.
+    pub text: String,
+}
+
+/// The judged outcome of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Index into the contract's cases.
+    pub case: usize,
+    /// 1-based repetition number.
+    pub repetition: u32,
+    /// Every reason the run failed; empty means it passed.
+    pub problems: Vec<String>,
+    /// Parsed result-line fields, in contract order (None when absent).
+    pub fields: Vec<Option<FieldValue>>,
+    /// Metric values, in contract order (None when absent).
+    pub metrics: Vec<Option<f64>>,
+}
+
+impl RunRecord {
+    /// Whether the run passed every check.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Read `serial.timed.log` text: one `<micros> <line>` per line.
+pub fn parse_timed_log(text: &str, path: &Path) -> Result<Vec<SerialLine>, SummaryError> {
+    let mut lines = Vec::new();
+    for (index, line) in text.split_terminator('\n').enumerate() {
+        let parsed = line.split_once(' ').and_then(|(micros, rest)| {
+            let digits_only = !micros.is_empty() && micros.bytes().all(|b| b.is_ascii_digit());
+            let micros = micros.parse::<u64>().ok().filter(|_| digits_only)?;
+            Some(SerialLine {
+                arrival_micros: micros,
+                text: rest.to_string(),
+            })
+        });
+        match parsed {
+            Some(parsed) => lines.push(parsed),
+            None => {
+                return Err(SummaryError::Format {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "line {}: expected `<microseconds> <serial line>`, found {line:?}",
+                        index + 1
+                    ),
+                })
+            }
+        }
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(SummaryError::Format {
+            path: path.to_path_buf(),
+            detail: "the last line is not terminated (truncated file?)".into(),
+        });
+    }
+    Ok(lines)
+}
+
+/// Split raw serial bytes into lines exactly as the capture did.
+pub fn split_serial(bytes: &[u8]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = bytes;
+    while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
+        lines.push(qemu::serial_line_text(&rest[..=end]));
+        rest = &rest[end + 1..];
+    }
+    if !rest.is_empty() {
+        lines.push(String::from_utf8_lossy(rest).into_owned());
+    }
+    lines
+}
+
+/// Check that the timed log holds exactly the lines of the raw serial log.
+pub fn check_consistent(
+    serial: &[String],
+    timed: &[SerialLine],
+    timed_path: &Path,
+) -> Result<(), SummaryError> {
+    for (index, (raw, timed_line)) in serial.iter().zip(timed).enumerate() {
+        if *raw != timed_line.text {
+            return Err(SummaryError::Inconsistent {
+                path: timed_path.to_path_buf(),
+                line: index + 1,
+                detail: format!(
+                    "serial.log has {raw:?}, serial.timed.log has {:?}",
+                    timed_line.text
+                ),
+            });
+        }
+    }
+    if serial.len() != timed.len() {
+        return Err(SummaryError::Inconsistent {
+            path: timed_path.to_path_buf(),
+            line: serial.len().min(timed.len()) + 1,
+            detail: format!(
+                "serial.log has {} lines, serial.timed.log {}",
+                serial.len(),
+                timed.len()
+            ),
+        });
+    }
+    let mut previous = 0;
+    for (index, line) in timed.iter().enumerate() {
+        if line.arrival_micros < previous {
+            return Err(SummaryError::Inconsistent {
+                path: timed_path.to_path_buf(),
+                line: index + 1,
+                detail: "arrival times go backwards".into(),
+            });
+        }
+        previous = line.arrival_micros;
+    }
+    Ok(())
+}
+
+/// Judge one run from its parsed serial lines and exit record (pure; no files).
+#[must_use]
+pub fn judge_run(
+    contract: &Contract,
+    case: usize,
+    repetition: u32,
+    lines: &[SerialLine],
+    exit: &ExitRecord,
+) -> RunRecord {
+    let spec = &contract.spec;
+    let os = spec.cases[case].os;
+    let (judged_case, pinning_problem) = rules::judged_case(&spec.cases[case], exit);
+    let case_spec = &judged_case;
+    let mut problems = Vec::new();
+    problems.extend(rules::exit_problem(os, exit));
+    problems.extend(pinning_problem);
+    problems.extend(rules::serial_problems(
+        os,
+        lines.iter().map(|line| line.text.as_str()),
+    ));
+    let fields = judge_result_line(contract, case_spec, lines, &mut problems);
+
+    // line_counts check capOS serial output only (see crate::proof::baseline).
+    let line_counts = if os.is_capos() {
+        contract.line_counts()
+    } else {
+        &[]
+    };
+    for (pattern, expectation) in line_counts {
+        let found = lines
+            .iter()
+            .filter(|line| pattern.is_match(&line.text))
+            .count();
+        let expected = expectation.resolve(case_spec);
+        let matches = expected.as_ref().and_then(FieldValue::as_number) == Some(found as f64);
+        if !matches {
+            problems.push(format!(
+                "expected {} lines matching {}, found {found}",
+                describe_expectation(expectation, case_spec),
+                display_pattern(pattern.as_str())
+            ));
+        }
+    }
+
+    let mut metrics = Vec::new();
+    for (metric, source) in spec.metrics.iter().zip(contract.metric_sources()) {
+        let value = match source {
+            MetricSource::Field(index) => fields[*index].as_ref().and_then(FieldValue::as_number),
+            MetricSource::ArrivalMs(pattern) => {
+                let first = lines.iter().find(|line| pattern.is_match(&line.text));
+                if first.is_none() {
+                    problems.push(format!(
+                        "metric {}: no line matches {}",
+                        metric.name,
+                        display_pattern(pattern.as_str())
+                    ));
+                }
+                first.map(|line| line.arrival_micros as f64 / 1000.0)
+            }
+        };
+        metrics.push(value);
+    }
+    RunRecord {
+        case,
+        repetition,
+        problems,
+        fields,
+        metrics,
+    }
+}
+
+/// `5`, or `case.cpus - 1 = 3` for case references.
+fn describe_expectation(expectation: &contract::Expectation, case: &contract::CaseSpec) -> String {
+    match expectation {
+        contract::Expectation::Value(value) => value.to_string(),
+        contract::Expectation::Case { .. } => {
+            let resolved = expectation
+                .resolve(case)
+                .map(|value| value.to_string())
+                .unwrap_or_else(|| "?".into());
+            format!("{expectation} = {resolved}")
+        }
+    }
+}
+
+/// The pattern as the contract wrote it (without the anchoring wrapper).
+fn display_pattern(anchored: &str) -> String {
+    let inner = anchored
+        .strip_prefix("^(?:")
+        .and_then(|rest| rest.strip_suffix(")$"))
+        .unwrap_or(anchored);
+    format!("`{inner}`")
+}
+
+/// Find and check the one result line; fields are None when it is unusable.
+fn judge_result_line(
+    contract: &Contract,
+    case_spec: &contract::CaseSpec,
+    lines: &[SerialLine],
+    problems: &mut Vec<String>,
+) -> Vec<Option<FieldValue>> {
+    let spec = &contract.spec;
+    let process = spec.result_line.process.as_deref();
+    let os = case_spec.os;
+    let prefix = &rules::expected_start(os, process, &spec.result_line.prefix);
+    let mut fields = vec![None; spec.result_line.fields.len()];
+    for (index, line) in lines.iter().enumerate() {
+        if rules::misattributed(os, &spec.result_line.prefix, &line.text) {
+            problems.push(format!(
+                "result line of another system (serial line {}): {:?} does not start with {prefix:?}",
+                index + 1,
+                line.text
+            ));
+        }
+    }
+    let candidates: Vec<(usize, SerialLine)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let text = rules::result_text(os, process, &spec.result_line.prefix, &line.text)?;
+            Some((
+                index + 1,
+                SerialLine {
+                    arrival_micros: line.arrival_micros,
+                    text,
+                },
+            ))
+        })
+        .collect();
+    let (number, line) = match candidates.as_slice() {
+        [] => {
+            problems.push(format!(
+                "result line missing: no serial line starts with {prefix:?}"
+            ));
+            return fields;
+        }
+        [(number, line)] => (*number, line),
+        several => {
+            let numbers: Vec<String> = several
+                .iter()
+                .map(|(number, _)| number.to_string())
+                .collect();
+            problems.push(format!(
+                "result line duplicated: {} lines start with {prefix:?} (serial lines {})",
+                several.len(),
+                numbers.join(", ")
+            ));
+            return fields;
+        }
+    };
+    let Some(captures) = contract.result_pattern().captures(&line.text) else {
+        problems.push(format!(
+            "malformed result line (serial line {number}): {:?} does not match result_line.pattern",
+            line.text
+        ));
+        return fields;
+    };
+    let mut parsed = Vec::new();
+    for field in &spec.result_line.fields {
+        let Some(text) = captures.name(&field.name) else {
+            problems.push(format!(
+                "malformed result line (serial line {number}): field {} did not participate in the match",
+                field.name
+            ));
+            return fields;
+        };
+        match field.kind.parse(text.as_str()) {
+            Ok(value) => parsed.push(value),
+            Err(detail) => {
+                problems.push(format!(
+                    "malformed result line (serial line {number}): field {}: {detail}",
+                    field.name
+                ));
+                return fields;
+            }
+        }
+    }
+    for ((field, value), expectation) in spec
+        .result_line
+        .fields
+        .iter()
+        .zip(&parsed)
+        .zip(contract.field_expectations())
+    {
+        if let Some(expectation) = expectation {
+            if !expectation.matches(value, case_spec) {
+                problems.push(format!(
+                    "field {} = {value}, but the contract requires {}",
+                    field.name,
+                    describe_expectation(expectation, case_spec)
+                ));
+            }
+        }
+        if let (Some(minimum), Some(number)) = (field.at_least, value.as_number()) {
+            if number < minimum as f64 {
+                problems.push(format!(
+                    "field {} = {value}, but the contract requires at least {minimum}",
+                    field.name
+                ));
+            }
+        }
+    }
+    for (slot, value) in fields.iter_mut().zip(parsed) {
+        *slot = Some(value);
+    }
+    fields
+}
+
+/// Read and judge the run stored in `run_dir`.
+pub fn evaluate_run_dir(
+    contract: &Contract,
+    case: usize,
+    repetition: u32,
+    run_dir: &Path,
+) -> Result<RunRecord, SummaryError> {
+    let serial_path = run_dir.join(SERIAL_FILE);
+    let timed_path = run_dir.join(TIMED_FILE);
+    let exit_path = run_dir.join(EXIT_FILE);
+    let serial = read_bytes(&serial_path)?;
+    let timed_text =
+        String::from_utf8(read_bytes(&timed_path)?).map_err(|_| SummaryError::Format {
+            path: timed_path.clone(),
+            detail: "not valid UTF-8".into(),
+        })?;
+    let timed = parse_timed_log(&timed_text, &timed_path)?;
+    check_consistent(&split_serial(&serial), &timed, &timed_path)?;
+    let exit: ExitRecord =
+        serde_json::from_slice(&read_bytes(&exit_path)?).map_err(|error| SummaryError::Format {
+            path: exit_path.clone(),
+            detail: error.to_string(),
+        })?;
+    Ok(judge_run(contract, case, repetition, &timed, &exit))
+}
