@@ -9,12 +9,14 @@
 //! - [`proof`]: proof contracts, runs and baselines, statistics and summaries,
 //!   reports and reproduction; it uses the two layers above.
 //!
-//! [`paths`], [`tools`], [`digest`] and [`time`] are leaves every layer may use.
+//! [`paths`], [`tools`], [`digest`], [`time`], [`terminal`] and [`tool`] are leaves every layer may use.
 
 pub mod bundle;
 pub mod digest;
 pub mod guest;
 pub mod paths;
 pub mod proof;
+pub mod terminal;
 pub mod time;
+pub mod tool;
 pub mod tools;

@@ -12,7 +12,7 @@ use capos_evidence::proof::{audit, report, reproduce, run};
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
-#[command(name = "capos", version, about, long_about = None)]
+#[command(name = "capos", version = capos_evidence::tool::LONG_VERSION, about, long_about = None)]
 struct Cli {
     /// Workspace root (default: found by walking up from the current directory; env CAPOS_ROOT).
     #[arg(long, global = true, env = "CAPOS_ROOT")]

@@ -151,6 +151,7 @@ fn sealed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
         internal_parameters: serde_json::json!({}),
         resolved_dependencies: Vec::new(),
         builder_id: "https://capos.dev/evidence/builder/test".into(),
+        builder_version: Default::default(),
         invocation_id: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
         started_on: "2026-11-22T05:00:00Z".into(),
         finished_on: "2026-11-22T05:00:01Z".into(),

@@ -62,6 +62,7 @@ fn facts(invocation: &str) -> BuildFacts {
         internal_parameters: serde_json::json!({"accel": "tcg"}),
         resolved_dependencies: vec![ResourceDescriptor::sha256("capos.iso", "11".repeat(32))],
         builder_id: "https://capos.example/builder/test".into(),
+        builder_version: Default::default(),
         invocation_id: invocation.into(),
         started_on: "2025-01-01T00:00:00Z".into(),
         finished_on: "2025-01-01T00:05:00Z".into(),
@@ -629,4 +630,60 @@ fn cli_keygen_pack_and_verify() {
             .contains("this is a private key; pass its .pub file"),
         "{output:?}"
     );
+}
+
+/// Every re-wrapping of the genuine signed statement that would give the
+/// bundle a new name is refused: one statement, one bundle.
+#[test]
+fn one_signed_statement_has_exactly_one_bundle() {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+    let (_store, original) = sealed();
+    let genuine =
+        provenance::parse_envelope(&fs::read(original.join(PROVENANCE_FILE)).unwrap()).unwrap();
+    let payload = STANDARD.decode(&genuine.payload).unwrap();
+    let mut variants: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut envelope = genuine.clone();
+    envelope.payload = STANDARD_NO_PAD.encode(&payload);
+    if envelope.payload != genuine.payload {
+        variants.push((
+            "unpadded payload",
+            provenance::envelope_file_bytes(&envelope).unwrap(),
+        ));
+    }
+    let mut envelope = genuine.clone();
+    envelope.payload = URL_SAFE.encode(&payload);
+    if envelope.payload != genuine.payload {
+        variants.push((
+            "url-safe payload",
+            provenance::envelope_file_bytes(&envelope).unwrap(),
+        ));
+    }
+    let mut envelope = genuine.clone();
+    envelope.signatures[0].keyid = "a-keyid-the-attacker-chose".into();
+    variants.push((
+        "other keyid",
+        provenance::envelope_file_bytes(&envelope).unwrap(),
+    ));
+    let mut envelope = genuine.clone();
+    envelope.signatures.push(genuine.signatures[0].clone());
+    variants.push((
+        "duplicated signature",
+        provenance::envelope_file_bytes(&envelope).unwrap(),
+    ));
+    let compact = format!("{}\n", serde_json::to_string(&genuine).unwrap());
+    variants.push(("compact JSON", compact.into_bytes()));
+    // The payload either has padding or a `+`/`/` (or both), so at least one
+    // base64 re-spelling exists besides the three other changes.
+    assert!(variants.len() >= 4, "{}", variants.len());
+    for (what, bytes) in variants {
+        let (_copy_dir, copy) = copy_of(&original);
+        fs::write(copy.join(PROVENANCE_FILE), bytes).unwrap();
+        let renamed = remanifest(&copy);
+        assert_ne!(renamed.file_name(), original.file_name(), "{what}");
+        let error = verify_integrity(&renamed, &trusted()).unwrap_err();
+        assert!(
+            matches!(error, VerifyError::Provenance(_)),
+            "{what}: unexpected {error:?}"
+        );
+    }
 }

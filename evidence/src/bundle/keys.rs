@@ -1,6 +1,8 @@
 //! `capos keygen` and Ed25519 key files: PKCS#8 PEM private keys, SPKI PEM public keys.
 //!
 //! Invariants:
+//! - Private keys are written as PKCS#8 v1 (RFC 5208 `PrivateKeyInfo`, no
+//!   public key inside), the form every common tool loads; v1 and v2 are read.
 //! - A private key file is written with mode 0600 and never silently
 //!   replaced: overwriting needs `--force`.
 //! - The public half of `<path>` lives at `<path>.pub`; that file is all a
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
-use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use crate::bundle::provenance::key_id;
@@ -36,13 +38,12 @@ pub struct KeygenArgs {
 #[derive(thiserror::Error, Debug)]
 pub enum KeyError {
     /// Reading or writing the file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The key file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        cause: std::io::Error,
     },
     /// The file is not a PKCS#8 PEM Ed25519 private key.
     #[error("{}: not a PKCS#8 PEM Ed25519 private key ({reason})", path.display())]
@@ -112,9 +113,9 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
 }
 
 fn read_text(path: &Path) -> Result<String, KeyError> {
-    fs::read_to_string(path).map_err(|source| KeyError::Io {
+    fs::read_to_string(path).map_err(|cause| KeyError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -124,7 +125,7 @@ fn read_text(path: &Path) -> Result<String, KeyError> {
 pub fn write_key_pair(path: &Path, key: &SigningKey, force: bool) -> Result<(), KeyError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| KeyError::Io { path, source }
+        move |cause| KeyError::Io { path, cause }
     };
     if !force && fs::symlink_metadata(path).is_ok() {
         return Err(KeyError::Exists {
@@ -137,9 +138,14 @@ pub fn write_key_pair(path: &Path, key: &SigningKey, force: bool) -> Result<(), 
     {
         fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
-    let private_pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|error| KeyError::Encode(error.to_string()))?;
+    // PKCS#8 v1 (no embedded public key): v2 is what `SigningKey` writes by
+    // default, and OpenSSL 3.0 and Python `cryptography` refuse it.
+    let private_pem = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .map_err(|error| KeyError::Encode(error.to_string()))?;
     let public_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
@@ -151,15 +157,15 @@ pub fn write_key_pair(path: &Path, key: &SigningKey, force: bool) -> Result<(), 
         .create_new(!force)
         .mode(0o600)
         .open(path)
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
+        .map_err(|cause| {
+            if cause.kind() == std::io::ErrorKind::AlreadyExists {
                 KeyError::Exists {
                     path: path.to_path_buf(),
                 }
             } else {
                 KeyError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 }
             }
         })?;
@@ -297,6 +303,64 @@ mod tests {
         let missing = root.path().join("nope.pem");
         assert!(ensure_signing_key(root.path(), Some(&missing)).is_err());
         assert!(!missing.exists());
+    }
+
+    #[test]
+    fn private_keys_are_pkcs8_v1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.pem");
+        write_key_pair(&path, &SigningKey::from_bytes(&[3; 32]), false).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let (label, document) = ed25519_dalek::pkcs8::Document::from_pem(&text).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        // SEQUENCE { INTEGER 0 (v1), AlgorithmIdentifier { 1.3.101.112 }, OCTET STRING { OCTET STRING <32 bytes> } }
+        // and nothing after the private key: no [1] public key.
+        let der = document.as_bytes();
+        assert_eq!(
+            der[..16],
+            [
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20
+            ]
+        );
+        assert_eq!(der[16..], [3; 32]);
+        // A v2 key (what other tools may hand us) still loads.
+        let v2 = SigningKey::from_bytes(&[4; 32])
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
+        fs::write(&path, v2.as_bytes()).unwrap();
+        assert_eq!(load_signing_key(&path).unwrap().to_bytes(), [4; 32]);
+    }
+
+    /// `openssl pkey` (OpenSSL 3.0 refuses PKCS#8 v2 Ed25519 keys) loads the
+    /// private key and derives exactly the `.pub` file we wrote.
+    #[test]
+    fn openssl_loads_the_private_key() {
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: openssl is not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.pem");
+        write_key_pair(&path, &SigningKey::from_bytes(&[5; 32]), false).unwrap();
+        let output = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl pkey: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            fs::read_to_string(public_key_path(&path)).unwrap()
+        );
     }
 
     #[test]

@@ -21,13 +21,12 @@ use super::MANIFEST_FILE;
 #[derive(thiserror::Error, Debug)]
 pub enum BundleError {
     /// Reading or writing failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A symlink sits inside the bundle.
     #[error("{path}: symlinks are not allowed in a bundle")]
@@ -161,9 +160,9 @@ pub fn relative_path_problem(path: &str) -> Option<&'static str> {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
-    move |source| BundleError::Io {
+    move |cause| BundleError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -39,13 +39,12 @@ pub enum PackError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     /// Reading or writing failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        cause: io::Error,
     },
     /// The bundle directory has no usable name for the top directory.
     #[error("{}: the bundle directory needs a UTF-8 name", path.display())]
@@ -59,13 +58,12 @@ pub enum PackError {
 #[derive(thiserror::Error, Debug)]
 pub enum UnpackError {
     /// Reading the archive or writing the extraction failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        cause: io::Error,
     },
     /// The archive ends before its end-of-archive marker.
     #[error("archive truncated at byte {at}")]
@@ -156,7 +154,7 @@ pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackE
 
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| PackError::Io { path, source }
+        move |cause| PackError::Io { path, cause }
     };
     let mut builder = tar::Builder::new(writer);
     for entry in &entries {
@@ -195,9 +193,9 @@ pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackE
 }
 
 fn top_name(bundle_dir: &Path) -> Result<String, PackError> {
-    let resolved = bundle_dir.canonicalize().map_err(|source| PackError::Io {
+    let resolved = bundle_dir.canonicalize().map_err(|cause| PackError::Io {
         path: bundle_dir.to_path_buf(),
-        source,
+        cause,
     })?;
     resolved
         .file_name()
@@ -213,7 +211,7 @@ fn top_name(bundle_dir: &Path) -> Result<String, PackError> {
 pub fn pack_to(bundle_dir: &Path, out: &Path) -> Result<(), PackError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| PackError::Io { path, source }
+        move |cause| PackError::Io { path, cause }
     };
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -224,11 +222,11 @@ pub fn pack_to(bundle_dir: &Path, out: &Path) -> Result<(), PackError> {
     writer.flush().map_err(io_error(out))?;
     let staging = writer.into_inner().map_err(|error| PackError::Io {
         path: out.to_path_buf(),
-        source: error.into_error(),
+        cause: error.into_error(),
     })?;
     staging.persist(out).map_err(|error| PackError::Io {
         path: out.to_path_buf(),
-        source: error.error,
+        cause: error.error,
     })?;
     Ok(())
 }
@@ -278,7 +276,7 @@ pub fn run_command(_root: &Path, args: PackArgs) -> Result<()> {
 pub fn unpack_to(archive: &Path, dest: &Path) -> Result<PathBuf, UnpackError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| UnpackError::Io { path, source }
+        move |cause| UnpackError::Io { path, cause }
     };
     let length = fs::metadata(archive).map_err(io_error(archive))?.len();
     if length == 0 || length % BLOCK != 0 {
@@ -369,9 +367,9 @@ fn check_end_marker(archive: &Path, end: u64, length: u64) -> Result<(), UnpackE
     if length < end + 2 * BLOCK {
         return Err(UnpackError::Truncated { at: length });
     }
-    let io_error = |source| UnpackError::Io {
+    let io_error = |cause| UnpackError::Io {
         path: archive.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = fs::File::open(archive).map_err(io_error)?;
     file.seek(io::SeekFrom::Start(end)).map_err(io_error)?;

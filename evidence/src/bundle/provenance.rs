@@ -7,8 +7,14 @@
 //!   signature for one payload type cannot be replayed as another.
 //! - Serialization is deterministic: struct fields in declaration order and
 //!   JSON objects as sorted maps, so the same facts give the same bytes.
-//! - A `keyid` is only a hint. Verification tries every signature against the
-//!   trusted key; the key id only shapes the error message.
+//! - One signed statement has exactly one valid envelope file: the bytes
+//!   [`envelope_file_bytes`] writes, with standard padded base64, one
+//!   signature, and the signer's own key id. Anything else is refused even
+//!   when the signature verifies, so a statement cannot be re-wrapped into a
+//!   second bundle with another name.
+//! - Parsing the statement follows in-toto and SLSA: unknown fields are
+//!   ignored, and fields the specs make optional may be absent (our writer
+//!   always writes them). The envelope itself is strict.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +31,6 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// An artifact reference (in-toto ResourceDescriptor): a name and its digests.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct ResourceDescriptor {
     /// Name of the artifact; inside a bundle, its relative path with `/`.
     pub name: String,
@@ -33,6 +38,7 @@ pub struct ResourceDescriptor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
     /// Digest algorithm name (`sha256`) to lowercase hex digest.
+    #[serde(default)]
     pub digest: BTreeMap<String, String>,
 }
 
@@ -62,6 +68,9 @@ pub struct BuildFacts {
     pub resolved_dependencies: Vec<ResourceDescriptor>,
     /// URI of the builder that ran and signed (trusted to report honestly).
     pub builder_id: String,
+    /// Versions of the builder's parts (SLSA `builder.version`): the `capos`
+    /// crate version and the commit it was built from.
+    pub builder_version: BTreeMap<String, String>,
     /// Identifier of this run.
     pub invocation_id: String,
     /// RFC 3339 time the run started.
@@ -72,7 +81,6 @@ pub struct BuildFacts {
 
 /// An in-toto Statement v1 with a SLSA provenance v1 predicate.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Statement {
     /// Always [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
@@ -88,7 +96,7 @@ pub struct Statement {
 
 /// SLSA provenance v1 predicate.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Provenance {
     /// What the run was asked to do.
     pub build_definition: BuildDefinition,
@@ -98,48 +106,57 @@ pub struct Provenance {
 
 /// SLSA `buildDefinition`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildDefinition {
     /// See [`BuildFacts::build_type`].
     pub build_type: String,
     /// See [`BuildFacts::external_parameters`].
     pub external_parameters: serde_json::Value,
-    /// See [`BuildFacts::internal_parameters`].
-    pub internal_parameters: serde_json::Value,
-    /// See [`BuildFacts::resolved_dependencies`].
+    /// See [`BuildFacts::internal_parameters`]; optional in SLSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_parameters: Option<serde_json::Value>,
+    /// See [`BuildFacts::resolved_dependencies`]; optional in SLSA.
+    #[serde(default)]
     pub resolved_dependencies: Vec<ResourceDescriptor>,
 }
 
 /// SLSA `runDetails`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RunDetails {
     /// The builder.
     pub builder: Builder,
-    /// Invocation id and timestamps.
-    pub metadata: BuildMetadata,
-    /// Files the run produced that are not its results (raw logs).
+    /// Invocation id and timestamps; optional in SLSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BuildMetadata>,
+    /// Files the run produced that are not its results (raw logs); optional in SLSA.
+    #[serde(default)]
     pub byproducts: Vec<ResourceDescriptor>,
 }
 
 /// SLSA `runDetails.builder`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct Builder {
     /// See [`BuildFacts::builder_id`].
     pub id: String,
+    /// See [`BuildFacts::builder_version`]; optional in SLSA.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub version: BTreeMap<String, String>,
 }
 
 /// SLSA `runDetails.metadata`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildMetadata {
     /// See [`BuildFacts::invocation_id`].
-    pub invocation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_id: Option<String>,
     /// See [`BuildFacts::started_on`].
-    pub started_on: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_on: Option<String>,
     /// See [`BuildFacts::finished_on`].
-    pub finished_on: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_on: Option<String>,
 }
 
 /// A DSSE envelope as stored in `provenance.dsse.json`.
@@ -159,7 +176,7 @@ pub struct Envelope {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {
-    /// Hex sha256 of the raw 32-byte Ed25519 public key (a hint, not trusted).
+    /// Hex sha256 of the raw 32-byte Ed25519 public key of the signer.
     pub keyid: String,
     /// Base64 of the 64-byte Ed25519 signature.
     pub sig: String,
@@ -170,24 +187,44 @@ pub struct EnvelopeSignature {
 pub enum EnvelopeError {
     /// `provenance.dsse.json` is not a DSSE envelope.
     #[error("not a DSSE envelope: {0}")]
-    NotAnEnvelope(#[source] serde_json::Error),
+    NotAnEnvelope(serde_json::Error),
     /// The payload type is not the in-toto one.
     #[error("payloadType is {found:?}, expected {PAYLOAD_TYPE:?}")]
     WrongPayloadType {
         /// The payload type found.
         found: String,
     },
-    /// A field is not valid base64.
-    #[error("{field} is not valid base64")]
+    /// A field is not standard, padded base64 in its one canonical spelling.
+    #[error("{field} is not canonical base64 (standard alphabet, padded, as capos writes it)")]
     BadBase64 {
-        /// Which field (`payload` or `signatures[i].sig`).
+        /// Which field (`payload` or `signatures[0].sig`).
         field: String,
     },
     /// The envelope carries no signature at all.
     #[error("the envelope carries no signature")]
     NoSignatures,
+    /// The envelope carries more than one signature.
+    #[error("the envelope carries {count} signatures; a capOS envelope has exactly one")]
+    SignatureCount {
+        /// How many it carries.
+        count: usize,
+    },
+    /// The signature verifies with the trusted key, but its key id is another.
+    #[error("the signature verifies with the trusted key {trusted}, but its keyid is {}; a capOS envelope names its signer's key id", crate::terminal::untrusted(found))]
+    WrongKeyId {
+        /// The key id the envelope names.
+        found: String,
+        /// Key id of the trusted key.
+        trusted: String,
+    },
+    /// The file is not the exact bytes capos writes for its envelope.
+    #[error("not in the canonical form capos writes (pretty-printed JSON with payload, payloadType, signatures in that order, and a final newline)")]
+    NotCanonical,
     /// No signature claims the trusted key, and none verifies with it.
-    #[error("signed by key {}, not the trusted key {trusted}", signed_by.join(", "))]
+    #[error(
+        "signed by key {}, not the trusted key {trusted}",
+        crate::terminal::untrusted_list(signed_by)
+    )]
     UntrustedSigner {
         /// Key ids the envelope names.
         signed_by: Vec<String>,
@@ -204,7 +241,7 @@ pub enum EnvelopeError {
     },
     /// The signed payload is not an in-toto statement with a SLSA predicate.
     #[error("the signed payload is not a statement this tool understands: {0}")]
-    MalformedStatement(#[source] serde_json::Error),
+    MalformedStatement(serde_json::Error),
     /// The statement has the wrong `_type`.
     #[error("statement _type is {found:?}, expected {STATEMENT_TYPE:?}")]
     WrongStatementType {
@@ -260,18 +297,19 @@ pub fn build_statement(
             build_definition: BuildDefinition {
                 build_type: facts.build_type.clone(),
                 external_parameters: facts.external_parameters.clone(),
-                internal_parameters: facts.internal_parameters.clone(),
+                internal_parameters: Some(facts.internal_parameters.clone()),
                 resolved_dependencies: facts.resolved_dependencies.clone(),
             },
             run_details: RunDetails {
                 builder: Builder {
                     id: facts.builder_id.clone(),
+                    version: facts.builder_version.clone(),
                 },
-                metadata: BuildMetadata {
-                    invocation_id: facts.invocation_id.clone(),
-                    started_on: facts.started_on.clone(),
-                    finished_on: facts.finished_on.clone(),
-                },
+                metadata: Some(BuildMetadata {
+                    invocation_id: Some(facts.invocation_id.clone()),
+                    started_on: Some(facts.started_on.clone()),
+                    finished_on: Some(facts.finished_on.clone()),
+                }),
                 byproducts,
             },
         },
@@ -309,27 +347,36 @@ pub fn envelope_file_bytes(envelope: &Envelope) -> Result<Vec<u8>, serde_json::E
     Ok(bytes)
 }
 
-/// Parse the bytes of `provenance.dsse.json`.
-pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-    serde_json::from_slice(bytes).map_err(EnvelopeError::NotAnEnvelope)
+/// Decode standard, padded base64, accepting only the one spelling that
+/// encodes back to the same text (DSSE decoders may accept more; capos
+/// writes, and so accepts, exactly one).
+fn decode_base64(text: &str, field: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    match engine.decode(text) {
+        Ok(bytes) if engine.encode(&bytes) == text => Ok(bytes),
+        _ => Err(EnvelopeError::BadBase64 {
+            field: field.to_owned(),
+        }),
+    }
 }
 
-/// Decode base64 in either alphabet DSSE allows (standard or URL-safe, padded or not).
-fn decode_base64(text: &str, field: &str) -> Result<Vec<u8>, EnvelopeError> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(text).ok())
-        .ok_or_else(|| EnvelopeError::BadBase64 {
-            field: field.to_owned(),
-        })
+/// Parse the bytes of `provenance.dsse.json`, accepting only what
+/// [`envelope_file_bytes`] writes for the parsed envelope.
+pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(EnvelopeError::NotAnEnvelope)?;
+    match envelope_file_bytes(&envelope) {
+        Ok(canonical) if canonical == bytes => Ok(envelope),
+        _ => Err(EnvelopeError::NotCanonical),
+    }
 }
 
 /// Verify `envelope` against `trusted` and return the statement it signs.
 ///
-/// Order (DSSE protocol): decode, verify the signature over PAE, check the
-/// payload type, then parse. The payload type is inside PAE, so checking it
-/// first only makes the error clearer; it is not what makes it safe.
+/// The envelope must be the one capos writes: the in-toto payload type,
+/// exactly one signature, canonical base64, and the trusted key's id as
+/// `keyid`. Then the signature is checked over PAE, and only then is the
+/// payload parsed. The payload type is inside PAE, so checking it first
+/// only makes the error clearer; it is not what makes it safe.
 pub fn verify_envelope(
     envelope: &Envelope,
     trusted: &VerifyingKey,
@@ -340,38 +387,41 @@ pub fn verify_envelope(
             found: envelope.payload_type.clone(),
         });
     }
-    let body = decode_base64(&envelope.payload, "payload")?;
-    if envelope.signatures.is_empty() {
-        return Err(EnvelopeError::NoSignatures);
-    }
-    let encoded = pae(&envelope.payload_type, &body);
-    let mut verified = false;
-    for (index, entry) in envelope.signatures.iter().enumerate() {
-        let raw = decode_base64(&entry.sig, &format!("signatures[{index}].sig"))?;
-        let Ok(signature) = Signature::from_slice(&raw) else {
-            continue;
-        };
-        if trusted.verify_strict(&encoded, &signature).is_ok() {
-            verified = true;
-            break;
+    let entry = match envelope.signatures.as_slice() {
+        [] => return Err(EnvelopeError::NoSignatures),
+        [entry] => entry,
+        several => {
+            return Err(EnvelopeError::SignatureCount {
+                count: several.len(),
+            })
         }
-    }
-    if !verified {
-        let names_trusted = envelope.signatures.iter().any(|s| s.keyid == trusted_id);
-        return Err(if names_trusted {
-            EnvelopeError::BadSignature {
+    };
+    let body = decode_base64(&envelope.payload, "payload")?;
+    let raw = decode_base64(&entry.sig, "signatures[0].sig")?;
+    let verified = Signature::from_slice(&raw).is_ok_and(|signature| {
+        trusted
+            .verify_strict(&pae(PAYLOAD_TYPE, &body), &signature)
+            .is_ok()
+    });
+    match (verified, entry.keyid == trusted_id) {
+        (true, true) => {}
+        (true, false) => {
+            return Err(EnvelopeError::WrongKeyId {
+                found: entry.keyid.clone(),
                 trusted: trusted_id,
-            }
-        } else {
-            EnvelopeError::UntrustedSigner {
-                signed_by: envelope
-                    .signatures
-                    .iter()
-                    .map(|s| s.keyid.clone())
-                    .collect(),
+            })
+        }
+        (false, true) => {
+            return Err(EnvelopeError::BadSignature {
                 trusted: trusted_id,
-            }
-        });
+            })
+        }
+        (false, false) => {
+            return Err(EnvelopeError::UntrustedSigner {
+                signed_by: vec![entry.keyid.clone()],
+                trusted: trusted_id,
+            })
+        }
     }
     let statement: Statement =
         serde_json::from_slice(&body).map_err(EnvelopeError::MalformedStatement)?;
@@ -403,6 +453,7 @@ mod tests {
             internal_parameters: serde_json::json!({"accel": "kvm"}),
             resolved_dependencies: vec![ResourceDescriptor::sha256("capos.iso", "ab".repeat(32))],
             builder_id: "https://capos.example/builder/local".into(),
+            builder_version: BTreeMap::from([("capos".to_owned(), "0.1.0".to_owned())]),
             invocation_id: "run-1".into(),
             started_on: "2025-01-01T00:00:00Z".into(),
             finished_on: "2025-01-01T00:01:00Z".into(),
@@ -541,15 +592,132 @@ mod tests {
         );
     }
 
+    /// Every other spelling of the same bytes: URL-safe, unpadded, and
+    /// non-zero trailing bits. Each would give the bundle another name.
     #[test]
-    fn url_safe_base64_is_accepted() {
+    fn only_canonical_base64_is_accepted() {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let signed = sign_statement(&statement(), &key(1)).unwrap();
+        let body = STANDARD.decode(&signed.payload).unwrap();
+        let signature = STANDARD.decode(&signed.signatures[0].sig).unwrap();
+        assert!(
+            !body.len().is_multiple_of(3) && !signature.len().is_multiple_of(3),
+            "padding present"
+        );
+        // 64 bytes end in `xy==`: `y` holds 2 data bits and 4 bits that must be
+        // zero. Setting one of those gives the same bytes, spelled differently.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut trailing_bits = signed.signatures[0].sig.clone().into_bytes();
+        let last_data = trailing_bits.len() - 3;
+        let value = ALPHABET
+            .iter()
+            .position(|c| *c == trailing_bits[last_data])
+            .unwrap();
+        trailing_bits[last_data] = ALPHABET[value ^ 1];
+        for (field, payload, sig) in [
+            (
+                "payload",
+                URL_SAFE_NO_PAD.encode(&body),
+                signed.signatures[0].sig.clone(),
+            ),
+            (
+                "payload",
+                STANDARD_NO_PAD.encode(&body),
+                signed.signatures[0].sig.clone(),
+            ),
+            (
+                "payload",
+                format!("{}\n", signed.payload),
+                signed.signatures[0].sig.clone(),
+            ),
+            (
+                "signatures[0].sig",
+                signed.payload.clone(),
+                STANDARD_NO_PAD.encode(&signature),
+            ),
+            (
+                "signatures[0].sig",
+                signed.payload.clone(),
+                String::from_utf8(trailing_bits.clone()).unwrap(),
+            ),
+        ] {
+            let mut envelope = signed.clone();
+            envelope.payload = payload;
+            envelope.signatures[0].sig = sig;
+            let error = verify_envelope(&envelope, &key(1).verifying_key()).unwrap_err();
+            assert!(
+                matches!(&error, EnvelopeError::BadBase64 { field: f } if f == field),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_signatures_are_refused_even_when_they_verify() {
         let mut envelope = sign_statement(&statement(), &key(1)).unwrap();
-        let engine = base64::engine::general_purpose::STANDARD;
-        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        envelope.payload = url_safe.encode(engine.decode(&envelope.payload).unwrap());
-        envelope.signatures[0].sig =
-            url_safe.encode(engine.decode(&envelope.signatures[0].sig).unwrap());
-        verify_envelope(&envelope, &key(1).verifying_key()).unwrap();
+        envelope.signatures.push(envelope.signatures[0].clone());
+        let error = verify_envelope(&envelope, &key(1).verifying_key()).unwrap_err();
+        assert!(
+            matches!(error, EnvelopeError::SignatureCount { count: 2 }),
+            "{error:?}"
+        );
+        let mut envelope = sign_statement(&statement(), &key(1)).unwrap();
+        let other = sign_statement(&statement(), &key(2)).unwrap();
+        envelope.signatures.insert(0, other.signatures[0].clone());
+        let error = verify_envelope(&envelope, &key(1).verifying_key()).unwrap_err();
+        assert!(
+            matches!(error, EnvelopeError::SignatureCount { count: 2 }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn the_envelope_file_must_be_byte_for_byte_canonical() {
+        let envelope = sign_statement(&statement(), &key(1)).unwrap();
+        let bytes = envelope_file_bytes(&envelope).unwrap();
+        assert_eq!(parse_envelope(&bytes).unwrap(), envelope);
+        let compact = format!("{}\n", serde_json::to_string(&envelope).unwrap());
+        let no_newline = &bytes[..bytes.len() - 1];
+        let reordered =
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .replacen("  \"payload\"", "  \"zz\"", 1);
+        for variant in [compact.as_bytes(), no_newline] {
+            let error = parse_envelope(variant).unwrap_err();
+            assert!(matches!(error, EnvelopeError::NotCanonical), "{error:?}");
+        }
+        assert!(matches!(
+            parse_envelope(reordered.as_bytes()),
+            Err(EnvelopeError::NotAnEnvelope(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_slsa_optional_fields_may_be_absent() {
+        let mut value = serde_json::to_value(statement()).unwrap();
+        value["futureField"] = serde_json::json!({"any": "thing"});
+        value["subject"][0]["annotations"] = serde_json::json!({"note": 1});
+        let predicate = &mut value["predicate"];
+        predicate["extension"] = serde_json::json!(true);
+        let definition = predicate["buildDefinition"].as_object_mut().unwrap();
+        definition.remove("internalParameters");
+        definition.remove("resolvedDependencies");
+        definition.insert("newThing".into(), serde_json::json!([]));
+        let details = predicate["runDetails"].as_object_mut().unwrap();
+        details.remove("metadata");
+        details.remove("byproducts");
+        details["builder"]["builderDependencies"] = serde_json::json!([]);
+        let envelope = sign_payload(PAYLOAD_TYPE, &serde_json::to_vec(&value).unwrap(), &key(1));
+        let parsed = verify_envelope(&envelope, &key(1).verifying_key()).unwrap();
+        assert_eq!(parsed.subject, statement().subject);
+        assert_eq!(parsed.predicate.build_definition.internal_parameters, None);
+        assert!(parsed
+            .predicate
+            .build_definition
+            .resolved_dependencies
+            .is_empty());
+        assert_eq!(parsed.predicate.run_details.metadata, None);
+        assert!(parsed.predicate.run_details.byproducts.is_empty());
     }
 
     #[test]
@@ -594,10 +762,18 @@ mod tests {
     }
 
     #[test]
-    fn a_lying_keyid_does_not_matter_when_the_signature_verifies() {
+    fn a_wrong_keyid_is_refused_even_when_the_signature_verifies() {
         let mut envelope = sign_statement(&statement(), &key(1)).unwrap();
-        envelope.signatures[0].keyid = "someone-else".into();
-        verify_envelope(&envelope, &key(1).verifying_key()).unwrap();
+        envelope.signatures[0].keyid = "someone-else\u{1b}[2K".into();
+        let error = verify_envelope(&envelope, &key(1).verifying_key()).unwrap_err();
+        assert!(
+            matches!(&error, EnvelopeError::WrongKeyId { found, .. } if found.starts_with("someone-else")),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("someone-else\\u{1b}[2K"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -60,13 +60,12 @@ pub enum VerifyError {
     #[error(transparent)]
     Archive(#[from] UnpackError),
     /// Reading failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        cause: io::Error,
     },
     /// There is no manifest.
     #[error("{MANIFEST_FILE} is missing")]
@@ -174,15 +173,15 @@ pub fn verify_integrity(
     trusted: &VerifyingKey,
 ) -> Result<VerifiedBundle, VerifyError> {
     let (dir, extraction) = if path.is_dir() {
-        let dir = path.canonicalize().map_err(|source| VerifyError::Io {
+        let dir = path.canonicalize().map_err(|cause| VerifyError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         (dir, None)
     } else if path.is_file() {
-        let extraction = tempfile::tempdir().map_err(|source| VerifyError::Io {
+        let extraction = tempfile::tempdir().map_err(|cause| VerifyError::Io {
             path: std::env::temp_dir(),
-            source,
+            cause,
         })?;
         let dir = pack::unpack_to(path, extraction.path())?;
         (dir, Some(extraction))
@@ -229,9 +228,9 @@ fn read_manifest(dir: &Path) -> Result<Vec<u8>, VerifyError> {
         }
         _ => {}
     }
-    fs::read(&path).map_err(|source| VerifyError::Io {
+    fs::read(&path).map_err(|cause| VerifyError::Io {
         path: PathBuf::from(MANIFEST_FILE),
-        source,
+        cause,
     })
 }
 
@@ -252,7 +251,7 @@ fn check_listed_files(dir: &Path, entries: &[ManifestEntry]) -> Result<(), Verif
                     path: entry.path.clone(),
                 })
             }
-            Err(source) => return Err(VerifyError::Io { path, source }),
+            Err(cause) => return Err(VerifyError::Io { path, cause }),
         };
         if metadata.file_type().is_symlink() {
             return Err(BundleError::Symlink {
@@ -321,9 +320,9 @@ fn check_provenance(
     if !entries.iter().any(|entry| entry.path == PROVENANCE_FILE) {
         return Err(VerifyError::ProvenanceMissing);
     }
-    let bytes = fs::read(dir.join(PROVENANCE_FILE)).map_err(|source| VerifyError::Io {
+    let bytes = fs::read(dir.join(PROVENANCE_FILE)).map_err(|cause| VerifyError::Io {
         path: PathBuf::from(PROVENANCE_FILE),
-        source,
+        cause,
     })?;
     let envelope = provenance::parse_envelope(&bytes)?;
     Ok(provenance::verify_envelope(&envelope, trusted)?)

@@ -148,6 +148,7 @@ mod tests {
             internal_parameters: serde_json::json!({}),
             resolved_dependencies: vec![],
             builder_id: "https://capos.example/builder".into(),
+            builder_version: Default::default(),
             invocation_id: "test".into(),
             started_on: "2025-01-01T00:00:00Z".into(),
             finished_on: "2025-01-01T00:00:01Z".into(),

@@ -611,6 +611,7 @@ fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<
         internal_parameters,
         resolved_dependencies: dependencies,
         builder_id: BUILDER_ID.into(),
+        builder_version: crate::tool::builder_version(),
         invocation_id: format!("urn:uuid:{}", uuid_text(random)),
         started_on: started_on.to_string(),
         finished_on: crate::time::rfc3339(SystemTime::now()),
