@@ -1,6 +1,9 @@
 //! `capos`: the one host CLI that builds, runs, verifies, reports and reproduces capOS evidence.
 //!
 //! Make targets and Nix apps call these subcommands; nothing else implements them.
+//! Invariant: only commands that build or boot look for a capOS checkout;
+//! auditing (`verify`, `report`, `pack`, `reproduce --check-only`, `log
+//! verify`) needs nothing but this binary, the bundle and a public key.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -14,7 +17,8 @@ use capos_evidence::proof::{audit, report, reproduce, run};
 #[derive(Parser, Debug)]
 #[command(name = "capos", version = capos_evidence::tool::LONG_VERSION, about, long_about = None)]
 struct Cli {
-    /// Workspace root (default: found by walking up from the current directory; env CAPOS_ROOT).
+    /// Workspace root for commands that build or boot (default: found by
+    /// walking up from the current directory; env CAPOS_ROOT).
     #[arg(long, global = true, env = "CAPOS_ROOT")]
     root: Option<std::path::PathBuf>,
     #[command(subcommand)]
@@ -56,30 +60,35 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     if let Err(error) = dispatch(cli) {
-        eprintln!("capos: error: {error:#}");
+        // Messages escape what they quote from bundles; this is the last
+        // line of defence against terminal control sequences.
+        let message = format!("{error:#}");
+        let shown = capos_evidence::terminal::controls_escaped(&message);
+        eprintln!("capos: error: {shown}");
         std::process::exit(1);
     }
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    let root = paths::workspace_root(cli.root.as_deref())?;
+    let explicit_root = cli.root;
+    let workspace = || paths::workspace_root(explicit_root.as_deref());
     match cli.command {
-        Command::Build(command) => build::run(&root, command),
-        Command::Qemu(args) => qemu::run_command(&root, args),
+        Command::Build(command) => build::run(&workspace()?, command),
+        Command::Qemu(args) => qemu::run_command(&workspace()?, args),
         Command::Accel => {
-            let choice = qemu::detect_accel(&root, qemu::AccelRequest::Auto)?;
+            let choice = qemu::detect_accel(&workspace()?, qemu::AccelRequest::Auto)?;
             println!("accel={} reason={}", choice.accel, choice.reason);
             Ok(())
         }
-        Command::Run(args) => run::run_command(&root, args),
-        Command::Verify(args) => audit::run_command(&root, args),
-        Command::Report(args) => report::run_command(&root, args),
-        Command::Pack(args) => pack::run_command(&root, args),
-        Command::Keygen(args) => keys::run_command(&root, args),
-        Command::Reproduce(args) => reproduce::run_command(&root, args),
-        Command::Manifest(command) => manifest::run_command(&root, command),
-        Command::Smokes(args) => smokes::run_command(&root, args),
-        Command::Fuzz(args) => fuzz::run_command(&root, args),
-        Command::Soak(args) => soak::run_command(&root, args),
+        Command::Run(args) => run::run_command(&workspace()?, args),
+        Command::Verify(args) => audit::run_command(args),
+        Command::Report(args) => report::run_command(args),
+        Command::Pack(args) => pack::run_command(args),
+        Command::Keygen(args) => keys::run_command(args, workspace),
+        Command::Reproduce(args) => reproduce::run_command(args, workspace),
+        Command::Manifest(command) => manifest::run_command(&workspace()?, command),
+        Command::Smokes(args) => smokes::run_command(&workspace()?, args),
+        Command::Fuzz(args) => fuzz::run_command(&workspace()?, args),
+        Command::Soak(args) => soak::run_command(&workspace()?, args),
     }
 }

@@ -43,6 +43,28 @@ pub fn untrusted_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// `text` with every control or hiding character escaped except line
+/// breaks, and backslashes left alone: for whole messages whose parts were
+/// escaped already (see [`untrusted`]) and whose own line breaks are layout.
+#[must_use]
+pub fn controls_escaped(text: &str) -> Cow<'_, str> {
+    let escape =
+        |character: char| character != '\\' && character != '\n' && needs_escape(character);
+    if !text.chars().any(escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        if escape(character) {
+            // Writing to a String cannot fail.
+            let _ = write!(shown, "\\u{{{:x}}}", u32::from(character));
+        } else {
+            shown.push(character);
+        }
+    }
+    Cow::Owned(shown)
+}
+
 /// Control characters (C0 including tab and newline, DEL, C1), Unicode
 /// format characters that reorder or hide text (bidi overrides and
 /// isolates, zero-width characters, byte-order mark), separators that end
@@ -92,6 +114,14 @@ mod tests {
         // The literal text of an escape is not confused with the escaped byte.
         assert_eq!(untrusted("\\u{1b}"), "\\\\u{1b}");
         assert_ne!(untrusted("\\u{1b}"), untrusted("\u{1b}"));
+    }
+
+    #[test]
+    fn whole_messages_keep_their_line_breaks_and_backslashes() {
+        assert_eq!(
+            controls_escaped("a: b\n  stored: \\u{1b}\u{1b}[31m"),
+            "a: b\n  stored: \\u{1b}\\u{1b}[31m"
+        );
     }
 
     #[test]

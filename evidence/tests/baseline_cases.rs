@@ -5,6 +5,7 @@
 
 mod contract_support;
 
+use capos_evidence::bundle::files::BundleFiles;
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::contract::{self, Contract};
 use capos_evidence::proof::inputs::SkippedCase;
@@ -217,7 +218,7 @@ fn bundle(dir: &Path) -> std::path::PathBuf {
 fn summary_has_per_system_speedups_ratios_and_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle(dir.path());
-    let recomputed = summary::recompute(&bundle).unwrap();
+    let recomputed = summary::recompute(&BundleFiles::staging(&bundle)).unwrap();
     let document: SummaryDocument = serde_json::from_str(&recomputed.summary_json).unwrap();
     assert_eq!(document.runs.failed, 0, "{:?}", document.failures);
     let speedup = |id: &str| document.speedups.iter().find(|s| s.id == id).unwrap().value;
@@ -244,7 +245,10 @@ fn summary_has_per_system_speedups_ratios_and_comparison() {
         .iter()
         .any(|n| n.contains("cpus8 did not run")));
     // Recompute is deterministic.
-    assert_eq!(summary::recompute(&bundle).unwrap(), recomputed);
+    assert_eq!(
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap(),
+        recomputed
+    );
 }
 
 #[test]
@@ -255,8 +259,12 @@ fn a_slow_capos_fails_the_linux_relative_gate() {
     // capOS at -smp 2 takes 6.5 instead of 5: 1.538x against Linux's 2x.
     let (lines, exit) = passing(case(&contract, "cpus2"), 2, 6_500_000_000);
     write_run(&bundle, "cpus2", 1, &timed(100_000, &lines), &exit);
-    let document: SummaryDocument =
-        serde_json::from_str(&summary::recompute(&bundle).unwrap().summary_json).unwrap();
+    let document: SummaryDocument = serde_json::from_str(
+        &summary::recompute(&BundleFiles::staging(&bundle))
+            .unwrap()
+            .summary_json,
+    )
+    .unwrap();
     let gate = |id: &str| document.gates.iter().find(|g| g.id == id).unwrap().clone();
     assert_eq!(gate("seed-speedup-1-2").verdict, summary::GateVerdict::Fail);
     let relative = gate("linux-relative-1-2");
@@ -275,7 +283,10 @@ fn only_conditional_cases_may_be_skipped() {
         reason: "inconvenient".into(),
     });
     write_basics(&bundle, &text, &inputs);
-    let error = format!("{:#}", summary::recompute(&bundle).unwrap_err());
+    let error = format!(
+        "{:#}",
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
+    );
     assert!(error.contains("only a conditional case"), "{error}");
 }
 
@@ -346,14 +357,18 @@ fn the_report_sets_capos_beside_its_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle(dir.path());
     finish_bundle(&bundle);
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let templates = capos_evidence::proof::report::Templates::builtin();
     let facts = capos_evidence::proof::report::BundleFacts {
         name: "f".repeat(64),
         key_id: "test-key".into(),
         files: 1,
         link_prefix: None,
+        tool: Default::default(),
+        history: None,
     };
-    let rendered = capos_evidence::proof::report::render(&templates, &bundle, &facts).unwrap();
+    let rendered =
+        capos_evidence::proof::report::render(&templates, &BundleFiles::staging(&bundle), &facts)
+            .unwrap();
     assert!(rendered.markdown.contains("## capOS beside its baselines"));
     assert!(
         rendered

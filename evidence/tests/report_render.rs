@@ -3,10 +3,11 @@
 
 mod contract_support;
 
+use capos_evidence::bundle::files::BundleFiles;
 use capos_evidence::bundle::provenance::BuildFacts;
 use capos_evidence::bundle::{keys, writer};
 use capos_evidence::guest::qemu::Accel;
-use capos_evidence::proof::report::{self, BundleFacts};
+use capos_evidence::proof::report::{self, BundleFacts, Templates};
 use contract_support::*;
 use std::path::{Path, PathBuf};
 
@@ -17,8 +18,13 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn templates() -> PathBuf {
-    workspace_root().join("templates")
+/// The templates built into the binary are the checkout's `templates/`.
+#[test]
+fn builtin_templates_are_the_checkouts() {
+    let from_dir = Templates::from_dir(&workspace_root().join("templates")).unwrap();
+    let builtin = Templates::builtin();
+    assert_eq!(builtin.markdown, from_dir.markdown);
+    assert_eq!(builtin.html, from_dir.html);
 }
 
 fn facts(link_prefix: Option<&str>) -> BundleFacts {
@@ -27,6 +33,8 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         key_id: "test-key".into(),
         files: 42,
         link_prefix: link_prefix.map(str::to_string),
+        tool: Default::default(),
+        history: None,
     }
 }
 
@@ -35,8 +43,18 @@ fn rendering_twice_gives_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
-    let first = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
-    let second = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
+    let first = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
+    let second = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
     assert_eq!(first, second);
 }
 
@@ -45,7 +63,12 @@ fn smp_boot_report_shows_claim_medians_chart_and_log_links() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
-    let rendered = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
     let markdown = &rendered.markdown;
     assert!(
         markdown.starts_with("# Proof report: smp-boot\n"),
@@ -91,7 +114,12 @@ fn speedup_report_shows_the_gate_ideal_line_and_diagnostic_level() {
         &[2_000_000, 2_100_000, 1_900_000],
         &[1_050_000, 1_000_000, 1_200_000],
     );
-    let rendered = report::render(&templates(), &bundle, &facts(None)).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(None),
+    )
+    .unwrap();
     let markdown = &rendered.markdown;
     assert!(
         markdown.contains("**Claim level: DIAGNOSTIC**"),
@@ -133,7 +161,12 @@ fn html_escapes_text_from_the_bundle() {
         );
     }
     finish_bundle(&bundle);
-    let rendered = report::render(&templates(), &bundle, &facts(None)).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(None),
+    )
+    .unwrap();
     assert!(!rendered.html.contains("<script>"));
     assert!(rendered.html.contains("&lt;script&gt;"));
 }
@@ -169,8 +202,10 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         bundle: sealed.clone(),
         trusted_key: public_key.clone(),
         out: None,
+        templates: None,
+        limits: Default::default(),
     };
-    report::run_command(&workspace_root(), args).unwrap();
+    report::run_command(args).unwrap();
     let out = dir.path().join("store/reports").join(&name);
     let first = std::fs::read(out.join("report.html")).unwrap();
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -185,8 +220,10 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         bundle: sealed,
         trusted_key: public_key,
         out: None,
+        templates: None,
+        limits: Default::default(),
     };
-    report::run_command(&workspace_root(), again).unwrap();
+    report::run_command(again).unwrap();
     assert_eq!(first, std::fs::read(out.join("report.html")).unwrap());
 }
 
@@ -206,11 +243,10 @@ fn report_command_refuses_tampered_evidence() {
         bundle: sealed,
         trusted_key: public_key,
         out: Some(out.clone()),
+        templates: None,
+        limits: Default::default(),
     };
-    let message = format!(
-        "{:#}",
-        report::run_command(&workspace_root(), args).unwrap_err()
-    );
+    let message = format!("{:#}", report::run_command(args).unwrap_err());
     assert!(message.contains("refusing to report"), "{message}");
     assert!(message.contains("summary.json"), "{message}");
     assert!(!out.join("report.md").exists());

@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, KeypairBytes};
@@ -204,9 +204,15 @@ pub fn ensure_signing_key(root: &Path, explicit: Option<&Path>) -> Result<Signin
     Ok(key)
 }
 
-/// Generate an Ed25519 signing key pair for provenance.
-pub fn run_command(root: &Path, args: KeygenArgs) -> Result<()> {
-    let path = args.out.unwrap_or_else(|| default_signing_key_path(root));
+/// Generate an Ed25519 signing key pair for provenance. `workspace` finds
+/// the checkout for the default path; it is not called with `--out`.
+pub fn run_command(args: KeygenArgs, workspace: impl FnOnce() -> Result<PathBuf>) -> Result<()> {
+    let path = match args.out {
+        Some(path) => path,
+        None => default_signing_key_path(&workspace().context(
+            "the default key lives in the checkout's target/keys; outside a checkout, pass --out <path>",
+        )?),
+    };
     if path.is_dir() {
         bail!(
             "{} is a directory; --out names the key file",

@@ -12,6 +12,8 @@
 //! [`verify`] (integrity and signature). What the files mean — contracts,
 //! figures, reports — is the business of the `proof` layer.
 
+pub mod archive;
+pub mod files;
 pub mod keys;
 pub mod manifest;
 pub mod pack;

@@ -1,26 +1,20 @@
 //! `capos pack`: a bundle directory as one deterministic, uncompressed tar
-//! archive, and the strict unpacker `capos verify` uses on such archives.
+//! archive (read back, never extracted, by `bundle::archive`).
 //!
 //! Invariants:
 //! - Packing the same bundle twice gives the same bytes on any machine:
 //!   ustar headers, entries sorted by path segments, one top directory named
 //!   after the bundle, mtime 0, uid/gid 0, empty user and group names, mode
 //!   0644 for files and 0755 for directories.
-//! - Unpacking writes only inside the destination: it refuses absolute
-//!   paths, `..`, links, devices, duplicates, more than one top directory,
-//!   and an archive that stops before its end-of-archive marker.
+//! - The archive is written beside its final path and renamed into place.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Read as _, Seek as _, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::bundle::manifest::{self, BundleError};
-
-/// Size of a tar block.
-const BLOCK: u64 = 512;
 
 /// Arguments of `capos pack`.
 #[derive(clap::Args, Debug)]
@@ -51,76 +45,6 @@ pub enum PackError {
     BadName {
         /// The bundle directory.
         path: PathBuf,
-    },
-}
-
-/// Why an archive cannot be unpacked.
-#[derive(thiserror::Error, Debug)]
-pub enum UnpackError {
-    /// Reading the archive or writing the extraction failed.
-    #[error("{}: {cause}", path.display())]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error (shown in the message, so not chained as a source).
-        cause: io::Error,
-    },
-    /// The archive ends before its end-of-archive marker.
-    #[error("archive truncated at byte {at}")]
-    Truncated {
-        /// The archive's length: where it stops.
-        at: u64,
-    },
-    /// The tar structure itself is damaged (bad checksum, bad number field).
-    #[error("archive damaged: {reason}")]
-    Corrupt {
-        /// What the tar reader said.
-        reason: String,
-    },
-    /// An entry's path would escape or is not clean.
-    #[error("archive entry {entry:?}: path {problem}")]
-    BadPath {
-        /// The entry's path as stored.
-        entry: String,
-        /// What is wrong with it.
-        problem: &'static str,
-    },
-    /// An entry is neither a regular file nor a directory.
-    #[error("archive entry {entry:?}: {kind} entries are not allowed")]
-    UnsupportedType {
-        /// The entry's path as stored.
-        entry: String,
-        /// The kind of entry (`symlink`, `hard link`, `device`, ...).
-        kind: String,
-    },
-    /// Two entries have the same path.
-    #[error("archive entry {entry:?} appears twice")]
-    Duplicate {
-        /// The repeated path.
-        entry: String,
-    },
-    /// Entries sit under more than one top directory, or a file sits at the top.
-    #[error("archive has more than one top directory ({first:?} and {second:?})")]
-    MultipleTopDirectories {
-        /// The first top directory seen.
-        first: String,
-        /// Another one.
-        second: String,
-    },
-    /// A file sits at the top instead of inside the top directory.
-    #[error("archive entry {entry:?} is a file outside the top directory")]
-    FileAtTop {
-        /// The entry's path.
-        entry: String,
-    },
-    /// The archive holds no entries.
-    #[error("archive holds no entries")]
-    Empty,
-    /// Non-zero bytes follow the end-of-archive marker.
-    #[error("archive has data after its end at byte {at}")]
-    TrailingData {
-        /// Offset of the first non-zero byte after the end.
-        at: u64,
     },
 }
 
@@ -240,7 +164,7 @@ pub fn default_archive_path(bundle_dir: &Path) -> PathBuf {
 }
 
 /// Pack a bundle directory into a deterministic tar archive.
-pub fn run_command(_root: &Path, args: PackArgs) -> Result<()> {
+pub fn run_command(args: PackArgs) -> Result<()> {
     if !args.bundle.is_dir() {
         bail!("{} is not a bundle directory", args.bundle.display());
     }
@@ -267,160 +191,6 @@ pub fn run_command(_root: &Path, args: PackArgs) -> Result<()> {
         .with_context(|| format!("packing {} into {}", args.bundle.display(), out.display()))?;
     println!("{}", out.display());
     Ok(())
-}
-
-/// Unpack a bundle archive into `dest` and return the extracted top directory.
-///
-/// `dest` is created if missing and should be empty; nothing existing is
-/// overwritten. Entries are checked before anything is written for them.
-pub fn unpack_to(archive: &Path, dest: &Path) -> Result<PathBuf, UnpackError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| UnpackError::Io { path, cause }
-    };
-    let length = fs::metadata(archive).map_err(io_error(archive))?.len();
-    if length == 0 || length % BLOCK != 0 {
-        return Err(UnpackError::Truncated { at: length });
-    }
-    fs::create_dir_all(dest).map_err(io_error(dest))?;
-    let file = fs::File::open(archive).map_err(io_error(archive))?;
-    let mut reader = tar::Archive::new(io::BufReader::new(file));
-    let entries = reader.entries().map_err(io_error(archive))?;
-    let read_error = |error: io::Error| {
-        if error.kind() == io::ErrorKind::UnexpectedEof {
-            UnpackError::Truncated { at: length }
-        } else {
-            UnpackError::Corrupt {
-                reason: error.to_string(),
-            }
-        }
-    };
-
-    let mut seen = BTreeSet::new();
-    let mut top: Option<String> = None;
-    let mut end = 0;
-    for entry in entries {
-        let mut entry = entry.map_err(read_error)?;
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let entry_type = entry.header().entry_type();
-        let is_directory = match entry_type {
-            tar::EntryType::Regular => false,
-            tar::EntryType::Directory => true,
-            other => {
-                return Err(UnpackError::UnsupportedType {
-                    entry: raw_path,
-                    kind: entry_kind(other),
-                })
-            }
-        };
-        let path = checked_entry_path(&entry.path_bytes(), is_directory, &raw_path)?;
-        let first = path.split('/').next().unwrap_or_default().to_owned();
-        match &top {
-            Some(existing) if *existing != first => {
-                return Err(UnpackError::MultipleTopDirectories {
-                    first: existing.clone(),
-                    second: first,
-                })
-            }
-            _ => top = Some(first),
-        }
-        if !is_directory && !path.contains('/') {
-            return Err(UnpackError::FileAtTop { entry: path });
-        }
-        if !seen.insert(path.clone()) {
-            return Err(UnpackError::Duplicate { entry: path });
-        }
-        let target = dest.join(&path);
-        let size = entry.size();
-        end = entry.raw_file_position() + size.div_ceil(BLOCK) * BLOCK;
-        if is_directory {
-            fs::create_dir_all(&target).map_err(io_error(&target))?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_error(parent))?;
-        }
-        let mut output = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)
-            .map_err(io_error(&target))?;
-        let copied = io::copy(&mut entry, &mut output).map_err(read_error)?;
-        if copied != size {
-            return Err(UnpackError::Truncated { at: length });
-        }
-    }
-    let Some(top) = top else {
-        return Err(if length < 2 * BLOCK {
-            UnpackError::Truncated { at: length }
-        } else {
-            UnpackError::Empty
-        });
-    };
-    check_end_marker(archive, end, length)?;
-    Ok(dest.join(top))
-}
-
-/// The archive must continue with the two zero blocks of the end marker
-/// (and nothing but zero padding after them).
-fn check_end_marker(archive: &Path, end: u64, length: u64) -> Result<(), UnpackError> {
-    if length < end + 2 * BLOCK {
-        return Err(UnpackError::Truncated { at: length });
-    }
-    let io_error = |cause| UnpackError::Io {
-        path: archive.to_path_buf(),
-        cause,
-    };
-    let mut file = fs::File::open(archive).map_err(io_error)?;
-    file.seek(io::SeekFrom::Start(end)).map_err(io_error)?;
-    let mut reader = io::BufReader::new(file);
-    let mut buffer = [0u8; 8192];
-    let mut offset = end;
-    loop {
-        let read = reader.read(&mut buffer).map_err(io_error)?;
-        if read == 0 {
-            return Ok(());
-        }
-        if let Some(position) = buffer[..read].iter().position(|byte| *byte != 0) {
-            return Err(UnpackError::TrailingData {
-                at: offset + position as u64,
-            });
-        }
-        offset += read as u64;
-    }
-}
-
-/// The entry's path, checked: UTF-8, relative, no `.`/`..`/empty segment,
-/// a trailing `/` only on directories.
-fn checked_entry_path(
-    bytes: &[u8],
-    is_directory: bool,
-    raw_path: &str,
-) -> Result<String, UnpackError> {
-    let bad = |problem| UnpackError::BadPath {
-        entry: raw_path.to_owned(),
-        problem,
-    };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("is not UTF-8"))?;
-    let path = match text.strip_suffix('/') {
-        Some(stripped) if is_directory => stripped,
-        Some(_) => return Err(bad("ends with `/` but the entry is a file")),
-        None => text,
-    };
-    if let Some(problem) = manifest::relative_path_problem(path) {
-        return Err(bad(problem));
-    }
-    Ok(path.to_owned())
-}
-
-fn entry_kind(entry_type: tar::EntryType) -> String {
-    match entry_type {
-        tar::EntryType::Symlink => "symlink".to_owned(),
-        tar::EntryType::Link => "hard link".to_owned(),
-        tar::EntryType::Char | tar::EntryType::Block => "device".to_owned(),
-        tar::EntryType::Fifo => "fifo".to_owned(),
-        other => format!("type {:?}", char::from(other.as_byte())),
-    }
 }
 
 #[cfg(test)]
@@ -450,36 +220,6 @@ mod tests {
             .unwrap()
             .map(|entry| String::from_utf8(entry.unwrap().path_bytes().into_owned()).unwrap())
             .collect()
-    }
-
-    /// Raw header with any path and type, bypassing the tar crate's path checks.
-    fn raw_entry(path: &[u8], entry_type: tar::EntryType, data: &[u8]) -> Vec<u8> {
-        let mut header = tar::Header::new_ustar();
-        header.as_old_mut().name[..path.len()].copy_from_slice(path);
-        header.set_entry_type(entry_type);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        let mut bytes = header.as_bytes().to_vec();
-        bytes.extend_from_slice(data);
-        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
-        bytes
-    }
-
-    fn archive_of(entries: &[Vec<u8>]) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        for entry in entries {
-            file.write_all(entry).unwrap();
-        }
-        file.write_all(&[0; 1024]).unwrap();
-        file
-    }
-
-    fn unpack_error(entries: &[Vec<u8>]) -> UnpackError {
-        let archive = archive_of(entries);
-        let dest = tempfile::tempdir().unwrap();
-        unpack_to(archive.path(), dest.path()).unwrap_err()
     }
 
     #[test]
@@ -532,135 +272,6 @@ mod tests {
             };
             assert_eq!(header.mode().unwrap(), expected);
             assert!(header.as_ustar().is_some());
-        }
-    }
-
-    #[test]
-    fn long_paths_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let bundle = dir.path().join("b".repeat(64));
-        let deep = bundle.join(format!("logs/{}/1", "c".repeat(150)));
-        fs::create_dir_all(&deep).unwrap();
-        fs::write(deep.join("serial.timed.log"), "x").unwrap();
-        let archive = dir.path().join("out.tar");
-        pack_to(&bundle, &archive).unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let top = unpack_to(&archive, dest.path()).unwrap();
-        assert_eq!(
-            fs::read_to_string(top.join(format!("logs/{}/1/serial.timed.log", "c".repeat(150))))
-                .unwrap(),
-            "x"
-        );
-    }
-
-    #[test]
-    fn unpack_restores_the_files() {
-        let (dir, bundle) = sample("abc");
-        let archive = dir.path().join("abc.tar");
-        pack_to(&bundle, &archive).unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let top = unpack_to(&archive, dest.path()).unwrap();
-        assert_eq!(top, dest.path().join("abc"));
-        assert_eq!(
-            manifest::walk(&top).unwrap(),
-            manifest::walk(&bundle).unwrap()
-        );
-        assert_eq!(
-            fs::read_to_string(top.join("logs/smp-1/1/serial.log")).unwrap(),
-            "one\n"
-        );
-    }
-
-    #[test]
-    fn unpack_rejects_parent_segments() {
-        let error = unpack_error(&[raw_entry(b"abc/../evil", tar::EntryType::Regular, b"x")]);
-        assert!(
-            matches!(&error, UnpackError::BadPath { entry, problem: "has a `.` or `..` segment" } if entry == "abc/../evil"),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn unpack_rejects_absolute_paths() {
-        let error = unpack_error(&[raw_entry(b"/tmp/evil", tar::EntryType::Regular, b"x")]);
-        assert!(
-            matches!(&error, UnpackError::BadPath { entry, problem: "is absolute" } if entry == "/tmp/evil"),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn unpack_rejects_links_and_devices() {
-        for (entry_type, kind) in [
-            (tar::EntryType::Symlink, "symlink"),
-            (tar::EntryType::Link, "hard link"),
-            (tar::EntryType::Char, "device"),
-            (tar::EntryType::Block, "device"),
-            (tar::EntryType::Fifo, "fifo"),
-        ] {
-            let error = unpack_error(&[raw_entry(b"abc/link", entry_type, b"")]);
-            assert!(
-                matches!(&error, UnpackError::UnsupportedType { entry, kind: k } if entry == "abc/link" && k == kind),
-                "{error:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn unpack_rejects_duplicates_and_several_tops() {
-        let file = raw_entry(b"abc/x", tar::EntryType::Regular, b"1");
-        let error = unpack_error(&[file.clone(), file.clone()]);
-        assert!(
-            matches!(&error, UnpackError::Duplicate { entry } if entry == "abc/x"),
-            "{error:?}"
-        );
-        let other = raw_entry(b"def/x", tar::EntryType::Regular, b"1");
-        let error = unpack_error(&[file, other]);
-        assert!(
-            matches!(&error, UnpackError::MultipleTopDirectories { first, second } if first == "abc" && second == "def"),
-            "{error:?}"
-        );
-        let error = unpack_error(&[raw_entry(b"loose", tar::EntryType::Regular, b"1")]);
-        assert!(
-            matches!(&error, UnpackError::FileAtTop { entry } if entry == "loose"),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn unpack_rejects_trailing_data() {
-        let mut archive = archive_of(&[raw_entry(b"abc/x", tar::EntryType::Regular, b"1")]);
-        let mut junk = vec![0u8; 512];
-        junk[7] = 1;
-        archive.write_all(&junk).unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let error = unpack_to(archive.path(), dest.path()).unwrap_err();
-        assert!(
-            matches!(error, UnpackError::TrailingData { at: 2055 }),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn every_truncation_is_reported_as_truncated() {
-        let (dir, bundle) = sample("abc");
-        let bytes = packed(&bundle);
-        let archive = dir.path().join("cut.tar");
-        for cut in (0..bytes.len())
-            .step_by(97)
-            .chain((0..bytes.len()).step_by(512))
-        {
-            fs::write(&archive, &bytes[..cut]).unwrap();
-            let dest = tempfile::tempdir().unwrap();
-            let error = unpack_to(&archive, dest.path()).unwrap_err();
-            assert!(
-                matches!(error, UnpackError::Truncated { at } if at == cut as u64),
-                "cut at {cut}: {error:?}"
-            );
-            assert_eq!(
-                error.to_string(),
-                format!("archive truncated at byte {cut}")
-            );
         }
     }
 

@@ -3,17 +3,17 @@
 //! `summary.json` must equal, byte for byte, what [`summary::recompute`]
 //! derives from the contract copy and the raw logs.
 //!
-//! Invariant: no report or reproduction starts from a bundle that has not
-//! passed [`verify_bundle`].
+//! Invariants: no report or reproduction starts from a bundle that has not
+//! passed [`verify_bundle`]; auditing needs only the bundle and the trusted
+//! public key, never a capOS checkout.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use ed25519_dalek::VerifyingKey;
 
-use crate::bundle::verify::{verify_integrity, VerifiedBundle, VerifyError};
+use crate::bundle::files::FileError;
+use crate::bundle::verify::{verify_integrity, LimitArgs, Limits, VerifiedBundle, VerifyError};
 use crate::proof::summary;
 
 /// The recomputed files, in the order they are compared.
@@ -27,6 +27,9 @@ pub struct VerifyArgs {
     /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
     #[arg(long, env = "CAPOS_TRUSTED_KEY")]
     pub trusted_key: PathBuf,
+    /// Size cap.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Why a bundle fails the full audit.
@@ -36,13 +39,8 @@ pub enum AuditError {
     #[error(transparent)]
     Integrity(#[from] VerifyError),
     /// Reading a stored figure file failed.
-    #[error("{path}: {cause}")]
-    Read {
-        /// Relative path.
-        path: String,
-        /// The underlying error.
-        cause: io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// Recomputing the figures from the raw logs failed.
     #[error("recomputing results from the raw logs failed: {0:#}")]
     Recompute(anyhow::Error),
@@ -62,18 +60,18 @@ pub enum AuditError {
 
 /// Verify a bundle fully: [`verify_integrity`], then recompute
 /// `results.csv` and `summary.json` from the raw logs and compare bytes.
-pub fn verify_bundle(path: &Path, trusted: &VerifyingKey) -> Result<VerifiedBundle, AuditError> {
-    let verified = verify_integrity(path, trusted)?;
-    let recomputed = summary::recompute(&verified.dir).map_err(AuditError::Recompute)?;
+pub fn verify_bundle(
+    path: &Path,
+    trusted: &VerifyingKey,
+    limits: Limits,
+) -> Result<VerifiedBundle, AuditError> {
+    let verified = verify_integrity(path, trusted, limits)?;
+    let recomputed = summary::recompute(&verified.files).map_err(AuditError::Recompute)?;
     for (file, expected) in RECOMPUTED_FILES.iter().zip([
         recomputed.results_csv.as_bytes(),
         recomputed.summary_json.as_bytes(),
     ]) {
-        let stored_path = verified.dir.join(file);
-        let stored = fs::read(&stored_path).map_err(|cause| AuditError::Read {
-            path: (*file).to_owned(),
-            cause,
-        })?;
+        let stored = verified.files.read(file)?;
         if let Some(mismatch) = first_difference(file, &stored, expected) {
             return Err(mismatch);
         }
@@ -118,9 +116,9 @@ fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<Audi
 }
 
 /// Audit a bundle (directory or packed archive) offline against a trusted public key.
-pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
+pub fn run_command(args: VerifyArgs) -> Result<()> {
     let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let verified = match verify_bundle(&args.bundle, &trusted) {
+    let verified = match verify_bundle(&args.bundle, &trusted, args.limits.limits()) {
         Ok(verified) => verified,
         Err(error @ AuditError::Integrity(VerifyError::NotFound { .. })) => {
             return Err(error.into())
@@ -132,7 +130,7 @@ pub fn run_command(_root: &Path, args: VerifyArgs) -> Result<()> {
     };
     println!(
         "verified: {} ({} files, key {})",
-        verified.name, verified.files, verified.key_id
+        verified.name, verified.file_count, verified.key_id
     );
     Ok(())
 }

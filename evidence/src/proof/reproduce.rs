@@ -11,6 +11,7 @@
 //! different accelerator than recorded never count as a reproduction.
 
 use crate::bundle::keys;
+use crate::bundle::verify::LimitArgs;
 use crate::guest::build;
 use crate::paths;
 use crate::proof::audit;
@@ -18,6 +19,7 @@ use crate::proof::contract::RepetitionChoice;
 use crate::proof::run::{self, RunPlan};
 use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
+use crate::terminal::untrusted;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,13 @@ pub struct ReproduceArgs {
     /// Ed25519 signing key for the new bundle.
     #[arg(long, env = "CAPOS_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Verify the bundle and print the recorded configuration and what a
+    /// reproduction needs, without building or booting (needs no checkout).
+    #[arg(long)]
+    pub check_only: bool,
+    /// Size cap.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// One median, recorded and reproduced.
@@ -165,7 +174,10 @@ pub fn compare(old: &SummaryDocument, new: &SummaryDocument, tolerance_percent: 
 }
 
 /// `capos reproduce`: verify, decide the ISO, re-run, compare, and say whether it reproduced.
-pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
+///
+/// `workspace` finds the checkout; it is called only when the run goes
+/// beyond `--check-only`.
+pub fn run_command(args: ReproduceArgs, workspace: impl FnOnce() -> Result<PathBuf>) -> Result<()> {
     if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
         bail!(
             "--tolerance {} must be a non-negative percentage",
@@ -173,21 +185,28 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
         );
     }
     let trusted = keys::load_verifying_key(&args.trusted_key)?;
-    let verified = audit::verify_bundle(&args.bundle, &trusted).with_context(|| {
-        format!(
-            "refusing to reproduce {}: verification failed",
-            args.bundle.display()
-        )
-    })?;
-    let (contract, inputs, old) = summary::read_bundle(&verified.dir)?;
+    let verified = audit::verify_bundle(&args.bundle, &trusted, args.limits.limits())
+        .with_context(|| {
+            format!(
+                "refusing to reproduce {}: verification failed",
+                args.bundle.display()
+            )
+        })?;
+    let (contract, inputs, old) = summary::read_bundle(&verified.files)?;
     println!(
         "[reproduce] bundle {} (proof {}, {} runs per case, accel {} requested {})",
         verified.name,
-        contract.spec.name,
+        untrusted(&contract.spec.name),
         inputs.repetitions.count,
         inputs.accelerator.name,
-        inputs.accelerator.requested
+        untrusted(&inputs.accelerator.requested)
     );
+    if args.check_only {
+        print_requirements(&inputs);
+        return Ok(());
+    }
+    let root = workspace()?;
+    let root = root.as_path();
 
     let (iso, iso_sha256, iso_built, iso_matches) = choose_iso(root, &inputs, args.iso)?;
     let accel_request =
@@ -233,6 +252,32 @@ pub fn run_command(root: &Path, args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a reproduction of a bundle with these `inputs` needs, for `--check-only`.
+fn print_requirements(inputs: &crate::proof::inputs::Inputs) {
+    let source = &inputs.source;
+    let commit = source.git_commit.as_deref().map(untrusted);
+    match (commit, source.git_dirty) {
+        (Some(commit), Some(false)) => println!(
+            "[reproduce] built from clean commit {commit}: run `capos reproduce` in a clean checkout of it to rebuild the ISO"
+        ),
+        (Some(commit), _) => println!(
+            "[reproduce] built from commit {commit} with uncommitted changes: the ISO cannot be rebuilt from git"
+        ),
+        (None, _) => println!("[reproduce] built outside a git checkout: the ISO cannot be rebuilt from git"),
+    }
+    println!(
+        "[reproduce] or pass --iso <path> to an ISO with sha256 {}",
+        untrusted(&inputs.iso.sha256)
+    );
+    println!(
+        "[reproduce] recorded host: {} ({} CPUs), {}",
+        untrusted(&inputs.host.cpu_model),
+        inputs.host.cpu_count,
+        untrusted(&inputs.qemu.version)
+    );
+    println!("[reproduce] check only: nothing was built or run");
+}
+
 /// The ISO to boot: `--iso`, or a rebuild when HEAD is the recorded clean commit.
 /// Returns (path, sha256, built by this process, digest equals the recorded one).
 fn choose_iso(
@@ -242,7 +287,9 @@ fn choose_iso(
 ) -> Result<(PathBuf, String, bool, bool)> {
     let recorded = &inputs.iso.sha256;
     if let Some(iso) = explicit {
-        let digest = crate::bundle::manifest::digest_file(&iso)?.0;
+        let digest = crate::digest::file_sha256(&iso)
+            .with_context(|| format!("reading {}", iso.display()))?
+            .0;
         let matches = &digest == recorded;
         println!(
             "[reproduce] ISO {}: sha256 {digest} {}",
@@ -313,8 +360,8 @@ fn print_comparison(
             .unwrap_or_else(|| "n/a".into());
         println!(
             "[reproduce] case={} metric={} old_median={} new_median={} change={change} {}",
-            median.case,
-            median.metric,
+            untrusted(&median.case),
+            untrusted(&median.metric),
             show(median.old),
             show(median.new),
             if median.agrees {
@@ -332,7 +379,7 @@ fn print_comparison(
             .and_then(|s| s.value);
         println!(
             "[reproduce] speedup={} old={} new={}",
-            speedup.id,
+            untrusted(&speedup.id),
             show(speedup.value),
             show(new_value)
         );
@@ -345,7 +392,7 @@ fn print_comparison(
     for gate in &comparison.gates {
         println!(
             "[reproduce] gate={} old={} new={} {}",
-            gate.id,
+            untrusted(&gate.id),
             verdict(Some(gate.old)),
             verdict(gate.new),
             if gate.agrees() { "agree" } else { "DISAGREE" }
@@ -356,7 +403,7 @@ fn print_comparison(
         old.claim.level, new.claim.level
     );
     if let Some(blocker) = &comparison.blocker {
-        println!("[reproduce] not comparable: {blocker}");
+        println!("[reproduce] not comparable: {}", untrusted(blocker));
     }
 }
 

@@ -6,6 +6,7 @@
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 
+use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
 use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
 use crate::bundle::writer::BundleWriter;
@@ -141,7 +142,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
     let (iso, iso_sha256, iso_built) = match args.iso {
         Some(iso) => {
-            let sha256 = crate::bundle::manifest::digest_file(&iso)?.0;
+            let sha256 = sha256_of(&iso)?;
             (iso, sha256, false)
         }
         None => {
@@ -257,9 +258,10 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
             if bar.is_hidden() {
                 eprintln!("capos: [{proof}] {} run {repetition}/{count}", case.id);
             }
-            let log_dir = bundle_root.join(summary::run_log_path(&case.id, repetition));
+            let run_dir = summary::run_log_path(&case.id, repetition);
             let record = match &baselines {
                 Some(prepared) if !case.os.is_capos() => {
+                    let log_dir = bundle_root.join(&run_dir);
                     let exit = baseline_runner::run_case(prepared, case, choice.accel, &log_dir)
                         .with_context(|| {
                             format!("running case {} repetition {repetition}", case.id)
@@ -268,7 +270,13 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
                         &log_dir.join(summary::EXIT_FILE),
                         &summary::json_text(&exit)?,
                     )?;
-                    summary::evaluate_run_dir(contract, case_index, repetition, &log_dir)?
+                    summary::evaluate_run_dir(
+                        contract,
+                        case_index,
+                        repetition,
+                        &BundleFiles::staging(&bundle_root),
+                        &run_dir,
+                    )?
                 }
                 _ => run_one(
                     contract,
@@ -276,7 +284,7 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
                     repetition,
                     &plan.iso,
                     choice.accel,
-                    &log_dir,
+                    &bundle_root,
                 )?,
             };
             bar.inc(1);
@@ -302,8 +310,8 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     }
     bar.finish_and_clear();
 
-    let recomputed =
-        summary::recompute(&bundle_root).context("computing the summary of this run")?;
+    let recomputed = summary::recompute(&BundleFiles::staging(&bundle_root))
+        .context("computing the summary of this run")?;
     write_file(
         &bundle_root.join(summary::RESULTS_FILE),
         &recomputed.results_csv,
@@ -341,9 +349,11 @@ fn run_one(
     repetition: u32,
     iso: &Path,
     accel: Accel,
-    log_dir: &Path,
+    bundle_root: &Path,
 ) -> Result<RunRecord> {
     let case = &contract.spec.cases[case_index];
+    let run_dir = summary::run_log_path(&case.id, repetition);
+    let log_dir = bundle_root.join(&run_dir);
     let spec = CaseSpec {
         iso: iso.to_path_buf(),
         cpus: case.cpus,
@@ -366,7 +376,11 @@ fn run_one(
         &summary::json_text(&exit)?,
     )?;
     Ok(summary::evaluate_run_dir(
-        contract, case_index, repetition, log_dir,
+        contract,
+        case_index,
+        repetition,
+        &BundleFiles::staging(bundle_root),
+        &run_dir,
     )?)
 }
 
@@ -424,7 +438,7 @@ fn collect_inputs(
     let kernel = if plan.iso_built && kernel_path.is_file() {
         Some(ArtifactRecord {
             path: build::display_relative(root, &kernel_path),
-            sha256: crate::bundle::manifest::digest_file(&kernel_path)?.0,
+            sha256: sha256_of(&kernel_path)?,
             built_by_run: true,
         })
     } else {
@@ -443,7 +457,7 @@ fn collect_inputs(
     }
     let optional_digest = |path: PathBuf| -> Result<Option<String>> {
         if path.is_file() {
-            Ok(Some(crate::bundle::manifest::digest_file(&path)?.0))
+            Ok(Some(sha256_of(&path)?))
         } else {
             Ok(None)
         }
@@ -463,7 +477,7 @@ fn collect_inputs(
         qemu: QemuRecord {
             version: qemu_version(qemu_binary)?,
             path: qemu_binary.display().to_string(),
-            sha256: crate::bundle::manifest::digest_file(qemu_binary)?.0,
+            sha256: sha256_of(qemu_binary)?,
         },
         host: host_record(),
         source: SourceRecord {
@@ -631,6 +645,13 @@ fn uuid_text(mut bytes: [u8; 16]) -> String {
         &hex[16..20],
         &hex[20..]
     )
+}
+
+/// sha256 of a file the run used (ISO, kernel, QEMU, lock files).
+fn sha256_of(path: &Path) -> Result<String> {
+    Ok(crate::digest::file_sha256(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .0)
 }
 
 #[cfg(test)]

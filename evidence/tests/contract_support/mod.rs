@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use capos_evidence::bundle::files::BundleFiles;
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::contract::{self, Contract, RepetitionChoice};
 use capos_evidence::proof::inputs::{
@@ -236,7 +237,7 @@ pub fn scale_bundle(bundle: &Path, accel: Accel, elapsed_one: &[u64], elapsed_tw
 
 /// Write results.csv and summary.json exactly as `capos run` does.
 pub fn finish_bundle(bundle: &Path) {
-    let recomputed = summary::recompute(bundle).unwrap();
+    let recomputed = summary::recompute(&BundleFiles::staging(bundle)).unwrap();
     std::fs::write(bundle.join("results.csv"), recomputed.results_csv).unwrap();
     std::fs::write(bundle.join("summary.json"), recomputed.summary_json).unwrap();
 }

@@ -1,15 +1,18 @@
 //! `capos report`: the proof-contract report (Markdown and HTML) of a verified bundle.
 //!
 //! The bundle is verified first (digests, signature, recomputed figures);
-//! unverified evidence is never rendered. Templates come from the
-//! workspace's `templates/` directory (`report.md.j2`, `report.html.j2`) and
+//! unverified evidence is never rendered. The templates (`templates/report.md.j2`,
+//! `templates/report.html.j2`) are built into the binary, so a report needs no
+//! checkout (`--templates <dir>` renders with others), and they
 //! receive preformatted figures, so the same bundle always renders to the
 //! same bytes: nothing depends on the time of rendering or on float
 //! formatting inside the template engine. Charts are SVG generated here.
 
 mod charts;
 
+use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
+use crate::bundle::verify::LimitArgs;
 use crate::proof::audit;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
@@ -18,10 +21,9 @@ use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-/// Template directory, relative to the workspace root.
-pub const TEMPLATES_DIR: &str = "templates";
 /// Markdown report template.
 pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
 /// HTML report template.
@@ -46,6 +48,50 @@ pub struct ReportArgs {
     /// Output directory (default: <bundle>/../reports/<bundle name>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Render with the `report.md.j2` and `report.html.j2` in this directory
+    /// instead of the templates built into capos.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Size cap.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The two report templates' sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    /// Where they came from, for messages (`built-in` or a directory).
+    pub origin: String,
+    /// `report.md.j2`.
+    pub markdown: String,
+    /// `report.html.j2`.
+    pub html: String,
+}
+
+impl Templates {
+    /// The templates of the checkout this binary was built from.
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self {
+            origin: "built-in templates".to_owned(),
+            markdown: include_str!("../../../../templates/report.md.j2").to_owned(),
+            html: include_str!("../../../../templates/report.html.j2").to_owned(),
+        }
+    }
+
+    /// `report.md.j2` and `report.html.j2` from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading template {}", path.display()))
+        };
+        Ok(Self {
+            origin: dir.display().to_string(),
+            markdown: read(MARKDOWN_TEMPLATE)?,
+            html: read(HTML_TEMPLATE)?,
+        })
+    }
 }
 
 /// What the report says about the bundle itself.
@@ -59,6 +105,12 @@ pub struct BundleFacts {
     pub files: usize,
     /// Path prefix from the report to the bundle's files, when they can be linked.
     pub link_prefix: Option<String>,
+    /// The `capos` that made the bundle (SLSA `builder.version`: `capos`,
+    /// `capos-commit`), empty for bundles that predate it.
+    pub tool: BTreeMap<String, String>,
+    /// What the store's run log says about this run and its siblings, when
+    /// the log is at hand.
+    pub history: Option<String>,
 }
 
 /// A rendered report.
@@ -73,14 +125,19 @@ pub struct Rendered {
 }
 
 /// `capos report`: verify, render, write report.md, report.html and the charts.
-pub fn run_command(root: &Path, args: ReportArgs) -> Result<()> {
+pub fn run_command(args: ReportArgs) -> Result<()> {
     let trusted = keys::load_verifying_key(&args.trusted_key)?;
-    let verified = audit::verify_bundle(&args.bundle, &trusted).with_context(|| {
-        format!(
-            "refusing to report on {}: verification failed",
-            args.bundle.display()
-        )
-    })?;
+    let templates = match &args.templates {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    let verified = audit::verify_bundle(&args.bundle, &trusted, args.limits.limits())
+        .with_context(|| {
+            format!(
+                "refusing to report on {}: verification failed",
+                args.bundle.display()
+            )
+        })?;
     let parent = args
         .bundle
         .parent()
@@ -98,10 +155,18 @@ pub fn run_command(root: &Path, args: ReportArgs) -> Result<()> {
     let facts = BundleFacts {
         name: verified.name.clone(),
         key_id: verified.key_id.clone(),
-        files: verified.files,
+        files: verified.file_count,
         link_prefix,
+        tool: verified
+            .statement
+            .predicate
+            .run_details
+            .builder
+            .version
+            .clone(),
+        history: None,
     };
-    let rendered = render(&root.join(TEMPLATES_DIR), &verified.dir, &facts)?;
+    let rendered = render(&templates, &verified.files, &facts)?;
     write(&out, &rendered)?;
     println!("{}", out.join("report.md").display());
     println!("{}", out.join("report.html").display());
@@ -255,9 +320,13 @@ struct RatioRow {
     diagnostic: bool,
 }
 
-/// Render the report of the bundle in `bundle_dir` (which the caller verified).
-pub fn render(templates_dir: &Path, bundle_dir: &Path, bundle: &BundleFacts) -> Result<Rendered> {
-    let (contract, inputs, summary) = summary::read_bundle(bundle_dir)?;
+/// Render the report of the bundle whose `files` the caller verified.
+pub fn render(
+    templates: &Templates,
+    files: &BundleFiles,
+    bundle: &BundleFacts,
+) -> Result<Rendered> {
+    let (contract, inputs, summary) = summary::read_bundle(files)?;
 
     let charts = charts::charts(&summary);
     let context = ReportContext {
@@ -302,28 +371,19 @@ pub fn render(templates_dir: &Path, bundle_dir: &Path, bundle: &BundleFacts) -> 
     environment.set_keep_trailing_newline(true);
     environment.add_filter("md_cell", markdown_cell);
     environment.add_filter("href", href);
-    for name in [MARKDOWN_TEMPLATE, HTML_TEMPLATE] {
-        let path = templates_dir.join(name);
-        let source = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading template {} (templates come from the workspace's templates/)",
-                path.display()
-            )
-        })?;
+    for (name, source) in [
+        (MARKDOWN_TEMPLATE, &templates.markdown),
+        (HTML_TEMPLATE, &templates.html),
+    ] {
         environment
-            .add_template_owned(name.to_string(), source)
-            .with_context(|| format!("template {}", path.display()))?;
+            .add_template_owned(name.to_string(), source.clone())
+            .with_context(|| format!("template {name} ({})", templates.origin))?;
     }
     let render = |name: &str| -> Result<String> {
         environment
             .get_template(name)?
             .render(&context)
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "rendering {}: {error:#}",
-                    templates_dir.join(name).display()
-                )
-            })
+            .map_err(|error| anyhow::anyhow!("rendering {name} ({}): {error:#}", templates.origin))
     };
     Ok(Rendered {
         markdown: render(MARKDOWN_TEMPLATE)?,

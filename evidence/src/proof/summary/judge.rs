@@ -7,9 +7,9 @@
 //! a default.
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
-use super::{read_bytes, SummaryError, EXIT_FILE, SERIAL_FILE, TIMED_FILE};
+use super::{SummaryError, EXIT_FILE, SERIAL_FILE, TIMED_FILE};
+use crate::bundle::files::BundleFiles;
 use crate::guest::qemu;
 use crate::proof::baseline::rules;
 use crate::proof::contract::{self, Contract, FieldValue, MetricSource};
@@ -73,7 +73,7 @@ impl RunRecord {
 }
 
 /// Read `serial.timed.log` text: one `<micros> <line>` per line.
-pub fn parse_timed_log(text: &str, path: &Path) -> Result<Vec<SerialLine>, SummaryError> {
+pub fn parse_timed_log(text: &str, path: &str) -> Result<Vec<SerialLine>, SummaryError> {
     let mut lines = Vec::new();
     for (index, line) in text.split_terminator('\n').enumerate() {
         let parsed = line.split_once(' ').and_then(|(micros, rest)| {
@@ -88,7 +88,7 @@ pub fn parse_timed_log(text: &str, path: &Path) -> Result<Vec<SerialLine>, Summa
             Some(parsed) => lines.push(parsed),
             None => {
                 return Err(SummaryError::Format {
-                    path: path.to_path_buf(),
+                    path: path.to_owned(),
                     detail: format!(
                         "line {}: expected `<microseconds> <serial line>`, found {line:?}",
                         index + 1
@@ -99,7 +99,7 @@ pub fn parse_timed_log(text: &str, path: &Path) -> Result<Vec<SerialLine>, Summa
     }
     if !text.is_empty() && !text.ends_with('\n') {
         return Err(SummaryError::Format {
-            path: path.to_path_buf(),
+            path: path.to_owned(),
             detail: "the last line is not terminated (truncated file?)".into(),
         });
     }
@@ -124,12 +124,12 @@ pub fn split_serial(bytes: &[u8]) -> Vec<String> {
 pub fn check_consistent(
     serial: &[String],
     timed: &[SerialLine],
-    timed_path: &Path,
+    timed_path: &str,
 ) -> Result<(), SummaryError> {
     for (index, (raw, timed_line)) in serial.iter().zip(timed).enumerate() {
         if *raw != timed_line.text {
             return Err(SummaryError::Inconsistent {
-                path: timed_path.to_path_buf(),
+                path: timed_path.to_owned(),
                 line: index + 1,
                 detail: format!(
                     "serial.log has {raw:?}, serial.timed.log has {:?}",
@@ -140,7 +140,7 @@ pub fn check_consistent(
     }
     if serial.len() != timed.len() {
         return Err(SummaryError::Inconsistent {
-            path: timed_path.to_path_buf(),
+            path: timed_path.to_owned(),
             line: serial.len().min(timed.len()) + 1,
             detail: format!(
                 "serial.log has {} lines, serial.timed.log {}",
@@ -153,7 +153,7 @@ pub fn check_consistent(
     for (index, line) in timed.iter().enumerate() {
         if line.arrival_micros < previous {
             return Err(SummaryError::Inconsistent {
-                path: timed_path.to_path_buf(),
+                path: timed_path.to_owned(),
                 line: index + 1,
                 detail: "arrival times go backwards".into(),
             });
@@ -376,21 +376,22 @@ pub fn evaluate_run_dir(
     contract: &Contract,
     case: usize,
     repetition: u32,
-    run_dir: &Path,
+    files: &BundleFiles,
+    run_dir: &str,
 ) -> Result<RunRecord, SummaryError> {
-    let serial_path = run_dir.join(SERIAL_FILE);
-    let timed_path = run_dir.join(TIMED_FILE);
-    let exit_path = run_dir.join(EXIT_FILE);
-    let serial = read_bytes(&serial_path)?;
+    let serial_path = format!("{run_dir}/{SERIAL_FILE}");
+    let timed_path = format!("{run_dir}/{TIMED_FILE}");
+    let exit_path = format!("{run_dir}/{EXIT_FILE}");
+    let serial = files.read(&serial_path)?;
     let timed_text =
-        String::from_utf8(read_bytes(&timed_path)?).map_err(|_| SummaryError::Format {
+        String::from_utf8(files.read(&timed_path)?).map_err(|_| SummaryError::Format {
             path: timed_path.clone(),
             detail: "not valid UTF-8".into(),
         })?;
     let timed = parse_timed_log(&timed_text, &timed_path)?;
     check_consistent(&split_serial(&serial), &timed, &timed_path)?;
     let exit: ExitRecord =
-        serde_json::from_slice(&read_bytes(&exit_path)?).map_err(|error| SummaryError::Format {
+        serde_json::from_slice(&files.read(&exit_path)?).map_err(|error| SummaryError::Format {
             path: exit_path.clone(),
             detail: error.to_string(),
         })?;

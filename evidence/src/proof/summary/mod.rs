@@ -24,12 +24,14 @@ pub use judge::{
 pub use render::{json_text, render_results_csv, render_summary_json};
 pub use schema::*;
 
+use crate::bundle::files::{BundleFiles, FileError};
 use crate::guest::qemu;
 use crate::proof::contract::{self, Contract};
 use crate::proof::inputs::Inputs;
 use crate::proof::stats;
+use crate::terminal::untrusted;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Format tag of summary.json.
 pub const SUMMARY_FORMAT: &str = "capos-summary/v1";
@@ -63,27 +65,28 @@ pub struct Recomputed {
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
     /// A file could not be read.
-    #[error("{}: {cause}", path.display())]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    /// A recorded file is not in its format.
-    #[error("{}: {detail}", path.display())]
-    Format { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// A recorded file is not in its format. `detail` may quote the file.
+    #[error("{}: {}", untrusted(path), untrusted(detail))]
+    Format { path: String, detail: String },
     /// serial.log and serial.timed.log do not hold the same lines.
-    #[error("{}: line {line} differs from serial.log ({detail}); the logs were altered or mixed up", path.display())]
+    #[error(
+        "{}: line {line} differs from serial.log ({}); the logs were altered or mixed up",
+        untrusted(path),
+        untrusted(detail)
+    )]
     Inconsistent {
-        path: PathBuf,
+        path: String,
         line: usize,
         detail: String,
     },
     /// The logs directory does not hold exactly the recorded runs.
-    #[error("{}: {detail}", path.display())]
-    Layout { path: PathBuf, detail: String },
-    /// The contract copy in the bundle is invalid.
-    #[error(transparent)]
-    Contract(#[from] contract::ContractError),
+    #[error("{}: {}", untrusted(path), untrusted(detail))]
+    Layout { path: String, detail: String },
+    /// The contract copy in the bundle is invalid (its text may quote the file).
+    #[error("{}", untrusted(&.0.to_string()))]
+    Contract(contract::ContractError),
     /// A statistic could not be computed.
     #[error("{what}: {cause}")]
     Statistics {
@@ -92,33 +95,28 @@ pub enum SummaryError {
     },
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>, SummaryError> {
-    std::fs::read(path).map_err(|cause| SummaryError::Read {
-        path: path.to_path_buf(),
-        cause,
-    })
-}
-
 /// Directory of one run's logs, relative to the bundle root.
 pub fn run_log_path(case_id: &str, repetition: u32) -> String {
     format!("{LOGS_DIR}/{case_id}/{repetition}")
 }
 
-/// Judge every recorded run of a bundle directory, in case then repetition order.
+/// Judge every recorded run of a bundle, in case then repetition order.
 pub fn evaluate_bundle_runs(
     contract: &Contract,
     inputs: &Inputs,
-    bundle_dir: &Path,
+    files: &BundleFiles,
 ) -> Result<Vec<RunRecord>, SummaryError> {
-    check_log_layout(contract, inputs, bundle_dir)?;
+    check_log_layout(contract, inputs, files)?;
     let mut runs = Vec::new();
     for (case_index, case) in contract.spec.cases.iter().enumerate() {
         if inputs.skipped_reason(&case.id).is_some() {
             continue;
         }
         for repetition in 1..=inputs.repetitions.count {
-            let dir = bundle_dir.join(run_log_path(&case.id, repetition));
-            runs.push(evaluate_run_dir(contract, case_index, repetition, &dir)?);
+            let dir = run_log_path(&case.id, repetition);
+            runs.push(evaluate_run_dir(
+                contract, case_index, repetition, files, &dir,
+            )?);
         }
     }
     Ok(runs)
@@ -129,10 +127,9 @@ pub fn evaluate_bundle_runs(
 fn check_log_layout(
     contract: &Contract,
     inputs: &Inputs,
-    bundle_dir: &Path,
+    files: &BundleFiles,
 ) -> Result<(), SummaryError> {
     let repetitions = inputs.repetitions.count;
-    let logs = bundle_dir.join(LOGS_DIR);
     for skipped in &inputs.skipped_cases {
         let conditional = contract
             .spec
@@ -141,7 +138,7 @@ fn check_log_layout(
             .any(|case| case.id == skipped.id && case.condition.is_some());
         if !conditional {
             return Err(SummaryError::Layout {
-                path: bundle_dir.join(INPUTS_FILE),
+                path: INPUTS_FILE.to_owned(),
                 detail: format!(
                     "records case {:?} as skipped, but only a conditional case of the contract may be",
                     skipped.id
@@ -159,19 +156,19 @@ fn check_log_layout(
     let expected_runs: BTreeSet<String> = (1..=repetitions)
         .map(|repetition| repetition.to_string())
         .collect();
-    let case_dirs = list_names(&logs)?;
+    let case_dirs = files.list(LOGS_DIR)?;
     for name in &case_dirs {
         if !expected_cases.contains(name.as_str()) {
             return Err(SummaryError::Layout {
-                path: logs.join(name),
+                path: format!("{LOGS_DIR}/{name}"),
                 detail: "not a case of the contract; the logs do not belong to this contract"
                     .into(),
             });
         }
     }
     for case in &expected_cases {
-        let case_dir = logs.join(case);
-        let runs: BTreeSet<String> = list_names(&case_dir)?.into_iter().collect();
+        let case_dir = format!("{LOGS_DIR}/{case}");
+        let runs: BTreeSet<String> = files.list(&case_dir)?.into_iter().collect();
         if runs != expected_runs {
             return Err(SummaryError::Layout {
                 path: case_dir,
@@ -185,31 +182,15 @@ fn check_log_layout(
     Ok(())
 }
 
-fn list_names(dir: &Path) -> Result<Vec<String>, SummaryError> {
-    let entries = std::fs::read_dir(dir).map_err(|cause| SummaryError::Read {
-        path: dir.to_path_buf(),
-        cause,
-    })?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|cause| SummaryError::Read {
-            path: dir.to_path_buf(),
-            cause,
-        })?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    Ok(names)
-}
-
 /// The contract, inputs and stored summary of a (verified) bundle: what
 /// `report` and `reproduce` work from.
-pub fn read_bundle(bundle_dir: &Path) -> Result<(Contract, Inputs, SummaryDocument), SummaryError> {
-    let (contract, inputs) = read_bundle_basics(bundle_dir)?;
-    let summary_path = bundle_dir.join(SUMMARY_FILE);
-    let summary = serde_json::from_slice(&read_bytes(&summary_path)?).map_err(|error| {
+pub fn read_bundle(
+    files: &BundleFiles,
+) -> Result<(Contract, Inputs, SummaryDocument), SummaryError> {
+    let (contract, inputs) = read_bundle_basics(files)?;
+    let summary = serde_json::from_slice(&files.read(SUMMARY_FILE)?).map_err(|error| {
         SummaryError::Format {
-            path: summary_path,
+            path: SUMMARY_FILE.to_owned(),
             detail: error.to_string(),
         }
     })?;
@@ -217,24 +198,22 @@ pub fn read_bundle(bundle_dir: &Path) -> Result<(Contract, Inputs, SummaryDocume
 }
 
 /// Read a bundle's contract copy and recorded inputs.
-pub fn read_bundle_basics(bundle_dir: &Path) -> Result<(Contract, Inputs), SummaryError> {
-    let contract_path = bundle_dir.join(CONTRACT_FILE);
-    let text =
-        String::from_utf8(read_bytes(&contract_path)?).map_err(|_| SummaryError::Format {
-            path: contract_path.clone(),
-            detail: "not valid UTF-8".into(),
-        })?;
-    let contract = contract::parse(&text, &contract_path)?;
-    let inputs_path = bundle_dir.join(INPUTS_FILE);
-    let inputs: Inputs = serde_json::from_slice(&read_bytes(&inputs_path)?).map_err(|error| {
+pub fn read_bundle_basics(files: &BundleFiles) -> Result<(Contract, Inputs), SummaryError> {
+    let text = String::from_utf8(files.read(CONTRACT_FILE)?).map_err(|_| SummaryError::Format {
+        path: CONTRACT_FILE.to_owned(),
+        detail: "not valid UTF-8".into(),
+    })?;
+    let contract =
+        contract::parse(&text, Path::new(CONTRACT_FILE)).map_err(SummaryError::Contract)?;
+    let inputs: Inputs = serde_json::from_slice(&files.read(INPUTS_FILE)?).map_err(|error| {
         SummaryError::Format {
-            path: inputs_path.clone(),
+            path: INPUTS_FILE.to_owned(),
             detail: error.to_string(),
         }
     })?;
     if inputs.proof != contract.spec.name {
         return Err(SummaryError::Format {
-            path: inputs_path,
+            path: INPUTS_FILE.to_owned(),
             detail: format!(
                 "records proof {:?} but contract.yaml is {:?}",
                 inputs.proof, contract.spec.name
@@ -245,9 +224,9 @@ pub fn read_bundle_basics(bundle_dir: &Path) -> Result<(Contract, Inputs), Summa
 }
 
 /// Recompute every figure of a bundle from its contract copy and raw logs.
-pub fn recompute(bundle_dir: &Path) -> anyhow::Result<Recomputed> {
-    let (contract, inputs) = read_bundle_basics(bundle_dir)?;
-    let runs = evaluate_bundle_runs(&contract, &inputs, bundle_dir)?;
+pub fn recompute(files: &BundleFiles) -> anyhow::Result<Recomputed> {
+    let (contract, inputs) = read_bundle_basics(files)?;
+    let runs = evaluate_bundle_runs(&contract, &inputs, files)?;
     let summary = summarize(&contract, &inputs, &runs)?;
     Ok(Recomputed {
         results_csv: render_results_csv(&contract, &runs),
