@@ -86,7 +86,15 @@ fn judge(contract: &Contract, case_id: &str, lines: Vec<String>, exit: &ExitReco
         .iter()
         .position(|c| c.id == case_id)
         .unwrap();
-    summary::judge_run(contract, index, 1, &timed(0, &lines), exit).problems
+    summary::judge_run(
+        contract,
+        index,
+        1,
+        &timed(0, &lines),
+        exit,
+        summary::wording::Wording::CURRENT,
+    )
+    .problems
 }
 
 fn case<'a>(contract: &'a Contract, id: &str) -> &'a contract::CaseSpec {

@@ -17,7 +17,14 @@ fn judge_smp(cpus: u32, lines: Vec<String>, exit: &ExitRecord) -> summary::RunRe
         .iter()
         .position(|case| case.cpus == cpus)
         .unwrap();
-    summary::judge_run(&contract, case, 1, &timed(100_000, &lines), exit)
+    summary::judge_run(
+        &contract,
+        case,
+        1,
+        &timed(100_000, &lines),
+        exit,
+        summary::wording::Wording::CURRENT,
+    )
 }
 
 fn replace_line(lines: &mut [String], prefix: &str, replacement: &str) {
@@ -457,7 +464,14 @@ fn hex_and_workers_fields_are_checked() {
     lines[1] = lines[1]
         .replace("checksum=beef", "checksum=beee")
         .replace("workers=2", "workers=1");
-    let run = summary::judge_run(&contract, 1, 1, &timed(0, &lines), &PASS_EXIT);
+    let run = summary::judge_run(
+        &contract,
+        1,
+        1,
+        &timed(0, &lines),
+        &PASS_EXIT,
+        summary::wording::Wording::CURRENT,
+    );
     let text = run.problems.join("\n");
     assert!(
         text.contains("field checksum = 0xbeee, but the contract requires 0xbeef"),

@@ -22,6 +22,7 @@ fn exit(code: Option<i32>, timed_out: bool) -> ExitRecord {
         exit_code: code,
         timed_out,
         wall_ms: 1000,
+        pinned_cpus: None,
     }
 }
 
@@ -196,4 +197,37 @@ fn speedup_claims() {
         &exit(None, true),
     );
     check_frozen("scale-no-speedup", &bundle);
+}
+
+/// A bundle of a format this capos does not know is refused, not recomputed
+/// with the wrong wording.
+#[test]
+fn an_unknown_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let mut recorded = inputs("prime-scale", Accel::Kvm, 1, 2);
+    recorded.format = "capos-inputs/v9".into();
+    write_basics(&bundle, SCALE_CONTRACT, &recorded);
+    write_run(
+        &bundle,
+        "cpus1",
+        1,
+        &timed(500_000, &scale_lines(1, 1000)),
+        &PASS_EXIT,
+    );
+    write_run(
+        &bundle,
+        "cpus2",
+        1,
+        &timed(500_000, &scale_lines(2, 500)),
+        &PASS_EXIT,
+    );
+    let message = format!(
+        "{:#}",
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
+    );
+    assert!(
+        message.contains("\"capos-inputs/v9\" is not one this capos knows (capos-inputs/v1)"),
+        "{message}"
+    );
 }

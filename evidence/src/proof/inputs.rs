@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::guest::qemu::Accel;
 use crate::proof::baseline::runner::BaselineInputs;
 use crate::proof::contract::RepetitionChoice;
+use crate::proof::summary::wording::Wording;
 
-/// Format tag of inputs.json.
-pub const INPUTS_FORMAT: &str = "capos-inputs/v1";
+/// Format tag of inputs.json written by this capos; it also selects the
+/// frozen wording the bundle's summary is recomputed with.
+pub const INPUTS_FORMAT: &str = Wording::CURRENT.inputs_format();
 
 /// Everything a run used, recorded in inputs.json before the first boot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use crate::proof::inputs::{
     INPUTS_FORMAT,
 };
 use crate::proof::stats;
+use crate::proof::summary::wording::Wording;
 use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
@@ -276,6 +277,7 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
                         repetition,
                         &BundleFiles::staging(&bundle_root),
                         &run_dir,
+                        Wording::CURRENT,
                     )?
                 }
                 _ => run_one(
@@ -381,6 +383,7 @@ fn run_one(
         repetition,
         &BundleFiles::staging(bundle_root),
         &run_dir,
+        Wording::CURRENT,
     )?)
 }
 

@@ -11,6 +11,7 @@
 
 use super::{Os, Ratio, PROGRAMS};
 use crate::proof::contract::{CaseSpec, ContractSpec};
+use crate::proof::summary::wording::{Note, RunProblem};
 use crate::proof::summary::ExitRecord;
 use std::collections::BTreeSet;
 
@@ -159,40 +160,34 @@ fn check_ratios(spec: &ContractSpec, problems: &mut Vec<String>) -> Vec<Option<R
 }
 
 /// Why a run on `os` did not end well, or None.
-pub fn exit_problem(os: Os, exit: &ExitRecord) -> Option<String> {
+pub fn exit_problem(os: Os, exit: &ExitRecord) -> Option<RunProblem<'static>> {
     match os {
         Os::Capos => exit.problem(),
-        Os::Linux | Os::Native if exit.timed_out => {
-            Some("timed out (killed at the case's timeout)".into())
-        }
+        Os::Linux | Os::Native if exit.timed_out => Some(RunProblem::BaselineTimedOut),
         Os::Linux => match exit.exit_code {
             Some(0) => None,
-            Some(code) => Some(format!(
-                "QEMU exited with status {code} instead of 0 (the Linux guest powers off when init is done; see stderr.log)"
-            )),
-            None => Some("QEMU was killed by a signal".into()),
+            Some(status) => Some(RunProblem::LinuxStatus { status }),
+            None => Some(RunProblem::Killed),
         },
         Os::Native => match exit.exit_code {
             Some(0) => None,
-            Some(code) => Some(format!("the baseline program exited with status {code}")),
-            None => Some("the baseline program was killed by a signal".into()),
+            Some(status) => Some(RunProblem::NativeStatus { status }),
+            None => Some(RunProblem::NativeKilled),
         },
     }
 }
 
 /// Problems visible in the serial lines of a run on `os` (a Linux kernel panic).
-pub fn serial_problems<'a>(os: Os, lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn serial_problems<'a>(os: Os, lines: impl Iterator<Item = &'a str>) -> Vec<RunProblem<'a>> {
     if os != Os::Linux {
         return Vec::new();
     }
     lines
         .enumerate()
         .filter(|(_, line)| line.contains(KERNEL_PANIC))
-        .map(|(index, line)| {
-            format!(
-                "the Linux guest panicked (serial line {}): {line:?}",
-                index + 1
-            )
+        .map(|(index, line)| RunProblem::LinuxPanic {
+            line: index + 1,
+            text: line,
         })
         .collect()
 }
@@ -237,7 +232,7 @@ pub fn misattributed(os: Os, prefix: &str, line: &str) -> bool {
 /// The case as its result line is judged: a native run's `case.cpus` is
 /// the number of CPUs it was pinned to (exit.json), since a host may have
 /// fewer CPUs than the case asks for. The problem when that record is missing.
-pub fn judged_case(case: &CaseSpec, exit: &ExitRecord) -> (CaseSpec, Option<String>) {
+pub fn judged_case(case: &CaseSpec, exit: &ExitRecord) -> (CaseSpec, Option<RunProblem<'static>>) {
     let mut judged = case.clone();
     if case.os != Os::Native {
         return (judged, None);
@@ -249,40 +244,37 @@ pub fn judged_case(case: &CaseSpec, exit: &ExitRecord) -> (CaseSpec, Option<Stri
         }
         Some(cpus) => (
             judged,
-            Some(format!(
-                "exit.json records {cpus} pinned CPUs, outside 1..={} for this case",
-                case.cpus
-            )),
+            Some(RunProblem::PinnedOutOfRange {
+                cpus,
+                maximum: case.cpus,
+            }),
         ),
-        None => (
-            judged,
-            Some("exit.json lacks pinned_cpus (how many CPUs the native run was pinned to)".into()),
-        ),
+        None => (judged, Some(RunProblem::PinnedMissing)),
     }
 }
 
-/// A caveat about one case for summary.json: vCPUs sharing host CPUs, a
-/// native run pinned to fewer CPUs than the case names, or a skipped case.
-pub fn case_note(case: &CaseSpec, host_cpus: u32) -> Option<String> {
+/// A caveat about one case for summary.json: vCPUs sharing host CPUs, or a
+/// native run pinned to fewer CPUs than the case names.
+pub fn case_note(case: &CaseSpec, host_cpus: u32) -> Option<Note<'_>> {
     if case.cpus <= host_cpus {
         return None;
     }
     Some(match case.os {
-        Os::Capos => format!(
-            "case {} runs {} virtual CPUs on a host with {}: its vCPUs share host CPUs, so its timings are oversubscribed",
-            case.id, case.cpus, host_cpus
-        ),
-        Os::Linux => format!(
-            "case {} (Linux guest) runs {} virtual CPUs on a host with {}: its vCPUs share host CPUs, so its timings are oversubscribed",
-            case.id, case.cpus, host_cpus
-        ),
-        Os::Native => format!(
-            "case {} (native) has {} workers but the host has {} CPUs: it ran pinned to all {}, so its workers share CPUs",
-            case.id,
-            case.workers.unwrap_or(case.cpus),
+        Os::Capos => Note::Oversubscribed {
+            case: &case.id,
+            cpus: case.cpus,
             host_cpus,
-            host_cpus
-        ),
+        },
+        Os::Linux => Note::OversubscribedLinux {
+            case: &case.id,
+            cpus: case.cpus,
+            host_cpus,
+        },
+        Os::Native => Note::NativeSharesCpus {
+            case: &case.id,
+            workers: case.workers.unwrap_or(case.cpus),
+            host_cpus,
+        },
     })
 }
 

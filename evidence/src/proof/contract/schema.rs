@@ -338,13 +338,12 @@ impl fmt::Display for FieldValue {
 }
 
 impl FieldKind {
-    /// Parse captured text strictly; the error says what was expected.
-    pub fn parse(self, text: &str) -> Result<FieldValue, String> {
+    /// Parse captured text strictly; None when it is not of this kind (the
+    /// summary's frozen wording says what was expected).
+    #[must_use]
+    pub fn parse(self, text: &str) -> Option<FieldValue> {
         match self {
-            FieldKind::Integer => text
-                .parse::<i64>()
-                .map(FieldValue::Integer)
-                .map_err(|_| format!("{text:?} is not a 64-bit decimal integer")),
+            FieldKind::Integer => text.parse::<i64>().ok().map(FieldValue::Integer),
             FieldKind::Hex => {
                 let digits = text
                     .strip_prefix("0x")
@@ -354,13 +353,12 @@ impl FieldKind {
                     .ok()
                     .filter(|_| !digits.starts_with('+'))
                     .map(FieldValue::Hex)
-                    .ok_or_else(|| format!("{text:?} is not a 64-bit hexadecimal number"))
             }
-            FieldKind::Text => Ok(FieldValue::Text(text.to_string())),
+            FieldKind::Text => Some(FieldValue::Text(text.to_string())),
             FieldKind::Bool => match text {
-                "true" => Ok(FieldValue::Bool(true)),
-                "false" => Ok(FieldValue::Bool(false)),
-                _ => Err(format!("{text:?} is not `true` or `false`")),
+                "true" => Some(FieldValue::Bool(true)),
+                "false" => Some(FieldValue::Bool(false)),
+                _ => None,
             },
         }
     }

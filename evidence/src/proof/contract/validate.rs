@@ -261,7 +261,7 @@ impl Validator<'_> {
             (FieldKind::Hex, Literal::Integer(value)) => {
                 u64::try_from(*value).ok().map(FieldValue::Hex)
             }
-            (FieldKind::Hex, Literal::Text(text)) => FieldKind::Hex.parse(text).ok(),
+            (FieldKind::Hex, Literal::Text(text)) => FieldKind::Hex.parse(text),
             (FieldKind::Text, Literal::Text(text)) => Some(FieldValue::Text(text.clone())),
             (FieldKind::Bool, Literal::Bool(value)) => Some(FieldValue::Bool(*value)),
             _ => None,

@@ -3,7 +3,8 @@
 //! level of claim the evidence supports.
 
 use super::schema::*;
-use super::{run_log_path, RunRecord, SummaryError, SUMMARY_FORMAT};
+use super::wording::{ClaimReason, GateDetail, Note, Wording};
+use super::{run_log_path, RunRecord, SummaryError};
 use crate::guest::qemu::Accel;
 use crate::proof::baseline::{comparison, rules};
 use crate::proof::contract::{self, Contract, Gate, RequiredAccelerator};
@@ -15,6 +16,7 @@ pub fn summarize(
     contract: &Contract,
     inputs: &Inputs,
     runs: &[RunRecord],
+    wording: Wording,
 ) -> Result<SummaryDocument, SummaryError> {
     let spec = &contract.spec;
     let mut cases = Vec::new();
@@ -114,7 +116,9 @@ pub fn summarize(
         .gates
         .iter()
         .zip(contract.gates())
-        .map(|(written, gate)| judge_gate(contract, written, gate, runs, &speedups, &ratios))
+        .map(|(written, gate)| {
+            judge_gate(contract, written, gate, runs, &speedups, &ratios, wording)
+        })
         .collect();
     let failures: Vec<FailureSummary> = runs
         .iter()
@@ -129,14 +133,19 @@ pub fn summarize(
     let mut notes: Vec<String> = Vec::new();
     for case in &spec.cases {
         match inputs.skipped_reason(&case.id) {
-            Some(reason) => notes.push(format!("case {} did not run: {reason}", case.id)),
-            None => notes.extend(rules::case_note(case, inputs.host.cpu_count)),
+            Some(reason) => notes.push(wording.note(&Note::DidNotRun {
+                case: &case.id,
+                reason: &reason,
+            })),
+            None => notes.extend(
+                rules::case_note(case, inputs.host.cpu_count).map(|note| wording.note(&note)),
+            ),
         }
     }
     let comparison = comparison::compare(spec, &cases);
-    let claim = judge_claim(contract, inputs, total, passed, &gates);
+    let claim = judge_claim(contract, inputs, total, passed, &gates, wording);
     Ok(SummaryDocument {
-        format: SUMMARY_FORMAT.into(),
+        format: wording.summary_format().into(),
         contract: spec.name.clone(),
         accelerator: AcceleratorSummary {
             name: inputs.accelerator.name,
@@ -167,6 +176,7 @@ fn judge_gate(
     runs: &[RunRecord],
     speedups: &[SpeedupSummary],
     ratios: &[RatioSummary],
+    wording: Wording,
 ) -> GateSummary {
     let spec = &contract.spec;
     let (verdict, value, detail) = match gate {
@@ -176,7 +186,10 @@ fn judge_gate(
             (
                 pass,
                 None,
-                format!("{passed} of {} runs passed", runs.len()),
+                wording.gate_detail(&GateDetail::AllRunsPass {
+                    passed,
+                    total: runs.len(),
+                }),
             )
         }
         Gate::FieldEquals { field, expectation } => {
@@ -193,10 +206,12 @@ fn judge_gate(
             (
                 pass,
                 None,
-                format!(
-                    "{name} equalled {expectation} in {equal} of {} runs",
-                    runs.len()
-                ),
+                wording.gate_detail(&GateDetail::FieldEquals {
+                    field: name,
+                    expectation,
+                    equal,
+                    total: runs.len(),
+                }),
             )
         }
         Gate::SpeedupAtLeast { speedup, threshold } => {
@@ -205,23 +220,23 @@ fn judge_gate(
                 Some(value) => (
                     value >= *threshold,
                     Some(value),
-                    format!(
-                        "median {} speedup {} -> {} is {}x (threshold {}x, ideal {}x)",
-                        measured.metric,
-                        measured.baseline_case,
-                        measured.case,
-                        stats::format_figure(value),
-                        stats::format_figure(*threshold),
-                        stats::format_figure(measured.ideal)
-                    ),
+                    wording.gate_detail(&GateDetail::Speedup {
+                        metric: &measured.metric,
+                        baseline_case: &measured.baseline_case,
+                        case: &measured.case,
+                        value: &stats::format_figure(value),
+                        threshold: &stats::format_figure(*threshold),
+                        ideal: &stats::format_figure(measured.ideal),
+                    }),
                 ),
                 None => (
                     false,
                     None,
-                    format!(
-                        "no speedup: a median of {} is missing or zero (no passing runs in {} or {})",
-                        measured.metric, measured.baseline_case, measured.case
-                    ),
+                    wording.gate_detail(&GateDetail::NoSpeedup {
+                        metric: &measured.metric,
+                        baseline_case: &measured.baseline_case,
+                        case: &measured.case,
+                    }),
                 ),
             }
         }
@@ -239,23 +254,22 @@ fn judge_gate(
                 Some(value) => (
                     value >= *threshold,
                     Some(value),
-                    format!(
-                        "speedup {} ({}x) is {} times speedup {} ({}x) (threshold {})",
-                        measured.speedup,
-                        figure(&measured.speedup),
-                        stats::format_figure(value),
-                        measured.reference,
-                        figure(&measured.reference),
-                        stats::format_figure(*threshold)
-                    ),
+                    wording.gate_detail(&GateDetail::Ratio {
+                        speedup: &measured.speedup,
+                        speedup_value: &figure(&measured.speedup),
+                        value: &stats::format_figure(value),
+                        reference: &measured.reference,
+                        reference_value: &figure(&measured.reference),
+                        threshold: &stats::format_figure(*threshold),
+                    }),
                 ),
                 None => (
                     false,
                     None,
-                    format!(
-                        "no ratio: speedup {} or {} is missing (a case had no passing runs)",
-                        measured.speedup, measured.reference
-                    ),
+                    wording.gate_detail(&GateDetail::NoRatio {
+                        speedup: &measured.speedup,
+                        reference: &measured.reference,
+                    }),
                 ),
             }
         }
@@ -283,6 +297,7 @@ fn judge_claim(
     total: usize,
     passed: usize,
     gates: &[GateSummary],
+    wording: Wording,
 ) -> ClaimSummary {
     let spec = &contract.spec;
     let failed_gates: Vec<&str> = gates
@@ -292,42 +307,40 @@ fn judge_claim(
         .collect();
     let accel = inputs.accelerator.name;
     let (level, reason) = if total == 0 || passed < total || !failed_gates.is_empty() {
-        let mut reasons = Vec::new();
-        if passed < total || total == 0 {
-            reasons.push(format!("{} of {total} runs failed", total - passed));
-        }
-        if !failed_gates.is_empty() {
-            reasons.push(format!("gate(s) failed: {}", failed_gates.join(", ")));
-        }
+        let failed_runs = (passed < total || total == 0).then_some(total - passed);
         (
             ClaimLevel::Failed,
-            format!("{}; the claim is not supported", reasons.join("; ")),
+            ClaimReason::Failed {
+                failed_runs,
+                total,
+                failed_gates: &failed_gates,
+            },
         )
     } else if spec.accelerator.publishable_requires == RequiredAccelerator::Kvm
         && accel != Accel::Kvm
     {
         (
             ClaimLevel::Diagnostic,
-            format!(
-                "every run and gate passed, but this claim is publishable only under KVM and the runs used {accel} ({}); under TCG the figures are diagnostic, not evidence of scaling",
-                inputs.accelerator.reason
-            ),
+            ClaimReason::NeedsKvm {
+                used: accel,
+                reason: &inputs.accelerator.reason,
+            },
         )
     } else {
-        let accelerator = match spec.accelerator.publishable_requires {
-            RequiredAccelerator::Kvm => "under KVM as the contract requires".to_string(),
-            RequiredAccelerator::Any => {
-                format!("under {accel}; the contract accepts any accelerator")
-            }
+        let reason = match spec.accelerator.publishable_requires {
+            RequiredAccelerator::Kvm => ClaimReason::PublishableUnderKvm {
+                total,
+                gates: gates.len(),
+            },
+            RequiredAccelerator::Any => ClaimReason::PublishableUnderAny {
+                total,
+                gates: gates.len(),
+                used: accel,
+            },
         };
-        (
-            ClaimLevel::Publishable,
-            format!(
-                "all {total} runs and {} gates passed {accelerator}",
-                gates.len()
-            ),
-        )
+        (ClaimLevel::Publishable, reason)
     };
+    let reason = wording.claim_reason(&reason);
     ClaimSummary {
         statement: spec.claim.trim().to_string(),
         level,

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::wording::{RunProblem, Wording};
 use super::{SummaryError, EXIT_FILE, SERIAL_FILE, TIMED_FILE};
 use crate::bundle::files::BundleFiles;
 use crate::guest::qemu;
@@ -30,13 +31,21 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
-    /// Why this exit is not a pass, or None when the guest reported success
-    /// (the runner's own classification, [`qemu::judge_exit`]).
-    pub fn problem(&self) -> Option<String> {
-        match qemu::judge_exit(self.exit_code, self.timed_out) {
-            qemu::Verdict::Pass => None,
-            qemu::Verdict::Timeout => Some("timed out (QEMU killed at the case's timeout)".into()),
-            qemu::Verdict::Fail { reason, .. } => Some(reason),
+    /// Why this exit is not a pass, or None when the guest reported success.
+    /// The codes follow the runner's classification (`qemu::judge_exit`).
+    #[must_use]
+    pub fn problem(&self) -> Option<RunProblem<'static>> {
+        if self.timed_out {
+            return Some(RunProblem::TimedOut);
+        }
+        match self.exit_code {
+            Some(code) if code == qemu::exit_status_for(qemu::GUEST_SUCCESS) => None,
+            Some(code) if code == qemu::exit_status_for(qemu::GUEST_FAILURE) => {
+                Some(RunProblem::GuestFailure { status: code })
+            }
+            Some(0) => Some(RunProblem::NoGuestVerdict),
+            Some(code) => Some(RunProblem::QemuStatus { status: code }),
+            None => Some(RunProblem::Killed),
         }
     }
 }
@@ -171,19 +180,24 @@ pub fn judge_run(
     repetition: u32,
     lines: &[SerialLine],
     exit: &ExitRecord,
+    wording: Wording,
 ) -> RunRecord {
     let spec = &contract.spec;
     let os = spec.cases[case].os;
     let (judged_case, pinning_problem) = rules::judged_case(&spec.cases[case], exit);
     let case_spec = &judged_case;
     let mut problems = Vec::new();
-    problems.extend(rules::exit_problem(os, exit));
-    problems.extend(pinning_problem);
-    problems.extend(rules::serial_problems(
-        os,
-        lines.iter().map(|line| line.text.as_str()),
-    ));
-    let fields = judge_result_line(contract, case_spec, lines, &mut problems);
+    let mut problem = |problem: RunProblem<'_>| problems.push(wording.run_problem(&problem));
+    if let Some(exit_problem) = rules::exit_problem(os, exit) {
+        problem(exit_problem);
+    }
+    if let Some(pinning_problem) = pinning_problem {
+        problem(pinning_problem);
+    }
+    for serial_problem in rules::serial_problems(os, lines.iter().map(|line| line.text.as_str())) {
+        problem(serial_problem);
+    }
+    let fields = judge_result_line(contract, case_spec, lines, &mut problem);
 
     // line_counts check capOS serial output only (see crate::proof::baseline).
     let line_counts = if os.is_capos() {
@@ -199,11 +213,12 @@ pub fn judge_run(
         let expected = expectation.resolve(case_spec);
         let matches = expected.as_ref().and_then(FieldValue::as_number) == Some(found as f64);
         if !matches {
-            problems.push(format!(
-                "expected {} lines matching {}, found {found}",
-                describe_expectation(expectation, case_spec),
-                display_pattern(pattern.as_str())
-            ));
+            problems.push(wording.run_problem(&RunProblem::LineCount {
+                expectation,
+                resolved: expected,
+                pattern: pattern.as_str(),
+                found,
+            }));
         }
     }
 
@@ -214,11 +229,10 @@ pub fn judge_run(
             MetricSource::ArrivalMs(pattern) => {
                 let first = lines.iter().find(|line| pattern.is_match(&line.text));
                 if first.is_none() {
-                    problems.push(format!(
-                        "metric {}: no line matches {}",
-                        metric.name,
-                        display_pattern(pattern.as_str())
-                    ));
+                    problems.push(wording.run_problem(&RunProblem::MetricWithoutLine {
+                        metric: &metric.name,
+                        pattern: pattern.as_str(),
+                    }));
                 }
                 first.map(|line| line.arrival_micros as f64 / 1000.0)
             }
@@ -234,35 +248,12 @@ pub fn judge_run(
     }
 }
 
-/// `5`, or `case.cpus - 1 = 3` for case references.
-fn describe_expectation(expectation: &contract::Expectation, case: &contract::CaseSpec) -> String {
-    match expectation {
-        contract::Expectation::Value(value) => value.to_string(),
-        contract::Expectation::Case { .. } => {
-            let resolved = expectation
-                .resolve(case)
-                .map(|value| value.to_string())
-                .unwrap_or_else(|| "?".into());
-            format!("{expectation} = {resolved}")
-        }
-    }
-}
-
-/// The pattern as the contract wrote it (without the anchoring wrapper).
-fn display_pattern(anchored: &str) -> String {
-    let inner = anchored
-        .strip_prefix("^(?:")
-        .and_then(|rest| rest.strip_suffix(")$"))
-        .unwrap_or(anchored);
-    format!("`{inner}`")
-}
-
 /// Find and check the one result line; fields are None when it is unusable.
 fn judge_result_line(
     contract: &Contract,
     case_spec: &contract::CaseSpec,
     lines: &[SerialLine],
-    problems: &mut Vec<String>,
+    problem: &mut dyn FnMut(RunProblem<'_>),
 ) -> Vec<Option<FieldValue>> {
     let spec = &contract.spec;
     let process = spec.result_line.process.as_deref();
@@ -271,11 +262,11 @@ fn judge_result_line(
     let mut fields = vec![None; spec.result_line.fields.len()];
     for (index, line) in lines.iter().enumerate() {
         if rules::misattributed(os, &spec.result_line.prefix, &line.text) {
-            problems.push(format!(
-                "result line of another system (serial line {}): {:?} does not start with {prefix:?}",
-                index + 1,
-                line.text
-            ));
+            problem(RunProblem::ResultLineOfAnotherSystem {
+                line: index + 1,
+                text: &line.text,
+                prefix,
+            });
         }
     }
     let candidates: Vec<(usize, SerialLine)> = lines
@@ -294,48 +285,44 @@ fn judge_result_line(
         .collect();
     let (number, line) = match candidates.as_slice() {
         [] => {
-            problems.push(format!(
-                "result line missing: no serial line starts with {prefix:?}"
-            ));
+            problem(RunProblem::ResultLineMissing { prefix });
             return fields;
         }
         [(number, line)] => (*number, line),
         several => {
-            let numbers: Vec<String> = several
-                .iter()
-                .map(|(number, _)| number.to_string())
-                .collect();
-            problems.push(format!(
-                "result line duplicated: {} lines start with {prefix:?} (serial lines {})",
-                several.len(),
-                numbers.join(", ")
-            ));
+            let numbers: Vec<usize> = several.iter().map(|(number, _)| *number).collect();
+            problem(RunProblem::ResultLineDuplicated {
+                prefix,
+                lines: &numbers,
+            });
             return fields;
         }
     };
     let Some(captures) = contract.result_pattern().captures(&line.text) else {
-        problems.push(format!(
-            "malformed result line (serial line {number}): {:?} does not match result_line.pattern",
-            line.text
-        ));
+        problem(RunProblem::ResultLineUnmatched {
+            line: number,
+            text: &line.text,
+        });
         return fields;
     };
     let mut parsed = Vec::new();
     for field in &spec.result_line.fields {
         let Some(text) = captures.name(&field.name) else {
-            problems.push(format!(
-                "malformed result line (serial line {number}): field {} did not participate in the match",
-                field.name
-            ));
+            problem(RunProblem::FieldNotCaptured {
+                line: number,
+                field: &field.name,
+            });
             return fields;
         };
         match field.kind.parse(text.as_str()) {
-            Ok(value) => parsed.push(value),
-            Err(detail) => {
-                problems.push(format!(
-                    "malformed result line (serial line {number}): field {}: {detail}",
-                    field.name
-                ));
+            Some(value) => parsed.push(value),
+            None => {
+                problem(RunProblem::FieldUnreadable {
+                    line: number,
+                    field: &field.name,
+                    kind: field.kind,
+                    text: text.as_str(),
+                });
                 return fields;
             }
         }
@@ -349,19 +336,21 @@ fn judge_result_line(
     {
         if let Some(expectation) = expectation {
             if !expectation.matches(value, case_spec) {
-                problems.push(format!(
-                    "field {} = {value}, but the contract requires {}",
-                    field.name,
-                    describe_expectation(expectation, case_spec)
-                ));
+                problem(RunProblem::FieldDiffers {
+                    field: &field.name,
+                    value,
+                    expectation,
+                    resolved: expectation.resolve(case_spec),
+                });
             }
         }
         if let (Some(minimum), Some(number)) = (field.at_least, value.as_number()) {
             if number < minimum as f64 {
-                problems.push(format!(
-                    "field {} = {value}, but the contract requires at least {minimum}",
-                    field.name
-                ));
+                problem(RunProblem::FieldBelowMinimum {
+                    field: &field.name,
+                    value,
+                    minimum,
+                });
             }
         }
     }
@@ -378,6 +367,7 @@ pub fn evaluate_run_dir(
     repetition: u32,
     files: &BundleFiles,
     run_dir: &str,
+    wording: Wording,
 ) -> Result<RunRecord, SummaryError> {
     let serial_path = format!("{run_dir}/{SERIAL_FILE}");
     let timed_path = format!("{run_dir}/{TIMED_FILE}");
@@ -395,5 +385,7 @@ pub fn evaluate_run_dir(
             path: exit_path.clone(),
             detail: error.to_string(),
         })?;
-    Ok(judge_run(contract, case, repetition, &timed, &exit))
+    Ok(judge_run(
+        contract, case, repetition, &timed, &exit, wording,
+    ))
 }

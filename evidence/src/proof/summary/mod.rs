@@ -15,6 +15,7 @@ mod figures;
 mod judge;
 mod render;
 mod schema;
+pub mod wording;
 
 pub use figures::summarize;
 pub use judge::{
@@ -32,9 +33,10 @@ use crate::proof::stats;
 use crate::terminal::untrusted;
 use std::collections::BTreeSet;
 use std::path::Path;
+use wording::Wording;
 
-/// Format tag of summary.json.
-pub const SUMMARY_FORMAT: &str = "capos-summary/v1";
+/// Format tag of summary.json written by this capos (older versions are read too).
+pub const SUMMARY_FORMAT: &str = Wording::CURRENT.summary_format();
 /// The contract copy inside a bundle.
 pub const CONTRACT_FILE: &str = "contract.yaml";
 /// The recorded inputs inside a bundle.
@@ -106,6 +108,7 @@ pub fn evaluate_bundle_runs(
     inputs: &Inputs,
     files: &BundleFiles,
 ) -> Result<Vec<RunRecord>, SummaryError> {
+    let wording = wording_of(inputs)?;
     check_log_layout(contract, inputs, files)?;
     let mut runs = Vec::new();
     for (case_index, case) in contract.spec.cases.iter().enumerate() {
@@ -115,7 +118,7 @@ pub fn evaluate_bundle_runs(
         for repetition in 1..=inputs.repetitions.count {
             let dir = run_log_path(&case.id, repetition);
             runs.push(evaluate_run_dir(
-                contract, case_index, repetition, files, &dir,
+                contract, case_index, repetition, files, &dir, wording,
             )?);
         }
     }
@@ -223,11 +226,24 @@ pub fn read_bundle_basics(files: &BundleFiles) -> Result<(Contract, Inputs), Sum
     Ok((contract, inputs))
 }
 
-/// Recompute every figure of a bundle from its contract copy and raw logs.
+/// The frozen wording of the format `inputs.json` records.
+pub fn wording_of(inputs: &Inputs) -> Result<Wording, SummaryError> {
+    Wording::for_inputs_format(&inputs.format).ok_or_else(|| SummaryError::Format {
+        path: INPUTS_FILE.to_owned(),
+        detail: format!(
+            "format {:?} is not one this capos knows ({}); a newer capos wrote it",
+            inputs.format,
+            Wording::CURRENT.inputs_format()
+        ),
+    })
+}
+
+/// Recompute every figure of a bundle from its contract copy and raw logs,
+/// in the wording of the format the bundle records.
 pub fn recompute(files: &BundleFiles) -> anyhow::Result<Recomputed> {
     let (contract, inputs) = read_bundle_basics(files)?;
     let runs = evaluate_bundle_runs(&contract, &inputs, files)?;
-    let summary = summarize(&contract, &inputs, &runs)?;
+    let summary = summarize(&contract, &inputs, &runs, wording_of(&inputs)?)?;
     Ok(Recomputed {
         results_csv: render_results_csv(&contract, &runs),
         summary_json: render_summary_json(&summary)?,
