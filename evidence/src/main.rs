@@ -49,6 +49,9 @@ enum Command {
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
     Manifest(manifest::ManifestCommand),
+    /// Audit a store's signed run log and every bundle it names.
+    #[command(subcommand)]
+    Log(audit::LogCommand),
     /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
     Smokes(smokes::SmokeArgs),
     /// Boot the random submission fuzzer once per seed; ends with `N passed, N failed`.
@@ -90,5 +93,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Smokes(args) => smokes::run_command(&workspace()?, args),
         Command::Fuzz(args) => fuzz::run_command(&workspace()?, args),
         Command::Soak(args) => soak::run_command(&workspace()?, args),
+        Command::Log(command) => audit::log_command(command),
     }
 }

@@ -13,6 +13,10 @@
 //!   paths, `.`/`..`/empty segments, links, devices, fifos, pax headers,
 //!   sparse files, duplicates, several tops, files at the top, empty
 //!   directories, and an archive that stops early (`archive truncated at byte N`).
+//! - Besides the bundle's top directory, an archive may carry a run-log
+//!   segment (`capos pack --with-log`): a top directory `runlog` holding
+//!   exactly `segment.jsonl` and `head.dsse.json`. It is not part of the
+//!   bundle and is verified on its own.
 //! - Every name shown in an error is escaped for the terminal.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +29,13 @@ use crate::terminal::untrusted;
 
 /// Size of a tar block.
 pub const BLOCK: u64 = 512;
+
+/// Top directory of a packed run-log segment.
+pub const RUNLOG_TOP: &str = "runlog";
+/// The segment's entries, inside [`RUNLOG_TOP`].
+pub const RUNLOG_SEGMENT: &str = "segment.jsonl";
+/// The segment's signed head, inside [`RUNLOG_TOP`].
+pub const RUNLOG_HEAD: &str = "head.dsse.json";
 
 /// Longest path a GNU long-name entry may carry (the data is read into
 /// memory before anything is trusted, so it is bounded).
@@ -99,6 +110,12 @@ pub enum ArchiveError {
         /// The entry's path.
         entry: String,
     },
+    /// Something under `runlog/` that is not one of the segment's two files.
+    #[error("archive entry {entry:?} is not part of a packed run log ({RUNLOG_TOP}/{RUNLOG_SEGMENT}, {RUNLOG_TOP}/{RUNLOG_HEAD})")]
+    NotRunlog {
+        /// The entry's path.
+        entry: String,
+    },
     /// A directory entry with no file below it.
     #[error("archive entry {entry:?}: empty directory; a bundle holds files only")]
     EmptyDirectory {
@@ -134,6 +151,17 @@ pub struct ArchiveIndex {
     pub top: String,
     /// Every regular file, by path below the top directory.
     pub files: BTreeMap<String, Span>,
+    /// The packed run-log segment and its head, when the archive carries one.
+    pub runlog: Option<RunlogSpans>,
+}
+
+/// Where a packed run-log segment lies in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunlogSpans {
+    /// `runlog/segment.jsonl`.
+    pub segment: Span,
+    /// `runlog/head.dsse.json`.
+    pub head: Span,
 }
 
 impl ArchiveIndex {
@@ -178,6 +206,7 @@ pub fn index(path: &Path, limit: u64) -> Result<ArchiveIndex, ArchiveError> {
         top: None,
         files: BTreeMap::new(),
         directories: BTreeSet::new(),
+        runlog: BTreeMap::new(),
     };
     let mut position = 0;
     let mut long_name: Option<Vec<u8>> = None;
@@ -342,6 +371,8 @@ struct Scanner {
     top: Option<String>,
     files: BTreeMap<String, Span>,
     directories: BTreeSet<String>,
+    /// Entries under [`RUNLOG_TOP`], by path (directories have no span).
+    runlog: BTreeMap<String, Option<Span>>,
 }
 
 impl Scanner {
@@ -360,6 +391,9 @@ impl Scanner {
         };
         let path = checked_entry_path(raw, is_directory, &shown)?;
         let first = path.split('/').next().unwrap_or_default().to_owned();
+        if first == RUNLOG_TOP {
+            return self.add_runlog(path, is_directory, span);
+        }
         match &self.top {
             Some(existing) if *existing != first => {
                 return Err(ArchiveError::MultipleTopDirectories {
@@ -383,8 +417,53 @@ impl Scanner {
         Ok(())
     }
 
+    /// Record an entry of the packed run-log segment.
+    fn add_runlog(
+        &mut self,
+        path: String,
+        is_directory: bool,
+        span: Span,
+    ) -> Result<(), ArchiveError> {
+        let allowed = if is_directory {
+            path == RUNLOG_TOP
+        } else {
+            path == format!("{RUNLOG_TOP}/{RUNLOG_SEGMENT}")
+                || path == format!("{RUNLOG_TOP}/{RUNLOG_HEAD}")
+        };
+        if !allowed {
+            return Err(ArchiveError::NotRunlog { entry: path });
+        }
+        let span = (!is_directory).then_some(span);
+        if self.runlog.insert(path.clone(), span).is_some() {
+            return Err(ArchiveError::Duplicate { entry: path });
+        }
+        Ok(())
+    }
+
+    /// The run-log spans, when the archive carries both files (or none at all).
+    fn runlog_spans(&self) -> Result<Option<RunlogSpans>, ArchiveError> {
+        if self.runlog.is_empty() {
+            return Ok(None);
+        }
+        let span = |name: &str| {
+            let path = format!("{RUNLOG_TOP}/{name}");
+            self.runlog
+                .get(&path)
+                .copied()
+                .flatten()
+                .ok_or(ArchiveError::NotRunlog {
+                    entry: format!("{path} (missing)"),
+                })
+        };
+        Ok(Some(RunlogSpans {
+            segment: span(RUNLOG_SEGMENT)?,
+            head: span(RUNLOG_HEAD)?,
+        }))
+    }
+
     /// The index, once every directory is known to hold a file.
     fn finish(self, path: &Path) -> Result<ArchiveIndex, ArchiveError> {
+        let runlog = self.runlog_spans()?;
         let Some(top) = self.top else {
             return Err(if self.length < 2 * BLOCK {
                 ArchiveError::Truncated { at: self.length }
@@ -410,6 +489,7 @@ impl Scanner {
             path: path.to_path_buf(),
             top,
             files,
+            runlog,
         })
     }
 }

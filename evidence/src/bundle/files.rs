@@ -145,6 +145,27 @@ impl BundleFiles {
         Ok(bytes)
     }
 
+    /// The run-log segment and signed head packed beside the bundle, for an
+    /// archive made with `capos pack --with-log` (unverified bytes).
+    pub fn packed_runlog(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, FileError> {
+        let Source::Archive { index, .. } = &self.source else {
+            return Ok(None);
+        };
+        let Some(spans) = index.runlog else {
+            return Ok(None);
+        };
+        let read = |span, name: &str| {
+            index.read(span).map_err(|cause| FileError::Io {
+                path: format!("{}/{name}", super::archive::RUNLOG_TOP),
+                cause,
+            })
+        };
+        Ok(Some((
+            read(spans.segment, super::archive::RUNLOG_SEGMENT)?,
+            read(spans.head, super::archive::RUNLOG_HEAD)?,
+        )))
+    }
+
     /// Names of the entries directly inside directory `dir` (relative), sorted.
     pub fn list(&self, dir: &str) -> Result<Vec<String>, FileError> {
         let listed = match &self.source {

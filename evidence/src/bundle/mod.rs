@@ -18,6 +18,7 @@ pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod provenance;
+pub mod runlog;
 pub mod verify;
 pub mod writer;
 

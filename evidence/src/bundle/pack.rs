@@ -6,6 +6,8 @@
 //!   ustar headers, entries sorted by path segments, one top directory named
 //!   after the bundle, mtime 0, uid/gid 0, empty user and group names, mode
 //!   0644 for files and 0755 for directories.
+//! - With `--with-log`, the run-log segment for the bundle's commit follows
+//!   the bundle's entries under a second top directory, `runlog/`.
 //! - The archive is written beside its final path and renamed into place.
 
 use std::fs;
@@ -14,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::bundle::archive::{RUNLOG_HEAD, RUNLOG_SEGMENT, RUNLOG_TOP};
 use crate::bundle::manifest::{self, BundleError};
+use crate::bundle::runlog;
+use crate::terminal::untrusted;
 
 /// Arguments of `capos pack`.
 #[derive(clap::Args, Debug)]
@@ -24,6 +29,11 @@ pub struct PackArgs {
     /// Where to write the archive (default: `<bundle-dir>.tar`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also pack the segment of the store's run log for the bundle's commit
+    /// (every run of that commit since its first, with the signed head), so
+    /// an auditor sees the runs behind the bundle, failed ones included.
+    #[arg(long)]
+    pub with_log: bool,
 }
 
 /// Why a bundle directory cannot be packed.
@@ -56,8 +66,27 @@ struct PackEntry {
     is_directory: bool,
 }
 
+/// A run-log segment to ship beside the bundle: its lines and signed head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSegment {
+    /// The lines of `runlog.jsonl` from the bundle commit's first run on.
+    pub segment: Vec<u8>,
+    /// The store's signed head.
+    pub head: Vec<u8>,
+}
+
 /// Write the deterministic archive of `bundle_dir` into `writer`.
 pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackError> {
+    pack_with_log_to_writer(bundle_dir, None, writer)
+}
+
+/// Write the deterministic archive of `bundle_dir`, then the run-log
+/// segment (if any) under `runlog/`, into `writer`.
+pub fn pack_with_log_to_writer<W: Write>(
+    bundle_dir: &Path,
+    log: Option<&LogSegment>,
+    writer: W,
+) -> Result<W, PackError> {
     let top = top_name(bundle_dir)?;
     let tree = manifest::walk(bundle_dir)?;
     let mut entries = vec![PackEntry {
@@ -83,37 +112,71 @@ pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackE
     let mut builder = tar::Builder::new(writer);
     for entry in &entries {
         let relative = entry.segments.join("/");
-        let mut header = tar::Header::new_ustar();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header
-            .set_username("")
-            .and_then(|()| header.set_groupname(""))
-            .map_err(io_error(bundle_dir))?;
-        let (archive_path, data) = if entry.is_directory {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
+        if entry.is_directory {
             let path = if relative.is_empty() {
                 format!("{top}/")
             } else {
                 format!("{top}/{relative}/")
             };
-            (path, Vec::new())
+            append_entry(&mut builder, &path, None)?;
         } else {
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
             let source = bundle_dir.join(&relative);
             // Read whole so the header size and the data cannot disagree.
             let data = fs::read(&source).map_err(io_error(&source))?;
-            (format!("{top}/{relative}"), data)
-        };
-        header.set_size(data.len() as u64);
-        builder
-            .append_data(&mut header, &archive_path, data.as_slice())
-            .map_err(io_error(Path::new(&archive_path)))?;
+            append_entry(&mut builder, &format!("{top}/{relative}"), Some(&data))?;
+        }
+    }
+    if let Some(log) = log {
+        append_entry(&mut builder, &format!("{RUNLOG_TOP}/"), None)?;
+        append_entry(
+            &mut builder,
+            &format!("{RUNLOG_TOP}/{RUNLOG_HEAD}"),
+            Some(&log.head),
+        )?;
+        append_entry(
+            &mut builder,
+            &format!("{RUNLOG_TOP}/{RUNLOG_SEGMENT}"),
+            Some(&log.segment),
+        )?;
     }
     builder.into_inner().map_err(io_error(bundle_dir))
+}
+
+/// Append one entry with the fixed metadata every entry has: a directory
+/// (`data` None, mode 0755) or a regular file (mode 0644).
+fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    data: Option<&[u8]>,
+) -> Result<(), PackError> {
+    let io_error = |cause| PackError::Io {
+        path: PathBuf::from(path),
+        cause,
+    };
+    let mut header = tar::Header::new_ustar();
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+        .set_username("")
+        .and_then(|()| header.set_groupname(""))
+        .map_err(io_error)?;
+    let bytes = match data {
+        None => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            &[][..]
+        }
+        Some(bytes) => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            bytes
+        }
+    };
+    header.set_size(bytes.len() as u64);
+    builder
+        .append_data(&mut header, path, bytes)
+        .map_err(io_error)
 }
 
 fn top_name(bundle_dir: &Path) -> Result<String, PackError> {
@@ -133,6 +196,15 @@ fn top_name(bundle_dir: &Path) -> Result<String, PackError> {
 
 /// Pack `bundle_dir` into the archive `out`, replacing it atomically.
 pub fn pack_to(bundle_dir: &Path, out: &Path) -> Result<(), PackError> {
+    pack_with_log_to(bundle_dir, None, out)
+}
+
+/// Pack `bundle_dir` and a run-log segment into `out`, replacing it atomically.
+pub fn pack_with_log_to(
+    bundle_dir: &Path,
+    log: Option<&LogSegment>,
+    out: &Path,
+) -> Result<(), PackError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |cause| PackError::Io { path, cause }
@@ -142,7 +214,7 @@ pub fn pack_to(bundle_dir: &Path, out: &Path) -> Result<(), PackError> {
         _ => Path::new("."),
     };
     let staging = tempfile::NamedTempFile::new_in(parent).map_err(io_error(parent))?;
-    let mut writer = pack_to_writer(bundle_dir, io::BufWriter::new(staging))?;
+    let mut writer = pack_with_log_to_writer(bundle_dir, log, io::BufWriter::new(staging))?;
     writer.flush().map_err(io_error(out))?;
     let staging = writer.into_inner().map_err(|error| PackError::Io {
         path: out.to_path_buf(),
@@ -187,7 +259,24 @@ pub fn run_command(args: PackArgs) -> Result<()> {
             out.display()
         );
     }
-    pack_to(&args.bundle, &out)
+    let log = if args.with_log {
+        let store = bundle_dir.parent().unwrap_or(Path::new("/"));
+        let name = bundle_dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (segment, head) = runlog::segment_for_bundle(store, &name).with_context(|| {
+            format!(
+                "reading the run log of {} for bundle {}",
+                store.display(),
+                untrusted(&name)
+            )
+        })?;
+        Some(LogSegment { segment, head })
+    } else {
+        None
+    };
+    pack_with_log_to(&args.bundle, log.as_ref(), &out)
         .with_context(|| format!("packing {} into {}", args.bundle.display(), out.display()))?;
     println!("{}", out.display());
     Ok(())

@@ -188,11 +188,13 @@ pub enum EnvelopeError {
     /// `provenance.dsse.json` is not a DSSE envelope.
     #[error("not a DSSE envelope: {0}")]
     NotAnEnvelope(serde_json::Error),
-    /// The payload type is not the in-toto one.
-    #[error("payloadType is {found:?}, expected {PAYLOAD_TYPE:?}")]
+    /// The payload type is not the expected one.
+    #[error("payloadType is {found:?}, expected {expected:?}")]
     WrongPayloadType {
         /// The payload type found.
         found: String,
+        /// The payload type this envelope must have.
+        expected: &'static str,
     },
     /// A field is not standard, padded base64 in its one canonical spelling.
     #[error("{field} is not canonical base64 (standard alphabet, padded, as capos writes it)")]
@@ -370,21 +372,22 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
     }
 }
 
-/// Verify `envelope` against `trusted` and return the statement it signs.
-///
-/// The envelope must be the one capos writes: the in-toto payload type,
-/// exactly one signature, canonical base64, and the trusted key's id as
-/// `keyid`. Then the signature is checked over PAE, and only then is the
-/// payload parsed. The payload type is inside PAE, so checking it first
-/// only makes the error clearer; it is not what makes it safe.
-pub fn verify_envelope(
+/// Check that `envelope` is the one capos writes for `payload_type` — that
+/// payload type, exactly one signature, canonical base64, and the trusted
+/// key's id as `keyid` — and that its signature over PAE verifies with
+/// `trusted`; return the signed payload bytes. The payload type is inside
+/// PAE, so checking it first only makes the error clearer; it is not what
+/// makes it safe.
+pub fn verify_payload(
     envelope: &Envelope,
+    payload_type: &'static str,
     trusted: &VerifyingKey,
-) -> Result<Statement, EnvelopeError> {
+) -> Result<Vec<u8>, EnvelopeError> {
     let trusted_id = key_id(trusted);
-    if envelope.payload_type != PAYLOAD_TYPE {
+    if envelope.payload_type != payload_type {
         return Err(EnvelopeError::WrongPayloadType {
             found: envelope.payload_type.clone(),
+            expected: payload_type,
         });
     }
     let entry = match envelope.signatures.as_slice() {
@@ -400,29 +403,34 @@ pub fn verify_envelope(
     let raw = decode_base64(&entry.sig, "signatures[0].sig")?;
     let verified = Signature::from_slice(&raw).is_ok_and(|signature| {
         trusted
-            .verify_strict(&pae(PAYLOAD_TYPE, &body), &signature)
+            .verify_strict(&pae(payload_type, &body), &signature)
             .is_ok()
     });
     match (verified, entry.keyid == trusted_id) {
-        (true, true) => {}
-        (true, false) => {
-            return Err(EnvelopeError::WrongKeyId {
-                found: entry.keyid.clone(),
-                trusted: trusted_id,
-            })
-        }
-        (false, true) => {
-            return Err(EnvelopeError::BadSignature {
-                trusted: trusted_id,
-            })
-        }
-        (false, false) => {
-            return Err(EnvelopeError::UntrustedSigner {
-                signed_by: vec![entry.keyid.clone()],
-                trusted: trusted_id,
-            })
-        }
+        (true, true) => Ok(body),
+        (true, false) => Err(EnvelopeError::WrongKeyId {
+            found: entry.keyid.clone(),
+            trusted: trusted_id,
+        }),
+        (false, true) => Err(EnvelopeError::BadSignature {
+            trusted: trusted_id,
+        }),
+        (false, false) => Err(EnvelopeError::UntrustedSigner {
+            signed_by: vec![entry.keyid.clone()],
+            trusted: trusted_id,
+        }),
     }
+}
+
+/// Verify `envelope` against `trusted` and return the statement it signs.
+///
+/// The envelope must be the one capos writes (see [`verify_payload`]); only
+/// then is the payload parsed as an in-toto statement with a SLSA predicate.
+pub fn verify_envelope(
+    envelope: &Envelope,
+    trusted: &VerifyingKey,
+) -> Result<Statement, EnvelopeError> {
+    let body = verify_payload(envelope, PAYLOAD_TYPE, trusted)?;
     let statement: Statement =
         serde_json::from_slice(&body).map_err(EnvelopeError::MalformedStatement)?;
     if statement.statement_type != STATEMENT_TYPE {
@@ -557,7 +565,7 @@ mod tests {
         envelope.payload_type = "application/json".into();
         let error = verify_envelope(&envelope, &key(1).verifying_key()).unwrap_err();
         assert!(
-            matches!(&error, EnvelopeError::WrongPayloadType { found } if found == "application/json"),
+            matches!(&error, EnvelopeError::WrongPayloadType { found, .. } if found == "application/json"),
             "{error:?}"
         );
     }

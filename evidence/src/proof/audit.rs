@@ -3,18 +3,25 @@
 //! `summary.json` must equal, byte for byte, what [`summary::recompute`]
 //! derives from the contract copy and the raw logs.
 //!
+//! `capos log verify`: a store's run log (chain and signed head) and every
+//! bundle it names, each audited in full and matched against its entry; a
+//! bundle the log names but the store lacks is an error, so runs cannot be
+//! dropped to leave only the good ones.
+//!
 //! Invariants: no report or reproduction starts from a bundle that has not
 //! passed [`verify_bundle`]; auditing needs only the bundle and the trusted
 //! public key, never a capOS checkout.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context as _, Result};
 use ed25519_dalek::VerifyingKey;
 
 use crate::bundle::files::FileError;
+use crate::bundle::runlog::{self, Verdict};
 use crate::bundle::verify::{verify_integrity, LimitArgs, Limits, VerifiedBundle, VerifyError};
-use crate::proof::summary;
+use crate::proof::{history, summary};
+use crate::terminal::untrusted;
 
 /// The recomputed files, in the order they are compared.
 pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
@@ -131,6 +138,106 @@ pub fn run_command(args: VerifyArgs) -> Result<()> {
     println!(
         "verified: {} ({} files, key {})",
         verified.name, verified.file_count, verified.key_id
+    );
+    if let Some(statement) = history::history(&verified.name, &verified.files, &trusted)
+        .with_context(|| format!("{} failed verification", args.bundle.display()))?
+    {
+        println!("run log: {statement}");
+    }
+    Ok(())
+}
+
+/// Run-log subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum LogCommand {
+    /// Verify a store's run log (chain, signed head) and audit every bundle it names.
+    Verify(LogVerifyArgs),
+}
+
+/// Arguments of `capos log verify`.
+#[derive(clap::Args, Debug)]
+pub struct LogVerifyArgs {
+    /// The evidence store (the directory holding runlog.jsonl and the bundles).
+    pub store: PathBuf,
+    /// Public key (SPKI PEM) the log's head and every bundle must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+    /// Size cap, per bundle.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Counts of a verified store's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreAudit {
+    /// Entries in the log.
+    pub entries: usize,
+    /// Sealed runs that passed.
+    pub passed: usize,
+    /// Sealed runs that failed.
+    pub failed: usize,
+    /// Runs broken off by an error (no bundle).
+    pub errors: usize,
+}
+
+/// Verify `store`'s run log against `trusted`, then every bundle it names:
+/// present, fully verified, and saying of itself what its entry says.
+pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<StoreAudit> {
+    let log = runlog::verify_store(store, trusted)
+        .with_context(|| format!("the run log of {} does not verify", store.display()))?
+        .with_context(|| {
+            format!(
+                "{} has no run log ({} and {})",
+                store.display(),
+                runlog::LOG_FILE,
+                runlog::HEAD_FILE
+            )
+        })?;
+    let mut audit = StoreAudit {
+        entries: log.entries.len(),
+        ..StoreAudit::default()
+    };
+    for entry in &log.entries {
+        let Some(name) = &entry.bundle else {
+            audit.errors += 1;
+            continue;
+        };
+        let bundle = store.join(name);
+        if !bundle.is_dir() {
+            bail!(
+                "run-log entry {} names bundle {}, which is missing from the store",
+                entry.sequence,
+                untrusted(name)
+            );
+        }
+        let verified = verify_bundle(&bundle, trusted, limits).with_context(|| {
+            format!(
+                "run-log entry {}: bundle {} failed verification",
+                entry.sequence,
+                untrusted(name)
+            )
+        })?;
+        history::check_entry(entry, &verified.files)?;
+        match entry.verdict {
+            Verdict::Pass => audit.passed += 1,
+            _ => audit.failed += 1,
+        }
+    }
+    Ok(audit)
+}
+
+/// `capos log verify`.
+pub fn log_command(command: LogCommand) -> Result<()> {
+    let LogCommand::Verify(args) = command;
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    let audit = verify_store(&args.store, &trusted, args.limits.limits())?;
+    println!(
+        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error), every bundle present and verified, key {}",
+        audit.entries,
+        audit.passed,
+        audit.failed,
+        audit.errors,
+        crate::bundle::provenance::key_id(&trusted)
     );
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
 use crate::proof::baseline::rules;
 use crate::proof::baseline::runner as baseline_runner;
 use crate::proof::contract::{self, Contract, RepetitionChoice};
+use crate::proof::history;
 use crate::proof::inputs::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SkippedCase, SourceRecord,
     INPUTS_FORMAT,
@@ -122,12 +123,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Whether every run and gate passed.
     pub fn succeeded(&self) -> bool {
-        self.summary.runs.failed == 0
-            && self
-                .summary
-                .gates
-                .iter()
-                .all(|gate| gate.verdict == GateVerdict::Pass)
+        self.summary.all_passed()
     }
 }
 
@@ -184,11 +180,38 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
     )
 }
 
-/// Run every case and repetition of `plan`, write and seal the bundle, print progress and verdicts.
+/// Run every case and repetition of `plan`, write and seal the bundle, print
+/// progress and verdicts, and record the run, whatever its outcome, in the
+/// store's run log.
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
+    let started_on = crate::time::rfc3339(SystemTime::now());
+    let result = execute_unrecorded(root, plan, &started_on);
+    let run = history::RunEnd {
+        contract: &plan.contract.spec.name,
+        commit: git_state(root),
+        started: started_on.clone(),
+        finished: crate::time::rfc3339(SystemTime::now()),
+        outcome: match &result {
+            Ok(outcome) => Ok((outcome.bundle.as_path(), &outcome.summary)),
+            Err(error) => Err(format!("{error:#}")),
+        },
+    };
+    match (history::record(&plan.store, &plan.signing_key, run), result) {
+        (Ok(_), result) => result,
+        (Err(log_error), Ok(outcome)) => Err(log_error.context(format!(
+            "the bundle is sealed at {}, but its run was not recorded",
+            outcome.bundle.display()
+        ))),
+        (Err(log_error), Err(error)) => Err(error.context(format!(
+            "the run was not recorded in the run log either: {log_error:#}"
+        ))),
+    }
+}
+
+/// [`execute`] without the run-log entry.
+fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Result<RunOutcome> {
     let contract = plan.contract;
     let proof = contract.spec.name.as_str();
-    let started_on = crate::time::rfc3339(SystemTime::now());
     let qemu_binary = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&plan.iso)?;
     let choice = qemu::detect_accel(root, plan.accel_request)?;
@@ -324,7 +347,7 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     )?;
     let summary: SummaryDocument = serde_json::from_str(&recomputed.summary_json)?;
 
-    let facts = build_facts(plan, &inputs, &started_on)?;
+    let facts = build_facts(plan, &inputs, started_on)?;
     let bundle = writer.seal(&plan.signing_key, &facts)?;
     for gate in &summary.gates {
         let verdict = match gate.verdict {

@@ -13,12 +13,12 @@ mod charts;
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
 use crate::bundle::verify::LimitArgs;
-use crate::proof::audit;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
 use crate::proof::inputs::Inputs;
 use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
+use crate::proof::{audit, history};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -164,7 +164,7 @@ pub fn run_command(args: ReportArgs) -> Result<()> {
             .builder
             .version
             .clone(),
-        history: None,
+        history: history::history(&verified.name, &verified.files, &trusted)?,
     };
     let rendered = render(&templates, &verified.files, &facts)?;
     write(&out, &rendered)?;

@@ -232,6 +232,16 @@ pub struct SummaryDocument {
 }
 
 impl SummaryDocument {
+    /// Whether every run and every gate passed.
+    #[must_use]
+    pub fn all_passed(&self) -> bool {
+        self.runs.failed == 0
+            && self
+                .gates
+                .iter()
+                .all(|gate| gate.verdict == GateVerdict::Pass)
+    }
+
     /// Median of `metric` in `case`, if any run passed.
     pub fn median(&self, case: &str, metric: &str) -> Option<f64> {
         self.cases
