@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::archive::ArchiveIndex;
 use super::manifest::ManifestEntry;
+use super::runlog::LogBytes;
 use crate::terminal::untrusted;
 
 /// Why a bundle file cannot be read.
@@ -147,7 +148,7 @@ impl BundleFiles {
 
     /// The run-log segment and signed head packed beside the bundle, for an
     /// archive made with `capos pack --with-log` (unverified bytes).
-    pub fn packed_runlog(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, FileError> {
+    pub fn packed_runlog(&self) -> Result<Option<LogBytes>, FileError> {
         let Source::Archive { index, .. } = &self.source else {
             return Ok(None);
         };
@@ -160,10 +161,10 @@ impl BundleFiles {
                 cause,
             })
         };
-        Ok(Some((
-            read(spans.segment, super::archive::RUNLOG_SEGMENT)?,
-            read(spans.head, super::archive::RUNLOG_HEAD)?,
-        )))
+        Ok(Some(LogBytes {
+            lines: read(spans.segment, super::archive::RUNLOG_SEGMENT)?,
+            head: read(spans.head, super::archive::RUNLOG_HEAD)?,
+        }))
     }
 
     /// Names of the entries directly inside directory `dir` (relative), sorted.

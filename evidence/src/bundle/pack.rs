@@ -18,7 +18,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::bundle::archive::{RUNLOG_HEAD, RUNLOG_SEGMENT, RUNLOG_TOP};
 use crate::bundle::manifest::{self, BundleError};
-use crate::bundle::runlog;
+use crate::bundle::runlog::{self, LogBytes};
 use crate::terminal::untrusted;
 
 /// Arguments of `capos pack`.
@@ -66,15 +66,6 @@ struct PackEntry {
     is_directory: bool,
 }
 
-/// A run-log segment to ship beside the bundle: its lines and signed head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSegment {
-    /// The lines of `runlog.jsonl` from the bundle commit's first run on.
-    pub segment: Vec<u8>,
-    /// The store's signed head.
-    pub head: Vec<u8>,
-}
-
 /// Write the deterministic archive of `bundle_dir` into `writer`.
 pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackError> {
     pack_with_log_to_writer(bundle_dir, None, writer)
@@ -84,7 +75,7 @@ pub fn pack_to_writer<W: Write>(bundle_dir: &Path, writer: W) -> Result<W, PackE
 /// segment (if any) under `runlog/`, into `writer`.
 pub fn pack_with_log_to_writer<W: Write>(
     bundle_dir: &Path,
-    log: Option<&LogSegment>,
+    log: Option<&LogBytes>,
     writer: W,
 ) -> Result<W, PackError> {
     let top = top_name(bundle_dir)?;
@@ -136,7 +127,7 @@ pub fn pack_with_log_to_writer<W: Write>(
         append_entry(
             &mut builder,
             &format!("{RUNLOG_TOP}/{RUNLOG_SEGMENT}"),
-            Some(&log.segment),
+            Some(&log.lines),
         )?;
     }
     builder.into_inner().map_err(io_error(bundle_dir))
@@ -202,7 +193,7 @@ pub fn pack_to(bundle_dir: &Path, out: &Path) -> Result<(), PackError> {
 /// Pack `bundle_dir` and a run-log segment into `out`, replacing it atomically.
 pub fn pack_with_log_to(
     bundle_dir: &Path,
-    log: Option<&LogSegment>,
+    log: Option<&LogBytes>,
     out: &Path,
 ) -> Result<(), PackError> {
     let io_error = |path: &Path| {
@@ -265,14 +256,14 @@ pub fn run_command(args: PackArgs) -> Result<()> {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (segment, head) = runlog::segment_for_bundle(store, &name).with_context(|| {
+        let segment = runlog::segment_for_bundle(store, &name).with_context(|| {
             format!(
                 "reading the run log of {} for bundle {}",
                 store.display(),
                 untrusted(&name)
             )
         })?;
-        Some(LogSegment { segment, head })
+        Some(segment)
     } else {
         None
     };

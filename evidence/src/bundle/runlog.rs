@@ -133,6 +133,15 @@ pub struct Head {
     pub head: String,
 }
 
+/// A log, or a segment of one, and its signed head, as bytes (unverified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBytes {
+    /// Lines of `runlog.jsonl`.
+    pub lines: Vec<u8>,
+    /// The signed head.
+    pub head: Vec<u8>,
+}
+
 /// A log (or segment) that verified: its entries and each line's sha256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedLog {
@@ -256,12 +265,12 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
 }
 
 /// The store's log and head bytes, or None when the store has no log.
-pub fn read_files(store: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, LogError> {
+pub fn read_files(store: &Path) -> Result<Option<LogBytes>, LogError> {
     let log = read_optional(&store.join(LOG_FILE))?;
     let head = read_optional(&store.join(HEAD_FILE))?;
     match (log, head) {
         (None, None) => Ok(None),
-        (Some(log), Some(head)) => Ok(Some((log, head))),
+        (Some(lines), Some(head)) => Ok(Some(LogBytes { lines, head })),
         (Some(_), None) => Err(LogError::Incomplete {
             present: LOG_FILE,
             missing: HEAD_FILE,
@@ -275,10 +284,10 @@ pub fn read_files(store: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, LogError> 
 
 /// Verify a store's whole log against `trusted`; None when it has none.
 pub fn verify_store(store: &Path, trusted: &VerifyingKey) -> Result<Option<VerifiedLog>, LogError> {
-    let Some((log, head)) = read_files(store)? else {
+    let Some(bytes) = read_files(store)? else {
         return Ok(None);
     };
-    let verified = verify(&log, &head, trusted)?;
+    let verified = verify(&bytes.lines, &bytes.head, trusted)?;
     match verified.entries.first().map(|entry| entry.sequence) {
         Some(1) => Ok(Some(verified)),
         Some(first) => Err(LogError::Beheaded { first }),
@@ -481,8 +490,8 @@ fn write_head(store: &Path, head: &Head, key: &SigningKey) -> Result<(), LogErro
 /// every line from the first entry with that commit through the last, and
 /// the signed head. Not verified here (packing needs no key); whoever reads
 /// it verifies it with [`verify`].
-pub fn segment_for_bundle(store: &Path, name: &str) -> Result<(Vec<u8>, Vec<u8>), LogError> {
-    let Some((log, head)) = read_files(store)? else {
+pub fn segment_for_bundle(store: &Path, name: &str) -> Result<LogBytes, LogError> {
+    let Some(LogBytes { lines: log, head }) = read_files(store)? else {
         return Err(LogError::Io {
             path: store.join(LOG_FILE),
             cause: io::Error::new(io::ErrorKind::NotFound, "the store has no run log"),
@@ -506,7 +515,10 @@ pub fn segment_for_bundle(store: &Path, name: &str) -> Result<(Vec<u8>, Vec<u8>)
         .flatten()
         .copied()
         .collect();
-    Ok((segment, head))
+    Ok(LogBytes {
+        lines: segment,
+        head,
+    })
 }
 
 #[cfg(test)]
@@ -734,27 +746,28 @@ mod tests {
     #[test]
     fn the_segment_for_a_bundle_starts_at_its_commits_first_run_and_verifies() {
         let store = store();
-        let (segment, head) = segment_for_bundle(store.path(), &"2".repeat(64)).unwrap();
-        let verified = verify(&segment, &head, &key().verifying_key()).unwrap();
+        let segment = segment_for_bundle(store.path(), &"2".repeat(64)).unwrap();
+        let verified = verify(&segment.lines, &segment.head, &key().verifying_key()).unwrap();
         let sequences: Vec<u64> = verified
             .entries
             .iter()
             .map(|entry| entry.sequence)
             .collect();
         assert_eq!(sequences, [1, 2, 3, 4]);
-        let (segment, head) = segment_for_bundle(store.path(), &"3".repeat(64)).unwrap();
-        let verified = verify(&segment, &head, &key().verifying_key()).unwrap();
+        let segment = segment_for_bundle(store.path(), &"3".repeat(64)).unwrap();
+        let verified = verify(&segment.lines, &segment.head, &key().verifying_key()).unwrap();
         assert_eq!(verified.entries.len(), 1);
         assert_eq!(verified.entries[0].sequence, 4);
         // A segment with an entry cut from its middle no longer chains.
-        let (segment, head) = segment_for_bundle(store.path(), &"1".repeat(64)).unwrap();
+        let segment = segment_for_bundle(store.path(), &"1".repeat(64)).unwrap();
         let kept: Vec<&[u8]> = segment
+            .lines
             .split_inclusive(|byte| *byte == b'\n')
             .enumerate()
             .filter(|(index, _)| *index != 2)
             .map(|(_, line)| line)
             .collect();
-        let error = verify(&kept.concat(), &head, &key().verifying_key()).unwrap_err();
+        let error = verify(&kept.concat(), &segment.head, &key().verifying_key()).unwrap_err();
         assert!(matches!(error, LogError::Sequence { .. }), "{error:?}");
     }
 }

@@ -172,8 +172,8 @@ fn shown_commit(commit: Option<&str>) -> String {
 /// packed in its archive, or its store's log (the bundle directory's
 /// parent). None when no log is at hand.
 pub fn history(name: &str, files: &BundleFiles, trusted: &VerifyingKey) -> Result<Option<String>> {
-    if let Some((segment, head)) = files.packed_runlog()? {
-        let log = runlog::verify(&segment, &head, trusted)
+    if let Some(packed) = files.packed_runlog()? {
+        let log = runlog::verify(&packed.lines, &packed.head, trusted)
             .context("the run log packed with the bundle does not verify")?;
         let Some(entry) = log.entry_for(name) else {
             bail!("the run log packed with the bundle does not name it");
