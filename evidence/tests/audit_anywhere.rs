@@ -6,10 +6,8 @@
 mod contract_support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-use capos_evidence::bundle::provenance::BuildFacts;
 use capos_evidence::bundle::{keys, pack, writer};
 use capos_evidence::guest::qemu::Accel;
 use contract_support::*;
@@ -30,18 +28,12 @@ fn setup() -> Audit {
     keys::write_key_pair(&key_path, &key, false).unwrap();
     let writer = writer::BundleWriter::create(&root.path().join("store")).unwrap();
     smp_boot_bundle(writer.root(), Accel::Tcg);
-    let facts = BuildFacts {
-        build_type: "https://capos.dev/evidence/run/v1".into(),
-        external_parameters: serde_json::json!({"proof": "smp-boot"}),
-        internal_parameters: serde_json::json!({}),
-        resolved_dependencies: Vec::new(),
-        builder_id: "https://capos.dev/evidence/builder/test".into(),
-        builder_version: capos_evidence::tool::builder_version(),
-        invocation_id: "urn:uuid:00000000-0000-4000-8000-000000000001".into(),
-        started_on: "2026-11-22T05:00:00Z".into(),
-        finished_on: "2026-11-22T05:00:01Z".into(),
-    };
-    let bundle = writer.seal(&key, &facts).unwrap();
+    let bundle = writer
+        .seal(
+            &key,
+            &run_facts("urn:uuid:00000000-0000-4000-8000-000000000001"),
+        )
+        .unwrap();
     let archive = root.path().join("bundle.tar");
     pack::pack_to(&bundle, &archive).unwrap();
     let empty = root.path().join("empty");
@@ -53,23 +45,6 @@ fn setup() -> Audit {
         public_key: keys::public_key_path(&key_path),
         _root: root,
     }
-}
-
-/// `capos <arguments>` run from `directory` with no hint of a checkout.
-fn capos_in(directory: &Path, arguments: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capos"))
-        .current_dir(directory)
-        .env_remove("CAPOS_ROOT")
-        .env_remove("CAPOS_TRUSTED_KEY")
-        .env_remove("CAPOS_TARGET_DIR")
-        .env_remove("CAPOS_EVIDENCE_STORE")
-        .args(arguments)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -4,7 +4,6 @@
 mod contract_support;
 
 use capos_evidence::bundle::files::BundleFiles;
-use capos_evidence::bundle::provenance::BuildFacts;
 use capos_evidence::bundle::{keys, writer};
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::report::{self, BundleFacts, Templates};
@@ -178,18 +177,12 @@ fn sealed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
     keys::write_key_pair(&key_path, &key, false).unwrap();
     let writer = writer::BundleWriter::create(&dir.join("store")).unwrap();
     smp_boot_bundle(writer.root(), Accel::Tcg);
-    let facts = BuildFacts {
-        build_type: "https://capos.dev/evidence/run/v1".into(),
-        external_parameters: serde_json::json!({"proof": "smp-boot"}),
-        internal_parameters: serde_json::json!({}),
-        resolved_dependencies: Vec::new(),
-        builder_id: "https://capos.dev/evidence/builder/test".into(),
-        builder_version: Default::default(),
-        invocation_id: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
-        started_on: "2026-11-22T05:00:00Z".into(),
-        finished_on: "2026-11-22T05:00:01Z".into(),
-    };
-    let sealed = writer.seal(&key, &facts).unwrap();
+    let sealed = writer
+        .seal(
+            &key,
+            &run_facts("urn:uuid:00000000-0000-4000-8000-000000000000"),
+        )
+        .unwrap();
     (sealed, keys::public_key_path(&key_path))
 }
 

@@ -8,10 +8,9 @@ mod contract_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use capos_evidence::bundle::provenance::BuildFacts;
-use capos_evidence::bundle::runlog::{self, NewEntry, Verdict};
+use capos_evidence::bundle::runlog::{self, Run, Verdict};
 use capos_evidence::bundle::{keys, writer};
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::history::{self, RunEnd};
@@ -55,18 +54,7 @@ fn seal(store: &Path, invocation: &str, fail_one: bool) -> PathBuf {
         );
         finish_bundle(writer.root());
     }
-    let facts = BuildFacts {
-        build_type: "https://capos.dev/evidence/run/v1".into(),
-        external_parameters: serde_json::json!({"proof": "smp-boot"}),
-        internal_parameters: serde_json::json!({}),
-        resolved_dependencies: Vec::new(),
-        builder_id: "https://capos.dev/evidence/builder/test".into(),
-        builder_version: capos_evidence::tool::builder_version(),
-        invocation_id: invocation.into(),
-        started_on: "2026-11-28T10:00:00Z".into(),
-        finished_on: "2026-11-28T10:01:00Z".into(),
-    };
-    writer.seal(&key(), &facts).unwrap()
+    writer.seal(&key(), &run_facts(invocation)).unwrap()
 }
 
 fn record(store: &Path, outcome: Result<&Path, &str>) {
@@ -106,31 +94,30 @@ fn setup() -> Store {
     }
 }
 
-fn capos(directory: &Path, arguments: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capos"))
-        .current_dir(directory)
-        .env_remove("CAPOS_ROOT")
-        .env_remove("CAPOS_TRUSTED_KEY")
-        .args(arguments)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn short(bundle: &Path) -> String {
     bundle.file_name().unwrap().to_str().unwrap()[..12].to_owned()
 }
 
 fn log_verify(store: &Store) -> Output {
-    capos(
+    capos_in(
         &store.store,
         &[
             "log".as_ref(),
             "verify".as_ref(),
             store.store.as_os_str(),
+            "--trusted-key".as_ref(),
+            store.public_key.as_os_str(),
+        ],
+    )
+}
+
+/// `capos verify <bundle>` against the store's key, run from the store.
+fn verify_cli(store: &Store, bundle: &Path) -> Output {
+    capos_in(
+        &store.store,
+        &[
+            "verify".as_ref(),
+            bundle.as_os_str(),
             "--trusted-key".as_ref(),
             store.public_key.as_os_str(),
         ],
@@ -170,15 +157,7 @@ fn verify_and_report_name_the_failed_sibling_runs() {
         "run 4 of 4 for contract smp-boot at commit {COMMIT} (signed run log, entry 4); failed runs: run 2 (error: QEMU exited before the first boot), run 3 (fail, bundle {})",
         short(&store.failed)
     );
-    let output = capos(
-        &store.store,
-        &[
-            "verify".as_ref(),
-            store.last.as_os_str(),
-            "--trusted-key".as_ref(),
-            store.public_key.as_os_str(),
-        ],
-    );
+    let output = verify_cli(&store, &store.last);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).contains(&format!("run log: {expected}\n")),
@@ -186,7 +165,7 @@ fn verify_and_report_name_the_failed_sibling_runs() {
         text(&output.stdout)
     );
     let out = store.store.join("report-last");
-    let output = capos(
+    let output = capos_in(
         &store.store,
         &[
             "report".as_ref(),
@@ -207,15 +186,7 @@ fn verify_and_report_name_the_failed_sibling_runs() {
     assert!(html.contains("Run history: run 4 of 4"), "{html}");
 
     // The first bundle is run 1 of the same four.
-    let output = capos(
-        &store.store,
-        &[
-            "verify".as_ref(),
-            store.first.as_os_str(),
-            "--trusted-key".as_ref(),
-            store.public_key.as_os_str(),
-        ],
-    );
+    let output = verify_cli(&store, &store.first);
     assert!(
         text(&output.stdout).contains("run log: run 1 of 4"),
         "{}",
@@ -227,7 +198,7 @@ fn verify_and_report_name_the_failed_sibling_runs() {
 fn a_packed_log_segment_travels_with_the_bundle() {
     let store = setup();
     let archive = store.store.parent().unwrap().join("last.tar");
-    let output = capos(
+    let output = capos_in(
         &store.store,
         &[
             "pack".as_ref(),
@@ -239,7 +210,7 @@ fn a_packed_log_segment_travels_with_the_bundle() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let empty = tempfile::tempdir().unwrap();
-    let output = capos(
+    let output = capos_in(
         empty.path(),
         &[
             "verify".as_ref(),
@@ -271,7 +242,7 @@ fn a_packed_log_segment_travels_with_the_bundle() {
     bytes[at + 11] ^= 1;
     let tampered = empty.path().join("tampered.tar");
     fs::write(&tampered, &bytes).unwrap();
-    let output = capos(
+    let output = capos_in(
         empty.path(),
         &[
             "verify".as_ref(),
@@ -347,15 +318,7 @@ fn tampering_reordering_and_truncating_the_log_are_detected() {
             text(&output.stderr)
         );
         // The bundles' own verification names the broken log too.
-        let output = capos(
-            &store.store,
-            &[
-                "verify".as_ref(),
-                store.last.as_os_str(),
-                "--trusted-key".as_ref(),
-                store.public_key.as_os_str(),
-            ],
-        );
+        let output = verify_cli(&store, &store.last);
         assert_eq!(output.status.code(), Some(1), "{what}");
         assert!(
             text(&output.stderr).contains("does not verify"),
@@ -372,7 +335,7 @@ fn an_entry_that_misstates_its_bundle_is_detected() {
     let store = setup();
     runlog::append(
         &store.store,
-        NewEntry {
+        Run {
             contract: "smp-boot".into(),
             commit: Some(COMMIT.into()),
             dirty: Some(false),

@@ -534,20 +534,8 @@ fn entry_kind(kind: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::pack::tests::sample;
     use std::io::Write as _;
-
-    /// A small bundle-shaped directory named `name` under a fresh temp dir.
-    fn sample(name: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let bundle = dir.path().join(name);
-        fs::create_dir_all(bundle.join("logs/smp-2/1")).unwrap();
-        fs::create_dir_all(bundle.join("logs/smp-1/1")).unwrap();
-        fs::write(bundle.join("results.csv"), "case,value\n").unwrap();
-        fs::write(bundle.join("logs/smp-2/1/serial.log"), "two\n").unwrap();
-        fs::write(bundle.join("logs/smp-1/1/serial.log"), "one\n").unwrap();
-        fs::write(bundle.join("logs/smp-1/1/stderr.log"), "").unwrap();
-        (dir, bundle)
-    }
 
     /// Raw header with any path, type and declared size, bypassing the tar crate's checks.
     fn raw_header(path: &[u8], kind: u8, size: u64) -> Vec<u8> {

@@ -274,11 +274,11 @@ pub fn run_command(args: PackArgs) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small bundle-shaped directory named `name` under a fresh temp dir.
-    fn sample(name: &str) -> (tempfile::TempDir, PathBuf) {
+    pub(crate) fn sample(name: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join(name);
         fs::create_dir_all(bundle.join("logs/smp-2/1")).unwrap();

@@ -4,8 +4,9 @@
 //!
 //! Files in the store:
 //! - `runlog.jsonl`: one entry per line, compact JSON with its fields in a
-//!   fixed order (the only text an entry has); entry `k` records the sha256
-//!   of entry `k-1`'s line (64 zeros for entry 1);
+//!   fixed order (the only text an entry has): its place in the chain and
+//!   the run; entry `k` records the sha256 of entry `k-1`'s line (64 zeros
+//!   for entry 1);
 //! - `runlog.head.dsse.json`: a DSSE envelope, signed like provenance, over
 //!   `{"format", "entries", "head"}`: how many entries the log holds and the
 //!   sha256 of the last line;
@@ -70,7 +71,7 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// One line of the log.
+/// One line of the log: its place in the chain and the run it records.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -80,6 +81,16 @@ pub struct Entry {
     pub sequence: u64,
     /// sha256 of the previous entry's line ([`GENESIS`] for entry 1).
     pub previous: String,
+    /// The `capos` that ran (`<version> (commit <sha>)`).
+    pub tool: String,
+    /// The run.
+    pub run: Run,
+}
+
+/// What a run tells the log about itself.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
     /// Proof contract run.
     pub contract: String,
     /// Commit of the checkout the run used, when it was a git checkout.
@@ -94,30 +105,7 @@ pub struct Entry {
     pub started: String,
     /// RFC 3339 end time.
     pub finished: String,
-    /// The `capos` that ran (`<version> (commit <sha>)`).
-    pub tool: String,
     /// The error, for a run that ended in one.
-    pub detail: Option<String>,
-}
-
-/// What a run tells the log about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEntry {
-    /// See [`Entry::contract`].
-    pub contract: String,
-    /// See [`Entry::commit`].
-    pub commit: Option<String>,
-    /// See [`Entry::dirty`].
-    pub dirty: Option<bool>,
-    /// See [`Entry::bundle`].
-    pub bundle: Option<String>,
-    /// See [`Entry::verdict`].
-    pub verdict: Verdict,
-    /// See [`Entry::started`].
-    pub started: String,
-    /// See [`Entry::finished`].
-    pub finished: String,
-    /// See [`Entry::detail`].
     pub detail: Option<String>,
 }
 
@@ -157,7 +145,7 @@ impl VerifiedLog {
     pub fn entry_for(&self, name: &str) -> Option<&Entry> {
         self.entries
             .iter()
-            .find(|entry| entry.bundle.as_deref() == Some(name))
+            .find(|entry| entry.run.bundle.as_deref() == Some(name))
     }
 }
 
@@ -365,7 +353,7 @@ fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
                 entry.format
             )));
         }
-        if (entry.bundle.is_some()) == (entry.verdict == Verdict::Error) {
+        if (entry.run.bundle.is_some()) == (entry.run.verdict == Verdict::Error) {
             return Err(malformed(
                 "a sealed run names its bundle, and a run that ended in an error names none".into(),
             ));
@@ -403,9 +391,9 @@ fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
     Ok(verified)
 }
 
-/// Append `new` to the store's log and sign the new head with `key`, after
+/// Append `run` to the store's log and sign the new head with `key`, after
 /// verifying the log there with `key`'s public half. Returns the entry.
-pub fn append(store: &Path, new: NewEntry, key: &SigningKey) -> Result<Entry, LogError> {
+pub fn append(store: &Path, run: Run, key: &SigningKey) -> Result<Entry, LogError> {
     fs::create_dir_all(store).map_err(io_error(store))?;
     let lock_path = store.join(LOCK_FILE);
     let lock = fs::OpenOptions::new()
@@ -431,15 +419,8 @@ pub fn append(store: &Path, new: NewEntry, key: &SigningKey) -> Result<Entry, Lo
         format: ENTRY_FORMAT.to_owned(),
         sequence,
         previous,
-        contract: new.contract,
-        commit: new.commit,
-        dirty: new.dirty,
-        bundle: new.bundle,
-        verdict: new.verdict,
-        started: new.started,
-        finished: new.finished,
         tool: crate::tool::LONG_VERSION.to_owned(),
-        detail: new.detail,
+        run,
     };
     let line = serde_json::to_vec(&entry).map_err(|error| LogError::Malformed {
         line: sequence as usize,
@@ -507,7 +488,7 @@ pub fn segment_for_bundle(store: &Path, name: &str) -> Result<LogBytes, LogError
     let first = chain
         .entries
         .iter()
-        .position(|candidate| candidate.commit == entry.commit)
+        .position(|candidate| candidate.run.commit == entry.run.commit)
         .unwrap_or(0);
     let segment: Vec<u8> = log
         .split_inclusive(|byte| *byte == b'\n')
@@ -529,8 +510,8 @@ mod tests {
         SigningKey::from_bytes(&[11; 32])
     }
 
-    fn run(contract: &str, commit: &str, verdict: Verdict, bundle: Option<&str>) -> NewEntry {
-        NewEntry {
+    fn run(contract: &str, commit: &str, verdict: Verdict, bundle: Option<&str>) -> Run {
+        Run {
             contract: contract.into(),
             commit: Some(commit.into()),
             dirty: Some(false),
@@ -586,7 +567,7 @@ mod tests {
         for (entry, previous) in log.entries[1..].iter().zip(&log.hashes) {
             assert_eq!(&entry.previous, previous);
         }
-        assert_eq!(log.entries[1].bundle, None);
+        assert_eq!(log.entries[1].run.bundle, None);
         assert_eq!(log.entries[0].tool, crate::tool::LONG_VERSION);
         assert!(
             verify_store(tempfile::tempdir().unwrap().path(), &key().verifying_key())
@@ -601,27 +582,24 @@ mod tests {
         let mut edited = lines(store.path());
         edited[2] = edited[2].replace("\"fail\"", "\"pass\"");
         write_lines(store.path(), &edited);
+        let error = verify_error(store.path());
         assert!(
             matches!(
-                verify_error(store.path()),
+                error,
                 LogError::BrokenChain {
                     line: 4,
                     sequence: 4
                 }
             ),
-            "{:?}",
-            verify_error(store.path())
+            "{error:?}"
         );
         // Editing the last entry: no successor to notice, but the signed head does.
         let mut edited = lines(store.path());
         edited[2] = lines(store.path())[2].replace("\"pass\"", "\"fail\"");
         edited[3] = edited[3].replace("\"b\"", "\"c\"");
         write_lines(store.path(), &edited);
-        assert!(
-            matches!(verify_error(store.path()), LogError::HeadMismatch { .. }),
-            "{:?}",
-            verify_error(store.path())
-        );
+        let error = verify_error(store.path());
+        assert!(matches!(error, LogError::HeadMismatch { .. }), "{error:?}");
     }
 
     #[test]
@@ -630,17 +608,17 @@ mod tests {
         let mut reordered = lines(store.path());
         reordered.swap(1, 2);
         write_lines(store.path(), &reordered);
+        let error = verify_error(store.path());
         assert!(
             matches!(
-                verify_error(store.path()),
+                error,
                 LogError::Sequence {
                     line: 2,
                     expected: 2,
                     found: 3
                 }
             ),
-            "{:?}",
-            verify_error(store.path())
+            "{error:?}"
         );
         // Dropping the failed run and renumbering still breaks the chain.
         let mut dropped = lines(store.path());
@@ -648,13 +626,10 @@ mod tests {
         dropped.remove(2);
         dropped[2] = dropped[2].replace("\"sequence\":4", "\"sequence\":3");
         write_lines(store.path(), &dropped);
+        let error = verify_error(store.path());
         assert!(
-            matches!(
-                verify_error(store.path()),
-                LogError::BrokenChain { line: 3, .. }
-            ),
-            "{:?}",
-            verify_error(store.path())
+            matches!(error, LogError::BrokenChain { line: 3, .. }),
+            "{error:?}"
         );
     }
 
@@ -663,38 +638,35 @@ mod tests {
         let store = store();
         let all = lines(store.path());
         write_lines(store.path(), &all[..3]);
+        let error = verify_error(store.path());
         assert!(
             matches!(
-                verify_error(store.path()),
+                error,
                 LogError::LengthMismatch {
                     signed: 4,
                     found: 3
                 }
             ),
-            "{:?}",
-            verify_error(store.path())
+            "{error:?}"
         );
         write_lines(store.path(), &all[1..]);
+        let error = verify_error(store.path());
         assert!(
-            matches!(verify_error(store.path()), LogError::Beheaded { first: 2 }),
-            "{:?}",
-            verify_error(store.path())
+            matches!(error, LogError::Beheaded { first: 2 }),
+            "{error:?}"
         );
         write_lines(store.path(), &all);
         let mut cut = fs::read(store.path().join(LOG_FILE)).unwrap();
         cut.pop();
         fs::write(store.path().join(LOG_FILE), cut).unwrap();
-        assert!(matches!(
-            verify_error(store.path()),
-            LogError::Malformed { line: 4, .. }
-        ));
+        let error = verify_error(store.path());
+        assert!(matches!(error, LogError::Malformed { line: 4, .. }));
         fs::remove_file(store.path().join(LOG_FILE)).unwrap();
         assert!(matches!(
             verify_error(store.path()),
             LogError::Incomplete { .. }
         ));
     }
-
     #[test]
     fn a_head_signed_by_another_key_or_rewritten_is_refused() {
         let store = store();
@@ -707,13 +679,10 @@ mod tests {
             head: sha256_hex(all[2].as_bytes()),
         };
         write_head(store.path(), &forged, &other).unwrap();
+        let error = verify_error(store.path());
         assert!(
-            matches!(
-                verify_error(store.path()),
-                LogError::Head(EnvelopeError::UntrustedSigner { .. })
-            ),
-            "{:?}",
-            verify_error(store.path())
+            matches!(error, LogError::Head(EnvelopeError::UntrustedSigner { .. })),
+            "{error:?}"
         );
         // Appending to a log that does not verify is refused, and leaves it as it was.
         let before = fs::read(store.path().join(LOG_FILE)).unwrap();
@@ -733,13 +702,10 @@ mod tests {
         let mut spaced = lines(store.path());
         spaced[0] = spaced[0].replace(",", ", ");
         write_lines(store.path(), &spaced);
+        let error = verify_error(store.path());
         assert!(
-            matches!(
-                verify_error(store.path()),
-                LogError::Malformed { line: 1, .. }
-            ),
-            "{:?}",
-            verify_error(store.path())
+            matches!(error, LogError::Malformed { line: 1, .. }),
+            "{error:?}"
         );
     }
 

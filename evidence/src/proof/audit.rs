@@ -198,7 +198,7 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Res
         ..StoreAudit::default()
     };
     for entry in &log.entries {
-        let Some(name) = &entry.bundle else {
+        let Some(name) = &entry.run.bundle else {
             audit.errors += 1;
             continue;
         };
@@ -218,7 +218,7 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Res
             )
         })?;
         history::check_entry(entry, &verified.files)?;
-        match entry.verdict {
+        match entry.run.verdict {
             Verdict::Pass => audit.passed += 1,
             _ => audit.failed += 1,
         }

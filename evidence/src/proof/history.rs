@@ -18,7 +18,7 @@ use anyhow::{bail, Context as _, Result};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::bundle::files::BundleFiles;
-use crate::bundle::runlog::{self, Entry, NewEntry, Verdict, VerifiedLog};
+use crate::bundle::runlog::{self, Entry, Run, Verdict, VerifiedLog};
 use crate::proof::summary::{self, SummaryDocument};
 use crate::terminal::untrusted;
 
@@ -60,7 +60,7 @@ pub fn record(store: &Path, key: &SigningKey, run: RunEnd<'_>) -> Result<Entry> 
     };
     let entry = runlog::append(
         store,
-        NewEntry {
+        Run {
             contract: run.contract.to_owned(),
             commit: run.commit.0,
             dirty: run.commit.1,
@@ -87,25 +87,25 @@ pub fn record(store: &Path, key: &SigningKey, run: RunEnd<'_>) -> Result<Entry> 
 pub fn check_entry(entry: &Entry, files: &BundleFiles) -> Result<()> {
     let (contract, inputs, summary) = summary::read_bundle(files)?;
     let sequence = entry.sequence;
-    if entry.contract != contract.spec.name {
+    if entry.run.contract != contract.spec.name {
         bail!(
             "run-log entry {sequence} records contract {:?}, the bundle ran {:?}",
-            untrusted(&entry.contract),
+            untrusted(&entry.run.contract),
             untrusted(&contract.spec.name)
         );
     }
-    if entry.commit != inputs.source.git_commit {
+    if entry.run.commit != inputs.source.git_commit {
         bail!(
             "run-log entry {sequence} records commit {}, the bundle was built from {}",
-            shown_commit(entry.commit.as_deref()),
+            shown_commit(entry.run.commit.as_deref()),
             shown_commit(inputs.source.git_commit.as_deref())
         );
     }
     let verdict = verdict_of(&summary);
-    if entry.verdict != verdict {
+    if entry.run.verdict != verdict {
         bail!(
             "run-log entry {sequence} records verdict {}, the bundle's summary says {verdict}",
-            entry.verdict
+            entry.run.verdict
         );
     }
     Ok(())
@@ -118,7 +118,9 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
     let siblings: Vec<&Entry> = log
         .entries
         .iter()
-        .filter(|other| other.contract == entry.contract && other.commit == entry.commit)
+        .filter(|other| {
+            other.run.contract == entry.run.contract && other.run.commit == entry.run.commit
+        })
         .collect();
     let position = siblings
         .iter()
@@ -127,22 +129,22 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
     let failed: Vec<String> = siblings
         .iter()
         .enumerate()
-        .filter(|(_, other)| other.verdict != Verdict::Pass)
-        .map(|(index, other)| match &other.bundle {
+        .filter(|(_, other)| other.run.verdict != Verdict::Pass)
+        .map(|(index, other)| match &other.run.bundle {
             Some(bundle) => format!(
                 "run {} ({}, bundle {})",
                 index + 1,
-                other.verdict,
+                other.run.verdict,
                 untrusted(bundle.get(..12).unwrap_or(bundle))
             ),
             None => format!(
                 "run {} (error: {})",
                 index + 1,
-                untrusted(other.detail.as_deref().unwrap_or("no detail"))
+                untrusted(other.run.detail.as_deref().unwrap_or("no detail"))
             ),
         })
         .collect();
-    let dirty = if entry.dirty == Some(true) {
+    let dirty = if entry.run.dirty == Some(true) {
         " with uncommitted changes"
     } else {
         ""
@@ -150,8 +152,8 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
     format!(
         "run {position} of {} for contract {} at commit {}{dirty} (signed run log, entry {}); failed runs: {}",
         siblings.len(),
-        untrusted(&entry.contract),
-        shown_commit(entry.commit.as_deref()),
+        untrusted(&entry.run.contract),
+        shown_commit(entry.run.commit.as_deref()),
         entry.sequence,
         if failed.is_empty() {
             "none".to_owned()

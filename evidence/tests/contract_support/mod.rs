@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use capos_evidence::bundle::files::BundleFiles;
+use capos_evidence::bundle::provenance::BuildFacts;
 use capos_evidence::guest::qemu::Accel;
 use capos_evidence::proof::contract::{self, Contract, RepetitionChoice};
 use capos_evidence::proof::inputs::{
@@ -245,4 +246,38 @@ pub fn finish_bundle(bundle: &Path) {
 /// summary.json of a bundle, parsed.
 pub fn read_summary(bundle: &Path) -> summary::SummaryDocument {
     serde_json::from_slice(&std::fs::read(bundle.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Provenance facts for a synthetic smp-boot run called `invocation`.
+pub fn run_facts(invocation: &str) -> BuildFacts {
+    BuildFacts {
+        build_type: "https://capos.dev/evidence/run/v1".into(),
+        external_parameters: serde_json::json!({"proof": "smp-boot"}),
+        internal_parameters: serde_json::json!({}),
+        resolved_dependencies: Vec::new(),
+        builder_id: "https://capos.dev/evidence/builder/test".into(),
+        builder_version: capos_evidence::tool::builder_version(),
+        invocation_id: invocation.into(),
+        started_on: "2026-11-22T05:00:00Z".into(),
+        finished_on: "2026-11-22T05:00:01Z".into(),
+    }
+}
+
+/// `capos <arguments>` run from `directory`, with no checkout, trusted key
+/// or store named by the environment.
+pub fn capos_in(directory: &Path, arguments: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_capos"))
+        .current_dir(directory)
+        .env_remove("CAPOS_ROOT")
+        .env_remove("CAPOS_TRUSTED_KEY")
+        .env_remove("CAPOS_TARGET_DIR")
+        .env_remove("CAPOS_EVIDENCE_STORE")
+        .args(arguments)
+        .output()
+        .unwrap()
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
