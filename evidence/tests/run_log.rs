@@ -44,6 +44,7 @@ fn seal(store: &Path, invocation: &str, fail_one: bool) -> PathBuf {
             exit_code: Some(35),
             timed_out: false,
             wall_ms: 900,
+            pinned_cpus: None,
         };
         write_run(
             writer.root(),

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod baseline;
 pub mod contract;
+pub mod exit;
 pub mod history;
 pub mod inputs;
 pub mod report;

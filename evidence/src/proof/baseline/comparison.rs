@@ -11,55 +11,10 @@
 use super::Os;
 use crate::proof::contract::{Better, ContractSpec};
 use crate::proof::stats;
-use crate::proof::summary::CaseSummary;
-use serde::{Deserialize, Serialize};
+use crate::proof::summary::{CaseSummary, ComparisonRow, ComparisonSummary, SystemFigure};
 
 /// The system capOS is compared with.
 pub const REFERENCE: Os = Os::Linux;
-
-/// summary.json `comparison`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComparisonSummary {
-    /// The reference system of the ratios.
-    pub reference: Os,
-    /// One row per metric and CPU count, in contract order.
-    pub rows: Vec<ComparisonRow>,
-}
-
-/// One metric at one CPU count on every system.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComparisonRow {
-    /// Metric name.
-    pub metric: String,
-    /// Its unit.
-    pub unit: String,
-    /// CPUs of the cases in this row.
-    pub cpus: u32,
-    /// Workers of the capOS case (or the first case) in this row.
-    pub workers: Option<u32>,
-    /// Each system's figures, capOS first.
-    pub systems: Vec<SystemFigure>,
-    /// capOS median / reference median.
-    pub median_ratio: Option<f64>,
-    /// capOS speedup / reference speedup (scaling metrics only).
-    pub speedup_ratio: Option<f64>,
-}
-
-/// One system's figures in a row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SystemFigure {
-    /// The system.
-    pub os: Os,
-    /// The case measured.
-    pub case: String,
-    /// Median over passing runs.
-    pub median: Option<f64>,
-    /// Relative to this system's lowest-CPU case (scaling metrics only).
-    pub speedup: Option<f64>,
-}
 
 /// `numerator / denominator`, rounded; None when either is missing or the
 /// denominator is not positive.

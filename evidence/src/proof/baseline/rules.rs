@@ -11,8 +11,8 @@
 
 use super::{Os, Ratio, PROGRAMS};
 use crate::proof::contract::{CaseSpec, ContractSpec};
+use crate::proof::exit::ExitRecord;
 use crate::proof::summary::wording::{Note, RunProblem};
-use crate::proof::summary::ExitRecord;
 use std::collections::BTreeSet;
 
 /// A Linux console line that means the guest kernel died.

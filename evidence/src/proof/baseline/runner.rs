@@ -20,7 +20,7 @@ use super::Os;
 use crate::guest::build;
 use crate::guest::qemu::{self, Accel};
 use crate::proof::contract::{CaseSpec, Contract};
-use crate::proof::summary::ExitRecord;
+use crate::proof::exit::ExitRecord;
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};

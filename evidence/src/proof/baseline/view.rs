@@ -2,9 +2,9 @@
 //! curves of the per-system chart. Formatting only; every number comes
 //! from summary.json's `comparison`, which `capos verify` recomputed.
 
-use super::comparison::ComparisonSummary;
 use super::Os;
 use crate::proof::stats;
+use crate::proof::summary::ComparisonSummary;
 use serde::Serialize;
 
 /// One row of the side-by-side table, every cell already text.

@@ -17,10 +17,11 @@ mod render;
 mod schema;
 pub mod wording;
 
+pub use crate::proof::exit::{ExitRecord, EXIT_FILE};
 pub use figures::summarize;
 pub use judge::{
-    check_consistent, evaluate_run_dir, judge_run, parse_timed_log, split_serial, ExitRecord,
-    RunRecord, SerialLine,
+    check_consistent, evaluate_run_dir, judge_run, parse_timed_log, split_serial, RunRecord,
+    SerialLine,
 };
 pub use render::{json_text, render_results_csv, render_summary_json};
 pub use schema::*;
@@ -47,8 +48,6 @@ pub const RESULTS_FILE: &str = "results.csv";
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Raw logs, `logs/<case>/<repetition>/`.
 pub const LOGS_DIR: &str = crate::bundle::LOGS_DIR;
-/// How QEMU ended, per run.
-pub const EXIT_FILE: &str = "exit.json";
 /// Raw serial bytes, per run.
 pub const SERIAL_FILE: &str = qemu::SERIAL_LOG;
 /// Serial lines with host arrival times, per run.

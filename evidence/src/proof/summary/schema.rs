@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::guest::qemu::Accel;
-use crate::proof::baseline::comparison::ComparisonSummary;
 use crate::proof::baseline::Os;
 use crate::proof::contract::{self, Better, RequiredAccelerator};
 use crate::proof::stats::Summary;
@@ -254,4 +253,48 @@ impl SummaryDocument {
             .as_ref()
             .map(|statistics| statistics.median)
     }
+}
+
+/// summary.json `comparison`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonSummary {
+    /// The reference system of the ratios.
+    pub reference: Os,
+    /// One row per metric and CPU count, in contract order.
+    pub rows: Vec<ComparisonRow>,
+}
+
+/// One metric at one CPU count on every system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonRow {
+    /// Metric name.
+    pub metric: String,
+    /// Its unit.
+    pub unit: String,
+    /// CPUs of the cases in this row.
+    pub cpus: u32,
+    /// Workers of the capOS case (or the first case) in this row.
+    pub workers: Option<u32>,
+    /// Each system's figures, capOS first.
+    pub systems: Vec<SystemFigure>,
+    /// capOS median / reference median.
+    pub median_ratio: Option<f64>,
+    /// capOS speedup / reference speedup (scaling metrics only).
+    pub speedup_ratio: Option<f64>,
+}
+
+/// One system's figures in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemFigure {
+    /// The system.
+    pub os: Os,
+    /// The case measured.
+    pub case: String,
+    /// Median over passing runs.
+    pub median: Option<f64>,
+    /// Relative to this system's lowest-CPU case (scaling metrics only).
+    pub speedup: Option<f64>,
 }
