@@ -402,3 +402,50 @@ fn the_report_sets_capos_beside_its_baselines() {
     // Logs are listed only for cases that ran.
     assert!(!rendered.markdown.contains("logs/cpus8/"));
 }
+
+/// Baseline bundles are part of format v1 too: their sentences (each
+/// system's exit problems, a Linux panic, a line of another system, pinning,
+/// the baseline notes, ratio gate details) are pinned like the capOS ones
+/// in `tests/frozen/v1/` (see `tests/frozen_wording.rs`).
+#[test]
+fn baseline_wording_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let passing_bundle = bundle(dir.path());
+    check_frozen("baseline-diagnostic", &passing_bundle);
+
+    let failing = dir.path().join("failing");
+    std::fs::rename(&passing_bundle, &failing).unwrap();
+    let (contract, _) = shipped();
+    let run = |id: &str, lines: Vec<String>, exit: ExitRecord| {
+        write_run(&failing, id, 1, &timed(100_000, &lines), &exit);
+    };
+    let lines = |id: &str| passing(case(&contract, id), 2, 5_000_000_000).0;
+    // Linux: a line of another system (so no linux-1-2 speedup and no
+    // ratio), a panic with a bad status, a timeout.
+    run(
+        "linux-cpus1",
+        vec![lines("linux-cpus1")[0].replace("os=linux", "os=native")],
+        exit(Some(0), None),
+    );
+    let mut panicked = lines("linux-cpus2");
+    panicked.push("[    2.0] Kernel panic - not syncing: Attempted to kill init!".into());
+    run("linux-cpus2", panicked, exit(Some(1), None));
+    let mut timed_out = exit(None, None);
+    timed_out.timed_out = true;
+    run("linux-cpus4", lines("linux-cpus4"), timed_out);
+    // Native: killed, a status, pinning unrecorded and out of range.
+    run("native-cpus1", lines("native-cpus1"), exit(None, Some(1)));
+    run(
+        "native-cpus2",
+        lines("native-cpus2"),
+        exit(Some(3), Some(2)),
+    );
+    run("native-cpus4", lines("native-cpus4"), exit(Some(0), None));
+    check_frozen("baseline-failures", &failing);
+    run(
+        "native-cpus4",
+        lines("native-cpus4"),
+        exit(Some(0), Some(9)),
+    );
+    check_frozen("baseline-pinning", &failing);
+}
