@@ -70,11 +70,22 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-endpoint.yaml",
             "system-exit.yaml",
             "system-fault.yaml",
+            "system-fuzz.yaml",
             "system-hello.yaml",
+            "system-hostile-console.yaml",
+            "system-hostile-endpoint.yaml",
+            "system-hostile-exhaust.yaml",
+            "system-hostile-flags.yaml",
+            "system-hostile-spawn.yaml",
+            "system-hostile-timed-wait.yaml",
+            "system-park.yaml",
             "system-peer-gone.yaml",
             "system-ring.yaml",
             "system-smp-process-scale.yaml",
+            "system-thread-hostile.yaml",
+            "system-thread-lifecycle.yaml",
             "system-timer.yaml",
+            "system-tlb.yaml",
         ]
     );
 }
