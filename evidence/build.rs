@@ -6,7 +6,9 @@
 //! differ from that commit; `unknown` when neither is available.
 
 use std::path::Path;
-use std::process::Command;
+
+#[path = "src/git.rs"]
+mod git;
 
 /// What the tool is built from, relative to the workspace root.
 const TOOL_SOURCES: [&str; 5] = [
@@ -33,17 +35,7 @@ fn main() {
 
 /// HEAD, plus `-dirty` when a tool source differs from it; None without git.
 fn git_commit(root: &Path) -> Option<String> {
-    let git = |args: &[&str]| -> Option<String> {
-        let output = Command::new("git")
-            .current_dir(root)
-            .args(args)
-            .output()
-            .ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
+    let git = |args: &[&str]| git::output(root, args);
     let head = git(&["rev-parse", "HEAD"])?;
     // Rebuild when HEAD moves or the index changes (a commit, a checkout).
     for name in ["HEAD", "index", "packed-refs"] {

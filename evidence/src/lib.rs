@@ -9,10 +9,12 @@
 //! - [`proof`]: proof contracts, runs and baselines, statistics and summaries,
 //!   reports and reproduction; it uses the two layers above.
 //!
-//! [`paths`], [`tools`], [`digest`], [`time`], [`terminal`] and [`tool`] are leaves every layer may use.
+//! [`paths`], [`tools`], [`digest`], [`git`], [`time`], [`terminal`] and [`tool`] are leaves every
+//! layer may use.
 
 pub mod bundle;
 pub mod digest;
+pub mod git;
 pub mod guest;
 pub mod paths;
 pub mod proof;

@@ -568,22 +568,13 @@ pub fn host_record() -> HostRecord {
 
 /// HEAD commit and whether the tree differs from it (None when git is unavailable).
 pub fn git_state(root: &Path) -> (Option<String>, Option<bool>) {
-    let git = |args: &[&str]| -> Option<String> {
-        let output = Command::new("git")
-            .current_dir(root)
-            .args(args)
-            .output()
-            .ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-    };
-    let commit = git(&["rev-parse", "HEAD"]).map(|text| text.trim().to_string());
+    let commit = crate::git::output(root, &["rev-parse", "HEAD"]);
     let dirty = commit
         .as_ref()
-        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=normal"]))
-        .map(|text| !text.trim().is_empty());
+        .and_then(|_| {
+            crate::git::output(root, &["status", "--porcelain", "--untracked-files=normal"])
+        })
+        .map(|text| !text.is_empty());
     (commit, dirty)
 }
 
