@@ -1,24 +1,24 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
+//!
+//! Three layers, each a folder, each depending only on the ones listed before it:
+//! - [`guest`]: building the kernel, the user programs, the boot manifests and
+//!   the ISO, and booting it under QEMU (also the smoke suite, fuzzing and soaking);
+//! - [`bundle`]: the evidence bundle as a format — its manifest of digests,
+//!   signed provenance, keys, packed archives and offline verification of
+//!   integrity and signature; it knows nothing about contracts;
+//! - [`proof`]: proof contracts, runs and baselines, statistics and summaries,
+//!   reports and reproduction; it uses the two layers above.
+//!
+//! [`paths`], [`tools`], [`digest`], [`git`], [`time`], [`terminal`] and [`tool`] are leaves every
+//! layer may use.
 
-pub mod baseline;
-pub mod boot_options;
-pub mod build;
 pub mod bundle;
-pub mod contract;
-pub mod fuzz;
-pub mod keys;
-pub mod manifest;
-pub mod pack;
+pub mod digest;
+pub mod git;
+pub mod guest;
 pub mod paths;
-pub mod provenance;
-pub mod qemu;
-pub mod report;
-pub mod reproduce;
-pub mod run;
-pub mod smokes;
-pub mod soak;
-pub mod stats;
-pub mod summary;
+pub mod proof;
+pub mod terminal;
+pub mod time;
+pub mod tool;
 pub mod tools;
-pub mod userland;
-pub mod verify;

@@ -3,6 +3,10 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
+/// The target triple kernel and user programs are compiled for: the host's,
+/// the only one installed (bare-metal codegen comes from flags, see `guest::cargo`).
+pub const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
+
 /// The workspace root: `explicit` if given, else the nearest ancestor of the
 /// current directory that holds both `Cargo.toml` and `kernel/`.
 pub fn workspace_root(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -49,7 +53,7 @@ pub fn kernel_target_dir(root: &Path) -> PathBuf {
 /// The kernel ELF produced by `capos build kernel`.
 pub fn kernel_elf(root: &Path) -> PathBuf {
     kernel_target_dir(root)
-        .join(crate::build::KERNEL_TARGET)
+        .join(KERNEL_TARGET)
         .join("release")
         .join("capos-kernel")
 }

@@ -5,10 +5,11 @@
 
 mod contract_support;
 
-use capos_evidence::contract::{self, Contract};
-use capos_evidence::qemu::Accel;
-use capos_evidence::run::SkippedCase;
-use capos_evidence::summary::{self, ExitRecord, SummaryDocument};
+use capos_evidence::bundle::files::BundleFiles;
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::contract::{self, Contract};
+use capos_evidence::proof::inputs::SkippedCase;
+use capos_evidence::proof::summary::{self, ExitRecord, SummaryDocument};
 use contract_support::*;
 use std::path::Path;
 
@@ -38,7 +39,7 @@ fn result_line(os: &str, cpus: u32, workers: u32, elapsed: u64) -> String {
 fn passing(case: &contract::CaseSpec, host_cpus: u32, elapsed: u64) -> (Vec<String>, ExitRecord) {
     let workers = case.workers.unwrap();
     match case.os {
-        capos_evidence::baseline::Os::Capos => {
+        capos_evidence::proof::baseline::Os::Capos => {
             let mut lines: Vec<String> = (0..case.cpus)
                 .map(|cpu| format!("[smp] cpu={cpu} apic={cpu} online"))
                 .collect();
@@ -52,14 +53,14 @@ fn passing(case: &contract::CaseSpec, host_cpus: u32, elapsed: u64) -> (Vec<Stri
             lines.push("[u:init] [init] done children=1 failed=0".into());
             (lines, PASS_EXIT)
         }
-        capos_evidence::baseline::Os::Linux => (
+        capos_evidence::proof::baseline::Os::Linux => (
             vec![
                 result_line("linux", case.cpus, workers, elapsed),
                 "[    5.4] reboot: Power down".into(),
             ],
             exit(Some(0), None),
         ),
-        capos_evidence::baseline::Os::Native => {
+        capos_evidence::proof::baseline::Os::Native => {
             let pinned = case.cpus.min(host_cpus);
             (
                 vec![result_line("native", pinned, workers, elapsed)],
@@ -85,7 +86,15 @@ fn judge(contract: &Contract, case_id: &str, lines: Vec<String>, exit: &ExitReco
         .iter()
         .position(|c| c.id == case_id)
         .unwrap();
-    summary::judge_run(contract, index, 1, &timed(0, &lines), exit).problems
+    summary::judge_run(
+        contract,
+        index,
+        1,
+        &timed(0, &lines),
+        exit,
+        summary::wording::Wording::CURRENT,
+    )
+    .problems
 }
 
 fn case<'a>(contract: &'a Contract, id: &str) -> &'a contract::CaseSpec {
@@ -217,7 +226,7 @@ fn bundle(dir: &Path) -> std::path::PathBuf {
 fn summary_has_per_system_speedups_ratios_and_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle(dir.path());
-    let recomputed = summary::recompute(&bundle).unwrap();
+    let recomputed = summary::recompute(&BundleFiles::staging(&bundle)).unwrap();
     let document: SummaryDocument = serde_json::from_str(&recomputed.summary_json).unwrap();
     assert_eq!(document.runs.failed, 0, "{:?}", document.failures);
     let speedup = |id: &str| document.speedups.iter().find(|s| s.id == id).unwrap().value;
@@ -244,7 +253,10 @@ fn summary_has_per_system_speedups_ratios_and_comparison() {
         .iter()
         .any(|n| n.contains("cpus8 did not run")));
     // Recompute is deterministic.
-    assert_eq!(summary::recompute(&bundle).unwrap(), recomputed);
+    assert_eq!(
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap(),
+        recomputed
+    );
 }
 
 #[test]
@@ -255,8 +267,12 @@ fn a_slow_capos_fails_the_linux_relative_gate() {
     // capOS at -smp 2 takes 6.5 instead of 5: 1.538x against Linux's 2x.
     let (lines, exit) = passing(case(&contract, "cpus2"), 2, 6_500_000_000);
     write_run(&bundle, "cpus2", 1, &timed(100_000, &lines), &exit);
-    let document: SummaryDocument =
-        serde_json::from_str(&summary::recompute(&bundle).unwrap().summary_json).unwrap();
+    let document: SummaryDocument = serde_json::from_str(
+        &summary::recompute(&BundleFiles::staging(&bundle))
+            .unwrap()
+            .summary_json,
+    )
+    .unwrap();
     let gate = |id: &str| document.gates.iter().find(|g| g.id == id).unwrap().clone();
     assert_eq!(gate("seed-speedup-1-2").verdict, summary::GateVerdict::Fail);
     let relative = gate("linux-relative-1-2");
@@ -275,7 +291,10 @@ fn only_conditional_cases_may_be_skipped() {
         reason: "inconvenient".into(),
     });
     write_basics(&bundle, &text, &inputs);
-    let error = format!("{:#}", summary::recompute(&bundle).unwrap_err());
+    let error = format!(
+        "{:#}",
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
+    );
     assert!(error.contains("only a conditional case"), "{error}");
 }
 
@@ -346,14 +365,18 @@ fn the_report_sets_capos_beside_its_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle(dir.path());
     finish_bundle(&bundle);
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
-    let facts = capos_evidence::report::BundleFacts {
+    let templates = capos_evidence::proof::report::Templates::builtin();
+    let facts = capos_evidence::proof::report::BundleFacts {
         name: "f".repeat(64),
         key_id: "test-key".into(),
         files: 1,
         link_prefix: None,
+        tool: Default::default(),
+        history: None,
     };
-    let rendered = capos_evidence::report::render(&templates, &bundle, &facts).unwrap();
+    let rendered =
+        capos_evidence::proof::report::render(&templates, &BundleFiles::staging(&bundle), &facts)
+            .unwrap();
     assert!(rendered.markdown.contains("## capOS beside its baselines"));
     assert!(
         rendered
@@ -378,4 +401,51 @@ fn the_report_sets_capos_beside_its_baselines() {
     }
     // Logs are listed only for cases that ran.
     assert!(!rendered.markdown.contains("logs/cpus8/"));
+}
+
+/// Baseline bundles are part of format v1 too: their sentences (each
+/// system's exit problems, a Linux panic, a line of another system, pinning,
+/// the baseline notes, ratio gate details) are pinned like the capOS ones
+/// in `tests/frozen/v1/` (see `tests/frozen_wording.rs`).
+#[test]
+fn baseline_wording_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let passing_bundle = bundle(dir.path());
+    check_frozen("baseline-diagnostic", &passing_bundle);
+
+    let failing = dir.path().join("failing");
+    std::fs::rename(&passing_bundle, &failing).unwrap();
+    let (contract, _) = shipped();
+    let run = |id: &str, lines: Vec<String>, exit: ExitRecord| {
+        write_run(&failing, id, 1, &timed(100_000, &lines), &exit);
+    };
+    let lines = |id: &str| passing(case(&contract, id), 2, 5_000_000_000).0;
+    // Linux: a line of another system (so no linux-1-2 speedup and no
+    // ratio), a panic with a bad status, a timeout.
+    run(
+        "linux-cpus1",
+        vec![lines("linux-cpus1")[0].replace("os=linux", "os=native")],
+        exit(Some(0), None),
+    );
+    let mut panicked = lines("linux-cpus2");
+    panicked.push("[    2.0] Kernel panic - not syncing: Attempted to kill init!".into());
+    run("linux-cpus2", panicked, exit(Some(1), None));
+    let mut timed_out = exit(None, None);
+    timed_out.timed_out = true;
+    run("linux-cpus4", lines("linux-cpus4"), timed_out);
+    // Native: killed, a status, pinning unrecorded and out of range.
+    run("native-cpus1", lines("native-cpus1"), exit(None, Some(1)));
+    run(
+        "native-cpus2",
+        lines("native-cpus2"),
+        exit(Some(3), Some(2)),
+    );
+    run("native-cpus4", lines("native-cpus4"), exit(Some(0), None));
+    check_frozen("baseline-failures", &failing);
+    run(
+        "native-cpus4",
+        lines("native-cpus4"),
+        exit(Some(0), Some(9)),
+    );
+    check_frozen("baseline-pinning", &failing);
 }

@@ -42,6 +42,7 @@ fn every_subcommand_has_help() {
         &["smokes"],
         &["fuzz"],
         &["soak"],
+        &["log", "verify"],
     ] {
         let mut arguments = subcommand.to_vec();
         arguments.push("--help");

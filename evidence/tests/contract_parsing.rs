@@ -4,10 +4,10 @@
 
 mod contract_support;
 
-use capos_evidence::qemu::Accel;
-use capos_evidence::summary::{self, ClaimLevel, ExitRecord, GateVerdict, SerialLine};
+use capos_evidence::bundle::files::BundleFiles;
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::summary::{self, ClaimLevel, ExitRecord, GateVerdict, SerialLine};
 use contract_support::*;
-use std::path::Path;
 
 fn judge_smp(cpus: u32, lines: Vec<String>, exit: &ExitRecord) -> summary::RunRecord {
     let contract = smp_boot();
@@ -17,7 +17,14 @@ fn judge_smp(cpus: u32, lines: Vec<String>, exit: &ExitRecord) -> summary::RunRe
         .iter()
         .position(|case| case.cpus == cpus)
         .unwrap();
-    summary::judge_run(&contract, case, 1, &timed(100_000, &lines), exit)
+    summary::judge_run(
+        &contract,
+        case,
+        1,
+        &timed(100_000, &lines),
+        exit,
+        summary::wording::Wording::CURRENT,
+    )
 }
 
 fn replace_line(lines: &mut [String], prefix: &str, replacement: &str) {
@@ -219,7 +226,7 @@ fn missing_metric_line_fails_the_run() {
 
 #[test]
 fn timed_log_format_is_strict() {
-    let path = Path::new("serial.timed.log");
+    let path = "serial.timed.log";
     assert_eq!(
         summary::parse_timed_log("12 a\n13 \n", path).unwrap(),
         vec![
@@ -250,7 +257,10 @@ fn altered_timed_log_is_detected() {
         text.replace("online=2 ipi_acks", "online=3 ipi_acks"),
     )
     .unwrap();
-    let message = format!("{:#}", summary::recompute(&bundle).unwrap_err());
+    let message = format!(
+        "{:#}",
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
+    );
     assert!(
         message.contains("logs/cpus2/2/serial.timed.log"),
         "{message}"
@@ -264,7 +274,10 @@ fn extra_or_missing_run_directories_are_detected() {
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
     std::fs::remove_dir_all(bundle.join("logs/cpus4/3")).unwrap();
-    let message = format!("{:#}", summary::recompute(&bundle).unwrap_err());
+    let message = format!(
+        "{:#}",
+        summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
+    );
     assert!(message.contains("logs/cpus4"), "{message}");
     assert!(message.contains("3 repetitions"), "{message}");
 }
@@ -274,8 +287,8 @@ fn recompute_is_byte_identical_and_matches_what_was_stored() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
-    let first = summary::recompute(&bundle).unwrap();
-    let second = summary::recompute(&bundle).unwrap();
+    let first = summary::recompute(&BundleFiles::staging(&bundle)).unwrap();
+    let second = summary::recompute(&BundleFiles::staging(&bundle)).unwrap();
     assert_eq!(first, second);
 
     let csv: Vec<&str> = first.results_csv.lines().collect();
@@ -302,7 +315,9 @@ fn recompute_is_byte_identical_and_matches_what_was_stored() {
         .collect();
     std::fs::write(&path, changed).unwrap();
     assert_ne!(
-        summary::recompute(&bundle).unwrap().summary_json,
+        summary::recompute(&BundleFiles::staging(&bundle))
+            .unwrap()
+            .summary_json,
         first.summary_json
     );
 }
@@ -449,7 +464,14 @@ fn hex_and_workers_fields_are_checked() {
     lines[1] = lines[1]
         .replace("checksum=beef", "checksum=beee")
         .replace("workers=2", "workers=1");
-    let run = summary::judge_run(&contract, 1, 1, &timed(0, &lines), &PASS_EXIT);
+    let run = summary::judge_run(
+        &contract,
+        1,
+        1,
+        &timed(0, &lines),
+        &PASS_EXIT,
+        summary::wording::Wording::CURRENT,
+    );
     let text = run.problems.join("\n");
     assert!(
         text.contains("field checksum = 0xbeee, but the contract requires 0xbeef"),

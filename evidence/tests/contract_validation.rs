@@ -3,7 +3,7 @@
 
 mod contract_support;
 
-use capos_evidence::contract::{self, ContractError};
+use capos_evidence::proof::contract::{self, ContractError};
 use contract_support::{scale_contract, smp_boot, SCALE_CONTRACT};
 use std::path::Path;
 

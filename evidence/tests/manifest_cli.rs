@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use capos_abi::manifest::Manifest;
-use capos_evidence::manifest;
+use capos_evidence::guest::manifest;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

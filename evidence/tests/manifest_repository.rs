@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use capos_abi::manifest::spec::{GrantSpec, ManifestSpec, ProcessSpec};
 use capos_abi::manifest::Manifest;
 use capos_abi::CapabilityKind;
-use capos_evidence::manifest;
+use capos_evidence::guest::manifest;
 
 /// The user programs the ISO packs (`cargo metadata` of capos-programs).
 fn binaries() -> Vec<String> {
@@ -266,7 +266,7 @@ fn known_binaries_are_the_programs_the_iso_packs() {
     let names = manifest::known_binaries(&workspace_root()).unwrap();
     assert_eq!(
         names,
-        capos_evidence::userland::program_names(&workspace_root()).unwrap()
+        capos_evidence::guest::userland::program_names(&workspace_root()).unwrap()
     );
     for expected in ["init", "hello", "bad-input-smoke"] {
         assert!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use capos_abi::manifest::spec::{GrantSpec, ManifestSpec};
 use capos_abi::manifest::Manifest;
 use capos_abi::CapabilityKind;
-use capos_evidence::manifest::{self, Location, ManifestError};
+use capos_evidence::guest::manifest::{self, Location, ManifestError};
 
 /// The boot modules the tests treat as known.
 fn binaries() -> Vec<String> {

@@ -4,8 +4,9 @@
 //! The accelerator is TCG unless CAPOS_TEST_ACCEL=auto|kvm says otherwise, so
 //! the suite behaves the same on machines whose KVM is nested and slow.
 
-use capos_evidence::qemu::{self, Accel, AccelRequest, CaseOutcome, CaseSpec, Verdict};
-use capos_evidence::{build, paths};
+use capos_evidence::guest::build;
+use capos_evidence::guest::qemu::{self, Accel, AccelRequest, CaseOutcome, CaseSpec, Verdict};
+use capos_evidence::paths;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 
 mod contract_support;
 
-use capos_evidence::provenance::BuildFacts;
-use capos_evidence::qemu::Accel;
-use capos_evidence::report::{self, BundleFacts};
-use capos_evidence::{bundle, keys};
+use capos_evidence::bundle::files::BundleFiles;
+use capos_evidence::bundle::{keys, writer};
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::report::{self, BundleFacts, Templates};
 use contract_support::*;
 use std::path::{Path, PathBuf};
 
@@ -17,8 +17,13 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn templates() -> PathBuf {
-    workspace_root().join("templates")
+/// The templates built into the binary are the checkout's `templates/`.
+#[test]
+fn builtin_templates_are_the_checkouts() {
+    let from_dir = Templates::from_dir(&workspace_root().join("templates")).unwrap();
+    let builtin = Templates::builtin();
+    assert_eq!(builtin.markdown, from_dir.markdown);
+    assert_eq!(builtin.html, from_dir.html);
 }
 
 fn facts(link_prefix: Option<&str>) -> BundleFacts {
@@ -27,6 +32,8 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         key_id: "test-key".into(),
         files: 42,
         link_prefix: link_prefix.map(str::to_string),
+        tool: Default::default(),
+        history: None,
     }
 }
 
@@ -35,8 +42,18 @@ fn rendering_twice_gives_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
-    let first = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
-    let second = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
+    let first = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
+    let second = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
     assert_eq!(first, second);
 }
 
@@ -45,7 +62,12 @@ fn smp_boot_report_shows_claim_medians_chart_and_log_links() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     smp_boot_bundle(&bundle, Accel::Tcg);
-    let rendered = report::render(&templates(), &bundle, &facts(Some("../../bundle/"))).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
     let markdown = &rendered.markdown;
     assert!(
         markdown.starts_with("# Proof report: smp-boot\n"),
@@ -91,7 +113,12 @@ fn speedup_report_shows_the_gate_ideal_line_and_diagnostic_level() {
         &[2_000_000, 2_100_000, 1_900_000],
         &[1_050_000, 1_000_000, 1_200_000],
     );
-    let rendered = report::render(&templates(), &bundle, &facts(None)).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(None),
+    )
+    .unwrap();
     let markdown = &rendered.markdown;
     assert!(
         markdown.contains("**Claim level: DIAGNOSTIC**"),
@@ -133,7 +160,12 @@ fn html_escapes_text_from_the_bundle() {
         );
     }
     finish_bundle(&bundle);
-    let rendered = report::render(&templates(), &bundle, &facts(None)).unwrap();
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(None),
+    )
+    .unwrap();
     assert!(!rendered.html.contains("<script>"));
     assert!(rendered.html.contains("&lt;script&gt;"));
 }
@@ -143,19 +175,14 @@ fn sealed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
     let key_path = dir.join("keys/test.pem");
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     keys::write_key_pair(&key_path, &key, false).unwrap();
-    let writer = bundle::BundleWriter::create(&dir.join("store")).unwrap();
+    let writer = writer::BundleWriter::create(&dir.join("store")).unwrap();
     smp_boot_bundle(writer.root(), Accel::Tcg);
-    let facts = BuildFacts {
-        build_type: "https://capos.dev/evidence/run/v1".into(),
-        external_parameters: serde_json::json!({"proof": "smp-boot"}),
-        internal_parameters: serde_json::json!({}),
-        resolved_dependencies: Vec::new(),
-        builder_id: "https://capos.dev/evidence/builder/test".into(),
-        invocation_id: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
-        started_on: "2026-11-22T05:00:00Z".into(),
-        finished_on: "2026-11-22T05:00:01Z".into(),
-    };
-    let sealed = writer.seal(&key, &facts).unwrap();
+    let sealed = writer
+        .seal(
+            &key,
+            &run_facts("urn:uuid:00000000-0000-4000-8000-000000000000"),
+        )
+        .unwrap();
     (sealed, keys::public_key_path(&key_path))
 }
 
@@ -168,8 +195,10 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         bundle: sealed.clone(),
         trusted_key: public_key.clone(),
         out: None,
+        templates: None,
+        limits: Default::default(),
     };
-    report::run_command(&workspace_root(), args).unwrap();
+    report::run_command(args).unwrap();
     let out = dir.path().join("store/reports").join(&name);
     let first = std::fs::read(out.join("report.html")).unwrap();
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -184,8 +213,10 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         bundle: sealed,
         trusted_key: public_key,
         out: None,
+        templates: None,
+        limits: Default::default(),
     };
-    report::run_command(&workspace_root(), again).unwrap();
+    report::run_command(again).unwrap();
     assert_eq!(first, std::fs::read(out.join("report.html")).unwrap());
 }
 
@@ -205,11 +236,10 @@ fn report_command_refuses_tampered_evidence() {
         bundle: sealed,
         trusted_key: public_key,
         out: Some(out.clone()),
+        templates: None,
+        limits: Default::default(),
     };
-    let message = format!(
-        "{:#}",
-        report::run_command(&workspace_root(), args).unwrap_err()
-    );
+    let message = format!("{:#}", report::run_command(args).unwrap_err());
     assert!(message.contains("refusing to report"), "{message}");
     assert!(message.contains("summary.json"), "{message}");
     assert!(!out.join("report.md").exists());

@@ -9,10 +9,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use capos_evidence::bundle::{self, BundleError, BundleWriter, MANIFEST_FILE, PROVENANCE_FILE};
-use capos_evidence::pack::{self, UnpackError};
-use capos_evidence::provenance::{self, BuildFacts, EnvelopeError, ResourceDescriptor};
-use capos_evidence::verify::{verify_bundle, verify_integrity, VerifiedBundle, VerifyError};
+use capos_evidence::bundle::archive::ArchiveError;
+use capos_evidence::bundle::manifest::{self as bundle, BundleError};
+use capos_evidence::bundle::pack;
+use capos_evidence::bundle::provenance::{self, BuildFacts, EnvelopeError, ResourceDescriptor};
+use capos_evidence::bundle::verify::{verify_integrity, Limits, VerifiedBundle, VerifyError};
+use capos_evidence::bundle::writer::BundleWriter;
+use capos_evidence::bundle::{MANIFEST_FILE, PROVENANCE_FILE};
+use capos_evidence::proof::audit::{verify_bundle, AuditError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use tempfile::TempDir;
 
@@ -59,6 +63,7 @@ fn facts(invocation: &str) -> BuildFacts {
         internal_parameters: serde_json::json!({"accel": "tcg"}),
         resolved_dependencies: vec![ResourceDescriptor::sha256("capos.iso", "11".repeat(32))],
         builder_id: "https://capos.example/builder/test".into(),
+        builder_version: Default::default(),
         invocation_id: invocation.into(),
         started_on: "2025-01-01T00:00:00Z".into(),
         finished_on: "2025-01-01T00:05:00Z".into(),
@@ -102,10 +107,10 @@ fn remanifest(bundle: &Path) -> PathBuf {
 
 /// Verify the directory and its packed archive; both must fail the same way.
 fn fails_both_ways(bundle: &Path, check: impl Fn(&VerifyError) -> bool) {
-    let error = verify_integrity(bundle, &trusted()).unwrap_err();
+    let error = verify_integrity(bundle, &trusted(), Limits::default()).unwrap_err();
     assert!(check(&error), "directory: unexpected {error:?}");
     let (_dir, archive) = packed(bundle);
-    let error = verify_integrity(&archive, &trusted()).unwrap_err();
+    let error = verify_integrity(&archive, &trusted(), Limits::default()).unwrap_err();
     assert!(check(&error), "archive: unexpected {error:?}");
 }
 
@@ -132,11 +137,11 @@ fn write_envelope(bundle: &Path, envelope: &provenance::Envelope) {
 
 fn check_verified(verified: &VerifiedBundle, bundle: &Path) {
     assert_eq!(verified.name, bundle.file_name().unwrap().to_str().unwrap());
-    assert_eq!(verified.files, FILES.len() + 1);
+    assert_eq!(verified.file_count, FILES.len() + 1);
     assert_eq!(verified.key_id, provenance::key_id(&trusted()));
     assert_eq!(verified.statement.subject.len(), FILES.len());
     assert_eq!(
-        fs::read(verified.dir.join("results.csv")).unwrap(),
+        verified.files.read("results.csv").unwrap(),
         fs::read(bundle.join("results.csv")).unwrap()
     );
 }
@@ -144,20 +149,20 @@ fn check_verified(verified: &VerifiedBundle, bundle: &Path) {
 #[test]
 fn honest_bundle_verifies_as_directory_and_archive() {
     let (_store, bundle) = sealed();
-    let verified = verify_integrity(&bundle, &trusted()).unwrap();
+    let verified = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap();
     check_verified(&verified, &bundle);
-    assert_eq!(verified.dir, bundle.canonicalize().unwrap());
-
-    let (_dir, archive) = packed(&bundle);
-    let verified = verify_integrity(&archive, &trusted()).unwrap();
-    check_verified(&verified, &bundle);
-    let extracted = verified.dir.clone();
-    assert!(extracted.is_dir());
-    drop(verified);
-    assert!(
-        !extracted.exists(),
-        "the extraction lives as long as VerifiedBundle"
+    assert_eq!(
+        verified.files.directory(),
+        Some(bundle.canonicalize().unwrap().as_path())
     );
+
+    let (dir, archive) = packed(&bundle);
+    let verified = verify_integrity(&archive, &trusted(), Limits::default()).unwrap();
+    check_verified(&verified, &bundle);
+    assert_eq!(verified.files.directory(), None);
+    // Read in place: nothing was extracted next to the archive or anywhere else.
+    let beside: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1);
 }
 
 #[test]
@@ -212,9 +217,17 @@ fn editing_a_digest_in_the_manifest_names_the_file() {
     };
     let edited = format!("{replacement}{}", &text[1..]);
     fs::write(bundle.join(MANIFEST_FILE), &edited).unwrap();
+    // The manifest no longer names the bundle...
     fails_both_ways(&bundle, |error| {
-        matches!(error, VerifyError::DigestMismatch { path: p, expected, .. }
-            if *p == path && expected.starts_with(replacement))
+        matches!(error, VerifyError::NameMismatch { .. })
+    });
+    // ...and renamed to match, its listed digest is not the signed one:
+    // caught before a single file is hashed.
+    let renamed = bundle.with_file_name(bundle::bundle_name(edited.as_bytes()));
+    fs::rename(&bundle, &renamed).unwrap();
+    fails_both_ways(&renamed, |error| {
+        matches!(error, VerifyError::SubjectDigestMismatch { path: p, listed, .. }
+            if *p == path && listed.starts_with(replacement))
     });
 }
 
@@ -269,14 +282,14 @@ fn adding_a_file_names_it() {
 fn adding_a_symlink_or_an_empty_directory_is_rejected() {
     let (_store, bundle) = sealed();
     std::os::unix::fs::symlink("/etc/passwd", bundle.join("logs/link")).unwrap();
-    let error = verify_integrity(&bundle, &trusted()).unwrap_err();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
     assert!(
         matches!(&error, VerifyError::Bundle(BundleError::Symlink { path }) if path == "logs/link"),
         "{error:?}"
     );
     fs::remove_file(bundle.join("logs/link")).unwrap();
     fs::create_dir(bundle.join("logs/empty")).unwrap();
-    let error = verify_integrity(&bundle, &trusted()).unwrap_err();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
     assert!(
         matches!(&error, VerifyError::Bundle(BundleError::EmptyDirectory { path }) if path == "logs/empty"),
         "{error:?}"
@@ -290,7 +303,7 @@ fn replacing_a_listed_file_by_a_symlink_is_rejected() {
     let copy = bundle.parent().unwrap().join("results-copy.csv");
     fs::rename(&target, &copy).unwrap();
     std::os::unix::fs::symlink(&copy, &target).unwrap();
-    let error = verify_integrity(&bundle, &trusted()).unwrap_err();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
     assert!(
         matches!(&error, VerifyError::Bundle(BundleError::Symlink { path }) if path == "results.csv"),
         "{error:?}"
@@ -326,7 +339,7 @@ fn an_edited_file_with_a_rewritten_manifest_fails_the_signed_digests() {
     let bundle = remanifest(&bundle);
     let actual = bundle::digest_file(&bundle.join("results.csv")).unwrap().0;
     fails_both_ways(&bundle, |error| {
-        matches!(error, VerifyError::SubjectDigestMismatch { path, actual: a, .. }
+        matches!(error, VerifyError::SubjectDigestMismatch { path, listed: a, .. }
             if path == "results.csv" && *a == actual)
     });
 }
@@ -399,7 +412,7 @@ fn a_statement_resigned_with_another_key_names_both_keys() {
         matches!(error, VerifyError::Provenance(EnvelopeError::UntrustedSigner { signed_by, trusted })
             if *signed_by == vec![attacker_id.clone()] && *trusted == trusted_id)
     });
-    let error = verify_integrity(&bundle, &trusted()).unwrap_err();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("{PROVENANCE_FILE}: signed by key {attacker_id}, not the trusted key {trusted_id}")
@@ -413,7 +426,7 @@ fn a_trusted_key_that_did_not_sign_is_rejected() {
     let signer_id = provenance::key_id(&trusted());
     let other_id = provenance::key_id(&other);
     for path in [bundle.clone(), packed(&bundle).1] {
-        let error = verify_integrity(&path, &other).unwrap_err();
+        let error = verify_integrity(&path, &other, Limits::default()).unwrap_err();
         assert!(
             matches!(&error, VerifyError::Provenance(EnvelopeError::UntrustedSigner { signed_by, trusted })
                 if *signed_by == vec![signer_id.clone()] && *trusted == other_id),
@@ -461,9 +474,9 @@ fn truncating_the_archive_is_reported() {
         bytes.len() - 1,
     ] {
         fs::write(&cut_archive, &bytes[..cut]).unwrap();
-        let error = verify_integrity(&cut_archive, &trusted()).unwrap_err();
+        let error = verify_integrity(&cut_archive, &trusted(), Limits::default()).unwrap_err();
         assert!(
-            matches!(error, VerifyError::Archive(UnpackError::Truncated { at }) if at == cut as u64),
+            matches!(error, VerifyError::Archive(ArchiveError::Truncated { at }) if at == cut as u64),
             "cut at {cut}: {error:?}"
         );
         assert_eq!(
@@ -477,9 +490,9 @@ fn truncating_the_archive_is_reported() {
 fn integrity_failures_come_before_recomputation() {
     let (_store, bundle) = sealed();
     flip_byte(&bundle.join("results.csv"), 3);
-    let error = verify_bundle(&bundle, &trusted()).unwrap_err();
+    let error = verify_bundle(&bundle, &trusted(), Limits::default()).unwrap_err();
     assert!(
-        matches!(&error, VerifyError::DigestMismatch { path, .. } if path == "results.csv"),
+        matches!(&error, AuditError::Integrity(VerifyError::DigestMismatch { path, .. }) if path == "results.csv"),
         "{error:?}"
     );
 }
@@ -560,8 +573,8 @@ fn cli_keygen_pack_and_verify() {
     let key_path = dir.path().join("keys/signing.pem");
     let output = capos(&["keygen".as_ref(), "--out".as_ref(), key_path.as_os_str()]);
     assert!(output.status.success(), "{output:?}");
-    let key = capos_evidence::keys::load_signing_key(&key_path).unwrap();
-    let public_path = capos_evidence::keys::public_key_path(&key_path);
+    let key = capos_evidence::bundle::keys::load_signing_key(&key_path).unwrap();
+    let public_path = capos_evidence::bundle::keys::public_key_path(&key_path);
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         stdout,
@@ -624,6 +637,217 @@ fn cli_keygen_pack_and_verify() {
     assert!(
         String::from_utf8_lossy(&output.stderr)
             .contains("this is a private key; pass its .pub file"),
+        "{output:?}"
+    );
+}
+
+/// Every re-wrapping of the genuine signed statement that would give the
+/// bundle a new name is refused: one statement, one bundle.
+#[test]
+fn one_signed_statement_has_exactly_one_bundle() {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+    let (_store, original) = sealed();
+    let genuine =
+        provenance::parse_envelope(&fs::read(original.join(PROVENANCE_FILE)).unwrap()).unwrap();
+    let payload = STANDARD.decode(&genuine.payload).unwrap();
+    let mut variants: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut envelope = genuine.clone();
+    envelope.payload = STANDARD_NO_PAD.encode(&payload);
+    if envelope.payload != genuine.payload {
+        variants.push((
+            "unpadded payload",
+            provenance::envelope_file_bytes(&envelope).unwrap(),
+        ));
+    }
+    let mut envelope = genuine.clone();
+    envelope.payload = URL_SAFE.encode(&payload);
+    if envelope.payload != genuine.payload {
+        variants.push((
+            "url-safe payload",
+            provenance::envelope_file_bytes(&envelope).unwrap(),
+        ));
+    }
+    let mut envelope = genuine.clone();
+    envelope.signatures[0].keyid = "a-keyid-the-attacker-chose".into();
+    variants.push((
+        "other keyid",
+        provenance::envelope_file_bytes(&envelope).unwrap(),
+    ));
+    let mut envelope = genuine.clone();
+    envelope.signatures.push(genuine.signatures[0].clone());
+    variants.push((
+        "duplicated signature",
+        provenance::envelope_file_bytes(&envelope).unwrap(),
+    ));
+    let compact = format!("{}\n", serde_json::to_string(&genuine).unwrap());
+    variants.push(("compact JSON", compact.into_bytes()));
+    // The payload either has padding or a `+`/`/` (or both), so at least one
+    // base64 re-spelling exists besides the three other changes.
+    assert!(variants.len() >= 4, "{}", variants.len());
+    for (what, bytes) in variants {
+        let (_copy_dir, copy) = copy_of(&original);
+        fs::write(copy.join(PROVENANCE_FILE), bytes).unwrap();
+        let renamed = remanifest(&copy);
+        assert_ne!(renamed.file_name(), original.file_name(), "{what}");
+        let error = verify_integrity(&renamed, &trusted(), Limits::default()).unwrap_err();
+        assert!(
+            matches!(error, VerifyError::Provenance(_)),
+            "{what}: unexpected {error:?}"
+        );
+    }
+}
+
+/// Rewrite the manifest line of `path` to `bytes`' digest and size, write the
+/// bytes, and rename the bundle to match: what an attacker does to one file.
+fn replace_listed_file(bundle: &Path, path: &str, bytes: &[u8]) -> PathBuf {
+    fs::write(bundle.join(path), bytes).unwrap();
+    let text = fs::read_to_string(bundle.join(MANIFEST_FILE)).unwrap();
+    let mut entries = bundle::parse_manifest(text.as_bytes()).unwrap();
+    for entry in &mut entries {
+        if entry.path == path {
+            entry.sha256 = capos_evidence::digest::sha256_hex(bytes);
+            entry.size = bytes.len() as u64;
+        }
+    }
+    let text = bundle::render_manifest(&entries);
+    fs::write(bundle.join(MANIFEST_FILE), &text).unwrap();
+    let renamed = bundle.with_file_name(bundle::bundle_name(text.as_bytes()));
+    fs::rename(bundle, &renamed).unwrap();
+    renamed
+}
+
+/// A bundle whose files were altered and whose envelope is not the trusted
+/// key's fails on the signature: no file is hashed before it is checked.
+#[test]
+fn the_signature_is_checked_before_any_file_is_hashed() {
+    let (_store, bundle) = sealed();
+    flip_byte(&bundle.join("results.csv"), 3);
+    let statement = statement_of(&bundle);
+    let forged = provenance::envelope_file_bytes(
+        &provenance::sign_statement(&statement, &attacker_key()).unwrap(),
+    )
+    .unwrap();
+    let bundle = replace_listed_file(&bundle, PROVENANCE_FILE, &forged);
+    fails_both_ways(&bundle, |error| {
+        matches!(
+            error,
+            VerifyError::Provenance(EnvelopeError::UntrustedSigner { .. })
+        )
+    });
+}
+
+/// A listed file swapped for a huge sparse one is caught by its size, from
+/// metadata alone: the 2 GiB are never read.
+#[test]
+fn sizes_are_checked_before_hashing() {
+    let (_store, bundle) = sealed();
+    let target = bundle.join("logs/smp-2/1/stderr.log");
+    let file = fs::OpenOptions::new().write(true).open(&target).unwrap();
+    file.set_len(2 << 30).unwrap();
+    drop(file);
+    let started = std::time::Instant::now();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
+    assert!(
+        matches!(&error, VerifyError::SizeMismatch { path, actual, .. }
+            if path == "logs/smp-2/1/stderr.log" && *actual == 2 << 30),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The size cap applies to the files a manifest lists, before any is read,
+/// and to an archive's length before its first header; it can be raised.
+#[test]
+fn bundles_over_the_size_cap_are_refused() {
+    let (_store, bundle) = sealed();
+    let small = Limits {
+        max_bundle_bytes: 1024,
+    };
+    let error = verify_integrity(&bundle, &trusted(), small).unwrap_err();
+    assert!(
+        matches!(&error, VerifyError::TooLarge { what, limit: 1024, .. } if what == "the bundle"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("--max-bundle-size"), "{error}");
+    let (_dir, archive) = packed(&bundle);
+    let error = verify_integrity(&archive, &trusted(), small).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            VerifyError::Archive(ArchiveError::TooLarge { limit: 1024, .. })
+        ),
+        "{error:?}"
+    );
+    let roomy = Limits {
+        max_bundle_bytes: 1 << 20,
+    };
+    verify_integrity(&bundle, &trusted(), roomy).unwrap();
+    verify_integrity(&archive, &trusted(), roomy).unwrap();
+}
+
+/// A verified bundle serves exactly the verified bytes: a file changed
+/// after verification is refused when read, not silently used.
+#[test]
+fn files_changed_after_verification_are_refused_when_read() {
+    let (_store, bundle) = sealed();
+    let verified = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap();
+    flip_byte(&bundle.join("summary.json"), 2);
+    let error = verified.files.read("summary.json").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "summary.json: changed since it was verified"
+    );
+    assert!(verified.files.read("not-listed").is_err());
+}
+
+/// Names from a hostile bundle never reach the terminal raw: a forged file
+/// name carrying escape sequences is shown escaped in the error.
+#[test]
+fn hostile_names_are_escaped_in_errors() {
+    let (_store, bundle) = sealed();
+    let evil = "logs/smp-2/1/\u{1b}[1A\u{1b}[2K\rverified: forged";
+    fs::write(bundle.join(evil), "x").unwrap();
+    let error = verify_integrity(&bundle, &trusted(), Limits::default()).unwrap_err();
+    assert!(
+        matches!(&error, VerifyError::UnlistedFile { path } if path == evil),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        !message.contains('\u{1b}') && !message.contains('\r'),
+        "{message:?}"
+    );
+    assert!(
+        message.contains("\\u{1b}[1A\\u{1b}[2K\\u{d}verified: forged"),
+        "{message}"
+    );
+
+    // The whole CLI: nothing but escaped text on stderr.
+    let key_dir = tempfile::tempdir().unwrap();
+    let public = key_dir.path().join("trusted.pub");
+    fs::write(
+        &public,
+        ed25519_dalek::pkcs8::EncodePublicKey::to_public_key_pem(
+            &trusted(),
+            ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_capos"))
+        .current_dir(key_dir.path())
+        .args([
+            "verify".as_ref(),
+            bundle.as_os_str(),
+            "--trusted-key".as_ref(),
+            public.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(
+        !output.stderr.contains(&0x1b) && !output.stderr.contains(&b'\r'),
         "{output:?}"
     );
 }

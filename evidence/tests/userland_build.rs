@@ -4,7 +4,7 @@
 //! executable.
 
 use capos_abi::layout::USER_IMAGE_BASE;
-use capos_evidence::userland;
+use capos_evidence::guest::userland;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -19,7 +19,7 @@ fn every_program_builds_as_a_static_user_elf() {
     let root = root();
     let programs = userland::build_userland(
         &root,
-        capos_evidence::build::source_date_epoch(&root).unwrap(),
+        capos_evidence::guest::build::source_date_epoch(&root).unwrap(),
     )
     .expect("building the user programs");
     let names: Vec<&str> = programs.iter().map(|(name, _)| name.as_str()).collect();

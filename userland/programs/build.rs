@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-/// The flag `evidence/src/userland.rs` passes and a host build never does.
+/// The flag `evidence/src/guest/userland.rs` passes and a host build never does.
 const BARE_METAL_MARKER: &str = "-Ccode-model=small";
 
 fn main() {

@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
-use capos_evidence::contract::{self, Contract, RepetitionChoice};
-use capos_evidence::qemu::Accel;
-use capos_evidence::run::{
+use capos_evidence::bundle::files::BundleFiles;
+use capos_evidence::bundle::provenance::BuildFacts;
+use capos_evidence::guest::qemu::Accel;
+use capos_evidence::proof::contract::{self, Contract, RepetitionChoice};
+use capos_evidence::proof::inputs::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SourceRecord,
 };
-use capos_evidence::summary::{self, ExitRecord, SerialLine};
+use capos_evidence::proof::summary::{self, ExitRecord, SerialLine};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -181,7 +183,7 @@ pub fn write_run(
     std::fs::write(dir.join("command.txt"), "qemu-system-x86_64 -smp 1\n").unwrap();
     std::fs::write(
         dir.join("exit.json"),
-        capos_evidence::summary::json_text(exit).unwrap(),
+        capos_evidence::proof::summary::json_text(exit).unwrap(),
     )
     .unwrap();
 }
@@ -192,7 +194,7 @@ pub fn write_basics(bundle: &Path, contract_text: &str, inputs: &Inputs) {
     std::fs::write(bundle.join("contract.yaml"), contract_text).unwrap();
     std::fs::write(
         bundle.join("inputs.json"),
-        capos_evidence::summary::json_text(inputs).unwrap(),
+        capos_evidence::proof::summary::json_text(inputs).unwrap(),
     )
     .unwrap();
 }
@@ -236,7 +238,7 @@ pub fn scale_bundle(bundle: &Path, accel: Accel, elapsed_one: &[u64], elapsed_tw
 
 /// Write results.csv and summary.json exactly as `capos run` does.
 pub fn finish_bundle(bundle: &Path) {
-    let recomputed = summary::recompute(bundle).unwrap();
+    let recomputed = summary::recompute(&BundleFiles::staging(bundle)).unwrap();
     std::fs::write(bundle.join("results.csv"), recomputed.results_csv).unwrap();
     std::fs::write(bundle.join("summary.json"), recomputed.summary_json).unwrap();
 }
@@ -244,4 +246,66 @@ pub fn finish_bundle(bundle: &Path) {
 /// summary.json of a bundle, parsed.
 pub fn read_summary(bundle: &Path) -> summary::SummaryDocument {
     serde_json::from_slice(&std::fs::read(bundle.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Provenance facts for a synthetic smp-boot run called `invocation`.
+pub fn run_facts(invocation: &str) -> BuildFacts {
+    BuildFacts {
+        build_type: "https://capos.dev/evidence/run/v1".into(),
+        external_parameters: serde_json::json!({"proof": "smp-boot"}),
+        internal_parameters: serde_json::json!({}),
+        resolved_dependencies: Vec::new(),
+        builder_id: "https://capos.dev/evidence/builder/test".into(),
+        builder_version: capos_evidence::tool::builder_version(),
+        invocation_id: invocation.into(),
+        started_on: "2026-11-22T05:00:00Z".into(),
+        finished_on: "2026-11-22T05:00:01Z".into(),
+    }
+}
+
+/// `capos <arguments>` run from `directory`, with no checkout, trusted key
+/// or store named by the environment.
+pub fn capos_in(directory: &Path, arguments: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_capos"))
+        .current_dir(directory)
+        .env_remove("CAPOS_ROOT")
+        .env_remove("CAPOS_TRUSTED_KEY")
+        .env_remove("CAPOS_TARGET_DIR")
+        .env_remove("CAPOS_EVIDENCE_STORE")
+        .args(arguments)
+        .output()
+        .unwrap()
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Compare the recomputed files of `bundle` with `tests/frozen/v1/<name>/`.
+pub fn check_frozen(name: &str, bundle: &Path) {
+    let recomputed = summary::recompute(&BundleFiles::staging(bundle)).unwrap();
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/frozen/v1")
+        .join(name);
+    if std::env::var_os("CAPOS_BLESS").is_some() {
+        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::write(directory.join("results.csv"), &recomputed.results_csv).unwrap();
+        std::fs::write(directory.join("summary.json"), &recomputed.summary_json).unwrap();
+    }
+    for (file, text) in [
+        ("results.csv", &recomputed.results_csv),
+        ("summary.json", &recomputed.summary_json),
+    ] {
+        let frozen = std::fs::read_to_string(directory.join(file)).unwrap();
+        for (line, (old, new)) in frozen.lines().zip(text.lines()).enumerate() {
+            assert_eq!(
+                old,
+                new,
+                "{name}/{file} line {}: v1 wording changed",
+                line + 1
+            );
+        }
+        assert_eq!(&frozen, text, "{name}/{file}: v1 output changed");
+    }
 }

@@ -685,7 +685,7 @@ mod tests {
         assert!(check(&shifted[1..]).is_ok(), "no alignment requirement");
     }
 
-    /// The host checker's refusals (`evidence/src/userland.rs`), plus the kernel's.
+    /// The host checker's refusals (`evidence/src/guest/userland.rs`), plus the kernel's.
     #[test]
     fn refuses_what_the_kernel_must_not_load() {
         use UserImageError::*;

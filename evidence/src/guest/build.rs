@@ -1,0 +1,343 @@
+//! `capos build`: the bare-metal kernel ELF and the bootable, bit-reproducible GRUB ISO.
+//!
+//! Reproducibility rests on: pinned toolchain and Cargo.lock, path remapping
+//! (no checkout path reaches the binary), `SOURCE_DATE_EPOCH` from the commit
+//! time, fixed file mtimes in the ISO tree and fixed xorriso volume dates.
+//! Outputs are written beside their final path and renamed into place, so a
+//! failed build never leaves a file that looks valid.
+
+use crate::guest::cargo::cargo_build_bare_metal;
+use crate::{paths, tools};
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Codegen flags that make host-target code fit a higher-half kernel.
+const KERNEL_RUSTFLAGS: &[&str] = &[
+    "-Crelocation-model=static",
+    "-Ccode-model=kernel",
+    "-Cno-redzone=yes",
+    "-Cforce-frame-pointers=yes",
+];
+
+#[derive(Subcommand, Debug)]
+pub enum BuildCommand {
+    /// Build the kernel ELF (target/kernel/.../capos-kernel) and print its sha256.
+    Kernel,
+    /// Build kernel and ISO (target/iso/capos.iso) and print the ISO's sha256.
+    Iso {
+        /// Write the ISO here instead of target/iso/capos.iso.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Build the static Linux baseline programs (capos-baseline, capos-empty) and print their sha256.
+    Baseline {
+        /// Also copy them into this directory.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Entry point of `capos build`.
+pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
+    match command {
+        BuildCommand::Kernel => {
+            let elf = build_kernel(root, source_date_epoch(root)?)?;
+            println!(
+                "{}  {}",
+                crate::digest::file_sha256(&elf)
+                    .with_context(|| format!("reading {}", elf.display()))?
+                    .0,
+                display_relative(root, &elf)
+            );
+        }
+        BuildCommand::Baseline { output } => {
+            let built = crate::proof::baseline::program::build(root, source_date_epoch(root)?)?;
+            for program in [&built.baseline, &built.empty] {
+                let path = match &output {
+                    Some(directory) => {
+                        std::fs::create_dir_all(directory)
+                            .with_context(|| format!("creating {}", directory.display()))?;
+                        let copy = directory.join(program.file_name().unwrap_or_default());
+                        std::fs::copy(program, &copy).with_context(|| {
+                            format!("copying {} to {}", program.display(), copy.display())
+                        })?;
+                        copy
+                    }
+                    None => program.clone(),
+                };
+                println!(
+                    "{}  {}",
+                    crate::digest::file_sha256(&path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .0,
+                    display_relative(root, &path)
+                );
+            }
+        }
+        BuildCommand::Iso { output } => {
+            let iso = output.unwrap_or_else(|| paths::iso(root));
+            let built = build_iso(root, &iso)?;
+            println!("{}  {}", built.sha256, display_relative(root, &built.path));
+        }
+    }
+    Ok(())
+}
+
+/// Compile the kernel for bare metal (stamped with `epoch`, see
+/// [`source_date_epoch`]) and return the ELF path.
+pub fn build_kernel(root: &Path, epoch: u64) -> Result<PathBuf> {
+    cargo_build_bare_metal(
+        root,
+        "capos-kernel",
+        &paths::kernel_target_dir(root),
+        KERNEL_RUSTFLAGS,
+        epoch,
+    )
+    .context("kernel build failed")?;
+    let elf = paths::kernel_elf(root);
+    if !elf.is_file() {
+        bail!(
+            "kernel build reported success but {} is missing",
+            elf.display()
+        );
+    }
+    Ok(elf)
+}
+
+/// A finished ISO and its digest.
+pub struct BuiltIso {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Build the kernel, then pack it with GRUB into a bootable ISO at `output`.
+pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
+    let grub_mkrescue = tools::require(&tools::GRUB_MKRESCUE)?;
+    tools::require(&tools::XORRISO)?;
+    tools::require(&tools::MFORMAT)?;
+    let grub_platform = grub_platform_dir();
+    let grub_platform = grub_platform.as_path();
+    if !grub_platform.join("cdboot.img").is_file() {
+        bail!(
+            "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin), or set CAPOS_GRUB_PLATFORM_DIR",
+            grub_platform.display()
+        );
+    }
+    let output_dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("cannot create output directory {}", output_dir.display()))?;
+    let probe = output_dir.join(".capos-write-probe");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output directory {} is not writable", output_dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+
+    let epoch = source_date_epoch(root)?;
+    let kernel = build_kernel(root, epoch)?;
+    let programs = crate::guest::userland::build_userland(root, epoch)?;
+    let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
+    let mut manifests = Vec::new();
+    for path in crate::guest::manifest::discover(root)? {
+        let name = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .with_context(|| format!("manifest file name {} is not UTF-8", path.display()))?
+            .to_string();
+        manifests.push((name, crate::guest::manifest::pack(&path, &program_names)?));
+    }
+    let staging = paths::target_dir(root).join("iso").join("staging");
+    let contents = IsoContents {
+        kernel: &kernel,
+        programs: &programs,
+        manifests: &manifests,
+    };
+    stage_iso_tree(&staging, &contents, epoch)?;
+
+    let partial = output.with_extension("iso.partial");
+    let _ = std::fs::remove_file(&partial);
+    let volume_date = utc_stamp(epoch);
+    let result = Command::new(&grub_mkrescue)
+        .arg("-d")
+        .arg(grub_platform)
+        .arg("-o")
+        .arg(&partial)
+        .args(["--fonts=", "--locales=", "--themes=", "--compress=no"])
+        .arg(&staging)
+        .arg("--")
+        .args(["-volume_date", "all_file_dates", &format!("={epoch}")])
+        .args(["-volume_date", "c", &format!("={epoch}")])
+        .args(["-volume_date", "m", &format!("={epoch}")])
+        .args(["-volume_date", "f", &format!("={epoch}")])
+        .args(["-volume_date", "uuid", &volume_date])
+        .args(["-volid", "CAPOS"])
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .output()
+        .context("starting grub-mkrescue")?;
+    if !result.status.success() || !partial.is_file() {
+        let _ = std::fs::remove_file(&partial);
+        bail!(
+            "grub-mkrescue failed ({}): {}",
+            result.status,
+            String::from_utf8_lossy(&result.stderr).trim()
+        );
+    }
+    check_iso_signature(&partial)?;
+    std::fs::rename(&partial, output)
+        .with_context(|| format!("moving the ISO into place at {}", output.display()))?;
+    Ok(BuiltIso {
+        path: output.to_path_buf(),
+        sha256: crate::digest::file_sha256(output)
+            .with_context(|| format!("reading {}", output.display()))?
+            .0,
+    })
+}
+
+/// GRUB's BIOS platform files: `CAPOS_GRUB_PLATFORM_DIR`, else Debian's path.
+fn grub_platform_dir() -> PathBuf {
+    std::env::var_os("CAPOS_GRUB_PLATFORM_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/grub/i386-pc"))
+}
+
+/// Everything that goes into the ISO besides GRUB itself.
+struct IsoContents<'a> {
+    kernel: &'a Path,
+    /// (program name, ELF path)
+    programs: &'a [(String, PathBuf)],
+    /// (manifest name, packed bytes)
+    manifests: &'a [(String, Vec<u8>)],
+}
+
+/// Lay out `boot/` (kernel, programs, packed manifests, grub.cfg), every
+/// mtime set to `epoch`.
+fn stage_iso_tree(staging: &Path, contents: &IsoContents, epoch: u64) -> Result<()> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging)
+            .with_context(|| format!("clearing {}", staging.display()))?;
+    }
+    let boot = staging.join("boot");
+    for directory in ["grub", "programs", "manifests"] {
+        std::fs::create_dir_all(boot.join(directory))?;
+    }
+    std::fs::copy(contents.kernel, boot.join("capos.elf"))
+        .context("copying the kernel into the ISO tree")?;
+    for (name, elf) in contents.programs {
+        std::fs::copy(elf, boot.join("programs").join(name))
+            .with_context(|| format!("copying program {name} into the ISO tree"))?;
+    }
+    for (name, bytes) in contents.manifests {
+        std::fs::write(boot.join("manifests").join(format!("{name}.bin")), bytes)?;
+    }
+    std::fs::write(boot.join("grub").join("grub.cfg"), grub_config(contents))?;
+    set_tree_mtime(
+        staging,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
+    )
+}
+
+/// Set the mtime of `path` and everything under it.
+fn set_tree_mtime(path: &Path, time: std::time::SystemTime) -> Result<()> {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            set_tree_mtime(&entry?.path(), time)?;
+        }
+    }
+    std::fs::File::open(path)?
+        .set_modified(time)
+        .with_context(|| format!("setting mtime of {}", path.display()))
+}
+
+/// GRUB menu: the kernel plus one `module2` per program (`program <name>`)
+/// and per packed manifest (`manifest <name>`), in a fixed order.
+fn grub_config(contents: &IsoContents) -> String {
+    let mut config = String::from(
+        "set timeout=0\nset default=0\nmenuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n",
+    );
+    for (name, _) in contents.programs {
+        config.push_str(&format!("  module2 /boot/programs/{name} program {name}\n"));
+    }
+    for (name, _) in contents.manifests {
+        config.push_str(&format!(
+            "  module2 /boot/manifests/{name}.bin manifest {name}\n"
+        ));
+    }
+    config.push_str("  boot\n}\n");
+    config
+}
+
+/// Fail unless `path` carries the ISO 9660 primary volume signature.
+pub fn check_iso_signature(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening ISO {}", path.display()))?;
+    let mut signature = [0u8; 5];
+    let readable =
+        file.seek(SeekFrom::Start(0x8001)).is_ok() && file.read_exact(&mut signature).is_ok();
+    if !readable || &signature != b"CD001" {
+        bail!(
+            "{} is not an ISO 9660 image (corrupt or truncated); rebuild it with `capos build iso`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, else the HEAD commit time.
+pub fn source_date_epoch(root: &Path) -> Result<u64> {
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
+        return value.trim().parse().with_context(|| {
+            format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
+        });
+    }
+    let output = Command::new("git")
+        .current_dir(root)
+        .args(["log", "-1", "--format=%ct"])
+        .output()
+        .context("running git to read the commit time")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || text.trim().is_empty() {
+        bail!(
+            "cannot read the commit time (not a git checkout with commits?); set SOURCE_DATE_EPOCH"
+        );
+    }
+    text.trim()
+        .parse()
+        .with_context(|| format!("git printed an unexpected commit time {text:?}"))
+}
+
+/// `YYYYMMDDhhmmss00` in UTC, the form xorriso's `-volume_date uuid` takes.
+fn utc_stamp(epoch: u64) -> String {
+    let days = epoch / 86_400;
+    let seconds = epoch % 86_400;
+    let (year, month, day) = crate::time::civil_from_days(days as i64);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}00",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+/// `path` relative to `root` when it is inside, for messages without machine paths.
+pub fn display_relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        assert_eq!(utc_stamp(0), "1970010100000000");
+        assert_eq!(utc_stamp(951_782_400), "2000022900000000");
+        assert_eq!(utc_stamp(1_795_323_600), "2026112205000000");
+    }
+}

@@ -1,0 +1,289 @@
+//! `capos verify`: a full audit — the bundle's integrity and signature
+//! ([`crate::bundle::verify`], steps 1-6), then step 7: `results.csv` and
+//! `summary.json` must equal, byte for byte, what [`summary::recompute`]
+//! derives from the contract copy and the raw logs.
+//!
+//! `capos log verify`: a store's run log (chain and signed head) and every
+//! bundle it names, each audited in full and matched against its entry; a
+//! bundle the log names but the store lacks is an error, so runs cannot be
+//! dropped to leave only the good ones.
+//!
+//! Invariants: no report or reproduction starts from a bundle that has not
+//! passed [`verify_bundle`]; auditing needs only the bundle and the trusted
+//! public key, never a capOS checkout.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use ed25519_dalek::VerifyingKey;
+
+use crate::bundle::files::FileError;
+use crate::bundle::runlog::{self, Verdict};
+use crate::bundle::verify::{verify_integrity, LimitArgs, Limits, VerifiedBundle, VerifyError};
+use crate::proof::{history, summary};
+use crate::terminal::untrusted;
+
+/// The recomputed files, in the order they are compared.
+pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
+
+/// Arguments of `capos verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Bundle directory or packed `.tar` archive.
+    pub bundle: PathBuf,
+    /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+    /// Size cap.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Why a bundle fails the full audit.
+#[derive(thiserror::Error, Debug)]
+pub enum AuditError {
+    /// Steps 1-6: integrity and signature.
+    #[error(transparent)]
+    Integrity(#[from] VerifyError),
+    /// Reading a stored figure file failed.
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// Recomputing the figures from the raw logs failed.
+    #[error("recomputing results from the raw logs failed: {0:#}")]
+    Recompute(anyhow::Error),
+    /// A stored figure differs from the recomputed one.
+    #[error("{path}: line {line} differs from the value recomputed from the raw logs\n  stored:     {stored}\n  recomputed: {recomputed}")]
+    RecomputedMismatch {
+        /// `results.csv` or `summary.json`.
+        path: String,
+        /// 1-based line number of the first difference.
+        line: usize,
+        /// That line as stored (`<end of file>` if absent).
+        stored: String,
+        /// That line as recomputed (`<end of file>` if absent).
+        recomputed: String,
+    },
+}
+
+/// Verify a bundle fully: [`verify_integrity`], then recompute
+/// `results.csv` and `summary.json` from the raw logs and compare bytes.
+pub fn verify_bundle(
+    path: &Path,
+    trusted: &VerifyingKey,
+    limits: Limits,
+) -> Result<VerifiedBundle, AuditError> {
+    let verified = verify_integrity(path, trusted, limits)?;
+    let recomputed = summary::recompute(&verified.files).map_err(AuditError::Recompute)?;
+    for (file, expected) in RECOMPUTED_FILES.iter().zip([
+        recomputed.results_csv.as_bytes(),
+        recomputed.summary_json.as_bytes(),
+    ]) {
+        let stored = verified.files.read(file)?;
+        if let Some(mismatch) = first_difference(file, &stored, expected) {
+            return Err(mismatch);
+        }
+    }
+    Ok(verified)
+}
+
+/// The first line where `stored` and `recomputed` differ, as an error naming `file`.
+fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<AuditError> {
+    if stored == recomputed {
+        return None;
+    }
+    const END: &str = "<end of file>";
+    let show = |line: Option<&[u8]>| {
+        line.map_or_else(
+            || END.to_owned(),
+            |bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                let mut shown: String = text.chars().take(200).collect();
+                if text.chars().count() > 200 {
+                    shown.push_str("...");
+                }
+                format!("{shown:?}")
+            },
+        )
+    };
+    let mut stored_lines = stored.split_inclusive(|byte| *byte == b'\n');
+    let mut recomputed_lines = recomputed.split_inclusive(|byte| *byte == b'\n');
+    let mut line = 0;
+    loop {
+        line += 1;
+        let (left, right) = (stored_lines.next(), recomputed_lines.next());
+        if left != right {
+            return Some(AuditError::RecomputedMismatch {
+                path: file.to_owned(),
+                line,
+                stored: show(left),
+                recomputed: show(right),
+            });
+        }
+    }
+}
+
+/// Audit a bundle (directory or packed archive) offline against a trusted public key.
+pub fn run_command(args: VerifyArgs) -> Result<()> {
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    let verified = match verify_bundle(&args.bundle, &trusted, args.limits.limits()) {
+        Ok(verified) => verified,
+        Err(error @ AuditError::Integrity(VerifyError::NotFound { .. })) => {
+            return Err(error.into())
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("{} failed verification", args.bundle.display())))
+        }
+    };
+    println!(
+        "verified: {} ({} files, key {})",
+        verified.name, verified.file_count, verified.key_id
+    );
+    if let Some(statement) = history::history(&verified.name, &verified.files, &trusted)
+        .with_context(|| format!("{} failed verification", args.bundle.display()))?
+    {
+        println!("run log: {statement}");
+    }
+    Ok(())
+}
+
+/// Run-log subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum LogCommand {
+    /// Verify a store's run log (chain, signed head) and audit every bundle it names.
+    Verify(LogVerifyArgs),
+}
+
+/// Arguments of `capos log verify`.
+#[derive(clap::Args, Debug)]
+pub struct LogVerifyArgs {
+    /// The evidence store (the directory holding runlog.jsonl and the bundles).
+    pub store: PathBuf,
+    /// Public key (SPKI PEM) the log's head and every bundle must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+    /// Size cap, per bundle.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Counts of a verified store's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreAudit {
+    /// Entries in the log.
+    pub entries: usize,
+    /// Sealed runs that passed.
+    pub passed: usize,
+    /// Sealed runs that failed.
+    pub failed: usize,
+    /// Runs broken off by an error (no bundle).
+    pub errors: usize,
+}
+
+/// Verify `store`'s run log against `trusted`, then every bundle it names:
+/// present, fully verified, and saying of itself what its entry says.
+pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<StoreAudit> {
+    let log = runlog::verify_store(store, trusted)
+        .with_context(|| format!("the run log of {} does not verify", store.display()))?
+        .with_context(|| {
+            format!(
+                "{} has no run log ({} and {})",
+                store.display(),
+                runlog::LOG_FILE,
+                runlog::HEAD_FILE
+            )
+        })?;
+    let mut audit = StoreAudit {
+        entries: log.entries.len(),
+        ..StoreAudit::default()
+    };
+    for entry in &log.entries {
+        let Some(name) = &entry.run.bundle else {
+            audit.errors += 1;
+            continue;
+        };
+        let bundle = store.join(name);
+        if !bundle.is_dir() {
+            bail!(
+                "run-log entry {} names bundle {}, which is missing from the store",
+                entry.sequence,
+                untrusted(name)
+            );
+        }
+        let verified = verify_bundle(&bundle, trusted, limits).with_context(|| {
+            format!(
+                "run-log entry {}: bundle {} failed verification",
+                entry.sequence,
+                untrusted(name)
+            )
+        })?;
+        history::check_entry(entry, &verified.files)?;
+        match entry.run.verdict {
+            Verdict::Pass => audit.passed += 1,
+            _ => audit.failed += 1,
+        }
+    }
+    Ok(audit)
+}
+
+/// `capos log verify`.
+pub fn log_command(command: LogCommand) -> Result<()> {
+    let LogCommand::Verify(args) = command;
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    let audit = verify_store(&args.store, &trusted, args.limits.limits())?;
+    println!(
+        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error), every bundle present and verified, key {}",
+        audit.entries,
+        audit.passed,
+        audit.failed,
+        audit.errors,
+        crate::bundle::provenance::key_id(&trusted)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn difference(stored: &str, recomputed: &str) -> Option<(usize, String, String)> {
+        match first_difference("results.csv", stored.as_bytes(), recomputed.as_bytes()) {
+            None => None,
+            Some(AuditError::RecomputedMismatch {
+                path,
+                line,
+                stored,
+                recomputed,
+            }) => {
+                assert_eq!(path, "results.csv");
+                Some((line, stored, recomputed))
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_files_have_no_difference() {
+        assert_eq!(difference("a\nb\n", "a\nb\n"), None);
+    }
+
+    #[test]
+    fn first_differing_line_is_named() {
+        assert_eq!(
+            difference("a\nb\nc\n", "a\nB\nc\n"),
+            Some((2, "\"b\\n\"".into(), "\"B\\n\"".into()))
+        );
+    }
+
+    #[test]
+    fn missing_lines_and_final_newlines_count() {
+        assert_eq!(
+            difference("a\n", "a\nb\n"),
+            Some((2, "<end of file>".into(), "\"b\\n\"".into()))
+        );
+        assert_eq!(
+            difference("a\nb", "a\nb\n"),
+            Some((2, "\"b\"".into(), "\"b\\n\"".into()))
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Proof contracts: what a proof claims, how its runs are judged, which gates decide it.
+//!
+//! A contract is one YAML file, `evidence/contracts/<name>.yaml`. Loading it
+//! is strict: unknown fields, dangling references, invalid or incomplete
+//! regular expressions and speedups without a gate are errors that name the
+//! file and the offending item. A [`Contract`] that exists has passed every
+//! check, and carries its compiled patterns and resolved expectations, so
+//! the judging code never re-validates and never meets a dangling name.
+//!
+//! Format (every field is described on the serde types below):
+//!
+//! ```yaml
+//! name: smp-boot                      # must equal the file stem
+//! description: ...
+//! claim: ...                          # the sentence the evidence supports
+//! accelerator: {publishable_requires: kvm | any}
+//! repetitions: {default: 5, env: CAPOS_SMP_BOOT_RUNS}
+//! cases: [{id, cpus, workers?, cmdline, timeout_secs, memory_mib?,
+//!          os?: capos | linux | native, condition?: {env, min_host_cpus}}]
+//! baseline: {program: smp-process-scale}   # what os: linux/native cases run
+//! result_line:
+//!   process: smp-process-scale        # optional: the capOS process whose
+//!                                     # (framed) line counts
+//!   prefix: "[smp-boot] cpus="        # every line starting with it must match
+//!   pattern: '^...(?P<online>\d+)...$'
+//!   fields: [{name, kind: integer|hex|text|bool, must_equal?, at_least?}]
+//! line_counts: [{pattern, equals}]    # optional cross-checks on other lines
+//! metrics: [{name, unit, better?: lower|higher, source: {field: x} | {arrival_ms: regex}}]
+//! speedups: [{id, metric, baseline_case, case, diagnostic?}]
+//! ratios: [{id, speedup, reference, diagnostic?}]   # speedup / reference
+//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...}]
+//! ```
+//!
+//! Baseline cases and their rules are described in [`crate::proof::baseline`].
+//!
+//! Expectations (`must_equal`, `field_equals.value`, `line_counts.equals`) are
+//! literals (`true`, `5`, `"0x1f"`) or a case attribute with an optional
+//! offset: `case.cpus`, `case.workers`, `case.cpus - 1`.
+
+mod schema;
+mod validate;
+
+pub use schema::*;
+
+use crate::proof::baseline::Ratio;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Directory of the contracts, relative to the workspace root.
+pub const CONTRACTS_DIR: &str = "evidence/contracts";
+
+/// Largest repetition count a contract or an override may ask for.
+pub const MAX_REPETITIONS: u32 = 100;
+
+/// Guest memory when a case does not say.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+
+/// Why a contract could not be loaded; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// The file could not be read.
+    #[error("{}: cannot read the contract: {cause}", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// The YAML does not fit the contract format (unknown field, wrong type, ...).
+    #[error("{}: {cause}", path.display())]
+    Syntax {
+        path: PathBuf,
+        cause: serde_yaml::Error,
+    },
+    /// The YAML parsed but is inconsistent; every problem found is listed.
+    #[error("{}: invalid contract:\n  - {}", path.display(), problems.join("\n  - "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// No contract of that name exists.
+    #[error("no proof contract named {name:?} in {}; available: {}", directory.display(), if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    UnknownProof {
+        name: String,
+        directory: PathBuf,
+        available: Vec<String>,
+    },
+}
+
+/// Where a metric's value comes from, resolved.
+#[derive(Debug, Clone)]
+pub enum MetricSource {
+    /// Index into the result line's fields.
+    Field(usize),
+    /// Host arrival time of the first line matching the regex (whole line).
+    ArrivalMs(Regex),
+}
+
+/// A speedup with its references resolved to indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speedup {
+    /// Index into [`ContractSpec::metrics`].
+    pub metric: usize,
+    /// Index into [`ContractSpec::cases`].
+    pub baseline_case: usize,
+    /// Index into [`ContractSpec::cases`].
+    pub case: usize,
+}
+
+/// A gate with its references resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// See [`GateKind::AllRunsPass`].
+    AllRunsPass,
+    /// See [`GateKind::FieldEquals`]; `field` indexes the result line's fields.
+    FieldEquals {
+        field: usize,
+        expectation: Expectation,
+    },
+    /// See [`GateKind::SpeedupAtLeast`]; `speedup` indexes [`ContractSpec::speedups`].
+    SpeedupAtLeast { speedup: usize, threshold: f64 },
+    /// See [`GateKind::RatioAtLeast`]; `ratio` indexes [`ContractSpec::ratios`].
+    RatioAtLeast { ratio: usize, threshold: f64 },
+}
+
+/// A validated contract: the YAML as written, its exact text, and what
+/// validation resolved (compiled regexes, expectations, indexes).
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// The contract as written.
+    pub spec: ContractSpec,
+    /// Exact text of the file, copied verbatim into bundles.
+    pub text: String,
+    /// Where it was read from (for messages).
+    pub origin: PathBuf,
+    result_pattern: Regex,
+    field_expectations: Vec<Option<Expectation>>,
+    line_count_patterns: Vec<(Regex, Expectation)>,
+    metric_sources: Vec<MetricSource>,
+    speedups: Vec<Speedup>,
+    ratios: Vec<Ratio>,
+    gates: Vec<Gate>,
+}
+
+impl Contract {
+    /// The ratios with resolved speedup indexes, in ratio order.
+    pub fn ratios(&self) -> &[Ratio] {
+        &self.ratios
+    }
+
+    /// The result-line regex, anchored to the whole line.
+    pub fn result_pattern(&self) -> &Regex {
+        &self.result_pattern
+    }
+
+    /// The `must_equal` expectation of each result field, in field order.
+    pub fn field_expectations(&self) -> &[Option<Expectation>] {
+        &self.field_expectations
+    }
+
+    /// The `line_counts` checks, compiled (regex anchored to the whole line).
+    pub fn line_counts(&self) -> &[(Regex, Expectation)] {
+        &self.line_count_patterns
+    }
+
+    /// The source of each metric, in metric order.
+    pub fn metric_sources(&self) -> &[MetricSource] {
+        &self.metric_sources
+    }
+
+    /// The speedups with resolved indexes, in speedup order.
+    pub fn speedups(&self) -> &[Speedup] {
+        &self.speedups
+    }
+
+    /// The gates with resolved references, in gate order.
+    pub fn gates(&self) -> &[Gate] {
+        &self.gates
+    }
+}
+
+/// How many repetitions a run uses, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepetitionChoice {
+    /// Runs per case.
+    pub count: u32,
+    /// Where the number came from: `--runs`, `env CAPOS_...`, or `contract default`.
+    pub source: String,
+}
+
+/// A repetition override that is not a whole number in 1..=100.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}"
+)]
+pub struct RepetitionError {
+    /// `--runs` or the environment variable's name.
+    pub origin: String,
+    /// The rejected text.
+    pub value: String,
+}
+
+/// Parse a repetition count from `origin` (flag or environment variable).
+pub fn parse_repetitions(origin: &str, value: &str) -> Result<u32, RepetitionError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|count| (1..=MAX_REPETITIONS).contains(count))
+        .ok_or_else(|| RepetitionError {
+            origin: origin.to_string(),
+            value: value.to_string(),
+        })
+}
+
+impl Contract {
+    /// Repetitions for a run: `flag` (from `--runs`) wins, then the contract's
+    /// environment variable, then its default. A bad value is an error, never ignored.
+    pub fn choose_repetitions(
+        &self,
+        flag: Option<&str>,
+    ) -> Result<RepetitionChoice, RepetitionError> {
+        if let Some(value) = flag {
+            return Ok(RepetitionChoice {
+                count: parse_repetitions("--runs", value)?,
+                source: "--runs".into(),
+            });
+        }
+        let variable = &self.spec.repetitions.env;
+        match std::env::var(variable) {
+            Ok(value) => Ok(RepetitionChoice {
+                count: parse_repetitions(variable, &value)?,
+                source: format!("env {variable}"),
+            }),
+            Err(std::env::VarError::NotUnicode(value)) => Err(RepetitionError {
+                origin: variable.clone(),
+                value: value.to_string_lossy().into_owned(),
+            }),
+            Err(std::env::VarError::NotPresent) => Ok(RepetitionChoice {
+                count: self.spec.repetitions.default,
+                source: "contract default".into(),
+            }),
+        }
+    }
+}
+
+/// Read and validate the contract at `path`; its `name` must equal the file stem.
+pub fn load(path: &Path) -> Result<Contract, ContractError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| ContractError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let contract = parse(&text, path)?;
+    let stem = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("");
+    if contract.spec.name != stem {
+        return Err(ContractError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![format!(
+                "name {:?} does not match the file name {:?} (a contract is found by its name)",
+                contract.spec.name, stem
+            )],
+        });
+    }
+    Ok(contract)
+}
+
+/// The contract named `name` in `<root>/evidence/contracts/`.
+pub fn find(root: &Path, name: &str) -> Result<Contract, ContractError> {
+    let directory = root.join(CONTRACTS_DIR);
+    let is_plain_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let path = directory.join(format!("{name}.yaml"));
+    if !is_plain_name || !path.is_file() {
+        return Err(ContractError::UnknownProof {
+            name: name.to_string(),
+            available: available(root),
+            directory,
+        });
+    }
+    load(&path)
+}
+
+/// Names of every contract in `<root>/evidence/contracts/`, sorted.
+pub fn available(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(CONTRACTS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                return None;
+            }
+            path.file_stem()
+                .and_then(|stem| stem.to_str())
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Parse and validate contract text; `origin` is only used in messages.
+pub fn parse(text: &str, origin: &Path) -> Result<Contract, ContractError> {
+    let spec: ContractSpec = serde_yaml::from_str(text).map_err(|cause| ContractError::Syntax {
+        path: origin.to_path_buf(),
+        cause,
+    })?;
+    match validate::validate(&spec) {
+        Ok(resolved) => Ok(Contract {
+            spec: spec.clone(),
+            text: text.to_string(),
+            origin: origin.to_path_buf(),
+            result_pattern: resolved.result_pattern,
+            field_expectations: resolved.field_expectations,
+            line_count_patterns: resolved.line_count_patterns,
+            metric_sources: resolved.metric_sources,
+            speedups: resolved.speedups,
+            ratios: resolved.ratios,
+            gates: resolved.gates,
+        }),
+        Err(problems) => Err(ContractError::Invalid {
+            path: origin.to_path_buf(),
+            problems,
+        }),
+    }
+}

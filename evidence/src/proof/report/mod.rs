@@ -1,0 +1,537 @@
+//! `capos report`: the proof-contract report (Markdown and HTML) of a verified bundle.
+//!
+//! The bundle is verified first (digests, signature, recomputed figures);
+//! unverified evidence is never rendered. The templates (`templates/report.md.j2`,
+//! `templates/report.html.j2`) are built into the binary, so a report needs no
+//! checkout (`--templates <dir>` renders with others), and they
+//! receive preformatted figures, so the same bundle always renders to the
+//! same bytes: nothing depends on the time of rendering or on float
+//! formatting inside the template engine. Charts are SVG generated here.
+
+mod charts;
+
+use crate::bundle::files::BundleFiles;
+use crate::bundle::keys;
+use crate::bundle::verify::LimitArgs;
+use crate::proof::baseline::view as baseline_view;
+use crate::proof::contract::ContractSpec;
+use crate::proof::inputs::Inputs;
+use crate::proof::stats;
+use crate::proof::summary::{self, GateVerdict, SummaryDocument};
+use crate::proof::{audit, history};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Markdown report template.
+pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
+/// HTML report template.
+pub const HTML_TEMPLATE: &str = "report.html.j2";
+/// Files of one run's log directory, in the order the report lists them.
+const RUN_FILES: [&str; 5] = [
+    crate::guest::qemu::SERIAL_LOG,
+    crate::guest::qemu::TIMED_LOG,
+    crate::guest::qemu::STDERR_LOG,
+    crate::guest::qemu::COMMAND_FILE,
+    summary::EXIT_FILE,
+];
+
+/// Arguments of `capos report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Bundle directory or packed `.tar` archive.
+    pub bundle: PathBuf,
+    /// Public key (SPKI PEM) the bundle's provenance must be signed with.
+    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
+    pub trusted_key: PathBuf,
+    /// Output directory (default: <bundle>/../reports/<bundle name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Render with the `report.md.j2` and `report.html.j2` in this directory
+    /// instead of the templates built into capos.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Size cap.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The two report templates' sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    /// Where they came from, for messages (`built-in` or a directory).
+    pub origin: String,
+    /// `report.md.j2`.
+    pub markdown: String,
+    /// `report.html.j2`.
+    pub html: String,
+}
+
+impl Templates {
+    /// The templates of the checkout this binary was built from.
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self {
+            origin: "built-in templates".to_owned(),
+            markdown: include_str!("../../../../templates/report.md.j2").to_owned(),
+            html: include_str!("../../../../templates/report.html.j2").to_owned(),
+        }
+    }
+
+    /// `report.md.j2` and `report.html.j2` from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading template {}", path.display()))
+        };
+        Ok(Self {
+            origin: dir.display().to_string(),
+            markdown: read(MARKDOWN_TEMPLATE)?,
+            html: read(HTML_TEMPLATE)?,
+        })
+    }
+}
+
+/// What the report says about the bundle itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleFacts {
+    /// Bundle name (sha256 of its manifest).
+    pub name: String,
+    /// Id of the key that signed it.
+    pub key_id: String,
+    /// Files the manifest lists.
+    pub files: usize,
+    /// Path prefix from the report to the bundle's files, when they can be linked.
+    pub link_prefix: Option<String>,
+    /// The `capos` that made the bundle (SLSA `builder.version`: `capos`,
+    /// `capos-commit`), empty for bundles that predate it.
+    pub tool: BTreeMap<String, String>,
+    /// What the store's run log says about this run and its siblings, when
+    /// the log is at hand.
+    pub history: Option<String>,
+}
+
+/// A rendered report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// report.md
+    pub markdown: String,
+    /// report.html
+    pub html: String,
+    /// SVG charts `(file name, contents)`, also inlined in the HTML.
+    pub charts: Vec<(String, String)>,
+}
+
+/// `capos report`: verify, render, write report.md, report.html and the charts.
+pub fn run_command(args: ReportArgs) -> Result<()> {
+    let trusted = keys::load_verifying_key(&args.trusted_key)?;
+    let templates = match &args.templates {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    let verified = audit::verify_bundle(&args.bundle, &trusted, args.limits.limits())
+        .with_context(|| {
+            format!(
+                "refusing to report on {}: verification failed",
+                args.bundle.display()
+            )
+        })?;
+    let parent = args
+        .bundle
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let out = args
+        .out
+        .unwrap_or_else(|| parent.join("reports").join(&verified.name));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let link_prefix = if args.bundle.is_dir() {
+        relative_link(&out, &args.bundle)
+    } else {
+        None
+    };
+    let facts = BundleFacts {
+        name: verified.name.clone(),
+        key_id: verified.key_id.clone(),
+        files: verified.file_count,
+        link_prefix,
+        tool: verified
+            .statement
+            .predicate
+            .run_details
+            .builder
+            .version
+            .clone(),
+        history: history::history(&verified.name, &verified.files, &trusted)?,
+    };
+    let rendered = render(&templates, &verified.files, &facts)?;
+    write(&out, &rendered)?;
+    println!("{}", out.join("report.md").display());
+    println!("{}", out.join("report.html").display());
+    Ok(())
+}
+
+/// Write a rendered report into `out`.
+pub fn write(out: &Path, rendered: &Rendered) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let files = [
+        ("report.md", &rendered.markdown),
+        ("report.html", &rendered.html),
+    ];
+    for (name, contents) in files.into_iter().chain(
+        rendered
+            .charts
+            .iter()
+            .map(|(name, svg)| (name.as_str(), svg)),
+    ) {
+        let path = out.join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `target` relative to `from` as a `/`-separated prefix ending in `/`, when both resolve.
+fn relative_link(from: &Path, target: &Path) -> Option<String> {
+    let from = from.canonicalize().ok()?;
+    let target = target.canonicalize().ok()?;
+    let from_parts: Vec<Component> = from.components().collect();
+    let target_parts: Vec<Component> = target.components().collect();
+    let common = from_parts
+        .iter()
+        .zip(&target_parts)
+        .take_while(|(left, right)| left == right)
+        .count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from_parts.len() - common];
+    for part in &target_parts[common..] {
+        parts.push(part.as_os_str().to_str()?.to_string());
+    }
+    let mut prefix = parts.join("/");
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    Some(prefix)
+}
+
+/// One row of the per-case, per-metric table; figures preformatted.
+#[derive(Debug, Serialize)]
+struct MetricRow {
+    case: String,
+    cpus: u32,
+    workers: Option<u32>,
+    passed: usize,
+    runs: usize,
+    metric: String,
+    unit: String,
+    median: String,
+    min: String,
+    max: String,
+    mean: String,
+    stddev: String,
+    n: usize,
+}
+
+/// One row of the speedup table.
+#[derive(Debug, Serialize)]
+struct SpeedupRow {
+    id: String,
+    metric: String,
+    baseline_case: String,
+    case: String,
+    baseline_cpus: u32,
+    case_cpus: u32,
+    value: String,
+    ideal: String,
+    efficiency: String,
+    gates: Vec<SpeedupGate>,
+}
+
+/// A gate applied to a speedup.
+#[derive(Debug, Serialize)]
+struct SpeedupGate {
+    id: String,
+    threshold: String,
+    verdict: GateVerdict,
+}
+
+/// One row of the gate table.
+#[derive(Debug, Serialize)]
+struct GateRow {
+    id: String,
+    kind: String,
+    description: String,
+    threshold: String,
+    value: String,
+    verdict: GateVerdict,
+    detail: String,
+}
+
+/// One run's logs.
+#[derive(Debug, Serialize)]
+struct LogRow {
+    case: String,
+    repetition: u32,
+    verdict: &'static str,
+    directory: String,
+    files: Vec<LogFile>,
+}
+
+/// One log file, with its path inside the bundle.
+#[derive(Debug, Serialize)]
+struct LogFile {
+    name: &'static str,
+    path: String,
+}
+
+/// A chart for the templates.
+#[derive(Debug, Serialize)]
+struct ChartView {
+    title: String,
+    file: String,
+    svg: minijinja::Value,
+}
+
+/// Everything the templates see.
+#[derive(Debug, Serialize)]
+struct ReportContext<'a> {
+    bundle: &'a BundleFacts,
+    contract: &'a ContractSpec,
+    inputs: &'a Inputs,
+    summary: &'a SummaryDocument,
+    metric_rows: Vec<MetricRow>,
+    speedup_rows: Vec<SpeedupRow>,
+    gate_rows: Vec<GateRow>,
+    logs: Vec<LogRow>,
+    charts: Vec<ChartView>,
+    /// capOS beside its baselines (empty without baseline cases).
+    comparison_rows: Vec<baseline_view::ComparisonView>,
+    /// Ratios of speedups, figures preformatted.
+    ratio_rows: Vec<RatioRow>,
+}
+
+/// One ratio of two speedups.
+#[derive(Debug, Serialize)]
+struct RatioRow {
+    id: String,
+    speedup: String,
+    reference: String,
+    value: String,
+    diagnostic: bool,
+}
+
+/// Render the report of the bundle whose `files` the caller verified.
+pub fn render(
+    templates: &Templates,
+    files: &BundleFiles,
+    bundle: &BundleFacts,
+) -> Result<Rendered> {
+    let (contract, inputs, summary) = summary::read_bundle(files)?;
+
+    let charts = charts::charts(&summary);
+    let context = ReportContext {
+        bundle,
+        contract: &contract.spec,
+        inputs: &inputs,
+        summary: &summary,
+        metric_rows: metric_rows(&summary),
+        speedup_rows: speedup_rows(&summary),
+        gate_rows: gate_rows(&summary),
+        logs: log_rows(&summary),
+        comparison_rows: summary
+            .comparison
+            .as_ref()
+            .map(baseline_view::rows)
+            .unwrap_or_default(),
+        ratio_rows: summary
+            .ratios
+            .iter()
+            .map(|ratio| RatioRow {
+                id: ratio.id.clone(),
+                speedup: ratio.speedup.clone(),
+                reference: ratio.reference.clone(),
+                value: figure(ratio.value),
+                diagnostic: ratio.diagnostic,
+            })
+            .collect(),
+        charts: charts
+            .iter()
+            .map(|chart| ChartView {
+                title: chart.title.clone(),
+                file: chart.file.clone(),
+                svg: minijinja::Value::from_safe_string(chart.svg.clone()),
+            })
+            .collect(),
+    };
+
+    let mut environment = minijinja::Environment::new();
+    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    environment.set_trim_blocks(true);
+    environment.set_lstrip_blocks(true);
+    environment.set_keep_trailing_newline(true);
+    environment.add_filter("md_cell", markdown_cell);
+    environment.add_filter("href", href);
+    for (name, source) in [
+        (MARKDOWN_TEMPLATE, &templates.markdown),
+        (HTML_TEMPLATE, &templates.html),
+    ] {
+        environment
+            .add_template_owned(name.to_string(), source.clone())
+            .with_context(|| format!("template {name} ({})", templates.origin))?;
+    }
+    let render = |name: &str| -> Result<String> {
+        environment
+            .get_template(name)?
+            .render(&context)
+            .map_err(|error| anyhow::anyhow!("rendering {name} ({}): {error:#}", templates.origin))
+    };
+    Ok(Rendered {
+        markdown: render(MARKDOWN_TEMPLATE)?,
+        html: render(HTML_TEMPLATE)?,
+        charts: charts
+            .into_iter()
+            .map(|chart| (chart.file, chart.svg))
+            .collect(),
+    })
+}
+
+/// Escape text for a Markdown table cell (pipes and line breaks).
+fn markdown_cell(value: String) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\r', '\n'], " ")
+}
+
+/// An attribute value escaped for HTML but with `/` kept readable.
+fn href(value: String) -> minijinja::Value {
+    minijinja::Value::from_safe_string(charts::xml_escape(&value).replace('\'', "&#39;"))
+}
+
+fn figure(value: Option<f64>) -> String {
+    value
+        .map(stats::format_figure)
+        .unwrap_or_else(|| "—".into())
+}
+
+fn metric_rows(summary: &SummaryDocument) -> Vec<MetricRow> {
+    let mut rows = Vec::new();
+    for case in &summary.cases {
+        for metric in &case.metrics {
+            let statistics = metric.statistics.as_ref();
+            rows.push(MetricRow {
+                case: case.id.clone(),
+                cpus: case.cpus,
+                workers: case.workers,
+                passed: case.passed,
+                runs: case.runs,
+                metric: metric.name.clone(),
+                unit: metric.unit.clone(),
+                median: figure(statistics.map(|s| s.median)),
+                min: figure(statistics.map(|s| s.min)),
+                max: figure(statistics.map(|s| s.max)),
+                mean: figure(statistics.map(|s| s.mean)),
+                stddev: figure(statistics.and_then(|s| s.stddev)),
+                n: statistics.map(|s| s.n).unwrap_or(0),
+            });
+        }
+    }
+    rows
+}
+
+fn speedup_rows(summary: &SummaryDocument) -> Vec<SpeedupRow> {
+    summary
+        .speedups
+        .iter()
+        .map(|speedup| {
+            let gates = summary
+                .gates
+                .iter()
+                .filter(|gate| gate.speedup.as_deref() == Some(speedup.id.as_str()))
+                .map(|gate| SpeedupGate {
+                    id: gate.id.clone(),
+                    threshold: figure(gate.threshold),
+                    verdict: gate.verdict,
+                })
+                .collect();
+            SpeedupRow {
+                id: speedup.id.clone(),
+                metric: speedup.metric.clone(),
+                baseline_case: speedup.baseline_case.clone(),
+                case: speedup.case.clone(),
+                baseline_cpus: speedup.baseline_cpus,
+                case_cpus: speedup.case_cpus,
+                value: figure(speedup.value),
+                ideal: figure(Some(speedup.ideal)),
+                efficiency: speedup
+                    .value
+                    .map(|value| format!("{:.1}%", 100.0 * value / speedup.ideal))
+                    .unwrap_or_else(|| "—".into()),
+                gates,
+            }
+        })
+        .collect()
+}
+
+fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
+    summary
+        .gates
+        .iter()
+        .map(|gate| GateRow {
+            id: gate.id.clone(),
+            kind: gate.kind.to_string(),
+            description: gate.description.trim().to_string(),
+            threshold: gate.threshold.map(stats::format_figure).unwrap_or_default(),
+            value: gate.value.map(stats::format_figure).unwrap_or_default(),
+            verdict: gate.verdict,
+            detail: gate.detail.clone(),
+        })
+        .collect()
+}
+
+fn log_rows(summary: &SummaryDocument) -> Vec<LogRow> {
+    let mut rows = Vec::new();
+    for case in summary.cases.iter().filter(|case| case.skipped.is_none()) {
+        for repetition in 1..=summary.repetitions {
+            let failed = summary
+                .failures
+                .iter()
+                .any(|failure| failure.case == case.id && failure.repetition == repetition);
+            let directory = summary::run_log_path(&case.id, repetition);
+            rows.push(LogRow {
+                case: case.id.clone(),
+                repetition,
+                verdict: if failed { "fail" } else { "pass" },
+                files: RUN_FILES
+                    .iter()
+                    .map(|name| LogFile {
+                        name,
+                        path: format!("{directory}/{name}"),
+                    })
+                    .collect(),
+                directory,
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_cells_are_escaped() {
+        assert_eq!(markdown_cell("a|b\nc".into()), "a\\|b c");
+    }
+
+    #[test]
+    fn relative_links_walk_up_and_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("store/abc");
+        let out = dir.path().join("store/reports/abc");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        assert_eq!(relative_link(&out, &bundle).as_deref(), Some("../../abc/"));
+    }
+}

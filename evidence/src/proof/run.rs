@@ -1,0 +1,695 @@
+//! `capos run <proof>`: boot every case of a proof contract N times and store a signed bundle.
+//!
+//! The run records what it used before it measures anything (inputs.json),
+//! keeps every raw log, and computes results.csv and summary.json with
+//! [`summary::recompute`] over its own staging directory, so the stored
+//! figures are exactly what an auditor recomputes. A failed run or gate still
+//! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
+
+use crate::bundle::files::BundleFiles;
+use crate::bundle::keys;
+use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
+use crate::bundle::writer::BundleWriter;
+use crate::guest::build;
+use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
+use crate::proof::baseline::rules;
+use crate::proof::baseline::runner as baseline_runner;
+use crate::proof::contract::{self, Contract, RepetitionChoice};
+use crate::proof::history;
+use crate::proof::inputs::{
+    AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SkippedCase, SourceRecord,
+    INPUTS_FORMAT,
+};
+use crate::proof::stats;
+use crate::proof::summary::wording::Wording;
+use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
+use crate::{paths, tools};
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+/// SLSA `buildType` of a proof run.
+pub const BUILD_TYPE: &str = "https://capos.dev/evidence/run/v1";
+/// SLSA builder id of the local `capos` CLI.
+pub const BUILDER_ID: &str = "https://capos.dev/evidence/builder/capos-cli";
+/// Environment variables a run reads besides the contract's repetition variable.
+const RECORDED_VARIABLES: &[&str] = &[
+    "CAPOS_ROOT",
+    "CAPOS_EVIDENCE_STORE",
+    "CAPOS_SIGNING_KEY",
+    "CAPOS_TARGET_DIR",
+    "CAPOS_GRUB_PLATFORM_DIR",
+    "SOURCE_DATE_EPOCH",
+    // Set by the Nix apps (flake.nix): which app, the ISO's store path, and the lock.
+    "CAPOS_NIX_APP",
+    "CAPOS_NIX_ISO",
+    "CAPOS_FLAKE_LOCK_SHA256",
+    "CAPOS_FLAKE_REV",
+    "CAPOS_FLAKE_NAR_HASH",
+    "CAPOS_FLAKE_LAST_MODIFIED",
+    // The Linux guest kernel and the static baseline program, when given.
+    crate::proof::baseline::linux_kernel::KERNEL_VARIABLE,
+    crate::proof::baseline::program::PROGRAM_VARIABLE,
+];
+
+/// Arguments of `capos run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
+    pub proof: String,
+    /// Repetitions per case, 1..=100 (default: the contract's CAPOS_*_RUNS variable, else its default).
+    #[arg(long)]
+    pub runs: Option<String>,
+    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    pub accel: AccelRequest,
+    /// Boot this ISO instead of building target/iso/capos.iso first.
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    /// Bundle store directory (default: target/evidence).
+    #[arg(long, env = "CAPOS_EVIDENCE_STORE")]
+    pub store: Option<PathBuf>,
+    /// Ed25519 signing key (PKCS#8 PEM); default: the workspace key, generated on first use.
+    #[arg(long, env = "CAPOS_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// The accelerator request as recorded: its `--accel` name (`auto`, `kvm`, `tcg`).
+pub fn accel_request_name(request: AccelRequest) -> String {
+    use clap::ValueEnum;
+    request
+        .to_possible_value()
+        .map(|value| value.get_name().to_string())
+        .unwrap_or_default()
+}
+
+/// Parse a recorded accelerator request (the `--accel` names).
+pub fn parse_accel_request(name: &str) -> Option<AccelRequest> {
+    <AccelRequest as clap::ValueEnum>::from_str(name, false).ok()
+}
+
+/// What a run needs, already resolved (shared by `run` and `reproduce`).
+pub struct RunPlan<'a> {
+    /// The contract to run.
+    pub contract: &'a Contract,
+    /// Repetitions per case.
+    pub repetitions: RepetitionChoice,
+    /// Accelerator request (auto is probed once).
+    pub accel_request: AccelRequest,
+    /// The ISO to boot.
+    pub iso: PathBuf,
+    /// Its sha256, taken once when the ISO was chosen or built.
+    pub iso_sha256: String,
+    /// Whether this process built the ISO.
+    pub iso_built: bool,
+    /// Bundle store.
+    pub store: PathBuf,
+    /// Provenance signing key.
+    pub signing_key: SigningKey,
+}
+
+/// A finished, sealed run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Sealed bundle directory.
+    pub bundle: PathBuf,
+    /// The stored summary.
+    pub summary: SummaryDocument,
+}
+
+impl RunOutcome {
+    /// Whether every run and gate passed.
+    pub fn succeeded(&self) -> bool {
+        self.summary.all_passed()
+    }
+}
+
+/// The bundle store: `explicit` (flag or CAPOS_EVIDENCE_STORE), else target/evidence.
+pub fn store_dir(root: &Path, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| crate::paths::target_dir(root).join("evidence"))
+}
+
+/// `capos run`: resolve the plan, run it, print the verdicts and the bundle path last.
+pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
+    let contract = contract::find(root, &args.proof)?;
+    let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
+    let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
+    let (iso, iso_sha256, iso_built) = match args.iso {
+        Some(iso) => {
+            let sha256 = sha256_of(&iso)?;
+            (iso, sha256, false)
+        }
+        None => {
+            let built = build::build_iso(root, &paths::iso(root))?;
+            (built.path, built.sha256, true)
+        }
+    };
+    let plan = RunPlan {
+        contract: &contract,
+        repetitions,
+        accel_request: args.accel,
+        iso,
+        iso_sha256,
+        iso_built,
+        store: store_dir(root, args.store),
+        signing_key,
+    };
+    let outcome = execute(root, &plan)?;
+    finish(&outcome)
+}
+
+/// Exit status policy: an error (after the bundle path was printed) when anything failed.
+pub fn finish(outcome: &RunOutcome) -> Result<()> {
+    if outcome.succeeded() {
+        return Ok(());
+    }
+    let failed_gates = outcome
+        .summary
+        .gates
+        .iter()
+        .filter(|gate| gate.verdict == GateVerdict::Fail)
+        .count();
+    bail!(
+        "{} of {} runs failed and {failed_gates} gate(s) failed; the failed evidence is stored in {}",
+        outcome.summary.runs.failed,
+        outcome.summary.runs.total,
+        outcome.bundle.display()
+    )
+}
+
+/// Run every case and repetition of `plan`, write and seal the bundle, print
+/// progress and verdicts, and record the run, whatever its outcome, in the
+/// store's run log.
+pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
+    let started_on = crate::time::rfc3339(SystemTime::now());
+    let result = execute_unrecorded(root, plan, &started_on);
+    let run = history::RunEnd {
+        contract: &plan.contract.spec.name,
+        commit: git_state(root),
+        started: started_on.clone(),
+        finished: crate::time::rfc3339(SystemTime::now()),
+        outcome: match &result {
+            Ok(outcome) => Ok((outcome.bundle.as_path(), &outcome.summary)),
+            Err(error) => Err(format!("{error:#}")),
+        },
+    };
+    match (history::record(&plan.store, &plan.signing_key, run), result) {
+        (Ok(_), result) => result,
+        (Err(log_error), Ok(outcome)) => Err(log_error.context(format!(
+            "the bundle is sealed at {}, but its run was not recorded",
+            outcome.bundle.display()
+        ))),
+        (Err(log_error), Err(error)) => Err(error.context(format!(
+            "the run was not recorded in the run log either: {log_error:#}"
+        ))),
+    }
+}
+
+/// [`execute`] without the run-log entry.
+fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Result<RunOutcome> {
+    let contract = plan.contract;
+    let proof = contract.spec.name.as_str();
+    let qemu_binary = tools::require(&tools::QEMU)?;
+    build::check_iso_signature(&plan.iso)?;
+    let choice = qemu::detect_accel(root, plan.accel_request)?;
+    eprintln!(
+        "capos: [{proof}] accel={} ({})",
+        choice.accel, choice.reason
+    );
+    let host_cpus = host_record().cpu_count;
+    let mut skipped_cases = Vec::new();
+    let mut running = Vec::new();
+    for (index, case) in contract.spec.cases.iter().enumerate() {
+        match rules::skip_reason(case, host_cpus, |name| std::env::var(name).ok()) {
+            Some(reason) => {
+                eprintln!("capos: [{proof}] case {} skipped: {reason}", case.id);
+                skipped_cases.push(SkippedCase {
+                    id: case.id.clone(),
+                    reason,
+                });
+            }
+            None => running.push(index),
+        }
+    }
+    let running_cases: Vec<&contract::CaseSpec> = running
+        .iter()
+        .map(|&index| &contract.spec.cases[index])
+        .collect();
+    let baselines = baseline_runner::prepare(root, contract, &running_cases)?;
+
+    let writer = BundleWriter::create(&plan.store)?;
+    let bundle_root = writer.root().to_path_buf();
+    write_file(&bundle_root.join(summary::CONTRACT_FILE), &contract.text)?;
+    let mut inputs = collect_inputs(root, plan, &choice, &qemu_binary)?;
+    for condition in contract
+        .spec
+        .cases
+        .iter()
+        .filter_map(|case| case.condition.as_ref())
+    {
+        if let Ok(value) = std::env::var(&condition.env) {
+            inputs.environment.insert(condition.env.clone(), value);
+        }
+    }
+    inputs.skipped_cases = skipped_cases;
+    inputs.baseline = baselines.as_ref().map(|prepared| prepared.inputs.clone());
+    write_file(
+        &bundle_root.join(summary::INPUTS_FILE),
+        &summary::json_text(&inputs)?,
+    )?;
+
+    let count = plan.repetitions.count;
+    let total = running.len() as u64 * u64::from(count);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("[{proof}]"));
+    // Interleaved by repetition (every case once, then again), so drift on
+    // a shared machine hits every case and system alike.
+    let mut all_records: Vec<Vec<RunRecord>> = vec![Vec::new(); contract.spec.cases.len()];
+    for repetition in 1..=count {
+        for &case_index in &running {
+            let case = &contract.spec.cases[case_index];
+            bar.set_message(format!("{} run {repetition}/{count}", case.id));
+            if bar.is_hidden() {
+                eprintln!("capos: [{proof}] {} run {repetition}/{count}", case.id);
+            }
+            let run_dir = summary::run_log_path(&case.id, repetition);
+            let record = match &baselines {
+                Some(prepared) if !case.os.is_capos() => {
+                    let log_dir = bundle_root.join(&run_dir);
+                    let exit = baseline_runner::run_case(prepared, case, choice.accel, &log_dir)
+                        .with_context(|| {
+                            format!("running case {} repetition {repetition}", case.id)
+                        })?;
+                    write_file(
+                        &log_dir.join(summary::EXIT_FILE),
+                        &summary::json_text(&exit)?,
+                    )?;
+                    summary::evaluate_run_dir(
+                        contract,
+                        case_index,
+                        repetition,
+                        &BundleFiles::staging(&bundle_root),
+                        &run_dir,
+                        Wording::CURRENT,
+                    )?
+                }
+                _ => run_one(
+                    contract,
+                    case_index,
+                    repetition,
+                    &plan.iso,
+                    choice.accel,
+                    &bundle_root,
+                )?,
+            };
+            bar.inc(1);
+            all_records[case_index].push(record);
+        }
+    }
+    for &case_index in &running {
+        let case = &contract.spec.cases[case_index];
+        let records = &all_records[case_index];
+        let line = case_line(contract, case_index, records);
+        bar.suspend(|| {
+            println!("{line}");
+            for record in records.iter().filter(|record| !record.passed()) {
+                println!(
+                    "[{proof}]   {} run {} failed: {} (logs: {})",
+                    case.id,
+                    record.repetition,
+                    record.problems.join("; "),
+                    summary::run_log_path(&case.id, record.repetition)
+                );
+            }
+        });
+    }
+    bar.finish_and_clear();
+
+    let recomputed = summary::recompute(&BundleFiles::staging(&bundle_root))
+        .context("computing the summary of this run")?;
+    write_file(
+        &bundle_root.join(summary::RESULTS_FILE),
+        &recomputed.results_csv,
+    )?;
+    write_file(
+        &bundle_root.join(summary::SUMMARY_FILE),
+        &recomputed.summary_json,
+    )?;
+    let summary: SummaryDocument = serde_json::from_str(&recomputed.summary_json)?;
+
+    let facts = build_facts(plan, &inputs, started_on)?;
+    let bundle = writer.seal(&plan.signing_key, &facts)?;
+    for gate in &summary.gates {
+        let verdict = match gate.verdict {
+            GateVerdict::Pass => "pass",
+            GateVerdict::Fail => "FAIL",
+        };
+        println!("[{proof}] gate {}: {verdict} ({})", gate.id, gate.detail);
+    }
+    for note in &summary.notes {
+        println!("[{proof}] note: {note}");
+    }
+    println!(
+        "[{proof}] claim: {} ({})",
+        summary.claim.level, summary.claim.reason
+    );
+    println!("{}", bundle.display());
+    Ok(RunOutcome { bundle, summary })
+}
+
+/// Boot one repetition, record how QEMU ended, and judge the logs as stored.
+fn run_one(
+    contract: &Contract,
+    case_index: usize,
+    repetition: u32,
+    iso: &Path,
+    accel: Accel,
+    bundle_root: &Path,
+) -> Result<RunRecord> {
+    let case = &contract.spec.cases[case_index];
+    let run_dir = summary::run_log_path(&case.id, repetition);
+    let log_dir = bundle_root.join(&run_dir);
+    let spec = CaseSpec {
+        iso: iso.to_path_buf(),
+        cpus: case.cpus,
+        memory_mib: case.memory(),
+        accel,
+        cmdline: case.cmdline.clone(),
+        timeout: Duration::from_secs(case.timeout_secs),
+        log_dir: log_dir.to_path_buf(),
+    };
+    let outcome = qemu::run_case(&spec)
+        .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
+    let exit = ExitRecord {
+        exit_code: outcome.exit_code,
+        timed_out: outcome.verdict == Verdict::Timeout,
+        wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
+        pinned_cpus: None,
+    };
+    write_file(
+        &log_dir.join(summary::EXIT_FILE),
+        &summary::json_text(&exit)?,
+    )?;
+    Ok(summary::evaluate_run_dir(
+        contract,
+        case_index,
+        repetition,
+        &BundleFiles::staging(bundle_root),
+        &run_dir,
+        Wording::CURRENT,
+    )?)
+}
+
+/// `[proof] case=<id> runs=N passed=P median_<metric>=.. min=.. max=..` for one finished case.
+pub fn case_line(contract: &Contract, case_index: usize, records: &[RunRecord]) -> String {
+    let case = &contract.spec.cases[case_index];
+    let passed: Vec<&RunRecord> = records.iter().filter(|record| record.passed()).collect();
+    let mut line = format!(
+        "[{}] case={} runs={} passed={}",
+        contract.spec.name,
+        case.id,
+        records.len(),
+        passed.len()
+    );
+    for (index, metric) in contract.spec.metrics.iter().enumerate() {
+        let values: Vec<f64> = passed
+            .iter()
+            .filter_map(|record| record.metrics[index])
+            .collect();
+        match stats::summarize(&values) {
+            Ok(summary) => line.push_str(&format!(
+                " median_{}={} min={} max={}",
+                metric.name,
+                stats::format_figure(summary.median),
+                stats::format_figure(summary.min),
+                stats::format_figure(summary.max)
+            )),
+            Err(_) => line.push_str(&format!(" median_{}=none", metric.name)),
+        }
+    }
+    line
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Gather inputs.json for `plan`.
+fn collect_inputs(
+    root: &Path,
+    plan: &RunPlan<'_>,
+    choice: &qemu::AccelChoice,
+    qemu_binary: &Path,
+) -> Result<Inputs> {
+    let iso = ArtifactRecord {
+        path: build::display_relative(root, &plan.iso),
+        sha256: plan.iso_sha256.clone(),
+        built_by_run: plan.iso_built,
+    };
+    let kernel_path = paths::kernel_elf(root);
+    let kernel = if plan.iso_built && kernel_path.is_file() {
+        Some(ArtifactRecord {
+            path: build::display_relative(root, &kernel_path),
+            sha256: sha256_of(&kernel_path)?,
+            built_by_run: true,
+        })
+    } else {
+        None
+    };
+    let mut environment = BTreeMap::new();
+    let repetition_variable = plan.contract.spec.repetitions.env.as_str();
+    for name in RECORDED_VARIABLES
+        .iter()
+        .copied()
+        .chain([repetition_variable])
+    {
+        if let Ok(value) = std::env::var(name) {
+            environment.insert(name.to_string(), value);
+        }
+    }
+    let optional_digest = |path: PathBuf| -> Result<Option<String>> {
+        if path.is_file() {
+            Ok(Some(sha256_of(&path)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let (git_commit, git_dirty) = git_state(root);
+    Ok(Inputs {
+        format: INPUTS_FORMAT.into(),
+        proof: plan.contract.spec.name.clone(),
+        repetitions: plan.repetitions.clone(),
+        accelerator: AcceleratorRecord {
+            requested: accel_request_name(plan.accel_request),
+            name: choice.accel,
+            reason: choice.reason.clone(),
+        },
+        iso,
+        kernel,
+        qemu: QemuRecord {
+            version: qemu_version(qemu_binary)?,
+            path: qemu_binary.display().to_string(),
+            sha256: sha256_of(qemu_binary)?,
+        },
+        host: host_record(),
+        source: SourceRecord {
+            git_commit,
+            git_dirty,
+            cargo_lock_sha256: optional_digest(root.join("Cargo.lock"))?,
+            flake_lock_sha256: optional_digest(root.join("flake.lock"))?,
+        },
+        environment,
+        skipped_cases: Vec::new(),
+        baseline: None,
+    })
+}
+
+/// First line of `qemu --version`.
+fn qemu_version(qemu_binary: &Path) -> Result<String> {
+    let output = Command::new(qemu_binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version", qemu_binary.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.lines().next() {
+        Some(line) if output.status.success() => Ok(line.trim().to_string()),
+        _ => bail!(
+            "{} --version failed ({})",
+            qemu_binary.display(),
+            output.status
+        ),
+    }
+}
+
+/// CPU model, logical CPU count and kernel release of this machine.
+pub fn host_record() -> HostRecord {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let processors = cpuinfo
+        .lines()
+        .filter(|line| line.split(':').next().map(str::trim) == Some("processor"))
+        .count();
+    let cpu_count = if processors > 0 {
+        processors
+    } else {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|text| text.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    HostRecord {
+        cpu_model,
+        cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
+        kernel,
+    }
+}
+
+/// HEAD commit and whether the tree differs from it (None when git is unavailable).
+pub fn git_state(root: &Path) -> (Option<String>, Option<bool>) {
+    let commit = crate::git::output(root, &["rev-parse", "HEAD"]);
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| {
+            crate::git::output(root, &["status", "--porcelain", "--untracked-files=normal"])
+        })
+        .map(|text| !text.is_empty());
+    (commit, dirty)
+}
+
+/// Provenance facts: external parameters are what the user chose, internal what the run found.
+fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<BuildFacts> {
+    let external_parameters = serde_json::json!({
+        "proof": plan.contract.spec.name,
+        "contract_sha256": crate::digest::sha256_hex(plan.contract.text.as_bytes()),
+        "runs": plan.repetitions.count,
+        "runs_source": plan.repetitions.source,
+        "accel": accel_request_name(plan.accel_request),
+    });
+    let internal_parameters = serde_json::json!({
+        "accelerator": inputs.accelerator,
+        "host": inputs.host,
+        "qemu_version": inputs.qemu.version,
+        "git_commit": inputs.source.git_commit,
+        "git_dirty": inputs.source.git_dirty,
+        "environment": inputs.environment,
+    });
+    let mut dependencies = vec![ResourceDescriptor::sha256(
+        &inputs.iso.path,
+        &inputs.iso.sha256,
+    )];
+    if let Some(kernel) = &inputs.kernel {
+        dependencies.push(ResourceDescriptor::sha256(&kernel.path, &kernel.sha256));
+    }
+    dependencies.push(ResourceDescriptor::sha256(
+        &inputs.qemu.path,
+        &inputs.qemu.sha256,
+    ));
+    if let Some(baseline) = &inputs.baseline {
+        dependencies.push(ResourceDescriptor::sha256(
+            &baseline.init.path,
+            &baseline.init.sha256,
+        ));
+        if let Some(kernel) = &baseline.linux_kernel {
+            dependencies.push(ResourceDescriptor::sha256(&kernel.path, &kernel.sha256));
+        }
+        if let Some(initramfs) = &baseline.initramfs {
+            dependencies.push(ResourceDescriptor::sha256(
+                &initramfs.path,
+                &initramfs.sha256,
+            ));
+        }
+    }
+    if let Some(digest) = &inputs.source.cargo_lock_sha256 {
+        dependencies.push(ResourceDescriptor::sha256("Cargo.lock", digest));
+    }
+    if let Some(digest) = &inputs.source.flake_lock_sha256 {
+        dependencies.push(ResourceDescriptor::sha256("flake.lock", digest));
+    }
+    if let Some(commit) = &inputs.source.git_commit {
+        dependencies.push(ResourceDescriptor {
+            name: "source".into(),
+            uri: None,
+            digest: BTreeMap::from([("gitCommit".to_string(), commit.clone())]),
+        });
+    }
+    let mut random = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+    Ok(BuildFacts {
+        build_type: BUILD_TYPE.into(),
+        external_parameters,
+        internal_parameters,
+        resolved_dependencies: dependencies,
+        builder_id: BUILDER_ID.into(),
+        builder_version: crate::tool::builder_version(),
+        invocation_id: format!("urn:uuid:{}", uuid_text(random)),
+        started_on: started_on.to_string(),
+        finished_on: crate::time::rfc3339(SystemTime::now()),
+    })
+}
+
+/// A random (version 4) UUID in its usual text form.
+fn uuid_text(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// sha256 of a file the run used (ISO, kernel, QEMU, lock files).
+fn sha256_of(path: &Path) -> Result<String> {
+    Ok(crate::digest::file_sha256(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let text = uuid_text([0xff; 16]);
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "4");
+        assert_eq!(&text[19..20], "b");
+    }
+
+    #[test]
+    fn accel_names_round_trip() {
+        for request in [AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg] {
+            assert_eq!(
+                parse_accel_request(&accel_request_name(request)),
+                Some(request)
+            );
+        }
+    }
+}

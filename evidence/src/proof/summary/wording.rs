@@ -1,0 +1,466 @@
+//! Every sentence that becomes part of `results.csv` or `summary.json`,
+//! frozen per bundle format version.
+//!
+//! Invariants:
+//! - Verification recomputes those files and compares bytes, so the text a
+//!   format version produces never changes: rewording a v1 sentence would
+//!   make every older bundle fail `capos verify`. To say something new, add
+//!   a version (a [`Wording`] variant, its `inputs.json` and `summary.json`
+//!   format tags, and its own sentences), keep the old ones, and let the
+//!   format a bundle records choose. `tests/frozen_wording.rs` pins v1.
+//! - Judging decides *what* is wrong (the typed messages below); only this
+//!   file decides how it reads. Values are shown with their own `Display`
+//!   (figures with `stats::format_figure`), which is part of the format too.
+
+use crate::guest::qemu::Accel;
+use crate::proof::contract::{Expectation, FieldKind, FieldValue};
+
+/// The wording of one bundle format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// `capos-inputs/v1`, `capos-summary/v1`.
+    V1,
+}
+
+/// Why one run failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunProblem<'a> {
+    /// The harness killed QEMU at the case's timeout.
+    TimedOut,
+    /// The guest reported failure through isa-debug-exit.
+    GuestFailure { status: i32 },
+    /// QEMU exited 0: a reset or triple fault, no guest verdict.
+    NoGuestVerdict,
+    /// QEMU exited with another status.
+    QemuStatus { status: i32 },
+    /// QEMU was killed by a signal.
+    Killed,
+    /// No serial line starts with the result prefix.
+    ResultLineMissing { prefix: &'a str },
+    /// Several serial lines start with the result prefix (1-based line numbers).
+    ResultLineDuplicated { prefix: &'a str, lines: &'a [usize] },
+    /// The result line does not match the contract's pattern.
+    ResultLineUnmatched { line: usize, text: &'a str },
+    /// A field's group did not take part in the match.
+    FieldNotCaptured { line: usize, field: &'a str },
+    /// A field's text is not of its kind.
+    FieldUnreadable {
+        line: usize,
+        field: &'a str,
+        kind: FieldKind,
+        text: &'a str,
+    },
+    /// A field differs from what the contract requires.
+    FieldDiffers {
+        field: &'a str,
+        value: &'a FieldValue,
+        expectation: &'a Expectation,
+        resolved: Option<FieldValue>,
+    },
+    /// A field is below the contract's minimum.
+    FieldBelowMinimum {
+        field: &'a str,
+        value: &'a FieldValue,
+        minimum: i64,
+    },
+    /// A `line_counts` check failed (`pattern` as compiled, anchored).
+    LineCount {
+        expectation: &'a Expectation,
+        resolved: Option<FieldValue>,
+        pattern: &'a str,
+        found: usize,
+    },
+    /// No line matches an `arrival_ms` metric's pattern (anchored).
+    MetricWithoutLine { metric: &'a str, pattern: &'a str },
+    /// A baseline run (Linux guest or native) hit the case's timeout.
+    BaselineTimedOut,
+    /// The Linux guest's QEMU exited with a status other than 0.
+    LinuxStatus { status: i32 },
+    /// The native baseline program exited with a status other than 0.
+    NativeStatus { status: i32 },
+    /// The native baseline program was killed by a signal.
+    NativeKilled,
+    /// The Linux guest's kernel panicked.
+    LinuxPanic { line: usize, text: &'a str },
+    /// A baseline line that looks like a result line but names another system.
+    ResultLineOfAnotherSystem {
+        line: usize,
+        text: &'a str,
+        prefix: &'a str,
+    },
+    /// A native run's exit.json records a pinned CPU count outside 1..=`maximum`.
+    PinnedOutOfRange { cpus: u32, maximum: u32 },
+    /// A native run's exit.json lacks its pinned CPU count.
+    PinnedMissing,
+}
+
+/// Why a gate passed or failed, in one sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateDetail<'a> {
+    /// `all_runs_pass`.
+    AllRunsPass { passed: usize, total: usize },
+    /// `field_equals`.
+    FieldEquals {
+        field: &'a str,
+        expectation: &'a Expectation,
+        equal: usize,
+        total: usize,
+    },
+    /// `speedup_at_least` with a measured speedup (figures preformatted).
+    Speedup {
+        metric: &'a str,
+        baseline_case: &'a str,
+        case: &'a str,
+        value: &'a str,
+        threshold: &'a str,
+        ideal: &'a str,
+    },
+    /// `speedup_at_least` without one.
+    NoSpeedup {
+        metric: &'a str,
+        baseline_case: &'a str,
+        case: &'a str,
+    },
+    /// `ratio_at_least` with a measured ratio (figures preformatted).
+    Ratio {
+        speedup: &'a str,
+        speedup_value: &'a str,
+        value: &'a str,
+        reference: &'a str,
+        reference_value: &'a str,
+        threshold: &'a str,
+    },
+    /// `ratio_at_least` without one.
+    NoRatio {
+        speedup: &'a str,
+        reference: &'a str,
+    },
+}
+
+/// Why the claim has its level.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimReason<'a> {
+    /// Runs (when `failed_runs` is set: that many of `total`) or gates failed.
+    Failed {
+        failed_runs: Option<usize>,
+        total: usize,
+        failed_gates: &'a [&'a str],
+    },
+    /// All passed, but not under the accelerator a publishable claim needs.
+    NeedsKvm { used: Accel, reason: &'a str },
+    /// All passed under KVM as the contract requires.
+    PublishableUnderKvm { total: usize, gates: usize },
+    /// All passed; the contract accepts any accelerator.
+    PublishableUnderAny {
+        total: usize,
+        gates: usize,
+        used: Accel,
+    },
+}
+
+/// A caveat a reader must know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note<'a> {
+    /// A capOS case has more virtual CPUs than the host has CPUs.
+    Oversubscribed {
+        case: &'a str,
+        cpus: u32,
+        host_cpus: u32,
+    },
+    /// A Linux-guest case has more virtual CPUs than the host has CPUs.
+    OversubscribedLinux {
+        case: &'a str,
+        cpus: u32,
+        host_cpus: u32,
+    },
+    /// A native case has more workers than the host has CPUs.
+    NativeSharesCpus {
+        case: &'a str,
+        workers: u32,
+        host_cpus: u32,
+    },
+    /// A conditional case did not run (`reason` as inputs.json records it).
+    DidNotRun { case: &'a str, reason: &'a str },
+}
+
+impl Wording {
+    /// The wording new bundles are written with.
+    pub const CURRENT: Wording = Wording::V1;
+
+    /// The wording for a bundle whose `inputs.json` records `format`.
+    #[must_use]
+    pub fn for_inputs_format(format: &str) -> Option<Self> {
+        match format {
+            "capos-inputs/v1" => Some(Self::V1),
+            _ => None,
+        }
+    }
+
+    /// The `format` tag of `inputs.json` in this version.
+    #[must_use]
+    pub const fn inputs_format(self) -> &'static str {
+        match self {
+            Self::V1 => "capos-inputs/v1",
+        }
+    }
+
+    /// The `format` tag of `summary.json` in this version.
+    #[must_use]
+    pub const fn summary_format(self) -> &'static str {
+        match self {
+            Self::V1 => "capos-summary/v1",
+        }
+    }
+
+    /// One run problem, as `results.csv` and `summary.json` record it.
+    #[must_use]
+    pub fn run_problem(self, problem: &RunProblem<'_>) -> String {
+        match self {
+            Self::V1 => v1::run_problem(problem),
+        }
+    }
+
+    /// A gate's detail sentence.
+    #[must_use]
+    pub fn gate_detail(self, detail: &GateDetail<'_>) -> String {
+        match self {
+            Self::V1 => v1::gate_detail(detail),
+        }
+    }
+
+    /// The claim's reason.
+    #[must_use]
+    pub fn claim_reason(self, reason: &ClaimReason<'_>) -> String {
+        match self {
+            Self::V1 => v1::claim_reason(reason),
+        }
+    }
+
+    /// A note.
+    #[must_use]
+    pub fn note(self, note: &Note<'_>) -> String {
+        match self {
+            Self::V1 => v1::note(note),
+        }
+    }
+}
+
+/// Format v1. Frozen: never edit a sentence here.
+mod v1 {
+    use super::*;
+
+    /// `5`, or `case.cpus - 1 = 3` for case references.
+    fn expected(expectation: &Expectation, resolved: &Option<FieldValue>) -> String {
+        match expectation {
+            Expectation::Value(value) => value.to_string(),
+            Expectation::Case { .. } => {
+                let resolved = resolved
+                    .as_ref()
+                    .map(|value| value.to_string())
+                    .unwrap_or_else(|| "?".into());
+                format!("{expectation} = {resolved}")
+            }
+        }
+    }
+
+    /// The pattern as the contract wrote it (without the anchoring wrapper).
+    fn pattern(anchored: &str) -> String {
+        let inner = anchored
+            .strip_prefix("^(?:")
+            .and_then(|rest| rest.strip_suffix(")$"))
+            .unwrap_or(anchored);
+        format!("`{inner}`")
+    }
+
+    pub(super) fn run_problem(problem: &RunProblem<'_>) -> String {
+        match problem {
+            RunProblem::TimedOut => "timed out (QEMU killed at the case's timeout)".into(),
+            RunProblem::GuestFailure { status } => {
+                format!("guest reported failure (QEMU status {status})")
+            }
+            RunProblem::NoGuestVerdict => {
+                "QEMU exited without a guest verdict (reset or triple fault)".into()
+            }
+            RunProblem::QemuStatus { status } => {
+                format!("QEMU exited with status {status} (see stderr.log)")
+            }
+            RunProblem::Killed => "QEMU was killed by a signal".into(),
+            RunProblem::ResultLineMissing { prefix } => {
+                format!("result line missing: no serial line starts with {prefix:?}")
+            }
+            RunProblem::ResultLineDuplicated { prefix, lines } => {
+                let numbers: Vec<String> = lines.iter().map(usize::to_string).collect();
+                format!(
+                    "result line duplicated: {} lines start with {prefix:?} (serial lines {})",
+                    lines.len(),
+                    numbers.join(", ")
+                )
+            }
+            RunProblem::ResultLineUnmatched { line, text } => format!(
+                "malformed result line (serial line {line}): {text:?} does not match result_line.pattern"
+            ),
+            RunProblem::FieldNotCaptured { line, field } => format!(
+                "malformed result line (serial line {line}): field {field} did not participate in the match"
+            ),
+            RunProblem::FieldUnreadable {
+                line,
+                field,
+                kind,
+                text,
+            } => {
+                let detail = match kind {
+                    FieldKind::Integer => format!("{text:?} is not a 64-bit decimal integer"),
+                    FieldKind::Hex => format!("{text:?} is not a 64-bit hexadecimal number"),
+                    FieldKind::Bool => format!("{text:?} is not `true` or `false`"),
+                    FieldKind::Text => format!("{text:?} is not text"),
+                };
+                format!("malformed result line (serial line {line}): field {field}: {detail}")
+            }
+            RunProblem::FieldDiffers {
+                field,
+                value,
+                expectation,
+                resolved,
+            } => format!(
+                "field {field} = {value}, but the contract requires {}",
+                expected(expectation, resolved)
+            ),
+            RunProblem::FieldBelowMinimum {
+                field,
+                value,
+                minimum,
+            } => format!("field {field} = {value}, but the contract requires at least {minimum}"),
+            RunProblem::LineCount {
+                expectation,
+                resolved,
+                pattern: anchored,
+                found,
+            } => format!(
+                "expected {} lines matching {}, found {found}",
+                expected(expectation, resolved),
+                pattern(anchored)
+            ),
+            RunProblem::MetricWithoutLine {
+                metric,
+                pattern: anchored,
+            } => format!("metric {metric}: no line matches {}", pattern(anchored)),
+            RunProblem::BaselineTimedOut => "timed out (killed at the case's timeout)".into(),
+            RunProblem::LinuxStatus { status } => format!(
+                "QEMU exited with status {status} instead of 0 (the Linux guest powers off when init is done; see stderr.log)"
+            ),
+            RunProblem::NativeStatus { status } => {
+                format!("the baseline program exited with status {status}")
+            }
+            RunProblem::NativeKilled => "the baseline program was killed by a signal".into(),
+            RunProblem::LinuxPanic { line, text } => {
+                format!("the Linux guest panicked (serial line {line}): {text:?}")
+            }
+            RunProblem::ResultLineOfAnotherSystem { line, text, prefix } => format!(
+                "result line of another system (serial line {line}): {text:?} does not start with {prefix:?}"
+            ),
+            RunProblem::PinnedOutOfRange { cpus, maximum } => format!(
+                "exit.json records {cpus} pinned CPUs, outside 1..={maximum} for this case"
+            ),
+            RunProblem::PinnedMissing => {
+                "exit.json lacks pinned_cpus (how many CPUs the native run was pinned to)".into()
+            }
+        }
+    }
+
+    pub(super) fn gate_detail(detail: &GateDetail<'_>) -> String {
+        match detail {
+            GateDetail::AllRunsPass { passed, total } => format!("{passed} of {total} runs passed"),
+            GateDetail::FieldEquals {
+                field,
+                expectation,
+                equal,
+                total,
+            } => format!("{field} equalled {expectation} in {equal} of {total} runs"),
+            GateDetail::Speedup {
+                metric,
+                baseline_case,
+                case,
+                value,
+                threshold,
+                ideal,
+            } => format!(
+                "median {metric} speedup {baseline_case} -> {case} is {value}x (threshold {threshold}x, ideal {ideal}x)"
+            ),
+            GateDetail::NoSpeedup {
+                metric,
+                baseline_case,
+                case,
+            } => format!(
+                "no speedup: a median of {metric} is missing or zero (no passing runs in {baseline_case} or {case})"
+            ),
+            GateDetail::Ratio {
+                speedup,
+                speedup_value,
+                value,
+                reference,
+                reference_value,
+                threshold,
+            } => format!(
+                "speedup {speedup} ({speedup_value}x) is {value} times speedup {reference} ({reference_value}x) (threshold {threshold})"
+            ),
+            GateDetail::NoRatio { speedup, reference } => format!(
+                "no ratio: speedup {speedup} or {reference} is missing (a case had no passing runs)"
+            ),
+        }
+    }
+
+    pub(super) fn claim_reason(reason: &ClaimReason<'_>) -> String {
+        match reason {
+            ClaimReason::Failed {
+                failed_runs,
+                total,
+                failed_gates,
+            } => {
+                let mut reasons = Vec::new();
+                if let Some(failed) = failed_runs {
+                    reasons.push(format!("{failed} of {total} runs failed"));
+                }
+                if !failed_gates.is_empty() {
+                    reasons.push(format!("gate(s) failed: {}", failed_gates.join(", ")));
+                }
+                format!("{}; the claim is not supported", reasons.join("; "))
+            }
+            ClaimReason::NeedsKvm { used, reason } => format!(
+                "every run and gate passed, but this claim is publishable only under KVM and the runs used {used} ({reason}); under TCG the figures are diagnostic, not evidence of scaling"
+            ),
+            ClaimReason::PublishableUnderKvm { total, gates } => {
+                format!("all {total} runs and {gates} gates passed under KVM as the contract requires")
+            }
+            ClaimReason::PublishableUnderAny { total, gates, used } => format!(
+                "all {total} runs and {gates} gates passed under {used}; the contract accepts any accelerator"
+            ),
+        }
+    }
+
+    pub(super) fn note(note: &Note<'_>) -> String {
+        match note {
+            Note::Oversubscribed {
+                case,
+                cpus,
+                host_cpus,
+            } => format!(
+                "case {case} runs {cpus} virtual CPUs on a host with {host_cpus}: its vCPUs share host CPUs, so its timings are oversubscribed"
+            ),
+            Note::OversubscribedLinux {
+                case,
+                cpus,
+                host_cpus,
+            } => format!(
+                "case {case} (Linux guest) runs {cpus} virtual CPUs on a host with {host_cpus}: its vCPUs share host CPUs, so its timings are oversubscribed"
+            ),
+            Note::NativeSharesCpus {
+                case,
+                workers,
+                host_cpus,
+            } => format!(
+                "case {case} (native) has {workers} workers but the host has {host_cpus} CPUs: it ran pinned to all {host_cpus}, so its workers share CPUs"
+            ),
+            Note::DidNotRun { case, reason } => format!("case {case} did not run: {reason}"),
+        }
+    }
+}
