@@ -174,6 +174,10 @@ pub struct Thread {
     /// and read after `blocked` is set (see `block_until`), so a kill and a
     /// block never miss each other.
     killed: AtomicBool,
+    /// System calls the thread has made (`ThreadInfo` reports it, so a
+    /// benchmark can show its timed section made none). Written only by
+    /// the thread itself.
+    syscalls: AtomicU64,
     /// The thread's capability ring.
     pub ring: crate::ring::ThreadRing,
     /// The thread's registered deadlines (see `timer`).
@@ -256,6 +260,7 @@ impl Thread {
             fpu: UnsafeCell::new(fpu),
             run: Mutex::new(RunState::default()),
             killed: AtomicBool::new(false),
+            syscalls: AtomicU64::new(0),
             ring,
             timers: crate::timer::ThreadTimers::new(),
             fs_base: start.fs_base,
@@ -281,6 +286,16 @@ impl Thread {
             *thread.context.get() = context;
         }
         Some(thread)
+    }
+
+    /// Count one system call of this thread (called on its own syscall path).
+    pub fn count_syscall(&self) {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// System calls this thread has made, the current one included.
+    pub fn syscalls(&self) -> u64 {
+        self.syscalls.load(Ordering::Relaxed)
     }
 
     /// Make the thread runnable for the first time.

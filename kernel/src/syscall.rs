@@ -25,6 +25,7 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
         frame.rax = Error::InvalidOpcode.as_result() as u64;
         return;
     };
+    thread.count_syscall();
     frame.rax = match Syscall::from_number(frame.rax) {
         Some(Syscall::CapEnter) => cap_enter(&thread, frame.rdi, frame.rsi) as u64,
         Some(Syscall::Exit) => {
@@ -182,6 +183,11 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             )?;
             done(Ok(size as i64))
         }
+        (Opcode::ThreadInfo, KernelObject::Diagnostics) => Outcome::Done(
+            crate::platform::percpu::current().index as i64,
+            thread.syscalls(),
+            0,
+        ),
         (Opcode::ConsoleWrite, KernelObject::Console) => {
             let request = args::ConsoleWrite::decode(arguments);
             let bytes = read_user(thread, request.address, request.length, CONSOLE_WRITE_MAX)?;

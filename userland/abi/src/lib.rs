@@ -311,6 +311,11 @@ pub enum Opcode {
     /// number of CPUs online; `Completion::value`: the TSC frequency in Hz
     /// as calibrated at boot.
     BootInfo = 18,
+    /// Diagnostics: facts about the calling thread. Result: the index of
+    /// the CPU it runs on; `Completion::value`: the system calls it has
+    /// made so far, this one included (so the calls between two
+    /// `ThreadInfo`s are the difference minus one).
+    ThreadInfo = 19,
 }
 
 impl Opcode {
@@ -336,6 +341,7 @@ impl Opcode {
             16 => Some(Self::MemoryMap),
             17 => Some(Self::MemoryUnmap),
             18 => Some(Self::BootInfo),
+            19 => Some(Self::ThreadInfo),
             _ => None,
         }
     }

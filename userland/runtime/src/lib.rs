@@ -47,7 +47,7 @@ pub mod thread;
 pub use capos_abi as abi;
 pub use capos_abi::{CapabilityHandle, Completion, Error, Opcode, Submission};
 pub use context::Context;
-pub use operations::{BootInfo, Parked, ReapError, Received, SpawnedThread, ThreadEnd};
+pub use operations::{BootInfo, Parked, ReapError, Received, SpawnedThread, ThreadEnd, ThreadInfo};
 pub use ring::{Ring, RingFull};
 pub use syscall::{exit, thread_exit};
 

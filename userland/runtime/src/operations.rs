@@ -64,6 +64,15 @@ pub struct BootInfo {
     pub tsc_hz: u64,
 }
 
+/// What [`Ring::thread_info`] reports about the calling thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// The CPU the thread ran on when the kernel answered.
+    pub cpu: u32,
+    /// System calls the thread has made, the one that asked included.
+    pub syscalls: u64,
+}
+
 /// Why [`Ring::reap`] found a child not cleanly finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReapError {
@@ -262,6 +271,18 @@ impl Ring {
         Ok(BootInfo {
             cpus: u32::try_from(cpus).map_err(|_| Error::InvalidArgument)?,
             tsc_hz: completion.value,
+        })
+    }
+
+    /// `ThreadInfo` on a Diagnostics capability: the caller's CPU and its
+    /// system call count so far.
+    pub fn thread_info(&self, diagnostics: CapabilityHandle) -> Result<ThreadInfo, Error> {
+        let submission = self.request(Opcode::ThreadInfo, diagnostics, [0; 6]);
+        let completion = self.call_borrowing(submission);
+        let cpu = decode_result(completion.result)?;
+        Ok(ThreadInfo {
+            cpu: u32::try_from(cpu).map_err(|_| Error::InvalidArgument)?,
+            syscalls: completion.value,
         })
     }
 

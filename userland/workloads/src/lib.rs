@@ -16,6 +16,7 @@ pub mod bench;
 pub mod hash;
 pub mod line;
 pub mod primes;
+pub mod thread_scale;
 pub mod wire;
 
 pub use primes::{Interval, SieveScratch, Tally};
