@@ -84,6 +84,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-smp-process-scale.yaml",
             "system-thread-hostile.yaml",
             "system-thread-lifecycle.yaml",
+            "system-thread-scale.yaml",
             "system-timer.yaml",
             "system-tlb.yaml",
         ]

@@ -466,12 +466,13 @@ impl Validator<'_> {
                 self.problem(format!("duplicate gate id {:?}", gate.id));
             }
             let mut unexpected = Vec::new();
-            let parameters: [(&str, bool); 5] = [
+            let parameters: [(&str, bool); 6] = [
                 ("speedup", gate.speedup.is_some()),
                 ("threshold", gate.threshold.is_some()),
                 ("field", gate.field.is_some()),
                 ("value", gate.value.is_some()),
                 ("ratio", gate.ratio.is_some()),
+                ("threshold_env", gate.threshold_env.is_some()),
             ];
             let allowed: &[&str] = match gate.kind {
                 GateKind::AllRunsPass => &[],
@@ -479,7 +480,25 @@ impl Validator<'_> {
                 GateKind::SpeedupAtLeast => &["speedup", "threshold"],
                 GateKind::RatioAtLeast => &["ratio", "threshold"],
             };
+            if let Some(name) = &gate.threshold_env {
+                let well_formed = name.starts_with("CAPOS_")
+                    && name.bytes().all(|byte| {
+                        byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_'
+                    });
+                if !well_formed {
+                    self.problem(format!(
+                        "{what}: threshold_env {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
+                    ));
+                }
+            }
+            let optional: &[&str] = match gate.kind {
+                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => &["threshold_env"],
+                _ => &[],
+            };
             for (name, present) in parameters {
+                if optional.contains(&name) {
+                    continue;
+                }
                 if present && !allowed.contains(&name) {
                     unexpected.push(name);
                 }
