@@ -260,3 +260,24 @@ fn threshold_variables_are_capos_names_on_threshold_gates_only() {
     );
     assert!(error_of(&on_all_runs).contains("does not take threshold_env"));
 }
+
+#[test]
+fn phases_are_distinct_metrics_of_one_unit() {
+    let mixed = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, result_ms]\n");
+    assert!(error_of(&mixed).contains("must share one unit"));
+    let unknown = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, idle_cycles]\n");
+    assert!(error_of(&unknown).contains("no metric named \"idle_cycles\""));
+    let twice = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, elapsed_cycles]\n");
+    assert!(error_of(&twice).contains("listed twice"));
+    let alone = format!("{SCALE_CONTRACT}phases: [elapsed_cycles]\n");
+    assert!(error_of(&alone).contains("at least two"));
+    let thread_scale = contract::find(
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap(),
+        "thread-scale",
+    )
+    .unwrap();
+    assert_eq!(
+        thread_scale.spec.phases,
+        ["spawn_ready_cycles", "work_cycles", "shutdown_cycles"]
+    );
+}

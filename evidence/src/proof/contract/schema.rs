@@ -41,6 +41,10 @@ pub struct ContractSpec {
     pub baseline: Option<BaselineSpec>,
     /// Checks that decide the claim.
     pub gates: Vec<GateSpec>,
+    /// Metrics (same unit) that add up to a run's whole, in order: the
+    /// report draws their medians as stacked bars per case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<String>,
 }
 
 /// Accelerator requirement for a publishable claim.

@@ -328,7 +328,8 @@ pub fn render(
 ) -> Result<Rendered> {
     let (contract, inputs, summary) = summary::read_bundle(files)?;
 
-    let charts = charts::charts(&summary);
+    let mut charts = charts::charts(&summary);
+    charts.extend(charts::phase_charts(&summary, &contract.spec.phases));
     let context = ReportContext {
         bundle,
         contract: &contract.spec,
