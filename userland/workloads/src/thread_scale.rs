@@ -77,15 +77,24 @@ impl Rendezvous {
     /// Arrive at the start line and spin until every worker has; returns
     /// the TSC at which the window opened (the last arrival's).
     pub fn arrive(&self) -> u64 {
+        self.arrive_with(|| {}).0
+    }
+
+    /// [`Rendezvous::arrive`]; the last worker to arrive runs `opening`
+    /// first, before it reads the TSC that opens the window (so what
+    /// `opening` does is not part of the window). Returns the window start
+    /// and whether this worker ran `opening`.
+    pub fn arrive_with(&self, opening: impl FnOnce()) -> (u64, bool) {
         if self.arrived.0.fetch_add(1, Ordering::AcqRel) + 1 == self.workers {
+            opening();
             let now = cycles().max(1);
             self.start.0.store(now, Ordering::Release);
-            return now;
+            return (now, true);
         }
         loop {
             let start = self.start.0.load(Ordering::Acquire);
             if start != 0 {
-                return start;
+                return (start, false);
             }
             core::hint::spin_loop();
         }
@@ -93,9 +102,20 @@ impl Rendezvous {
 
     /// Record that this worker has finished its share (now).
     pub fn finish(&self) {
+        self.finish_with(|| {});
+    }
+
+    /// [`Rendezvous::finish`]; the last worker to finish runs `closed`
+    /// after its finish is recorded (outside the window). Returns whether
+    /// this worker ran `closed`.
+    pub fn finish_with(&self, closed: impl FnOnce()) -> bool {
         let now = cycles();
         self.end.0.fetch_max(now, Ordering::AcqRel);
-        self.finished.0.fetch_add(1, Ordering::AcqRel);
+        if self.finished.0.fetch_add(1, Ordering::AcqRel) + 1 == self.workers {
+            closed();
+            return true;
+        }
+        false
     }
 
     /// (window start, window end) once every worker has finished.
@@ -249,6 +269,37 @@ mod tests {
             hash_chunks(shape, u32::MAX, &mut slots[..2]),
             Err(HashError::SlotCount)
         );
+    }
+
+    #[test]
+    fn the_last_arrival_opens_and_the_last_finish_closes_once() {
+        let workers = 4;
+        let rendezvous = Rendezvous::new(workers);
+        let opened = AtomicU32::new(0);
+        let closed = AtomicU32::new(0);
+        let ran: Vec<(bool, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (start, opener) = rendezvous.arrive_with(|| {
+                            opened.fetch_add(1, Ordering::SeqCst);
+                        });
+                        assert!(start != 0);
+                        let closer = rendezvous.finish_with(|| {
+                            // Every finish is recorded before the closer runs.
+                            assert!(rendezvous.window().is_some());
+                            closed.fetch_add(1, Ordering::SeqCst);
+                        });
+                        (opener, closer)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(opened.load(Ordering::SeqCst), 1);
+        assert_eq!(closed.load(Ordering::SeqCst), 1);
+        assert_eq!(ran.iter().filter(|(opener, _)| *opener).count(), 1);
+        assert_eq!(ran.iter().filter(|(_, closer)| *closer).count(), 1);
     }
 
     #[test]
