@@ -71,6 +71,11 @@ operation_arguments! {
     ManifestRead for ManifestRead { buffer_address, buffer_capacity, offset }
     /// `DiagnosticsRead` on a Diagnostics capability.
     DiagnosticsRead for DiagnosticsRead { buffer_address, buffer_capacity }
+    /// `MeasureMark` on a Diagnostics capability.
+    MeasureMark for MeasureMark {
+        /// 0 spawn begins, 1 work begins, 2 shutdown begins, 3 end.
+        mark,
+    }
     /// `ThreadSpawn` on a ThreadSpawner.
     ThreadSpawn for ThreadSpawn {
         entry,
