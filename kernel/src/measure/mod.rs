@@ -3,8 +3,8 @@
 //! measurement*).
 //!
 //! The rest of the kernel calls the same functions either way: with the
-//! feature they are [`active`]'s per-CPU counters, user-PC sampler and
-//! phase marks; without it they are [`inert`]'s empty inline bodies, the
+//! feature they are `active`'s per-CPU counters, user-PC sampler and
+//! phase marks; without it they are `inert`'s empty inline bodies, the
 //! run-queue lock is the plain spin lock, and `MeasureMark` is answered
 //! `InvalidOpcode`. So no scheduler path carries a `cfg`, and a normal
 //! kernel carries no measurement code at all.

@@ -117,5 +117,7 @@ mod tests {
         assert_eq!(TimerSleep { nanoseconds: 9 }.encode(), [9, 0, 0, 0, 0, 0]);
         assert_eq!(Park::decode(&[7, 8, 9, 10, 11, 12]).timeout_ns, 9);
         assert_eq!(ThreadSpawn::OPCODE, Opcode::ThreadSpawn);
+        assert_eq!(MeasureMark { mark: 3 }.encode(), [3, 0, 0, 0, 0, 0]);
+        assert_eq!(Opcode::from_number(20), Some(MeasureMark::OPCODE));
     }
 }
