@@ -63,6 +63,8 @@ test: lint
 run-smp-process-scale: deps
 	$(CAPOS) run smp-process-scale
 
-# Proofs filed in later issues; they will call `capos run <proof>`.
-run-thread-scale:
-	@echo "make $@: not implemented yet (the proof lands with its issue)" >&2; exit 2
+## Sibling threads of one process at -smp 1/2/4 beside the Linux guest and
+## native pthread baselines, interleaved in one signed bundle (seed name).
+## CAPOS_THREAD_SCALE_RUNS sets the repetitions; see docs/benchmarks.md.
+run-thread-scale: deps
+	$(CAPOS) run thread-scale

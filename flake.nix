@@ -49,7 +49,8 @@
         command = ["run" "thread-scale"];
         root = "source";
         iso = true;
-        description = "Run the thread-scale proof (sibling threads at -smp 1/2/4)";
+        baselines = true;
+        description = "Run the thread-scale proof (sibling threads at -smp 1/2/4) beside the Linux guest and native pthread baselines";
       };
       smp-process-scale = {
         command = ["run" "smp-process-scale"];

@@ -228,3 +228,56 @@ fn repetitions_come_from_flag_then_environment_then_default() {
     std::env::remove_var("CAPOS_TEST_ONLY_REPETITIONS");
     assert!(contract.choose_repetitions(Some("0")).is_err());
 }
+
+#[test]
+fn a_threshold_variable_replaces_the_threshold_only_when_recorded() {
+    let text = SCALE_CONTRACT.replace(
+        "threshold: 1.6}",
+        "threshold: 1.6, threshold_env: CAPOS_PRIME_SCALE_REQUIRE}",
+    );
+    let contract = contract::parse(&text, Path::new("prime-scale.yaml")).unwrap();
+    let gate = &contract.spec.gates[1];
+    let mut environment = std::collections::BTreeMap::new();
+    assert_eq!(gate.threshold_in(1.6, &environment), 1.6);
+    environment.insert("CAPOS_PRIME_SCALE_REQUIRE".to_string(), "1.25".to_string());
+    assert_eq!(gate.threshold_in(1.6, &environment), 1.25);
+    // An edited record that is not a positive number can never pass.
+    for bad in ["fast", "-1", "0", "NaN", "inf"] {
+        environment.insert("CAPOS_PRIME_SCALE_REQUIRE".to_string(), bad.to_string());
+        assert_eq!(gate.threshold_in(1.6, &environment), f64::INFINITY, "{bad}");
+    }
+    assert_eq!(contract::parse_threshold(" 1.9 "), Some(1.9));
+}
+
+#[test]
+fn threshold_variables_are_capos_names_on_threshold_gates_only() {
+    let lower =
+        SCALE_CONTRACT.replace("threshold: 1.6}", "threshold: 1.6, threshold_env: require}");
+    assert!(error_of(&lower).contains("must be a CAPOS_* variable name"));
+    let on_all_runs = SCALE_CONTRACT.replace(
+        "kind: all_runs_pass}",
+        "kind: all_runs_pass, threshold_env: CAPOS_X}",
+    );
+    assert!(error_of(&on_all_runs).contains("does not take threshold_env"));
+}
+
+#[test]
+fn phases_are_distinct_metrics_of_one_unit() {
+    let mixed = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, result_ms]\n");
+    assert!(error_of(&mixed).contains("must share one unit"));
+    let unknown = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, idle_cycles]\n");
+    assert!(error_of(&unknown).contains("no metric named \"idle_cycles\""));
+    let twice = format!("{SCALE_CONTRACT}phases: [elapsed_cycles, elapsed_cycles]\n");
+    assert!(error_of(&twice).contains("listed twice"));
+    let alone = format!("{SCALE_CONTRACT}phases: [elapsed_cycles]\n");
+    assert!(error_of(&alone).contains("at least two"));
+    let thread_scale = contract::find(
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap(),
+        "thread-scale",
+    )
+    .unwrap();
+    assert_eq!(
+        thread_scale.spec.phases,
+        ["spawn_ready_cycles", "work_cycles", "shutdown_cycles"]
+    );
+}

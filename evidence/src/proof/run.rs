@@ -143,10 +143,30 @@ pub fn store_dir(root: &Path, explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(|| crate::paths::target_dir(root).join("evidence"))
 }
 
+/// Refuse a run whose gate threshold variables (`threshold_env`) are set
+/// to anything but a positive number, before anything is built or booted.
+fn check_threshold_variables(contract: &Contract) -> Result<()> {
+    for gate in &contract.spec.gates {
+        let Some(name) = &gate.threshold_env else {
+            continue;
+        };
+        if let Ok(value) = std::env::var(name) {
+            if contract::parse_threshold(&value).is_none() {
+                anyhow::bail!(
+                    "{name}={value:?}: the threshold of gate {:?} must be a positive number (e.g. 1.9)",
+                    gate.id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `capos run`: resolve the plan, run it, print the verdicts and the bundle path last.
 pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let contract = contract::find(root, &args.proof)?;
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
+    check_threshold_variables(&contract)?;
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
     let kernel_flavor = KernelFlavor::from_environment()?;
     let (iso, iso_sha256, iso_built) = match args.iso {
@@ -271,6 +291,16 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     {
         if let Ok(value) = std::env::var(&condition.env) {
             inputs.environment.insert(condition.env.clone(), value);
+        }
+    }
+    for name in contract
+        .spec
+        .gates
+        .iter()
+        .filter_map(|gate| gate.threshold_env.as_ref())
+    {
+        if let Ok(value) = std::env::var(name) {
+            inputs.environment.insert(name.clone(), value);
         }
     }
     inputs.skipped_cases = skipped_cases;

@@ -2,7 +2,8 @@
 //! built from the same workload crate as the capOS programs.
 //!
 //! `capos-baseline <program> [--workers <n>] [--cpus <n>]`, program one of
-//! `smp-process-scale`, `user-bench` (which starts `capos-empty`, beside it
+//! `smp-process-scale`, `thread-scale` (`--workers` is the thread
+//! count), `user-bench` (which starts `capos-empty`, beside it
 //! or at `/empty` in the guest).
 //!
 //! - As PID 1 it is the Linux guest's `/init` (`os=linux`): the kernel
@@ -21,6 +22,7 @@
 mod micro;
 mod process_scale;
 mod system;
+mod thread_scale;
 
 use std::io::Write;
 
@@ -37,7 +39,7 @@ fn parse(words: &[String]) -> Result<Arguments, String> {
         match words.split_first() {
             Some((program, rest)) => (program.clone(), rest),
             None => return Err(
-                "usage: capos-baseline <smp-process-scale|user-bench> [--workers <n>] [--cpus <n>]"
+                "usage: capos-baseline <smp-process-scale|thread-scale|user-bench> [--workers <n>] [--cpus <n>]"
                     .into(),
             ),
         };
@@ -79,6 +81,12 @@ fn run(arguments: &Arguments, os: &'static str) -> Result<bool, String> {
                 system::allowed_cpus().map_err(|error| format!("sched_getaffinity: {error}"))?;
             let workers = arguments.workers.unwrap_or(cpus.len() as u32);
             process_scale::run(os, cpus.len() as u32, workers)
+        }
+        "thread-scale" => {
+            let cpus =
+                system::allowed_cpus().map_err(|error| format!("sched_getaffinity: {error}"))?;
+            let threads = arguments.workers.unwrap_or(cpus.len() as u32);
+            thread_scale::run(os, cpus.len() as u32, threads)
         }
         "user-bench" => micro::run(os),
         other => Err(format!("unknown program {other:?}")),

@@ -172,6 +172,40 @@ impl Ring {
         }
     }
 
+    /// A baseline for a later [`Ring::settle_counters`]: readings until
+    /// `done` accepts one and the memory counters (free frames, heap bytes,
+    /// cached stacks) have not moved for [`STABLE_READINGS`] readings in a
+    /// row, for at most `timeout_ns`. An exited process's live counts drop
+    /// before all its memory is back (a CPU may still have its address
+    /// space loaded until it next switches or idles), and a baseline taken
+    /// in between would make the later reading look like memory appeared.
+    pub fn baseline_counters(
+        &self,
+        diagnostics: CapabilityHandle,
+        timer: CapabilityHandle,
+        timeout_ns: u64,
+        mut done: impl FnMut(&KernelCounters) -> bool,
+    ) -> Result<KernelCounters, Error> {
+        let memory = |counters: &KernelCounters| {
+            (
+                counters.free_frames,
+                counters.heap_used_bytes,
+                counters.cached_stacks,
+            )
+        };
+        let mut previous = None;
+        let mut unchanged = 0;
+        self.poll_counters(diagnostics, timer, timeout_ns, |now| {
+            if previous == Some(memory(now)) {
+                unchanged += 1;
+            } else {
+                unchanged = 0;
+                previous = Some(memory(now));
+            }
+            done(now) && unchanged >= STABLE_READINGS
+        })
+    }
+
     /// [`Ring::poll_counters`] until [`unrestored`] finds nothing against
     /// `before`; returns the last reading and what was still not restored
     /// (empty on success).
@@ -210,6 +244,11 @@ impl Context {
         self.shared_ring().measure_mark(diagnostics, mark)
     }
 }
+
+/// Readings in a row (after the first) whose memory counters must agree
+/// before [`Ring::baseline_counters`] accepts them: 4 pauses of
+/// [`SETTLE_POLL_NS`], two 10 ms timer ticks.
+pub const STABLE_READINGS: u32 = 4;
 
 /// Pause between two readings in [`Ring::settle_counters`].
 pub const SETTLE_POLL_NS: u64 = 5_000_000;

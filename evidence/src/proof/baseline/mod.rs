@@ -90,7 +90,7 @@ pub struct BaselineSpec {
 }
 
 /// Modes of `capos-baseline` a contract may name.
-pub const PROGRAMS: &[&str] = &["smp-process-scale", "user-bench"];
+pub const PROGRAMS: &[&str] = &["smp-process-scale", "thread-scale", "user-bench"];
 
 /// A case that runs only when asked for and when the host can hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,11 @@
 //! metrics: [{name, unit, better?: lower|higher, source: {field: x} | {arrival_ms: regex}}]
 //! speedups: [{id, metric, baseline_case, case, diagnostic?}]
 //! ratios: [{id, speedup, reference, diagnostic?}]   # speedup / reference
-//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...}]
+//! gates: [{id, description, kind: all_runs_pass | field_equals | speedup_at_least | ratio_at_least, ...,
+//!          threshold_env?: CAPOS_...}]   # a variable that, set at run time,
+//!                                     # replaces threshold (recorded in inputs.json)
+//! phases: [metric, ...]               # optional: same-unit metrics that add up
+//!                                     # to a run, drawn stacked in the report
 //! ```
 //!
 //! Baseline cases and their rules are described in [`crate::proof::baseline`].

@@ -41,6 +41,10 @@ pub struct ContractSpec {
     pub baseline: Option<BaselineSpec>,
     /// Checks that decide the claim.
     pub gates: Vec<GateSpec>,
+    /// Metrics (same unit) that add up to a run's whole, in order: the
+    /// report draws their medians as stacked bars per case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<String>,
 }
 
 /// Accelerator requirement for a publishable claim.
@@ -266,6 +270,40 @@ pub struct GateSpec {
     /// `ratio_at_least`: the ratio id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<String>,
+    /// `speedup_at_least` / `ratio_at_least`: an environment variable
+    /// (`CAPOS_*`) whose value, when set at run time, replaces `threshold`;
+    /// the run records it in inputs.json, so recomputation uses it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_env: Option<String>,
+}
+
+impl GateSpec {
+    /// The threshold in force: `threshold_env`'s recorded value when the
+    /// run recorded one, else `threshold`. A recorded value that is not a
+    /// positive number (the run refuses those before it starts, so only an
+    /// edited record has one) gives infinity: the gate cannot pass.
+    pub fn threshold_in(
+        &self,
+        threshold: f64,
+        environment: &std::collections::BTreeMap<String, String>,
+    ) -> f64 {
+        match self
+            .threshold_env
+            .as_ref()
+            .and_then(|name| environment.get(name))
+        {
+            Some(text) => parse_threshold(text).unwrap_or(f64::INFINITY),
+            None => threshold,
+        }
+    }
+}
+
+/// A threshold from an environment variable: a positive finite number.
+pub fn parse_threshold(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|value| value.is_finite() && *value > 0.0)
 }
 
 /// The kinds of gates.

@@ -53,6 +53,7 @@ impl Validator<'_> {
         let field_expectations = self.resolve_field_expectations();
         let line_count_patterns = self.resolve_line_counts();
         let metric_sources = self.resolve_metrics();
+        self.check_phases();
         let speedups = self.resolve_speedups();
         let (problems, ratios) = crate::proof::baseline::rules::check_contract(self.spec);
         self.problems.extend(problems);
@@ -66,6 +67,35 @@ impl Validator<'_> {
             ratios: ratios.into_iter().collect::<Option<Vec<_>>>()?,
             gates,
         })
+    }
+
+    /// `phases` name distinct metrics of one unit (at least two).
+    fn check_phases(&mut self) {
+        let spec = self.spec;
+        if spec.phases.is_empty() {
+            return;
+        }
+        if spec.phases.len() < 2 {
+            self.problem("phases: name at least two metrics (or leave phases out)".into());
+        }
+        let mut units = BTreeSet::new();
+        for (index, name) in spec.phases.iter().enumerate() {
+            match spec.metrics.iter().find(|metric| &metric.name == name) {
+                Some(metric) => {
+                    units.insert(metric.unit.as_str());
+                }
+                None => self.problem(format!("phases[{index}]: no metric named {name:?}")),
+            }
+            if spec.phases[..index].contains(name) {
+                self.problem(format!("phases[{index}]: {name:?} is listed twice"));
+            }
+        }
+        if units.len() > 1 {
+            self.problem(format!(
+                "phases: the metrics must share one unit to be stacked (found {})",
+                units.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
 
     fn check_header(&mut self) {
@@ -466,12 +496,13 @@ impl Validator<'_> {
                 self.problem(format!("duplicate gate id {:?}", gate.id));
             }
             let mut unexpected = Vec::new();
-            let parameters: [(&str, bool); 5] = [
+            let parameters: [(&str, bool); 6] = [
                 ("speedup", gate.speedup.is_some()),
                 ("threshold", gate.threshold.is_some()),
                 ("field", gate.field.is_some()),
                 ("value", gate.value.is_some()),
                 ("ratio", gate.ratio.is_some()),
+                ("threshold_env", gate.threshold_env.is_some()),
             ];
             let allowed: &[&str] = match gate.kind {
                 GateKind::AllRunsPass => &[],
@@ -479,7 +510,25 @@ impl Validator<'_> {
                 GateKind::SpeedupAtLeast => &["speedup", "threshold"],
                 GateKind::RatioAtLeast => &["ratio", "threshold"],
             };
+            if let Some(name) = &gate.threshold_env {
+                let well_formed = name.starts_with("CAPOS_")
+                    && name.bytes().all(|byte| {
+                        byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_'
+                    });
+                if !well_formed {
+                    self.problem(format!(
+                        "{what}: threshold_env {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
+                    ));
+                }
+            }
+            let optional: &[&str] = match gate.kind {
+                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => &["threshold_env"],
+                _ => &[],
+            };
             for (name, present) in parameters {
+                if optional.contains(&name) {
+                    continue;
+                }
                 if present && !allowed.contains(&name) {
                     unexpected.push(name);
                 }

@@ -25,6 +25,7 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
         }
     }
     if let Some(comparison) = &summary.comparison {
+        charts.extend(combined_speedup_chart(summary, comparison));
         for curves in baseline_view::curves(comparison) {
             let title = if curves.speedups {
                 format!("Median {} speedup vs CPUs", curves.metric)
@@ -38,6 +39,7 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                 .map(|(curve, color)| Series {
                     label: curve.os.title().to_string(),
                     color,
+                    dash: "",
                     points: curve
                         .points
                         .iter()
@@ -161,6 +163,223 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
     charts
 }
 
+/// Dash patterns of the metrics on a combined chart, in metric order.
+const METRIC_DASHES: [&str; 4] = ["", "7 4", "2 3", "10 3 2 3"];
+
+/// Every speedup metric's curves on one chart when there are several: one
+/// colour per system, one dash pattern per metric.
+fn combined_speedup_chart(
+    summary: &SummaryDocument,
+    comparison: &crate::proof::summary::ComparisonSummary,
+) -> Option<Chart> {
+    let curves: Vec<_> = baseline_view::curves(comparison)
+        .into_iter()
+        .filter(|curves| curves.speedups)
+        .collect();
+    if curves.len() < 2 || curves.len() > METRIC_DASHES.len() {
+        return None;
+    }
+    let mut series = Vec::new();
+    let mut thresholds = Vec::new();
+    for (metric, dash) in curves.iter().zip(METRIC_DASHES) {
+        thresholds.extend(speedup_thresholds(summary, &metric.metric));
+        for curve in &metric.systems {
+            let color = match curve.os {
+                crate::proof::baseline::Os::Capos => SERIES_COLORS[0],
+                crate::proof::baseline::Os::Linux => SERIES_COLORS[1],
+                crate::proof::baseline::Os::Native => SERIES_COLORS[2],
+            };
+            series.push(Series {
+                label: format!("{} {}", curve.os.title(), metric.metric),
+                color,
+                dash,
+                points: curve
+                    .points
+                    .iter()
+                    .map(|point| Point {
+                        x: point.cpus,
+                        y: point.value,
+                        low: None,
+                        high: None,
+                        label: point.case.clone(),
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let names: Vec<&str> = curves.iter().map(|curves| curves.metric.as_str()).collect();
+    let title = format!("Median speedup vs CPUs: {}", names.join(", "));
+    Some(Chart {
+        svg: line_chart(&ChartSpec {
+            title: &title,
+            y_label: "speedup (x)",
+            series: &series,
+            ideal: &curves[0].ideal,
+            thresholds: &thresholds,
+        }),
+        file: "chart-speedup-all-by-system.svg".to_string(),
+        title,
+    })
+}
+
+/// Colours of stacked phases, bottom up.
+const PHASE_COLORS: [&str; 6] = [
+    "#8da0cb", "#1f5fbf", "#e78ac3", "#a6d854", "#ffd92f", "#66c2a5",
+];
+
+/// One stacked-bar chart per system: each case's median of every `phases`
+/// metric, bottom up in contract order, so a bar's height is the median run
+/// and its parts show where the time went.
+pub(super) fn phase_charts(summary: &SummaryDocument, phases: &[String]) -> Vec<Chart> {
+    use crate::proof::baseline::Os;
+    if phases.len() < 2 || phases.len() > PHASE_COLORS.len() {
+        return Vec::new();
+    }
+    let mut charts = Vec::new();
+    for os in [Os::Capos, Os::Linux, Os::Native] {
+        let mut bars: Vec<(String, u32, Vec<f64>)> = summary
+            .cases
+            .iter()
+            .filter(|case| case.os == os && case.skipped.is_none())
+            .filter_map(|case| {
+                let medians: Option<Vec<f64>> = phases
+                    .iter()
+                    .map(|name| {
+                        let metric = case.metrics.iter().find(|metric| &metric.name == name)?;
+                        Some(metric.statistics.as_ref()?.median)
+                    })
+                    .collect();
+                Some((case.id.clone(), case.cpus, medians?))
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        bars.sort_by_key(|(_, cpus, _)| *cpus);
+        let unit = summary.cases[0]
+            .metrics
+            .iter()
+            .find(|metric| metric.name == phases[0])
+            .map(|metric| metric.unit.clone())
+            .unwrap_or_default();
+        let title = format!("{}: median phases per case ({unit})", os.title());
+        charts.push(Chart {
+            svg: stacked_bars(&title, &unit, phases, &bars),
+            file: format!("chart-phases-{}.svg", os.name()),
+            title,
+        });
+    }
+    charts
+}
+
+/// A stacked bar chart: one bar per (label, cpus, parts).
+fn stacked_bars(
+    title: &str,
+    unit: &str,
+    phases: &[String],
+    bars: &[(String, u32, Vec<f64>)],
+) -> String {
+    let legend_width = 150.0;
+    let plot_width = WIDTH - LEFT - RIGHT - legend_width;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let max_y = nice_ceiling(
+        bars.iter()
+            .map(|(_, _, parts)| parts.iter().sum::<f64>())
+            .fold(0.0, f64::max)
+            * 1.05,
+    );
+    let y_of = |y: f64| TOP + plot_height * (1.0 - y / max_y);
+    let slot = plot_width / bars.len() as f64;
+    let bar_width = (slot * 0.6).min(60.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{}</title>\n<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+        xml_escape(title),
+        WIDTH / 2.0,
+        xml_escape(title)
+    );
+    svg.push_str(&format!(
+        "<line x1=\"{LEFT:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n<line x1=\"{LEFT:.1}\" y1=\"{TOP:.1}\" x2=\"{LEFT:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n",
+        TOP + plot_height,
+        LEFT + plot_width,
+        TOP + plot_height,
+        TOP + plot_height
+    ));
+    for step in 0..=5 {
+        let value = max_y * f64::from(step) / 5.0;
+        let y = y_of(value);
+        svg.push_str(&format!(
+            "<line x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            LEFT + plot_width,
+            LEFT - 6.0,
+            y + 4.0,
+            axis_label(value, max_y)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{}</text>\n",
+        TOP + plot_height / 2.0,
+        TOP + plot_height / 2.0,
+        xml_escape(unit)
+    ));
+    for (index, (label, cpus, parts)) in bars.iter().enumerate() {
+        let x = LEFT + slot * (index as f64 + 0.5) - bar_width / 2.0;
+        let mut bottom = 0.0;
+        let total: f64 = parts.iter().sum();
+        for ((part, name), color) in parts.iter().zip(phases).zip(PHASE_COLORS) {
+            let top = bottom + part;
+            let share = if total > 0.0 {
+                100.0 * part / total
+            } else {
+                0.0
+            };
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar_width:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{}: {} {} ({share:.1}%)</title></rect>\n",
+                y_of(top),
+                (y_of(bottom) - y_of(top)).max(0.0),
+                xml_escape(name),
+                stats::format_figure(*part),
+                xml_escape(unit)
+            ));
+            bottom = top;
+        }
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{}</text>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{} CPU{}</text>\n",
+            x + bar_width / 2.0,
+            y_of(total) - 4.0,
+            axis_label(total, max_y),
+            x + bar_width / 2.0,
+            TOP + plot_height + 16.0,
+            xml_escape(label),
+            x + bar_width / 2.0,
+            TOP + plot_height + 30.0,
+            cpus,
+            if *cpus == 1 { "" } else { "s" }
+        ));
+    }
+    for (index, (name, color)) in phases.iter().zip(PHASE_COLORS).enumerate() {
+        let y = TOP + 12.0 + 18.0 * (phases.len() - 1 - index) as f64;
+        let x = WIDTH - RIGHT - legend_width + 12.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
+            y - 9.0,
+            x + 16.0,
+            y + 1.0,
+            xml_escape(name)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// ` stroke-dasharray="..."` for a dashed curve, nothing for a solid one.
+fn dash_attribute(dash: &str) -> String {
+    if dash.is_empty() {
+        String::new()
+    } else {
+        format!(" stroke-dasharray=\"{dash}\"")
+    }
+}
+
 /// Speedup-gate thresholds of `metric`'s speedups, at the compared CPU count.
 fn speedup_thresholds(summary: &SummaryDocument, metric: &str) -> Vec<(f64, f64)> {
     summary
@@ -184,6 +403,8 @@ const SERIES_COLORS: [&str; 3] = ["#1f5fbf", "#c25a00", "#2e8b57"];
 struct Series {
     label: String,
     color: &'static str,
+    /// SVG `stroke-dasharray` of the curve; empty for a solid line.
+    dash: &'static str,
     points: Vec<Point>,
 }
 
@@ -194,6 +415,7 @@ impl Series {
         Series {
             label: String::new(),
             color: SERIES_COLORS[0],
+            dash: "",
             points,
         }
     }
@@ -329,8 +551,9 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
                 .map(|p| format!("{:.1},{:.1}", x_of(p.x), y_of(p.y)))
                 .collect();
             svg.push_str(&format!(
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
-                path.join(" ")
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{}/>\n",
+                path.join(" "),
+                dash_attribute(series.dash)
             ));
         }
         for point in &series.points {
@@ -360,10 +583,11 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
         for (index, series) in labelled.iter().enumerate() {
             let y = TOP + 12.0 + 16.0 * index as f64;
             svg.push_str(&format!(
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"2\"{}/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
                 LEFT + 10.0,
                 LEFT + 30.0,
                 series.color,
+                dash_attribute(series.dash),
                 LEFT + 36.0,
                 y + 4.0,
                 xml_escape(&series.label)

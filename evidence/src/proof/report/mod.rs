@@ -337,7 +337,8 @@ pub fn render(
 ) -> Result<Rendered> {
     let (contract, inputs, summary) = summary::read_bundle(files)?;
 
-    let charts = charts::charts(&summary);
+    let mut charts = charts::charts(&summary);
+    charts.extend(charts::phase_charts(&summary, &contract.spec.phases));
     let measure_cases = if inputs.guest_measure() {
         measure::views(files, &summary)?
     } else {

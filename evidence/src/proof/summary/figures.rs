@@ -116,8 +116,16 @@ pub fn summarize(
         .gates
         .iter()
         .zip(contract.gates())
-        .map(|(written, gate)| {
-            judge_gate(contract, written, gate, runs, &speedups, &ratios, wording)
+        .map(|gate| {
+            judge_gate(
+                contract,
+                gate,
+                runs,
+                &speedups,
+                &ratios,
+                wording,
+                &inputs.environment,
+            )
         })
         .collect();
     let failures: Vec<FailureSummary> = runs
@@ -169,16 +177,19 @@ pub fn summarize(
     })
 }
 
+/// One gate's verdict; `environment` is the run's recorded variables (a
+/// gate's `threshold_env` may replace its threshold).
 fn judge_gate(
     contract: &Contract,
-    written: &contract::GateSpec,
-    gate: &Gate,
+    (written, gate): (&contract::GateSpec, &Gate),
     runs: &[RunRecord],
     speedups: &[SpeedupSummary],
     ratios: &[RatioSummary],
     wording: Wording,
+    environment: &std::collections::BTreeMap<String, String>,
 ) -> GateSummary {
     let spec = &contract.spec;
+    let threshold_of = |threshold: f64| written.threshold_in(threshold, environment);
     let (verdict, value, detail) = match gate {
         Gate::AllRunsPass => {
             let passed = runs.iter().filter(|run| run.passed()).count();
@@ -215,6 +226,7 @@ fn judge_gate(
             )
         }
         Gate::SpeedupAtLeast { speedup, threshold } => {
+            let threshold = &threshold_of(*threshold);
             let measured = &speedups[*speedup];
             match measured.value {
                 Some(value) => (
@@ -241,6 +253,7 @@ fn judge_gate(
             }
         }
         Gate::RatioAtLeast { ratio, threshold } => {
+            let threshold = &threshold_of(*threshold);
             let measured = &ratios[*ratio];
             let figure = |id: &str| {
                 speedups
@@ -280,7 +293,7 @@ fn judge_gate(
         kind: written.kind,
         speedup: written.speedup.clone(),
         ratio: written.ratio.clone(),
-        threshold: written.threshold,
+        threshold: written.threshold.map(threshold_of),
         value,
         verdict: if verdict {
             GateVerdict::Pass

@@ -130,7 +130,7 @@ fn run(context: &mut Context) -> Result<(), String> {
     }
     let before = context
         .ring()
-        .poll_counters(diagnostics, timer, SETTLE_NS, torn_down)
+        .baseline_counters(diagnostics, timer, SETTLE_NS, torn_down)
         .map_err(diagnostics_error)?;
     let second = round(context)?;
     if second != first {

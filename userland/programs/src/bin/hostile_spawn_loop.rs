@@ -80,7 +80,7 @@ fn run(context: &mut Context) -> Result<u64, String> {
     // The baseline: the warm-up's last child fully torn down.
     let before = context
         .ring()
-        .poll_counters(diagnostics, timer, SETTLE_NS, |now| {
+        .baseline_counters(diagnostics, timer, SETTLE_NS, |now| {
             now.live_processes == initial.live_processes && now.live_threads == initial.live_threads
         })
         .map_err(diagnostics_error)?;

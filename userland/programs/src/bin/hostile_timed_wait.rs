@@ -105,7 +105,7 @@ fn run(context: &mut Context) -> Result<(), String> {
     exercise(context, WARM_UP_CALLS, 1, false)?;
     let before = context
         .ring()
-        .poll_counters(diagnostics, timer, SETTLE_NS, |now| {
+        .baseline_counters(diagnostics, timer, SETTLE_NS, |now| {
             now.live_processes == initial.live_processes && now.live_threads == initial.live_threads
         })
         .map_err(diagnostics_error)?;

@@ -15,12 +15,13 @@
 //! CPUs and the number of system calls it made in between (the window
 //! must have none). The parent then checks every slot and the root.
 //!
-//! Lines: per worker `[thread-scale] worker=<i> cpu_start=<c> cpu_end=<c>
-//! window_syscalls=<n>`; per CPU a worker finished on `[thread-scale]
-//! cpu=<c> workers_ended=<k>`; then the result line (see
-//! `capos_workloads::line`). `verified=true` only if the root is the one
-//! the host computed for this shape and every worker ended cleanly; the
-//! exit code is 0 only then. Errors print `[thread-scale] error: ...`.
+//! Lines: per worker `[thread-scale:placement] worker=<i> cpu_start=<c>
+//! cpu_end=<c> window_syscalls=<n>`; per CPU a worker finished on
+//! `[thread-scale:placement] cpu=<c> workers_ended=<k>` (a tag of their own,
+//! so the result line stays the only `[thread-scale] ` line); then the
+//! result line (see `capos_workloads::line`). `verified=true` only if the
+//! root is the one the host computed for this shape and every worker ended
+//! cleanly; the exit code is 0 only then. Errors print `[thread-scale] error: ...`.
 #![no_std]
 #![no_main]
 
@@ -216,12 +217,12 @@ fn report_placement(context: &mut Context, records: &[Option<WorkerRecord>]) {
     let mut ended_on: Vec<(u32, u32)> = Vec::new();
     for (index, record) in records.iter().enumerate() {
         let Some(record) = record else {
-            println!(context, "[thread-scale] worker={index} failed");
+            println!(context, "[thread-scale:placement] worker={index} failed");
             continue;
         };
         println!(
             context,
-            "[thread-scale] worker={index} cpu_start={} cpu_end={} window_syscalls={}",
+            "[thread-scale:placement] worker={index} cpu_start={} cpu_end={} window_syscalls={}",
             record.cpu_start,
             record.cpu_end,
             record.window_syscalls
@@ -233,6 +234,9 @@ fn report_placement(context: &mut Context, records: &[Option<WorkerRecord>]) {
     }
     ended_on.sort_unstable();
     for (cpu, count) in ended_on {
-        println!(context, "[thread-scale] cpu={cpu} workers_ended={count}");
+        println!(
+            context,
+            "[thread-scale:placement] cpu={cpu} workers_ended={count}"
+        );
     }
 }
