@@ -24,6 +24,7 @@ lint: deps
 	# Bare-metal crates alone: in a whole-workspace build the host crates turn
 	# on `std` in shared dependencies (digest), which they cannot link.
 	cargo clippy --locked -p capos-kernel -- -D warnings
+	cargo clippy --locked -p capos-kernel --features measure -- -D warnings
 	cargo clippy --locked -p capos-programs -- -D warnings
 	ci/check-flake
 

@@ -45,22 +45,39 @@ pub fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// Where the kernel crate is built (separate from the host target dir,
-/// because its RUSTFLAGS differ).
-pub fn kernel_target_dir(root: &Path) -> PathBuf {
-    target_dir(root).join("kernel")
+/// because its RUSTFLAGS differ): `target/kernel`, or `target/kernel-<flavor>`
+/// for a kernel built with extra features (see `guest::build::KernelFlavor`),
+/// so the two builds never overwrite each other.
+pub fn kernel_target_dir(root: &Path, flavor: Option<&str>) -> PathBuf {
+    target_dir(root).join(flavored("kernel", flavor))
 }
 
-/// The kernel ELF produced by `capos build kernel`.
-pub fn kernel_elf(root: &Path) -> PathBuf {
-    kernel_target_dir(root)
+/// The kernel ELF produced by `capos build kernel` (of `flavor`, as for
+/// [`kernel_target_dir`]).
+pub fn kernel_elf(root: &Path, flavor: Option<&str>) -> PathBuf {
+    kernel_target_dir(root, flavor)
         .join(KERNEL_TARGET)
         .join("release")
         .join("capos-kernel")
 }
 
-/// The ISO produced by `capos build iso`.
-pub fn iso(root: &Path) -> PathBuf {
-    target_dir(root).join("iso").join("capos.iso")
+/// Where `capos build iso` stages and writes the ISO: `target/iso`, or
+/// `target/iso-<flavor>`.
+pub fn iso_dir(root: &Path, flavor: Option<&str>) -> PathBuf {
+    target_dir(root).join(flavored("iso", flavor))
+}
+
+/// The ISO produced by `capos build iso` (of `flavor`, as for [`iso_dir`]).
+pub fn iso(root: &Path, flavor: Option<&str>) -> PathBuf {
+    iso_dir(root, flavor).join("capos.iso")
+}
+
+/// `base`, or `base-<flavor>`.
+fn flavored(base: &str, flavor: Option<&str>) -> String {
+    match flavor {
+        Some(flavor) => format!("{base}-{flavor}"),
+        None => base.to_string(),
+    }
 }
 
 /// Directory for raw logs of ad-hoc `capos qemu` runs.

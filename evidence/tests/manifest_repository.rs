@@ -78,6 +78,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-hostile-flags.yaml",
             "system-hostile-spawn.yaml",
             "system-hostile-timed-wait.yaml",
+            "system-measure-marks.yaml",
             "system-park.yaml",
             "system-peer-gone.yaml",
             "system-ring.yaml",
@@ -87,6 +88,23 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-thread-scale.yaml",
             "system-timer.yaml",
             "system-tlb.yaml",
+        ]
+    );
+}
+
+/// measure-marks finds its capabilities in the slots its program names
+/// (0 console, 1 thread-spawner, 2 boot-manifest, 3 diagnostics).
+#[test]
+fn measure_marks_gets_the_slots_its_program_names() {
+    let spec = load("measure-marks");
+    assert_eq!(autostarted(&spec), ["measure-marks"]);
+    assert_eq!(
+        kinds(process(&spec, "measure-marks")),
+        [
+            CapabilityKind::Console,
+            CapabilityKind::ThreadSpawner,
+            CapabilityKind::BootManifest,
+            CapabilityKind::Diagnostics
         ]
     );
 }

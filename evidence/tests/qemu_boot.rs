@@ -28,7 +28,7 @@ fn iso() -> &'static Path {
             .join("iso")
             .join("test")
             .join("capos.iso");
-        build::build_iso(&root, &output)
+        build::build_iso(&root, &output, build::KernelFlavor::Standard)
             .expect("building the ISO")
             .path
     })

@@ -37,12 +37,16 @@ impl Serial {
 
 impl Write for Serial {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut written = 0;
         for byte in text.bytes() {
             if byte == b'\n' {
                 self.write_byte(b'\r');
+                written += 1;
             }
             self.write_byte(byte);
+            written += 1;
         }
+        crate::measure::count_many(crate::measure::Counter::SerialBytes, written);
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ mod boot;
 mod console;
 mod diagnostics;
 mod interrupt;
+mod measure;
 mod mem;
 mod objects;
 mod panic;
@@ -96,6 +97,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
         timer::init_cpu(index);
     }
     sched::init_queues(platform::percpu::count());
+    measure::init(platform::percpu::count());
     process::init_retired(sched::THREADS_MAX);
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),

@@ -36,6 +36,7 @@
 //! towards user mode, where the syscall and interrupt paths call
 //! `exit_current`. So teardown always runs, from a known place.
 
+use crate::measure::{self, Counter};
 use crate::mem::{paging, stacks};
 use crate::platform::interrupts::InterruptFrame;
 use crate::platform::percpu;
@@ -95,14 +96,14 @@ pub fn thread_capacity_left() -> bool {
 
 fn push(cpu: usize, thread: Arc<Thread>) {
     let queue = &QUEUES[cpu];
-    let mut threads = queue.threads.lock();
+    let mut threads = measure::lock_run_queue(&queue.threads);
     threads.push_back(thread);
     queue.length.store(threads.len(), Ordering::Release);
 }
 
 fn pop(cpu: usize) -> Option<Arc<Thread>> {
     let queue = &QUEUES[cpu];
-    let mut threads = queue.threads.lock();
+    let mut threads = measure::lock_run_queue(&queue.threads);
     let thread = threads.pop_front();
     queue.length.store(threads.len(), Ordering::Release);
     thread
@@ -131,7 +132,10 @@ fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
     let placement = place_wake(last_cpu.and_then(CpuIndex::new), waker, idle, loads);
     let target = placement.cpu.get();
     push(target, thread);
-    if target != here {
+    if target == here {
+        measure::count(Counter::WakeLocal);
+    } else {
+        measure::count(Counter::WakeRemote);
         crate::platform::smp::kick_if_idle(target);
     }
 }
@@ -498,7 +502,8 @@ pub fn scheduler_loop() -> ! {
     let here = percpu::current().index;
     loop {
         crate::process::reap_retired();
-        match pop(here).or_else(|| steal(here)) {
+        let picked = pop(here).inspect(|_| measure::count(Counter::Picks));
+        match picked.or_else(|| steal(here)) {
             Some(thread) => run(thread),
             None => {
                 release_exited_space(here);
@@ -515,7 +520,7 @@ fn steal(thief: usize) -> Option<Arc<Thread>> {
     let mut buffer = [0; MAX_CPUS];
     let loads = loads(&mut buffer);
     let victim = choose_steal_victim(CpuIndex::new(thief)?, loads)?;
-    pop(victim.get())
+    pop(victim.get()).inspect(|_| measure::count(Counter::Steals))
 }
 
 /// Whether this CPU should stop running the current thread at a tick: only
@@ -586,6 +591,7 @@ fn run(thread: Arc<Thread>) {
 
 fn load_address_space(root: u64) {
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    measure::count(Counter::Cr3Writes);
     // SAFETY: every address space maps the kernel half identically, so the
     // code and stack in use stay mapped across the switch.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };

@@ -188,6 +188,11 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             thread.syscalls(),
             0,
         ),
+        (Opcode::MeasureMark, KernelObject::Diagnostics) => {
+            let request = args::MeasureMark::decode(arguments);
+            crate::measure::mark(thread.process.id, request.mark)?;
+            done(Ok(0))
+        }
         (Opcode::ConsoleWrite, KernelObject::Console) => {
             let request = args::ConsoleWrite::decode(arguments);
             let bytes = read_user(thread, request.address, request.length, CONSOLE_WRITE_MAX)?;

@@ -4,7 +4,6 @@
 
 use crate::guest::build;
 use crate::guest::qemu::AccelRequest;
-use crate::paths;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +26,7 @@ impl BootOptions {
     pub fn iso(&self, root: &Path) -> Result<PathBuf> {
         match &self.iso {
             Some(iso) => Ok(iso.clone()),
-            None => Ok(build::build_iso(root, &paths::iso(root))?.path),
+            None => Ok(build::build_default_iso(root)?.path),
         }
     }
 }

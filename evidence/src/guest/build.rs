@@ -5,6 +5,10 @@
 //! time, fixed file mtimes in the ISO tree and fixed xorriso volume dates.
 //! Outputs are written beside their final path and renamed into place, so a
 //! failed build never leaves a file that looks valid.
+//!
+//! A kernel with optional features (a [`KernelFlavor`] other than the
+//! standard one, chosen by the environment) is built into its own target
+//! and ISO directories, so a measuring build never replaces the normal one.
 
 use crate::guest::cargo::cargo_build_bare_metal;
 use crate::{paths, tools};
@@ -21,11 +25,71 @@ const KERNEL_RUSTFLAGS: &[&str] = &[
     "-Cforce-frame-pointers=yes",
 ];
 
+/// Set to `1` to build the kernel with the `measure` feature (guest
+/// measurement, docs/scheduler.md) wherever `capos` builds one.
+pub const GUEST_MEASURE_VARIABLE: &str = "CAPOS_THREAD_SCALE_GUEST_MEASURE";
+
+/// Which kernel a build makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFlavor {
+    /// The normal kernel, without optional features.
+    Standard,
+    /// With the `measure` feature (counters, PC samples and `[measure]`
+    /// lines at the last phase mark), in `target/kernel-measure` and
+    /// `target/iso-measure`.
+    Measure,
+}
+
+impl KernelFlavor {
+    /// The flavor [`GUEST_MEASURE_VARIABLE`] asks for.
+    pub fn from_environment() -> Result<Self> {
+        Self::parse(std::env::var(GUEST_MEASURE_VARIABLE).ok().as_deref())
+    }
+
+    /// The flavor for a value of [`GUEST_MEASURE_VARIABLE`]: unset, empty
+    /// or `0` is the standard kernel, `1` the measuring one.
+    pub fn parse(value: Option<&str>) -> Result<Self> {
+        match value {
+            None | Some("") | Some("0") => Ok(Self::Standard),
+            Some("1") => Ok(Self::Measure),
+            Some(other) => bail!("{GUEST_MEASURE_VARIABLE}={other:?} is neither 0 nor 1"),
+        }
+    }
+
+    /// The kernel crate's cargo features.
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Self::Standard => &[],
+            Self::Measure => &["measure"],
+        }
+    }
+
+    /// The suffix of its kernel and ISO directories (None: the standard ones).
+    pub fn directory_suffix(self) -> Option<&'static str> {
+        match self {
+            Self::Standard => None,
+            Self::Measure => Some("measure"),
+        }
+    }
+
+    /// Where `capos build iso` writes this flavor's ISO.
+    pub fn iso_path(self, root: &Path) -> PathBuf {
+        paths::iso(root, self.directory_suffix())
+    }
+
+    /// Where this flavor's kernel ELF is built.
+    pub fn kernel_elf(self, root: &Path) -> PathBuf {
+        paths::kernel_elf(root, self.directory_suffix())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BuildCommand {
-    /// Build the kernel ELF (target/kernel/.../capos-kernel) and print its sha256.
+    /// Build the kernel ELF (target/kernel/.../capos-kernel; target/kernel-measure
+    /// with CAPOS_THREAD_SCALE_GUEST_MEASURE=1) and print its sha256.
     Kernel,
-    /// Build kernel and ISO (target/iso/capos.iso) and print the ISO's sha256.
+    /// Build kernel and ISO (target/iso/capos.iso; target/iso-measure with
+    /// CAPOS_THREAD_SCALE_GUEST_MEASURE=1) and print the ISO's sha256.
     Iso {
         /// Write the ISO here instead of target/iso/capos.iso.
         #[arg(long)]
@@ -43,7 +107,8 @@ pub enum BuildCommand {
 pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
     match command {
         BuildCommand::Kernel => {
-            let elf = build_kernel(root, source_date_epoch(root)?)?;
+            let flavor = KernelFlavor::from_environment()?;
+            let elf = build_kernel(root, source_date_epoch(root)?, flavor)?;
             println!(
                 "{}  {}",
                 crate::digest::file_sha256(&elf)
@@ -77,26 +142,28 @@ pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
             }
         }
         BuildCommand::Iso { output } => {
-            let iso = output.unwrap_or_else(|| paths::iso(root));
-            let built = build_iso(root, &iso)?;
+            let flavor = KernelFlavor::from_environment()?;
+            let iso = output.unwrap_or_else(|| flavor.iso_path(root));
+            let built = build_iso(root, &iso, flavor)?;
             println!("{}  {}", built.sha256, display_relative(root, &built.path));
         }
     }
     Ok(())
 }
 
-/// Compile the kernel for bare metal (stamped with `epoch`, see
+/// Compile the kernel of `flavor` for bare metal (stamped with `epoch`, see
 /// [`source_date_epoch`]) and return the ELF path.
-pub fn build_kernel(root: &Path, epoch: u64) -> Result<PathBuf> {
+pub fn build_kernel(root: &Path, epoch: u64, flavor: KernelFlavor) -> Result<PathBuf> {
     cargo_build_bare_metal(
         root,
         "capos-kernel",
-        &paths::kernel_target_dir(root),
+        &paths::kernel_target_dir(root, flavor.directory_suffix()),
         KERNEL_RUSTFLAGS,
+        flavor.features(),
         epoch,
     )
     .context("kernel build failed")?;
-    let elf = paths::kernel_elf(root);
+    let elf = flavor.kernel_elf(root);
     if !elf.is_file() {
         bail!(
             "kernel build reported success but {} is missing",
@@ -110,10 +177,27 @@ pub fn build_kernel(root: &Path, epoch: u64) -> Result<PathBuf> {
 pub struct BuiltIso {
     pub path: PathBuf,
     pub sha256: String,
+    /// The kernel inside it.
+    pub flavor: KernelFlavor,
 }
 
-/// Build the kernel, then pack it with GRUB into a bootable ISO at `output`.
-pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
+/// Build the ISO of the flavor the environment asks for at its usual path
+/// (`target/iso/capos.iso`, or `target/iso-measure/capos.iso`).
+pub fn build_default_iso(root: &Path) -> Result<BuiltIso> {
+    let flavor = KernelFlavor::from_environment()?;
+    if flavor != KernelFlavor::Standard {
+        eprintln!(
+            "capos: {GUEST_MEASURE_VARIABLE}=1: building the kernel with features [{}] into {}",
+            flavor.features().join(", "),
+            display_relative(root, &flavor.iso_path(root))
+        );
+    }
+    build_iso(root, &flavor.iso_path(root), flavor)
+}
+
+/// Build the kernel of `flavor`, then pack it with GRUB into a bootable ISO
+/// at `output`.
+pub fn build_iso(root: &Path, output: &Path, flavor: KernelFlavor) -> Result<BuiltIso> {
     let grub_mkrescue = tools::require(&tools::GRUB_MKRESCUE)?;
     tools::require(&tools::XORRISO)?;
     tools::require(&tools::MFORMAT)?;
@@ -137,7 +221,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
     let _ = std::fs::remove_file(&probe);
 
     let epoch = source_date_epoch(root)?;
-    let kernel = build_kernel(root, epoch)?;
+    let kernel = build_kernel(root, epoch, flavor)?;
     let programs = crate::guest::userland::build_userland(root, epoch)?;
     let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
     let mut manifests = Vec::new();
@@ -149,7 +233,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
             .to_string();
         manifests.push((name, crate::guest::manifest::pack(&path, &program_names)?));
     }
-    let staging = paths::target_dir(root).join("iso").join("staging");
+    let staging = paths::iso_dir(root, flavor.directory_suffix()).join("staging");
     let contents = IsoContents {
         kernel: &kernel,
         programs: &programs,
@@ -193,6 +277,7 @@ pub fn build_iso(root: &Path, output: &Path) -> Result<BuiltIso> {
         sha256: crate::digest::file_sha256(output)
             .with_context(|| format!("reading {}", output.display()))?
             .0,
+        flavor,
     })
 }
 
@@ -333,6 +418,35 @@ pub fn display_relative(root: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_measure_variable_chooses_the_flavor() {
+        assert_eq!(KernelFlavor::parse(None).unwrap(), KernelFlavor::Standard);
+        assert_eq!(
+            KernelFlavor::parse(Some("")).unwrap(),
+            KernelFlavor::Standard
+        );
+        assert_eq!(
+            KernelFlavor::parse(Some("0")).unwrap(),
+            KernelFlavor::Standard
+        );
+        assert_eq!(
+            KernelFlavor::parse(Some("1")).unwrap(),
+            KernelFlavor::Measure
+        );
+        assert!(KernelFlavor::parse(Some("yes")).is_err());
+        let root = Path::new("/checkout");
+        assert_ne!(
+            KernelFlavor::Measure.iso_path(root),
+            KernelFlavor::Standard.iso_path(root)
+        );
+        assert_ne!(
+            KernelFlavor::Measure.kernel_elf(root),
+            KernelFlavor::Standard.kernel_elf(root)
+        );
+        assert_eq!(KernelFlavor::Measure.features(), ["measure"]);
+        assert!(KernelFlavor::Standard.features().is_empty());
+    }
 
     #[test]
     fn utc_stamp_matches_known_dates() {

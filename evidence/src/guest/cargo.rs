@@ -11,14 +11,16 @@ use std::process::Command;
 use crate::paths::KERNEL_TARGET;
 
 /// `cargo build --release --locked -p <package>` for bare metal: the host
-/// target with `codegen_flags`, checkout and cargo-home paths remapped out
-/// of the output, `SOURCE_DATE_EPOCH=epoch`, into its own `target_dir` (the
-/// flags differ from the host build's). Shared by kernel and user programs.
+/// target with `codegen_flags` and the cargo `features` of the package,
+/// checkout and cargo-home paths remapped out of the output,
+/// `SOURCE_DATE_EPOCH=epoch`, into its own `target_dir` (the flags differ
+/// from the host build's). Shared by kernel and user programs.
 pub fn cargo_build_bare_metal(
     root: &Path,
     package: &str,
     target_dir: &Path,
     codegen_flags: &[&str],
+    features: &[&str],
     epoch: u64,
 ) -> Result<()> {
     let mut flags: Vec<String> = codegen_flags.iter().map(|s| s.to_string()).collect();
@@ -29,9 +31,14 @@ pub fn cargo_build_bare_metal(
             cargo_home.display()
         ));
     }
-    let status = Command::new(cargo())
+    let mut command = Command::new(cargo());
+    command
         .current_dir(root)
-        .args(["build", "--release", "--locked", "-p", package])
+        .args(["build", "--release", "--locked", "-p", package]);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
+    let status = command
         .args(["--target", KERNEL_TARGET])
         .arg("--target-dir")
         .arg(target_dir)

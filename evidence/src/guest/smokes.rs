@@ -185,7 +185,7 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
     }
     let iso = match args.iso {
         Some(iso) => iso,
-        None => build::build_iso(root, &paths::iso(root))?.path,
+        None => build::build_default_iso(root)?.path,
     };
     let choice = qemu::detect_accel(root, args.accel)?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);

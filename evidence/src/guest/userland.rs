@@ -51,6 +51,7 @@ pub fn build_userland(root: &Path, epoch: u64) -> Result<Vec<(String, PathBuf)>>
         PROGRAMS_PACKAGE,
         &user_target_dir(root),
         USER_RUSTFLAGS,
+        &[],
         epoch,
     )
     .context("user program build failed")?;

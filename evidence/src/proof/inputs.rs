@@ -33,6 +33,11 @@ pub struct Inputs {
     pub iso: ArtifactRecord,
     /// The kernel ELF in the ISO, when this run built it.
     pub kernel: Option<ArtifactRecord>,
+    /// Optional cargo features the kernel was built with (`measure`: guest
+    /// measurement, `CAPOS_THREAD_SCALE_GUEST_MEASURE=1`); absent for the
+    /// standard kernel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_features: Vec<String>,
     /// The QEMU binary.
     pub qemu: QemuRecord,
     /// The machine.
@@ -60,6 +65,14 @@ pub struct SkippedCase {
 }
 
 impl Inputs {
+    /// Whether the kernel measured itself (feature `measure`): every capOS
+    /// run must then carry its `[measure]` lines (`proof::measure`).
+    pub fn guest_measure(&self) -> bool {
+        self.kernel_features
+            .iter()
+            .any(|feature| feature == "measure")
+    }
+
     /// Why case `id` did not run, or None if it ran.
     pub fn skipped_reason(&self, id: &str) -> Option<String> {
         self.skipped_cases

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod exit;
 pub mod history;
 pub mod inputs;
+pub mod measure;
 pub mod report;
 pub mod reproduce;
 pub mod run;

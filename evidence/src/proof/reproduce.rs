@@ -12,8 +12,7 @@
 
 use crate::bundle::keys;
 use crate::bundle::verify::LimitArgs;
-use crate::guest::build;
-use crate::paths;
+use crate::guest::build::{self, KernelFlavor};
 use crate::proof::audit;
 use crate::proof::contract::RepetitionChoice;
 use crate::proof::run::{self, RunPlan};
@@ -226,6 +225,7 @@ pub fn run_command(args: ReproduceArgs, workspace: impl FnOnce() -> Result<PathB
         iso,
         iso_sha256,
         iso_built,
+        kernel_flavor: kernel_flavor(&inputs)?,
         store: run::store_dir(root, args.store),
         signing_key: keys::ensure_signing_key(root, args.signing_key.as_deref())?,
     };
@@ -278,6 +278,17 @@ fn print_requirements(inputs: &crate::proof::inputs::Inputs) {
     println!("[reproduce] check only: nothing was built or run");
 }
 
+/// The kernel the bundle's `kernel_features` record.
+fn kernel_flavor(inputs: &crate::proof::inputs::Inputs) -> Result<KernelFlavor> {
+    match inputs.kernel_features.as_slice() {
+        [] => Ok(KernelFlavor::Standard),
+        [feature] if feature == "measure" => Ok(KernelFlavor::Measure),
+        other => {
+            bail!("inputs.json records kernel features {other:?}, which this capos cannot build")
+        }
+    }
+}
+
 /// The ISO to boot: `--iso`, or a rebuild when HEAD is the recorded clean commit.
 /// Returns (path, sha256, built by this process, digest equals the recorded one).
 fn choose_iso(
@@ -328,7 +339,8 @@ fn choose_iso(
              {advice} (the recorded ISO has sha256 {recorded})"
         );
     }
-    let built = build::build_iso(root, &paths::iso(root))?;
+    let flavor = kernel_flavor(inputs)?;
+    let built = build::build_iso(root, &flavor.iso_path(root), flavor)?;
     let matches = &built.sha256 == recorded;
     println!(
         "[reproduce] rebuilt ISO sha256 {}: {}",

@@ -5,12 +5,18 @@
 //! [`summary::recompute`] over its own staging directory, so the stored
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
+//!
+//! With `CAPOS_THREAD_SCALE_GUEST_MEASURE=1` the kernel is built with its
+//! `measure` feature (recorded in inputs.json as `kernel_features`), and
+//! each capOS run also stores its `[measure]` lines (`measure.log`) and
+//! their user PCs resolved against the benchmark binary
+//! (`user-pc-symbols.log`); see [`crate::proof::measure`].
 
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
 use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
 use crate::bundle::writer::BundleWriter;
-use crate::guest::build;
+use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
 use crate::proof::baseline::rules;
 use crate::proof::baseline::runner as baseline_runner;
@@ -20,10 +26,11 @@ use crate::proof::inputs::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SkippedCase, SourceRecord,
     INPUTS_FORMAT,
 };
+use crate::proof::measure::{self, Benchmark};
 use crate::proof::stats;
 use crate::proof::summary::wording::Wording;
 use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
-use crate::{paths, tools};
+use crate::tools;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
@@ -43,6 +50,7 @@ const RECORDED_VARIABLES: &[&str] = &[
     "CAPOS_TARGET_DIR",
     "CAPOS_GRUB_PLATFORM_DIR",
     "SOURCE_DATE_EPOCH",
+    build::GUEST_MEASURE_VARIABLE,
     // Set by the Nix apps (flake.nix): which app, the ISO's store path, and the lock.
     "CAPOS_NIX_APP",
     "CAPOS_NIX_ISO",
@@ -105,6 +113,9 @@ pub struct RunPlan<'a> {
     pub iso_sha256: String,
     /// Whether this process built the ISO.
     pub iso_built: bool,
+    /// The kernel in the ISO (built so, or declared so by the environment
+    /// for a given `--iso`).
+    pub kernel_flavor: KernelFlavor,
     /// Bundle store.
     pub store: PathBuf,
     /// Provenance signing key.
@@ -157,13 +168,14 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
     check_threshold_variables(&contract)?;
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
+    let kernel_flavor = KernelFlavor::from_environment()?;
     let (iso, iso_sha256, iso_built) = match args.iso {
         Some(iso) => {
             let sha256 = sha256_of(&iso)?;
             (iso, sha256, false)
         }
         None => {
-            let built = build::build_iso(root, &paths::iso(root))?;
+            let built = build::build_default_iso(root)?;
             (built.path, built.sha256, true)
         }
     };
@@ -174,6 +186,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
         iso,
         iso_sha256,
         iso_built,
+        kernel_flavor,
         store: store_dir(root, args.store),
         signing_key,
     };
@@ -259,6 +272,12 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .map(|&index| &contract.spec.cases[index])
         .collect();
     let baselines = baseline_runner::prepare(root, contract, &running_cases)?;
+    let guest_measure = plan.kernel_flavor == KernelFlavor::Measure;
+    let benchmark = if guest_measure {
+        Some(measured_benchmark(root, contract, &running_cases)?)
+    } else {
+        None
+    };
 
     let writer = BundleWriter::create(&plan.store)?;
     let bundle_root = writer.root().to_path_buf();
@@ -331,15 +350,16 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
                         &BundleFiles::staging(&bundle_root),
                         &run_dir,
                         Wording::CURRENT,
+                        guest_measure,
                     )?
                 }
                 _ => run_one(
                     contract,
-                    case_index,
-                    repetition,
+                    (case_index, repetition),
                     &plan.iso,
                     choice.accel,
                     &bundle_root,
+                    benchmark.as_ref(),
                 )?,
             };
             bar.inc(1);
@@ -397,14 +417,16 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     Ok(RunOutcome { bundle, summary })
 }
 
-/// Boot one repetition, record how QEMU ended, and judge the logs as stored.
+/// Boot one repetition (`(case index, repetition)`), record how QEMU ended
+/// and, for a measuring kernel (`benchmark` given), the run's measurement
+/// files, and judge the logs as stored.
 fn run_one(
     contract: &Contract,
-    case_index: usize,
-    repetition: u32,
+    (case_index, repetition): (usize, u32),
     iso: &Path,
     accel: Accel,
     bundle_root: &Path,
+    benchmark: Option<&Benchmark>,
 ) -> Result<RunRecord> {
     let case = &contract.spec.cases[case_index];
     let run_dir = summary::run_log_path(&case.id, repetition);
@@ -430,6 +452,13 @@ fn run_one(
         &log_dir.join(summary::EXIT_FILE),
         &summary::json_text(&exit)?,
     )?;
+    if let Some(benchmark) = benchmark {
+        let serial_path = log_dir.join(summary::SERIAL_FILE);
+        let serial = std::fs::read(&serial_path)
+            .with_context(|| format!("reading {}", serial_path.display()))?;
+        let lines = summary::split_serial(&serial);
+        measure::record_run(&log_dir, lines.iter().map(String::as_str), benchmark)?;
+    }
     Ok(summary::evaluate_run_dir(
         contract,
         case_index,
@@ -437,7 +466,50 @@ fn run_one(
         &BundleFiles::staging(bundle_root),
         &run_dir,
         Wording::CURRENT,
+        benchmark.is_some(),
     )?)
+}
+
+/// The benchmark binary a measuring run samples: the manifest binary of the
+/// process the contract's `result_line.process` names, in the manifest of
+/// the capOS cases' `manifest=` boot option (all cases must agree).
+fn measured_benchmark(
+    root: &Path,
+    contract: &Contract,
+    cases: &[&contract::CaseSpec],
+) -> Result<Benchmark> {
+    let variable = build::GUEST_MEASURE_VARIABLE;
+    let process = contract.spec.result_line.process.as_deref().with_context(|| {
+        format!(
+            "{variable}=1: contract {} names no result_line.process, so the measured binary is unknown",
+            contract.spec.name
+        )
+    })?;
+    let mut manifests: Vec<&str> = cases
+        .iter()
+        .filter(|case| case.os.is_capos())
+        .map(|case| capos_kcore::cmdline::option(&case.cmdline, "manifest").unwrap_or(""))
+        .collect();
+    manifests.dedup();
+    let [manifest] = manifests.as_slice() else {
+        bail!(
+            "{variable}=1: the capOS cases of {} boot manifests [{}]; the measured binary must come from exactly one",
+            contract.spec.name,
+            manifests.join(", ")
+        );
+    };
+    let path = root
+        .join("userland/manifests")
+        .join(format!("{manifest}.yaml"));
+    let spec = crate::guest::manifest::load(&path, &crate::guest::manifest::known_binaries(root)?)?;
+    let binary = spec
+        .processes
+        .iter()
+        .find(|entry| entry.name == process)
+        .map(|entry| entry.binary.clone())
+        .with_context(|| format!("{}: no process named {process}", path.display()))?;
+    let elf = crate::guest::userland::program_elf(root, &binary);
+    Benchmark::load(&binary, &elf).with_context(|| format!("{variable}=1: the measured binary"))
 }
 
 /// `[proof] case=<id> runs=N passed=P median_<metric>=.. min=.. max=..` for one finished case.
@@ -490,7 +562,7 @@ fn collect_inputs(
         sha256: plan.iso_sha256.clone(),
         built_by_run: plan.iso_built,
     };
-    let kernel_path = paths::kernel_elf(root);
+    let kernel_path = plan.kernel_flavor.kernel_elf(root);
     let kernel = if plan.iso_built && kernel_path.is_file() {
         Some(ArtifactRecord {
             path: build::display_relative(root, &kernel_path),
@@ -530,6 +602,12 @@ fn collect_inputs(
         },
         iso,
         kernel,
+        kernel_features: plan
+            .kernel_flavor
+            .features()
+            .iter()
+            .map(|feature| feature.to_string())
+            .collect(),
         qemu: QemuRecord {
             version: qemu_version(qemu_binary)?,
             path: qemu_binary.display().to_string(),

@@ -132,6 +132,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
                 }
             },
         },
+        kernel_features: Vec::new(),
         iso: ArtifactRecord {
             path: "target/iso/capos.iso".into(),
             sha256: "0".repeat(64),

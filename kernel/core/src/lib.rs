@@ -15,6 +15,7 @@ pub mod cmdline;
 pub mod elf;
 pub mod frame;
 pub mod fwcfg;
+pub mod measure;
 pub mod memmap;
 pub mod ring;
 pub mod sched;

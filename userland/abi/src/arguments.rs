@@ -71,6 +71,11 @@ operation_arguments! {
     ManifestRead for ManifestRead { buffer_address, buffer_capacity, offset }
     /// `DiagnosticsRead` on a Diagnostics capability.
     DiagnosticsRead for DiagnosticsRead { buffer_address, buffer_capacity }
+    /// `MeasureMark` on a Diagnostics capability.
+    MeasureMark for MeasureMark {
+        /// 0 spawn begins, 1 work begins, 2 shutdown begins, 3 end.
+        mark,
+    }
     /// `ThreadSpawn` on a ThreadSpawner.
     ThreadSpawn for ThreadSpawn {
         entry,
@@ -112,5 +117,7 @@ mod tests {
         assert_eq!(TimerSleep { nanoseconds: 9 }.encode(), [9, 0, 0, 0, 0, 0]);
         assert_eq!(Park::decode(&[7, 8, 9, 10, 11, 12]).timeout_ns, 9);
         assert_eq!(ThreadSpawn::OPCODE, Opcode::ThreadSpawn);
+        assert_eq!(MeasureMark { mark: 3 }.encode(), [3, 0, 0, 0, 0, 0]);
+        assert_eq!(Opcode::from_number(20), Some(MeasureMark::OPCODE));
     }
 }

@@ -316,6 +316,14 @@ pub enum Opcode {
     /// made so far, this one included (so the calls between two
     /// `ThreadInfo`s are the difference minus one).
     ThreadInfo = 19,
+    /// Diagnostics: phase mark `arguments[0]` (0..=3) of the guest
+    /// measurement (`docs/scheduler.md`, *Guest measurement*): 0 before the
+    /// first thread spawn, 1 all workers ready, 2 all workers done, 3 after
+    /// the last join. Marks must come in order, each once per boot
+    /// (otherwise `InvalidArgument`); mark 3 prints the `[measure]` lines.
+    /// Result: 0. A kernel built without the `measure` feature answers
+    /// `InvalidOpcode`: it does not offer the operation.
+    MeasureMark = 20,
 }
 
 impl Opcode {
@@ -342,6 +350,7 @@ impl Opcode {
             17 => Some(Self::MemoryUnmap),
             18 => Some(Self::BootInfo),
             19 => Some(Self::ThreadInfo),
+            20 => Some(Self::MeasureMark),
             _ => None,
         }
     }

@@ -1,12 +1,28 @@
 //! Reading the kernel's resource counters through a `diagnostics`
-//! capability, and comparing two readings.
+//! capability, comparing two readings, and marking the phases of a guest
+//! measurement.
 //!
 //! The kernel copies [`KernelCounters`] as little-endian `u64`s in field
 //! order (docs/abi.md, `DiagnosticsRead`); [`decode`] is the one place user
 //! space turns those bytes back into the struct.
+//!
+//! Phase marks ([`Context::measure_mark`]) matter only to a kernel built
+//! with the `measure` feature; any other kernel answers `InvalidOpcode`, so
+//! a benchmark calls them unconditionally and ignores the result.
 
+use crate::context::Context;
 use crate::ring::{decode_result, Ring};
+use capos_abi::arguments as args;
 use capos_abi::{CapabilityHandle, Error, KernelCounters, Opcode, Submission};
+
+/// Mark 0: before the first worker thread is spawned (spawn_ready begins).
+pub const MARK_SPAWN: u64 = 0;
+/// Mark 1: every worker is ready (the timed work begins).
+pub const MARK_WORK: u64 = 1;
+/// Mark 2: every worker is done (shutdown begins).
+pub const MARK_SHUTDOWN: u64 = 2;
+/// Mark 3: after the last join (the measurement ends and is printed).
+pub const MARK_END: u64 = 3;
 
 /// Bytes of one [`KernelCounters`] as the kernel writes them.
 pub const COUNTERS_SIZE: usize = core::mem::size_of::<KernelCounters>();
@@ -206,6 +222,26 @@ impl Ring {
         })?;
         let missing = unrestored(before, &now, allowance);
         Ok((now, missing))
+    }
+}
+
+impl Ring {
+    /// `MeasureMark`: phase mark `mark` ([`MARK_SPAWN`] .. [`MARK_END`]).
+    /// `InvalidOpcode` from a kernel without the `measure` feature;
+    /// `InvalidArgument` for a mark out of order or range.
+    pub fn measure_mark(&self, diagnostics: CapabilityHandle, mark: u64) -> Result<(), Error> {
+        let arguments = args::MeasureMark { mark }.encode();
+        let submission = self.request(Opcode::MeasureMark, diagnostics, arguments);
+        decode_result(self.call_borrowing(submission).result).map(|_| ())
+    }
+}
+
+impl Context {
+    /// [`Ring::measure_mark`] on this thread's ring: phase mark `mark` of
+    /// the guest measurement, through the Diagnostics capability
+    /// `diagnostics`. Callable from any thread of the process.
+    pub fn measure_mark(&self, diagnostics: CapabilityHandle, mark: u64) -> Result<(), Error> {
+        self.shared_ring().measure_mark(diagnostics, mark)
     }
 }
 

@@ -131,7 +131,7 @@ fn address_mut<T>(items: &mut [T]) -> u64 {
 
 impl Ring {
     /// A submission with a fresh runtime `user_data`.
-    fn request(
+    pub(crate) fn request(
         &self,
         opcode: Opcode,
         capability: CapabilityHandle,
@@ -148,7 +148,7 @@ impl Ring {
 
     /// Call a submission that names no memory, or memory borrowed by the
     /// caller for the duration of this call.
-    fn call_borrowing(&self, submission: Submission) -> Completion {
+    pub(crate) fn call_borrowing(&self, submission: Submission) -> Completion {
         // SAFETY: every wrapper below names only memory borrowed from its own
         // arguments, which outlives this call, and `call` returns only once
         // the kernel has completed the operation (or never consumed it).

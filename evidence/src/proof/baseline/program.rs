@@ -89,7 +89,7 @@ pub fn locate_or_build(root: &Path, epoch: u64) -> Result<Programs> {
 /// Build the static programs stamped with `epoch`.
 pub fn build(root: &Path, epoch: u64) -> Result<Programs> {
     let target_dir = target_dir(root);
-    cargo_build_bare_metal(root, PACKAGE, &target_dir, STATIC_RUSTFLAGS, epoch)
+    cargo_build_bare_metal(root, PACKAGE, &target_dir, STATIC_RUSTFLAGS, &[], epoch)
         .context("building the static baseline programs failed (Debian: libc6-dev provides the static glibc; ci/install-deps installs it)")?;
     Programs::in_directory(&target_dir.join(KERNEL_TARGET).join("release"))
 }

@@ -9,6 +9,7 @@
 //! formatting inside the template engine. Charts are SVG generated here.
 
 mod charts;
+mod measure;
 
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
@@ -284,6 +285,12 @@ struct LogFile {
     path: String,
 }
 
+/// The measurement files a run of a measuring kernel may hold.
+const MEASURE_FILES: [&str; 2] = [
+    crate::proof::measure::MEASURE_FILE,
+    crate::proof::measure::SYMBOLS_FILE,
+];
+
 /// A chart for the templates.
 #[derive(Debug, Serialize)]
 struct ChartView {
@@ -308,6 +315,8 @@ struct ReportContext<'a> {
     comparison_rows: Vec<baseline_view::ComparisonView>,
     /// Ratios of speedups, figures preformatted.
     ratio_rows: Vec<RatioRow>,
+    /// Guest measurement per case (empty unless the kernel had `measure`).
+    measure_cases: Vec<measure::MeasureCaseView>,
 }
 
 /// One ratio of two speedups.
@@ -330,6 +339,11 @@ pub fn render(
 
     let mut charts = charts::charts(&summary);
     charts.extend(charts::phase_charts(&summary, &contract.spec.phases));
+    let measure_cases = if inputs.guest_measure() {
+        measure::views(files, &summary)?
+    } else {
+        Vec::new()
+    };
     let context = ReportContext {
         bundle,
         contract: &contract.spec,
@@ -338,7 +352,8 @@ pub fn render(
         metric_rows: metric_rows(&summary),
         speedup_rows: speedup_rows(&summary),
         gate_rows: gate_rows(&summary),
-        logs: log_rows(&summary),
+        logs: log_rows(&summary, files),
+        measure_cases,
         comparison_rows: summary
             .comparison
             .as_ref()
@@ -490,7 +505,7 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
         .collect()
 }
 
-fn log_rows(summary: &SummaryDocument) -> Vec<LogRow> {
+fn log_rows(summary: &SummaryDocument, files: &BundleFiles) -> Vec<LogRow> {
     let mut rows = Vec::new();
     for case in summary.cases.iter().filter(|case| case.skipped.is_none()) {
         for repetition in 1..=summary.repetitions {
@@ -505,6 +520,11 @@ fn log_rows(summary: &SummaryDocument) -> Vec<LogRow> {
                 verdict: if failed { "fail" } else { "pass" },
                 files: RUN_FILES
                     .iter()
+                    .chain(
+                        MEASURE_FILES
+                            .iter()
+                            .filter(|name| files.read(&format!("{directory}/{name}")).is_ok()),
+                    )
                     .map(|name| LogFile {
                         name,
                         path: format!("{directory}/{name}"),

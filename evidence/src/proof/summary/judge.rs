@@ -12,6 +12,7 @@ use crate::bundle::files::BundleFiles;
 use crate::guest::qemu;
 use crate::proof::baseline::rules;
 use crate::proof::contract::{self, Contract, FieldValue, MetricSource};
+use crate::proof::measure;
 
 /// One serial line with its host arrival time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,7 +324,10 @@ fn judge_result_line(
     fields
 }
 
-/// Read and judge the run stored in `run_dir`.
+/// Read and judge the run stored in `run_dir`. With `guest_measure` (the
+/// kernel was built with the `measure` feature), a capOS run must also
+/// hold one well-formed `[measure]` block, and its `measure.log` exactly
+/// those lines.
 pub fn evaluate_run_dir(
     contract: &Contract,
     case: usize,
@@ -331,6 +335,7 @@ pub fn evaluate_run_dir(
     files: &BundleFiles,
     run_dir: &str,
     wording: Wording,
+    guest_measure: bool,
 ) -> Result<RunRecord, SummaryError> {
     let serial_path = format!("{run_dir}/{SERIAL_FILE}");
     let timed_path = format!("{run_dir}/{TIMED_FILE}");
@@ -348,7 +353,42 @@ pub fn evaluate_run_dir(
             path: exit_path.clone(),
             detail: error.to_string(),
         })?;
-    Ok(judge_run(
-        contract, case, repetition, &timed, &exit, wording,
-    ))
+    let mut record = judge_run(contract, case, repetition, &timed, &exit, wording);
+    if guest_measure && contract.spec.cases[case].os.is_capos() {
+        let serial = timed.iter().map(|line| line.text.as_str());
+        check_measure_log(files, run_dir, serial.clone())?;
+        if let Err(error) = measure::parse_block(&measure::measure_lines(serial)) {
+            record
+                .problems
+                .push(wording.run_problem(&RunProblem::GuestMeasurement { error: &error }));
+        }
+    }
+    Ok(record)
+}
+
+/// `measure.log` of `run_dir` holds exactly the `[measure]` lines of its
+/// serial log (the copy the report reads cannot differ from the log).
+fn check_measure_log<'a>(
+    files: &BundleFiles,
+    run_dir: &str,
+    serial: impl IntoIterator<Item = &'a str>,
+) -> Result<(), SummaryError> {
+    let path = format!("{run_dir}/{}", measure::MEASURE_FILE);
+    let stored = files.read(&path)?;
+    let expected = measure::measure_log_text(serial);
+    if stored != expected.as_bytes() {
+        let stored = String::from_utf8_lossy(&stored);
+        let line = stored
+            .lines()
+            .zip(expected.lines())
+            .take_while(|(stored, expected)| stored == expected)
+            .count()
+            + 1;
+        return Err(SummaryError::Inconsistent {
+            path,
+            line,
+            detail: "it is not the `[measure]` lines of serial.log".into(),
+        });
+    }
+    Ok(())
 }

@@ -117,7 +117,13 @@ pub fn evaluate_bundle_runs(
         for repetition in 1..=inputs.repetitions.count {
             let dir = run_log_path(&case.id, repetition);
             runs.push(evaluate_run_dir(
-                contract, case_index, repetition, files, &dir, wording,
+                contract,
+                case_index,
+                repetition,
+                files,
+                &dir,
+                wording,
+                inputs.guest_measure(),
             )?);
         }
     }

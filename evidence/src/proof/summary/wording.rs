@@ -92,6 +92,12 @@ pub enum RunProblem<'a> {
     PinnedOutOfRange { cpus: u32, maximum: u32 },
     /// A native run's exit.json lacks its pinned CPU count.
     PinnedMissing,
+    /// A capOS run of a measuring kernel lacks a well-formed `[measure]`
+    /// block (only bundles whose inputs record the `measure` kernel
+    /// feature can hold this sentence).
+    GuestMeasurement {
+        error: &'a crate::proof::measure::BlockError,
+    },
 }
 
 /// Why a gate passed or failed, in one sentence.
@@ -363,6 +369,9 @@ mod v1 {
             ),
             RunProblem::PinnedMissing => {
                 "exit.json lacks pinned_cpus (how many CPUs the native run was pinned to)".into()
+            }
+            RunProblem::GuestMeasurement { error } => {
+                format!("guest measurement (kernel feature measure): {error}")
             }
         }
     }

@@ -129,6 +129,7 @@ pub fn classify(frame: &mut InterruptFrame) -> InterruptEvent {
             InterruptEvent::Reschedule { from_user }
         }
         vector if vector == u64::from(TLB_VECTOR) => {
+            crate::measure::count(crate::measure::Counter::TlbIpiReceived);
             super::tlb::serve_pending();
             apic::end_of_interrupt();
             InterruptEvent::Handled

@@ -199,6 +199,7 @@ pub fn kick_if_idle(index: usize) {
 pub fn send_reschedule(index: usize) {
     if let Some(cpu) = percpu::get(index) {
         apic::send_fixed(cpu.apic_id, super::interrupts::RESCHEDULE_VECTOR);
+        crate::measure::count(crate::measure::Counter::RescheduleIpiSent);
     }
 }
 

@@ -13,11 +13,13 @@
 //! it next enables interrupts (user mode or idle); kernel paths are short.
 
 use super::{apic, interrupts::TLB_VECTOR, percpu};
+use crate::measure::{self, Counter};
 use core::sync::atomic::Ordering;
 use x86_64::registers::control::Cr3;
 
 /// Flush this CPU's non-global translations.
 pub fn flush_local() {
+    measure::count(Counter::Cr3Writes);
     let (frame, flags) = Cr3::read();
     // SAFETY: reloading the current root changes no mapping; it only
     // drops cached translations.
@@ -38,6 +40,7 @@ pub fn serve_pending() {
 /// Flush the CPUs in `mask` (bit = CPU index), this one included if set,
 /// and return once every one of them has flushed.
 pub fn shootdown(mask: u64) {
+    measure::count(Counter::Shootdowns);
     let me = percpu::current().index;
     let mut tickets = [0u64; 64];
     for (index, ticket) in tickets.iter_mut().enumerate().take(percpu::count()) {
@@ -47,6 +50,7 @@ pub fn shootdown(mask: u64) {
         if let Some(cpu) = percpu::get(index) {
             *ticket = cpu.tlb_requested.fetch_add(1, Ordering::SeqCst) + 1;
             apic::send_fixed(cpu.apic_id, TLB_VECTOR);
+            measure::count(Counter::TlbIpiSent);
         }
     }
     if mask & (1 << (me % 64)) != 0 {

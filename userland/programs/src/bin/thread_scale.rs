@@ -13,7 +13,9 @@
 //! the others at the start line (spinning), hashes its share, records the
 //! time, asks `ThreadInfo` again and ends with a value that packs the two
 //! CPUs and the number of system calls it made in between (the window
-//! must have none). The parent then checks every slot and the root.
+//! must have none; the guest measurement's phase marks 1 and 2, made by
+//! the last arrival before the window opens and by the last finisher after
+//! it closed, are not counted). The parent then checks every slot and the root.
 //!
 //! Lines: per worker `[thread-scale:placement] worker=<i> cpu_start=<c>
 //! cpu_end=<c> window_syscalls=<n>`; per CPU a worker finished on
@@ -134,6 +136,9 @@ fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
         .map_err(|_| ("shares", Error::InvalidArgument))?;
     let rendezvous = Arc::new(Rendezvous::new(threads));
 
+    // Guest measurement phase marks (a kernel without the `measure`
+    // feature refuses them; the result is not needed either way).
+    let _ = context.ring().measure_mark(diagnostics, 0);
     let begin = cycles();
     let mut workers: Vec<JoinHandle> = Vec::with_capacity(threads as usize);
     for share in shares.iter_mut() {
@@ -154,6 +159,7 @@ fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
         records.push(WorkerRecord::unpack(value));
     }
     let joined = cycles();
+    let _ = context.ring().measure_mark(diagnostics, 3);
 
     // SAFETY: every worker that held a part of the slots has been joined,
     // so nothing else refers to them; the array was leaked, so it lives.
@@ -192,9 +198,17 @@ fn work(
     part: &mut [Slot],
 ) -> i64 {
     let before = context.ring().thread_info(diagnostics);
-    rendezvous.arrive();
+    // The last arrival marks the start of work before the window opens, the
+    // last finisher its end after the window closed: their own calls, taken
+    // off the count below, never inside the window.
+    let (_, opened) = rendezvous.arrive_with(|| {
+        let _ = context.shared_ring().measure_mark(diagnostics, 1);
+    });
     let hashed = thread_scale::hash_chunks(shape, first, part);
-    rendezvous.finish();
+    let closed = rendezvous.finish_with(|| {
+        let _ = context.shared_ring().measure_mark(diagnostics, 2);
+    });
+    let marks = u64::from(opened) + u64::from(closed);
     let after = context.ring().thread_info(diagnostics);
     match (before, hashed, after) {
         (Ok(before), Ok(()), Ok(after)) => WorkerRecord {
@@ -203,7 +217,7 @@ fn work(
             window_syscalls: after
                 .syscalls
                 .saturating_sub(before.syscalls)
-                .saturating_sub(1)
+                .saturating_sub(1 + marks)
                 .try_into()
                 .unwrap_or(u32::MAX),
         }
