@@ -291,30 +291,7 @@ fn stacked_bars(
     let y_of = |y: f64| TOP + plot_height * (1.0 - y / max_y);
     let slot = plot_width / bars.len() as f64;
     let bar_width = (slot * 0.6).min(60.0);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{}</title>\n<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
-        xml_escape(title),
-        WIDTH / 2.0,
-        xml_escape(title)
-    );
-    svg.push_str(&format!(
-        "<line x1=\"{LEFT:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n<line x1=\"{LEFT:.1}\" y1=\"{TOP:.1}\" x2=\"{LEFT:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n",
-        TOP + plot_height,
-        LEFT + plot_width,
-        TOP + plot_height,
-        TOP + plot_height
-    ));
-    for step in 0..=5 {
-        let value = max_y * f64::from(step) / 5.0;
-        let y = y_of(value);
-        svg.push_str(&format!(
-            "<line x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            LEFT + plot_width,
-            LEFT - 6.0,
-            y + 4.0,
-            axis_label(value, max_y)
-        ));
-    }
+    let mut svg = frame(title, plot_width, max_y);
     svg.push_str(&format!(
         "<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{}</text>\n",
         TOP + plot_height / 2.0,
@@ -368,6 +345,37 @@ fn stacked_bars(
         ));
     }
     svg.push_str("</svg>\n");
+    svg
+}
+
+/// The start of a chart: the SVG element, title, background, both axes and
+/// the y grid (six lines from 0 to `max_y`) of a plot `plot_width` wide.
+fn frame(title: &str, plot_width: f64, max_y: f64) -> String {
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{}</title>\n<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+        xml_escape(title),
+        WIDTH / 2.0,
+        xml_escape(title)
+    );
+    svg.push_str(&format!(
+        "<line x1=\"{LEFT:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n<line x1=\"{LEFT:.1}\" y1=\"{TOP:.1}\" x2=\"{LEFT:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n",
+        TOP + plot_height,
+        LEFT + plot_width,
+        TOP + plot_height,
+        TOP + plot_height
+    ));
+    for step in 0..=5 {
+        let value = max_y * f64::from(step) / 5.0;
+        let y = TOP + plot_height * (1.0 - value / max_y);
+        svg.push_str(&format!(
+            "<line x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            LEFT + plot_width,
+            LEFT - 6.0,
+            y + 4.0,
+            axis_label(value, max_y)
+        ));
+    }
     svg
 }
 
@@ -466,35 +474,7 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
     let plot_height = HEIGHT - TOP - BOTTOM;
     let x_of = |x: f64| LEFT + plot_width * x / max_x;
     let y_of = |y: f64| TOP + plot_height * (1.0 - y / max_y);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-    );
-    svg.push_str(&format!("<title>{}</title>\n", xml_escape(spec.title)));
-    svg.push_str(&format!(
-        "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
-        WIDTH / 2.0,
-        xml_escape(spec.title)
-    ));
-    // Axes.
-    svg.push_str(&format!(
-        "<line x1=\"{LEFT:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n<line x1=\"{LEFT:.1}\" y1=\"{TOP:.1}\" x2=\"{LEFT:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>\n",
-        TOP + plot_height,
-        LEFT + plot_width,
-        TOP + plot_height,
-        TOP + plot_height
-    ));
-    for step in 0..=5 {
-        let value = max_y * f64::from(step) / 5.0;
-        let y = y_of(value);
-        svg.push_str(&format!(
-            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            LEFT,
-            LEFT + plot_width,
-            LEFT - 6.0,
-            y + 4.0,
-            axis_label(value, max_y)
-        ));
-    }
+    let mut svg = frame(spec.title, plot_width, max_y);
     let mut ticks: Vec<f64> = all_points()
         .map(|p| p.x)
         .chain(spec.ideal.iter().map(|p| p.0))
