@@ -42,6 +42,10 @@ const SPINS: u32 = 5;
 /// ends as soon as NT is gone, which only an interrupt return does, so a
 /// slow host only makes it longer; NT still set after this long fails.
 const SPIN_CYCLES: u64 = 20_000_000_000;
+/// Times `popfq` is retried when an interrupt cleared NT before the flags
+/// were read back (each retry needs another interrupt in a 2-instruction
+/// window, so a second one is already rare).
+const SET_TRIES: u64 = 1000;
 const SLEEP_NS: u64 = 5_000_000;
 /// Sleeps the peer does while the other process plays with its flags.
 const PEER_SLEEPS: u32 = 200;
@@ -175,10 +179,20 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             "pop r8",
             "mov r9, r8",
             "or r9, {requested}",
+            // An interrupt between `popfq` and `pushfq` returns with NT
+            // cleared (as it must); set the flags again then, a bounded
+            // number of times.
+            "mov r10, {tries}",
+            "6:",
             "push r9",
             "popfq",
             "pushfq",
             "pop {set}",
+            "test {set}, {nested}",
+            "jnz 7f",
+            "dec r10",
+            "jnz 6b",
+            "7:",
             "test {spin}, {spin}",
             "jnz 3f",
             "syscall",
@@ -211,6 +225,7 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             spin = in(reg) u64::from(hold == Hold::Spin),
             cycles = in(reg) SPIN_CYCLES,
             nested = const NESTED_TASK,
+            tries = const SET_TRIES,
             set = out(reg) set,
             seen = out(reg) seen,
             inlateout("rax") Syscall::CapEnter as u64 => result,
