@@ -51,12 +51,13 @@ soak: deps
 	$(CAPOS) soak --boots $(SOAK_BOOTS) --smp 2
 
 ## Tests: lint, flake checks, host unit tests, in-QEMU tests, then the smoke
-## suites (which include the hostile smokes and a short fuzz, 2 seeds x 5,000
+## suites at -smp 1, 2 and 4 (which include the hostile smokes and a short fuzz, 2 seeds x 5,000
 ## ops). Ends with the smoke runner's `N passed, N failed` line.
 test: lint
 	cargo test --locked --workspace
 	$(CAPOS) smokes --smp 1
 	$(CAPOS) smokes --smp 2
+	$(CAPOS) smokes --smp 4
 
 ## Independent worker processes at -smp 1/2/4 beside the Linux guest and
 ## native baselines, interleaved in one signed bundle (seed name).

@@ -70,6 +70,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-endpoint.yaml",
             "system-exit.yaml",
             "system-fault.yaml",
+            "system-fpu-state.yaml",
             "system-fuzz.yaml",
             "system-hello.yaml",
             "system-hostile-console.yaml",

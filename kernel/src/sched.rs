@@ -48,7 +48,7 @@ use capos_kcore::sched::{
     choose_steal_victim, needs_address_space_switch, place_wake, CpuIndex, CpuSet, Waker, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
@@ -70,8 +70,11 @@ static QUEUES: [CpuQueue; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// The thread each CPU runs (None in its scheduler loop).
-static CURRENT: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+/// The thread each CPU runs (null in its scheduler loop). Set and cleared
+/// only by that CPU's [`run`], which holds a reference to the thread for as
+/// long as the pointer is set; read only by the same CPU ([`current`]).
+static CURRENT: [AtomicPtr<Thread>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
 /// The process whose address space each CPU has loaded (None: the kernel's).
 static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
@@ -429,7 +432,18 @@ pub fn cached_stacks() -> u64 {
 
 /// The thread running on this CPU, if any.
 pub fn current() -> Option<Arc<Thread>> {
-    CURRENT[percpu::current().index].lock().clone()
+    let thread = CURRENT[percpu::current().index].load(Ordering::Relaxed);
+    if thread.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer in this CPU's slot came from `Arc::as_ptr`
+    // in `run`, which holds its reference until after it clears the slot,
+    // and only this CPU (interrupts off) writes or reads the slot; so the
+    // thread is alive and one more strong count is ours.
+    unsafe {
+        Arc::increment_strong_count(thread);
+        Some(Arc::from_raw(thread))
+    }
 }
 
 /// Block the running thread until `ready()` holds (re-checked after each
@@ -446,11 +460,19 @@ pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
 }
 
 /// Give up the CPU; the thread is requeued unless blocked or dead.
+/// Its FPU state is saved whole before and loaded after, so it may resume
+/// on any CPU.
 pub fn switch_to_scheduler(thread: &Thread) {
     let cpu = percpu::current();
-    // SAFETY: `context` belongs to this thread, which is running here; the
+    let fpu = thread.fpu.get().cast::<u8>();
+    // SAFETY: `context` and `fpu` belong to this thread, which is running
+    // here (the entry code saved into this `fpu` since its last entry); the
     // scheduler context was saved by this CPU's loop when it switched to us.
-    unsafe { switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get()) };
+    unsafe {
+        crate::platform::cpu::save_fpu_at_switch(fpu);
+        switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get());
+        crate::platform::cpu::restore_fpu_at_switch(fpu);
+    }
 }
 
 /// End the running thread for good with exit `value`: cancel its timers
@@ -574,7 +596,7 @@ fn run(thread: Arc<Thread>) {
         state.cpu = percpu::current().index;
     }
     let cpu = percpu::current();
-    *CURRENT[cpu.index].lock() = Some(thread.clone());
+    CURRENT[cpu.index].store(Arc::as_ptr(&thread).cast_mut(), Ordering::Relaxed);
     cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
     crate::platform::cpu::set_fs_base(thread.fs_base);
     switch_address_space(cpu.index, &thread.process);
@@ -584,7 +606,7 @@ fn run(thread: Arc<Thread>) {
     // Back on the scheduler stack of the same CPU (threads switch back to
     // the loop of the CPU they run on).
     let cpu = percpu::current();
-    *CURRENT[cpu.index].lock() = None;
+    CURRENT[cpu.index].store(core::ptr::null_mut(), Ordering::Relaxed);
     let mut state = thread.run.lock();
     state.on_cpu = false;
     if !state.dead && !state.blocked {

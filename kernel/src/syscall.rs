@@ -42,14 +42,7 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
 /// Consume the caller's submissions, then wait for `min_complete` completions.
 fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     loop {
-        let next = thread.ring.with(|memory, ring| {
-            let submission = ring.next_submission(memory)?;
-            if submission.is_some() {
-                ring.defer()?;
-            }
-            Ok::<_, RingFault>(submission)
-        });
-        match next {
+        match thread.ring.with(take_submission) {
             Ok(Some(submission)) => execute(thread, &submission),
             Ok(None) => break,
             Err(RingFault::Overrun { .. }) => return Error::RingOverrun.as_result(),
@@ -57,35 +50,74 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
         }
     }
     let wanted = min_complete.min(u64::from(CQ_ENTRIES)) as u32;
-    let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
     let ready = || {
         thread
             .ring
             .available()
             .map_or(true, |count| count >= wanted)
     };
-    if !ready() && timeout_ns != 0 {
-        // The registration lives exactly as long as this wait.
-        let registration = match deadline {
-            Some(deadline) => match timer::add(deadline, thread, timer::Expiry::Wake) {
-                Ok(token) => Some(token),
-                Err(error) => return error.as_result(),
-            },
-            None => None,
-        };
-        sched::block_until(thread, || {
-            ready() || deadline.is_some_and(|d| timer::now_ns() >= d)
-        });
-        if let Some(token) = registration {
-            timer::cancel(thread, token);
-        }
+    // One look suffices unless the caller must wait.
+    let available = thread.ring.available();
+    if timeout_ns == 0 || available.as_ref().map_or(true, |&count| count >= wanted) {
+        return finish_enter(available, wanted);
     }
-    match thread.ring.available() {
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
+    // The registration lives exactly as long as this wait.
+    let registration = match deadline {
+        Some(deadline) => match timer::add(deadline, thread, timer::Expiry::Wake) {
+            Ok(token) => Some(token),
+            Err(error) => return error.as_result(),
+        },
+        None => None,
+    };
+    sched::block_until(thread, || {
+        ready() || deadline.is_some_and(|d| timer::now_ns() >= d)
+    });
+    if let Some(token) = registration {
+        timer::cancel(thread, token);
+    }
+    finish_enter(thread.ring.available(), wanted)
+}
+
+/// `cap_enter`'s result once the wait is over: the completions available,
+/// or why there are fewer than `wanted`.
+fn finish_enter(available: Result<u32, RingFault>, wanted: u32) -> i64 {
+    match available {
         Ok(count) if count >= wanted => i64::from(count),
         Ok(_) => Error::TimedOut.as_result(),
         Err(RingFault::Overrun { .. }) => Error::RingOverrun.as_result(),
         Err(_) => Error::BadAddress.as_result(),
     }
+}
+
+/// Take the next submission that needs [`execute`], under one hold of the
+/// ring lock. Well-formed `Nop`s before it complete right here, under the
+/// same lock and without a wake-up (their thread is the one running),
+/// unless the pending quota would refuse them (then they take the normal
+/// path and get that refusal, as every other operation does).
+fn take_submission(
+    memory: &mut crate::ring::RingFrames,
+    ring: &mut capos_kcore::ring::KernelRing,
+) -> Result<Option<Submission>, RingFault> {
+    while let Some(submission) = ring.next_submission(memory)? {
+        let nop = submission.opcode == Opcode::Nop as u16 && submission.flags == 0;
+        if nop && (ring.deferred() as usize) < PENDING_PER_THREAD {
+            let completion = capos_abi::ring::Completion {
+                user_data: submission.user_data,
+                result: 0,
+                value: 0,
+                extra: 0,
+                flags: 0,
+            };
+            if ring.complete(memory, completion).is_ok() {
+                continue;
+            }
+            // The CQ was corrupted by user space: the normal path reports it.
+        }
+        ring.defer()?;
+        return Ok(Some(submission));
+    }
+    Ok(None)
 }
 
 /// What an operation produced.

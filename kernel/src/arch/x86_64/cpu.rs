@@ -48,6 +48,34 @@ pub fn enable_sse() {
     }
 }
 
+extern "C" {
+    fn fpu_save_at_switch(area: *mut u8);
+    fn fpu_restore_at_switch(area: *const u8);
+}
+
+/// Before the running thread switches away inside the kernel: complete
+/// its FPU save (the syscall path saved only the SSE registers and MXCSR).
+///
+/// # Safety
+/// `area` is the running thread's FPU area ([`FPU_AREA_BYTES`], 64-byte
+/// aligned), the one the entry code saved into since its last entry.
+pub unsafe fn save_fpu_at_switch(area: *mut u8) {
+    // SAFETY: as the caller promises; the routine writes only `area` and
+    // clobbers only registers the C calling convention lets it clobber.
+    unsafe { fpu_save_at_switch(area) }
+}
+
+/// After a thread is back on a CPU inside the kernel: load its whole FPU
+/// state, saved by [`save_fpu_at_switch`] (or complete for a new thread).
+///
+/// # Safety
+/// `area` is that thread's FPU area and holds a state saved by this CPU
+/// model's save instruction (or the initial state).
+pub unsafe fn restore_fpu_at_switch(area: *const u8) {
+    // SAFETY: as the caller promises; reads only `area`.
+    unsafe { fpu_restore_at_switch(area) }
+}
+
 /// Whether user FPU state is saved with XSAVE (diagnostics).
 pub fn uses_xsave() -> bool {
     use_xsave.load(core::sync::atomic::Ordering::Relaxed) != 0

@@ -1,7 +1,10 @@
 /* Common interrupt entry: the per-vector stub pushed (error code, vector).
- * From user mode the thread's FPU/SSE state is saved to gs:24 on entry and
- * restored on return, because kernel code (and the precompiled `core`) uses
- * SSE registers.
+ * From user mode the thread's whole FPU state is saved to gs:24 on entry
+ * and restored on return, because kernel code (and the precompiled `core`)
+ * uses SSE registers. The syscall path saves only the SSE registers and
+ * MXCSR (all kernel code can change); a thread that switches away inside
+ * the kernel completes the save first (`fpu_save_at_switch`), so the area
+ * is whole whenever the thread is off its CPU.
  * Save the general registers into an `InterruptFrame`, switch GS if we came
  * from user mode, call `interrupt_dispatch(frame)`, restore, return.
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
@@ -32,6 +35,52 @@
     jmp 94f
 93: fxrstor64 (%rax)
 94:
+.endm
+
+/* Save / restore only what kernel code can change of the user state: the
+ * SSE registers XMM0-15 and MXCSR, into and from their slots of the
+ * legacy region of the save area at (%rax) (FXSAVE and XSAVE share that
+ * layout: MXCSR at 24, XMMn at 160 + 16n). Compiled kernel code uses only
+ * legacy-encoded SSE instructions, which leave x87, MMX and the upper
+ * halves of the AVX registers alone, so those stay in the registers. */
+.macro SAVE_SSE_SLOTS
+    stmxcsr 24(%rax)
+    movaps %xmm0, 160(%rax)
+    movaps %xmm1, 176(%rax)
+    movaps %xmm2, 192(%rax)
+    movaps %xmm3, 208(%rax)
+    movaps %xmm4, 224(%rax)
+    movaps %xmm5, 240(%rax)
+    movaps %xmm6, 256(%rax)
+    movaps %xmm7, 272(%rax)
+    movaps %xmm8, 288(%rax)
+    movaps %xmm9, 304(%rax)
+    movaps %xmm10, 320(%rax)
+    movaps %xmm11, 336(%rax)
+    movaps %xmm12, 352(%rax)
+    movaps %xmm13, 368(%rax)
+    movaps %xmm14, 384(%rax)
+    movaps %xmm15, 400(%rax)
+.endm
+
+.macro LOAD_SSE_SLOTS
+    movaps 160(%rax), %xmm0
+    movaps 176(%rax), %xmm1
+    movaps 192(%rax), %xmm2
+    movaps 208(%rax), %xmm3
+    movaps 224(%rax), %xmm4
+    movaps 240(%rax), %xmm5
+    movaps 256(%rax), %xmm6
+    movaps 272(%rax), %xmm7
+    movaps 288(%rax), %xmm8
+    movaps 304(%rax), %xmm9
+    movaps 320(%rax), %xmm10
+    movaps 336(%rax), %xmm11
+    movaps 352(%rax), %xmm12
+    movaps 368(%rax), %xmm13
+    movaps 384(%rax), %xmm14
+    movaps 400(%rax), %xmm15
+    ldmxcsr 24(%rax)
 .endm
 
 /* The InterruptFrame register block, rax pushed first (highest address). */
@@ -80,6 +129,7 @@ interrupt_common:
     swapgs
     movq %gs:24, %rax
     SAVE_FPU_STATE
+    ldmxcsr kernel_mxcsr(%rip)
 1:  movq %rsp, %rdi
     /* Kernel flags only: the gate cleared IF, TF, NT and RF; this also
      * clears DF and AC, whatever the interrupted code had. */
@@ -123,7 +173,8 @@ syscall_entry:
     pushq $SYSCALL_VECTOR
     SAVE_GENERAL_REGISTERS
     movq %gs:24, %rax
-    SAVE_FPU_STATE
+    SAVE_SSE_SLOTS
+    ldmxcsr kernel_mxcsr(%rip)
     movq %rsp, %rdi
     /* SFMASK already cleared every user-settable flag; DF stays clear. */
     cld
@@ -134,9 +185,9 @@ syscall_entry:
     movq 17 * 8(%rsp), %rcx
     movq %rcx, %r11
     sarq $47, %r11
-    jnz interrupt_return
+    jnz 3f
     movq %gs:24, %rax
-    RESTORE_FPU_STATE
+    LOAD_SSE_SLOTS
     RESTORE_GENERAL_REGISTERS
     addq $16, %rsp
     movq 0(%rsp), %rcx
@@ -144,6 +195,45 @@ syscall_entry:
     swapgs
     movq 24(%rsp), %rsp
     sysretq
+    /* The IRET path restores the whole saved state: complete it first. */
+3:  movq %gs:24, %rax
+    LOAD_SSE_SLOTS
+    movq %gs:24, %rax
+    SAVE_FPU_STATE
+    jmp interrupt_return
+
+/* fpu_save_at_switch(area): the running thread switches away inside the
+ * kernel. Since its last entry only its SSE registers and MXCSR are in
+ * `area` (the syscall path saves no more; after an interrupt the area is
+ * complete and this rewrites the same values); the rest of its FPU state
+ * is still in the registers. Load the saved SSE part back and save the
+ * whole state, so the thread can resume on any CPU. */
+.global fpu_save_at_switch
+fpu_save_at_switch:
+    movq %rdi, %rax
+    LOAD_SSE_SLOTS
+    movq %rdi, %rax
+    SAVE_FPU_STATE
+    ldmxcsr kernel_mxcsr(%rip)
+    retq
+
+/* fpu_restore_at_switch(area): the thread is back on a CPU inside the
+ * kernel; load its whole FPU state (the return to user mode then reloads
+ * the SSE part from the same slots). */
+.global fpu_restore_at_switch
+fpu_restore_at_switch:
+    movq %rdi, %rax
+    RESTORE_FPU_STATE
+    ldmxcsr kernel_mxcsr(%rip)
+    retq
+
+/* MXCSR while kernel code runs: every exception masked, round to nearest,
+ * whatever user space chose. */
+.section .rodata
+.balign 4
+kernel_mxcsr:
+    .long 0x1F80
+.text
 
 /* First switch into a new thread returns here with RSP at its user frame
  * (16-byte aligned). A thread killed before it ever ran ends here instead
