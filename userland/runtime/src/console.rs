@@ -8,8 +8,9 @@
 
 use core::fmt;
 
-/// Bytes collected before a write to the console.
-pub const LINE_BUFFER: usize = 256;
+/// Bytes collected before a write to the console (the kernel frames at
+/// most 1024 bytes of a line as one console line, `kernel/src/console.rs`).
+pub const LINE_BUFFER: usize = 1024;
 
 /// A `fmt::Write` that hands full buffers to `sink`.
 pub(crate) struct BufferedWriter<F: FnMut(&[u8])> {
@@ -80,7 +81,7 @@ mod tests {
     #[test]
     fn long_output_is_split_at_the_buffer_size_and_nothing_is_lost() {
         let mut writes: Vec<Vec<u8>> = Vec::new();
-        let text: String = (0..600)
+        let text: String = (0..2500)
             .map(|index| char::from(b'a' + (index % 26) as u8))
             .collect();
         {
@@ -90,7 +91,7 @@ mod tests {
         }
         assert_eq!(
             writes.iter().map(Vec::len).collect::<Vec<_>>(),
-            [LINE_BUFFER, LINE_BUFFER, 600 - 2 * LINE_BUFFER]
+            [LINE_BUFFER, LINE_BUFFER, 2500 - 2 * LINE_BUFFER]
         );
         assert_eq!(writes.concat(), text.as_bytes());
     }

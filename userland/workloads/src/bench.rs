@@ -16,6 +16,14 @@ pub const NOP_ITERATIONS: usize = 2000;
 pub const CALL_ITERATIONS: usize = 500;
 /// Spawn-to-exit repetitions.
 pub const SPAWN_ITERATIONS: usize = 30;
+/// Thread spawn-to-join repetitions.
+pub const THREAD_ITERATIONS: usize = 50;
+/// Park/unpark round trips between two threads.
+pub const PARK_ITERATIONS: usize = 500;
+/// Batches of [`BATCH_NOPS`] null operations.
+pub const BATCH_ITERATIONS: usize = 500;
+/// Null operations per batch (one kernel entry each batch).
+pub const BATCH_NOPS: usize = 32;
 /// Untimed iterations before each measurement.
 pub const WARM_UP: usize = 10;
 
@@ -28,6 +36,21 @@ pub struct Spread {
     pub p10: u64,
     /// 90th percentile.
     pub p90: u64,
+}
+
+impl Spread {
+    /// Each percentile divided by `operations` (rounded down): the cost
+    /// per operation of a sample that timed `operations` of them. Division
+    /// keeps the order of samples, so these are the percentiles of the
+    /// per-operation costs.
+    pub fn per_operation(self, operations: u64) -> Self {
+        let operations = operations.max(1);
+        Self {
+            median: self.median / operations,
+            p10: self.p10 / operations,
+            p90: self.p90 / operations,
+        }
+    }
 }
 
 /// Sort `samples` and take the spread; None when there are none.
@@ -63,7 +86,9 @@ pub fn measure<E>(
 }
 
 /// One user-bench result: a null operation, a round trip between two
-/// processes, and spawn-to-exit, in cycles.
+/// processes, spawn-to-exit, thread spawn-to-join, a park/unpark round trip
+/// between two threads, and the per-operation cost of a batch of null
+/// operations, in cycles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserBenchLine<'a> {
     /// `None` on capOS; `Some("linux")` for the Linux guest.
@@ -74,6 +99,15 @@ pub struct UserBenchLine<'a> {
     pub call: Spread,
     /// Spawn and wait for exit of the empty program.
     pub spawn: Spread,
+    /// Spawn a thread of this process that returns at once, and join it.
+    pub thread: Spread,
+    /// Hand a word back and forth between two threads that park on it
+    /// (capOS ParkSpace, Linux futex): one round trip.
+    pub park: Spread,
+    /// [`BATCH_NOPS`] null operations with one kernel entry (capOS: 32
+    /// `Nop`s, one `cap_enter`), per operation; Linux has no batched null
+    /// system call, so its row is 32 `getppid`s, per call.
+    pub batch: Spread,
 }
 
 impl fmt::Display for UserBenchLine<'_> {
@@ -86,6 +120,9 @@ impl fmt::Display for UserBenchLine<'_> {
             ("nop", self.nop),
             ("call", self.call),
             ("spawn", self.spawn),
+            ("thread", self.thread),
+            ("park", self.park),
+            ("batch", self.batch),
         ] {
             write!(
                 formatter,
@@ -127,10 +164,35 @@ mod tests {
             nop: one,
             call: one,
             spawn: one,
+            thread: one,
+            park: one,
+            batch: Spread {
+                median: 7,
+                p10: 6,
+                p90: 8,
+            },
         };
         assert_eq!(
             std::format!("{line}"),
-            "[user-bench] os=linux nop_median=3 nop_p10=2 nop_p90=4 call_median=3 call_p10=2 call_p90=4 spawn_median=3 spawn_p10=2 spawn_p90=4 verified=true"
+            "[user-bench] os=linux nop_median=3 nop_p10=2 nop_p90=4 call_median=3 call_p10=2 call_p90=4 spawn_median=3 spawn_p10=2 spawn_p90=4 thread_median=3 thread_p10=2 thread_p90=4 park_median=3 park_p10=2 park_p90=4 batch_median=7 batch_p10=6 batch_p90=8 verified=true"
         );
+    }
+
+    #[test]
+    fn per_operation_divides_every_percentile() {
+        let batch = Spread {
+            median: 3200,
+            p10: 3100,
+            p90: 6431,
+        };
+        assert_eq!(
+            batch.per_operation(32),
+            Spread {
+                median: 100,
+                p10: 96,
+                p90: 200
+            }
+        );
+        assert_eq!(batch.per_operation(0), batch);
     }
 }
