@@ -137,7 +137,11 @@ impl Ring {
             flags: 0,
             capability: diagnostics.0,
             user_data: self.fresh_user_data(),
-            arguments: [bytes.as_mut_ptr() as u64, COUNTERS_SIZE as u64, 0, 0, 0, 0],
+            arguments: args::DiagnosticsRead {
+                buffer_address: bytes.as_mut_ptr() as u64,
+                buffer_capacity: COUNTERS_SIZE as u64,
+            }
+            .encode(),
         };
         // SAFETY: `bytes` is writable, untouched until the call returns, and
         // `call` returns only once the kernel has completed the request.

@@ -164,8 +164,11 @@ impl Ring {
     /// `ConsoleWrite`: write `bytes` (at most `limits::CONSOLE_WRITE_MAX`)
     /// to the console; returns the bytes written.
     pub fn console_write(&self, console: CapabilityHandle, bytes: &[u8]) -> Result<usize, Error> {
-        let arguments = [address(bytes), bytes.len() as u64, 0, 0, 0, 0];
-        let submission = self.request(Opcode::ConsoleWrite, console, arguments);
+        let arguments = arguments::ConsoleWrite {
+            address: address(bytes),
+            length: bytes.len() as u64,
+        };
+        let submission = self.request(Opcode::ConsoleWrite, console, arguments.encode());
         decode_result(self.call_borrowing(submission).result).map(|count| count as usize)
     }
 
@@ -178,15 +181,13 @@ impl Ring {
         name: &str,
         grants: &[CapabilityHandle],
     ) -> Result<CapabilityHandle, Error> {
-        let arguments = [
-            address(name.as_bytes()),
-            name.len() as u64,
-            address(grants),
-            grants.len() as u64,
-            0,
-            0,
-        ];
-        let submission = self.request(Opcode::Spawn, spawner, arguments);
+        let arguments = arguments::Spawn {
+            name_address: address(name.as_bytes()),
+            name_length: name.len() as u64,
+            grants_address: address(grants),
+            grant_count: grants.len() as u64,
+        };
+        let submission = self.request(Opcode::Spawn, spawner, arguments.encode());
         let handle = decode_result(self.call_borrowing(submission).result)?;
         Ok(CapabilityHandle(handle as u32))
     }
@@ -243,7 +244,8 @@ impl Ring {
 
     /// `TimerSleep`: block this thread for at least `nanoseconds`.
     pub fn timer_sleep(&self, timer: CapabilityHandle, nanoseconds: u64) -> Result<(), Error> {
-        let submission = self.request(Opcode::TimerSleep, timer, [nanoseconds, 0, 0, 0, 0, 0]);
+        let arguments = arguments::TimerSleep { nanoseconds };
+        let submission = self.request(Opcode::TimerSleep, timer, arguments.encode());
         decode_result(self.call_borrowing(submission).result).map(drop)
     }
 
@@ -255,8 +257,12 @@ impl Ring {
         buffer: &mut [u8],
         offset: u64,
     ) -> Result<(usize, u64), Error> {
-        let arguments = [address_mut(buffer), buffer.len() as u64, offset, 0, 0, 0];
-        let submission = self.request(Opcode::ManifestRead, manifest, arguments);
+        let arguments = arguments::ManifestRead {
+            buffer_address: address_mut(buffer),
+            buffer_capacity: buffer.len() as u64,
+            offset,
+        };
+        let submission = self.request(Opcode::ManifestRead, manifest, arguments.encode());
         let completion = self.call_borrowing(submission);
         let copied = decode_result(completion.result)?;
         Ok((copied as usize, completion.value))
@@ -315,15 +321,14 @@ impl Ring {
         // reply is longer: offer at most that much of the buffer.
         let capacity = reply.len().min(MESSAGE_MAX as usize);
         let reply = &mut reply[..capacity];
-        let arguments = [
-            address(message),
-            message.len() as u64,
-            handle_argument(transfer),
-            address_mut(reply),
-            reply.len() as u64,
-            0,
-        ];
-        let submission = self.request(Opcode::EndpointCall, endpoint, arguments);
+        let arguments = arguments::EndpointCall {
+            message_address: address(message),
+            message_length: message.len() as u64,
+            transfer: handle_argument(transfer),
+            reply_address: address_mut(reply),
+            reply_capacity: reply.len() as u64,
+        };
+        let submission = self.request(Opcode::EndpointCall, endpoint, arguments.encode());
         let completion = self.call_borrowing(submission);
         let length = decode_result(completion.result)?;
         Ok((length as usize, optional_handle(completion.value)))
@@ -335,8 +340,11 @@ impl Ring {
         endpoint: CapabilityHandle,
         buffer: &mut [u8],
     ) -> Result<Received, Error> {
-        let arguments = [address_mut(buffer), buffer.len() as u64, 0, 0, 0, 0];
-        let submission = self.request(Opcode::EndpointReceive, endpoint, arguments);
+        let arguments = arguments::EndpointReceive {
+            buffer_address: address_mut(buffer),
+            buffer_capacity: buffer.len() as u64,
+        };
+        let submission = self.request(Opcode::EndpointReceive, endpoint, arguments.encode());
         let completion = self.call_borrowing(submission);
         let length = decode_result(completion.result)?;
         Ok(Received {
@@ -355,15 +363,13 @@ impl Ring {
         message: &[u8],
         transfer: Option<CapabilityHandle>,
     ) -> Result<(), Error> {
-        let arguments = [
+        let arguments = arguments::EndpointReply {
             token,
-            address(message),
-            message.len() as u64,
-            handle_argument(transfer),
-            0,
-            0,
-        ];
-        let submission = self.request(Opcode::EndpointReply, endpoint, arguments);
+            message_address: address(message),
+            message_length: message.len() as u64,
+            transfer: handle_argument(transfer),
+        };
+        let submission = self.request(Opcode::EndpointReply, endpoint, arguments.encode());
         decode_result(self.call_borrowing(submission).result).map(drop)
     }
 
