@@ -121,23 +121,6 @@ fn loads(out: &mut [usize; MAX_CPUS]) -> &[usize] {
     &out[..count]
 }
 
-/// Per CPU: its running thread is executing the submissions of a
-/// `cap_enter` that then waits for completions (set and cleared by that CPU
-/// only, see [`set_waker_waits`]).
-static WAKER_WAITS: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-
-/// Say whether the running thread will wait once its submissions are
-/// executed (`cap_enter` with `min_complete > 0` and a nonzero timeout).
-/// While set, a thread it wakes (not a new one) goes to this CPU when this
-/// CPU's queue is empty: the waker is about to block, so the woken thread
-/// runs next here, with no IPI and no halted CPU to wake (an endpoint call
-/// and its reply, a park/unpark hand-off). If the waker does not block
-/// after all, the woken thread runs at this CPU's next tick, or sooner on
-/// an idle CPU that steals it.
-pub fn set_waker_waits(waits: bool) {
-    WAKER_WAITS[percpu::current().index].store(waits, Ordering::Relaxed);
-}
-
 /// Queue `thread` (new when `last_cpu` is None) where the placement policy
 /// says, and interrupt that CPU only if it is idle.
 fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
@@ -147,9 +130,7 @@ fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
     let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
     let waker = Waker {
         cpu: CpuIndex::new(here).unwrap_or(CpuIndex::FIRST),
-        goes_idle: last_cpu.is_some()
-            && WAKER_WAITS[here].load(Ordering::Relaxed)
-            && loads.get(here) == Some(&0),
+        goes_idle: false,
     };
     let placement = place_wake(last_cpu.and_then(CpuIndex::new), waker, idle, loads);
     let target = placement.cpu.get();

@@ -41,14 +41,13 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.
 fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
-    sched::set_waker_waits(min_complete > 0 && timeout_ns != 0);
-    let consumed = consume_submissions(thread);
-    sched::set_waker_waits(false);
-    if let Err(fault) = consumed {
-        return match fault {
-            RingFault::Overrun { .. } => Error::RingOverrun.as_result(),
-            _ => Error::BadAddress.as_result(),
-        };
+    loop {
+        match thread.ring.with(take_submission) {
+            Ok(Some(submission)) => execute(thread, &submission),
+            Ok(None) => break,
+            Err(RingFault::Overrun { .. }) => return Error::RingOverrun.as_result(),
+            Err(_) => return Error::BadAddress.as_result(),
+        }
     }
     let wanted = min_complete.min(u64::from(CQ_ENTRIES)) as u32;
     let ready = || {
@@ -78,14 +77,6 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
         timer::cancel(thread, token);
     }
     finish_enter(thread.ring.available(), wanted)
-}
-
-/// Execute every queued submission of `thread`.
-fn consume_submissions(thread: &Arc<Thread>) -> Result<(), RingFault> {
-    while let Some(submission) = thread.ring.with(take_submission)? {
-        execute(thread, &submission);
-    }
-    Ok(())
 }
 
 /// `cap_enter`'s result once the wait is over: the completions available,
