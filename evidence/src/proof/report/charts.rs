@@ -40,17 +40,7 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                     label: curve.os.title().to_string(),
                     color,
                     dash: "",
-                    points: curve
-                        .points
-                        .iter()
-                        .map(|point| Point {
-                            x: point.cpus,
-                            y: point.value,
-                            low: None,
-                            high: None,
-                            label: point.case.clone(),
-                        })
-                        .collect(),
+                    points: curve_points(curve),
                 })
                 .collect();
             let thresholds = if curves.speedups {
@@ -193,17 +183,7 @@ fn combined_speedup_chart(
                 label: format!("{} {}", curve.os.title(), metric.metric),
                 color,
                 dash,
-                points: curve
-                    .points
-                    .iter()
-                    .map(|point| Point {
-                        x: point.cpus,
-                        y: point.value,
-                        low: None,
-                        high: None,
-                        label: point.case.clone(),
-                    })
-                    .collect(),
+                points: curve_points(curve),
             });
         }
     }
@@ -350,6 +330,21 @@ fn stacked_bars(
 
 /// The start of a chart: the SVG element, title, background, both axes and
 /// the y grid (six lines from 0 to `max_y`) of a plot `plot_width` wide.
+/// A system's curve as chart points (no error bars).
+fn curve_points(curve: &baseline_view::Curve) -> Vec<Point> {
+    curve
+        .points
+        .iter()
+        .map(|point| Point {
+            x: point.cpus,
+            y: point.value,
+            low: None,
+            high: None,
+            label: point.case.clone(),
+        })
+        .collect()
+}
+
 fn frame(title: &str, plot_width: f64, max_y: f64) -> String {
     let plot_height = HEIGHT - TOP - BOTTOM;
     let mut svg = format!(
