@@ -12,7 +12,8 @@
 //! - A woken or new thread goes where [`place_wake`] says (its last CPU if
 //!   idle, else another idle CPU, else its last CPU; new threads to an idle
 //!   or the least loaded CPU), and only that CPU gets a reschedule IPI, and
-//!   only if it is idle. Never a broadcast.
+//!   only if it is halting (an idle CPU still polling sees the work itself).
+//!   Never a broadcast.
 //! - A tick preempts only when the CPU's own queue has another thread: the
 //!   only runnable thread just continues, with no switch and no CR3 write.
 //! - CR3 is written only when the next thread's address space differs from
@@ -20,7 +21,10 @@
 //!   holds a reference to the process whose space it has loaded, so a space
 //!   is never freed while loaded; a loaded space of an exited process is
 //!   let go before the CPU halts.
-//! - Idle: set the idle bit, fence, re-check the own queue, then `sti; hlt`.
+//! - Idle: after running a thread, poll the own queue (and steal
+//!   candidates) for [`IDLE_POLL_MICROSECONDS`]; then set the halting bit,
+//!   fence, re-check, and `sti; hlt`. An idle CPU's queue is not stolen
+//!   from: that CPU runs it next.
 //!
 //! Wake-ups are never lost: a thread sets `blocked` before re-checking its
 //! wait condition, and a waker that finds the thread still on a CPU only
@@ -113,16 +117,16 @@ fn pop(cpu: usize) -> Option<Arc<Thread>> {
 }
 
 /// Queue lengths of the online CPUs.
-fn loads(out: &mut [usize; MAX_CPUS]) -> &[usize] {
+fn loads(out: &mut [usize; MAX_CPUS]) -> &mut [usize] {
     let count = percpu::count().clamp(1, MAX_CPUS);
     for (index, load) in out.iter_mut().enumerate().take(count) {
         *load = QUEUES[index].length.load(Ordering::Acquire);
     }
-    &out[..count]
+    &mut out[..count]
 }
 
 /// Queue `thread` (new when `last_cpu` is None) where the placement policy
-/// says, and interrupt that CPU only if it is idle.
+/// says, and interrupt that CPU only if it is halting.
 fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
     let here = percpu::current().index;
     let mut buffer = [0; MAX_CPUS];
@@ -139,7 +143,7 @@ fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
         measure::count(Counter::WakeLocal);
     } else {
         measure::count(Counter::WakeRemote);
-        crate::platform::smp::kick_if_idle(target);
+        crate::platform::smp::kick_if_halting(target);
     }
 }
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -522,30 +526,67 @@ pub fn exit_if_killed(thread: Arc<Thread>) {
     }
 }
 
+/// How long an idle CPU polls for work before it halts, after it ran a
+/// thread: long enough for the reply of a call between two CPUs or a
+/// ping-pong through a park word (tens of microseconds under TCG), short
+/// against the 10 ms tick.
+const IDLE_POLL_MICROSECONDS: u64 = 100;
+
 /// Run threads forever on this CPU.
 pub fn scheduler_loop() -> ! {
     let here = percpu::current().index;
+    let poll_cycles = crate::platform::apic::tsc_hz() / 1_000_000 * IDLE_POLL_MICROSECONDS;
+    // Poll only after running a thread: a CPU woken from its halt by a
+    // tick with nothing to do halts again at once.
+    let mut poll = false;
     loop {
         crate::process::reap_retired();
         let picked = pop(here).inspect(|_| measure::count(Counter::Picks));
         match picked.or_else(|| steal(here)) {
-            Some(thread) => run(thread),
+            Some(thread) => {
+                run(thread);
+                poll = true;
+            }
             None => {
                 release_exited_space(here);
                 // The timer interrupt that ends the halt also fires due
                 // waiters and, at the next pass, steals again.
-                crate::platform::smp::idle(|| QUEUES[here].length.load(Ordering::Acquire) > 0);
+                let cycles = if poll { poll_cycles } else { 0 };
+                crate::platform::smp::idle(cycles, || work_waiting(here));
+                poll = false;
             }
         }
     }
 }
 
+/// Whether CPU `here` has a thread queued or could steal one.
+fn work_waiting(here: usize) -> bool {
+    if QUEUES[here].length.load(Ordering::Acquire) > 0 {
+        return true;
+    }
+    let mut buffer = [0; MAX_CPUS];
+    CpuIndex::new(here)
+        .is_some_and(|thief| choose_steal_victim(thief, stealable(&mut buffer)).is_some())
+}
+
 /// Take the oldest thread of the busiest other queue, if any.
 fn steal(thief: usize) -> Option<Arc<Thread>> {
     let mut buffer = [0; MAX_CPUS];
-    let loads = loads(&mut buffer);
-    let victim = choose_steal_victim(CpuIndex::new(thief)?, loads)?;
+    let victim = choose_steal_victim(CpuIndex::new(thief)?, stealable(&mut buffer))?;
     pop(victim.get()).inspect(|_| measure::count(Counter::Steals))
+}
+
+/// Queue lengths of the online CPUs as steal candidates: none on an idle
+/// CPU, which is about to run its queue itself (it polls, or got an IPI).
+fn stealable(out: &mut [usize; MAX_CPUS]) -> &[usize] {
+    let idle = crate::platform::smp::idle_mask();
+    let loads = loads(out);
+    for (index, load) in loads.iter_mut().enumerate() {
+        if idle & (1 << (index % 64)) != 0 {
+            *load = 0;
+        }
+    }
+    loads
 }
 
 /// Whether this CPU should stop running the current thread at a tick: only

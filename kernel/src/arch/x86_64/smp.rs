@@ -160,37 +160,59 @@ extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
     main()
 }
 
-/// CPUs halted in their scheduler loop (bit = CPU index).
+/// CPUs in their idle loop, polling or halted (bit = CPU index).
 static IDLE_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Idle CPUs past their poll, about to halt or halted: only these need an
+/// IPI to notice new work.
+static HALTING_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Halt until an interrupt, advertising this CPU as idle meanwhile, unless
-/// `work_waiting()` says work arrived after the caller last looked.
+/// Wait for work on this CPU, advertising it as idle meanwhile: poll
+/// `work_waiting()` for up to `poll_cycles` TSC cycles, then halt until an
+/// interrupt unless work arrived.
 ///
-/// The order closes the lost-wake-up window: the idle bit is set and
-/// fenced before the re-check, and a waker queues work and fences before
-/// it reads the idle bits ([`kick_if_idle`]). Either this re-check sees
-/// the work, or the waker sees the bit and sends an IPI, which ends the
-/// `sti; hlt` (the interrupt shadow of `sti` means it cannot slip in between).
-pub fn idle(work_waiting: impl FnOnce() -> bool) {
+/// Polling first means a thread woken here shortly after the CPU went idle
+/// starts without an IPI and without the wake-up latency of a halted CPU
+/// (under TCG, a halted vCPU is a sleeping host thread). Interrupts stay
+/// off while polling, so a poll delays a due tick by at most `poll_cycles`.
+///
+/// The order closes the lost-wake-up window: the halting bit is set and
+/// fenced before the last re-check, and a waker queues work and fences
+/// before it reads the halting bits ([`kick_if_halting`]). Either this
+/// re-check sees the work, or the waker sees the bit and sends an IPI,
+/// which ends the `sti; hlt` (the interrupt shadow of `sti` means it cannot
+/// slip in between). A waker that finds the CPU still polling sends nothing:
+/// the poll sees the work.
+pub fn idle(poll_cycles: u64, work_waiting: impl Fn() -> bool) {
     let bit = 1u64 << (percpu::current().index % 64);
     IDLE_CPUS.fetch_or(bit, Ordering::SeqCst);
-    core::sync::atomic::fence(Ordering::SeqCst);
-    if !work_waiting() {
-        cpu::idle_once();
+    let started = cpu::timestamp();
+    let mut waiting = work_waiting();
+    while !waiting && cpu::timestamp().wrapping_sub(started) < poll_cycles {
+        core::hint::spin_loop();
+        waiting = work_waiting();
+    }
+    if !waiting {
+        HALTING_CPUS.fetch_or(bit, Ordering::SeqCst);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if !work_waiting() {
+            cpu::idle_once();
+        }
+        HALTING_CPUS.fetch_and(!bit, Ordering::SeqCst);
     }
     IDLE_CPUS.fetch_and(!bit, Ordering::SeqCst);
 }
 
-/// CPUs halted in their scheduler loop (bit = CPU index).
+/// CPUs in their idle loop, polling or halted (bit = CPU index).
 pub fn idle_mask() -> u64 {
     IDLE_CPUS.load(Ordering::SeqCst)
 }
 
-/// Send a reschedule IPI to CPU `index` if it is idle. Call after the work
-/// is queued: the fence pairs with the one in [`idle`].
-pub fn kick_if_idle(index: usize) {
+/// Send a reschedule IPI to CPU `index` if it is halting (an idle CPU that
+/// still polls sees the work itself). Call after the work is queued: the
+/// fence pairs with the one in [`idle`].
+pub fn kick_if_halting(index: usize) {
     core::sync::atomic::fence(Ordering::SeqCst);
-    if IDLE_CPUS.load(Ordering::SeqCst) & (1 << (index % 64)) != 0 {
+    if HALTING_CPUS.load(Ordering::SeqCst) & (1 << (index % 64)) != 0 {
         send_reschedule(index);
     }
 }
