@@ -80,6 +80,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-hostile-spawn.yaml",
             "system-hostile-timed-wait.yaml",
             "system-measure-marks.yaml",
+            "system-mem-routines.yaml",
             "system-park.yaml",
             "system-peer-gone.yaml",
             "system-ring.yaml",
