@@ -21,6 +21,7 @@ use crate::sched::Thread;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use capos_abi::limits::MESSAGE_MAX;
 use capos_abi::{CapabilityHandle, Error};
 use spin::Mutex;
 
@@ -63,11 +64,42 @@ impl EndpointRights {
     }
 }
 
+/// A message copied in from user space, held inline: a call or reply
+/// needs no heap of its own.
+pub struct Message {
+    bytes: [u8; MESSAGE_MAX as usize],
+    length: usize,
+}
+
+impl Message {
+    /// Copy `length` bytes at `address` of `thread`'s address space
+    /// (`TooLarge` past [`MESSAGE_MAX`]; an empty message reads nothing,
+    /// as its pointer may dangle).
+    pub fn read(thread: &Thread, address: u64, length: u64) -> Result<Self, Error> {
+        if length > MESSAGE_MAX {
+            return Err(Error::TooLarge);
+        }
+        let mut message = Self {
+            bytes: [0; MESSAGE_MAX as usize],
+            length: length as usize,
+        };
+        if length > 0 {
+            let bytes = &mut message.bytes[..message.length];
+            thread.process.address_space().read(address, bytes)?;
+        }
+        Ok(message)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.length]
+    }
+}
+
 /// A call waiting for a receiver, or for its reply.
 struct Call {
     caller: Arc<Thread>,
     user_data: u64,
-    message: Vec<u8>,
+    message: Message,
     transfer: Option<KernelObject>,
     reply_address: u64,
     reply_capacity: u64,
@@ -97,19 +129,24 @@ struct EndpointState {
     next_token: u64,
 }
 
+/// Entries of room an empty queue keeps, so a steady exchange of calls
+/// and replies allocates nothing.
+const IDLE_ROOM: usize = 4;
+
 impl EndpointState {
-    /// Give back the capacity of queues that are empty, so an idle
-    /// endpoint holds no heap whatever its past load was (the kernel's
-    /// heap counter returns to its value before a burst of calls).
+    /// Give back the capacity of queues that are empty beyond
+    /// [`IDLE_ROOM`] entries, so an idle endpoint holds at most that much
+    /// heap whatever its past load was (after a burst of calls the kernel's
+    /// heap counter returns to its value after the first few).
     fn release_idle_capacity(&mut self) {
         if self.calls.is_empty() {
-            self.calls.shrink_to_fit();
+            self.calls.shrink_to(IDLE_ROOM);
         }
         if self.receives.is_empty() {
-            self.receives.shrink_to_fit();
+            self.receives.shrink_to(IDLE_ROOM);
         }
         if self.awaiting_reply.is_empty() {
-            self.awaiting_reply.shrink_to_fit();
+            self.awaiting_reply.shrink_to(IDLE_ROOM);
         }
     }
 }
@@ -147,7 +184,7 @@ impl Endpoint {
         &self,
         caller: &Arc<Thread>,
         user_data: u64,
-        message: Vec<u8>,
+        message: Message,
         transfer: Option<KernelObject>,
         reply: (u64, u64),
     ) -> Result<(), Error> {
@@ -318,9 +355,12 @@ fn complete_orphan(call: Call) {
 /// receiver and complete its receive. On a bad receive buffer the receiver
 /// gets an error and the call is handed back. The caller has reserved room
 /// in `awaiting_reply`.
+// The call comes back by value on failure; boxing it would bring back the
+// allocation per call that the inline message avoids.
+#[allow(clippy::result_large_err)]
 fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<(), Call> {
     let process = &receive.thread.process;
-    let length = call.message.len() as u64;
+    let length = call.message.length as u64;
     if length > receive.capacity {
         crate::ring::post(
             &receive.thread,
@@ -333,7 +373,7 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
     }
     if let Err(error) = process
         .address_space()
-        .write(receive.address, &call.message)
+        .write(receive.address, call.message.as_bytes())
     {
         crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
         return Err(call);

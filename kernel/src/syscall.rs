@@ -5,7 +5,7 @@
 //! completion, now or later. Bad input of any kind becomes an error
 //! completion; nothing here panics on user data.
 
-use crate::objects::KernelObject;
+use crate::objects::{KernelObject, Message};
 use crate::platform::interrupts::InterruptFrame;
 use crate::sched::{self, Thread};
 use crate::{console, process, timer, userspace};
@@ -41,14 +41,14 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.
 fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
-    loop {
+    let available = loop {
         match thread.ring.with(take_submission) {
-            Ok(Some(submission)) => execute(thread, &submission),
-            Ok(None) => break,
+            Ok(Taken::Operation(submission)) => execute(thread, &submission),
+            Ok(Taken::Drained(available)) => break available,
             Err(RingFault::Overrun { .. }) => return Error::RingOverrun.as_result(),
             Err(_) => return Error::BadAddress.as_result(),
         }
-    }
+    };
     let wanted = min_complete.min(u64::from(CQ_ENTRIES)) as u32;
     let ready = || {
         thread
@@ -56,8 +56,8 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
             .available()
             .map_or(true, |count| count >= wanted)
     };
-    // One look suffices unless the caller must wait.
-    let available = thread.ring.available();
+    // One look (taken with the last submission) suffices unless the
+    // caller must wait.
     if timeout_ns == 0 || available.as_ref().map_or(true, |&count| count >= wanted) {
         return finish_enter(available, wanted);
     }
@@ -90,15 +90,24 @@ fn finish_enter(available: Result<u32, RingFault>, wanted: u32) -> i64 {
     }
 }
 
+/// What [`take_submission`] found in the submission queue.
+enum Taken {
+    /// The next submission that needs [`execute`].
+    Operation(Submission),
+    /// None left; the completions available at that moment.
+    Drained(Result<u32, RingFault>),
+}
+
 /// Take the next submission that needs [`execute`], under one hold of the
 /// ring lock. Well-formed `Nop`s before it complete right here, under the
 /// same lock and without a wake-up (their thread is the one running),
 /// unless the pending quota would refuse them (then they take the normal
-/// path and get that refusal, as every other operation does).
+/// path and get that refusal, as every other operation does). When the
+/// queue is empty, the same hold counts the completions available.
 fn take_submission(
     memory: &mut crate::ring::RingFrames,
     ring: &mut capos_kcore::ring::KernelRing,
-) -> Result<Option<Submission>, RingFault> {
+) -> Result<Taken, RingFault> {
     while let Some(submission) = ring.next_submission(memory)? {
         let nop = submission.opcode == Opcode::Nop as u16 && submission.flags == 0;
         if nop && (ring.deferred() as usize) < PENDING_PER_THREAD {
@@ -115,9 +124,9 @@ fn take_submission(
             // The CQ was corrupted by user space: the normal path reports it.
         }
         ring.defer()?;
-        return Ok(Some(submission));
+        return Ok(Taken::Operation(submission));
     }
-    Ok(None)
+    Ok(Taken::Drained(ring.available(memory)))
 }
 
 /// What an operation produced.
@@ -332,12 +341,7 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         }
         (Opcode::EndpointCall, KernelObject::Endpoint(endpoint, _)) => {
             let request = args::EndpointCall::decode(arguments);
-            let message = read_user(
-                thread,
-                request.message_address,
-                request.message_length,
-                MESSAGE_MAX,
-            )?;
+            let message = Message::read(thread, request.message_address, request.message_length)?;
             let transfer = optional_capability(thread, request.transfer)?;
             if request.reply_capacity > MESSAGE_MAX {
                 return Err(Error::TooLarge);
@@ -370,14 +374,9 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         (Opcode::EndpointReply, KernelObject::Endpoint(endpoint, rights)) => {
             rights.require_receive()?;
             let request = args::EndpointReply::decode(arguments);
-            let message = read_user(
-                thread,
-                request.message_address,
-                request.message_length,
-                MESSAGE_MAX,
-            )?;
+            let message = Message::read(thread, request.message_address, request.message_length)?;
             let transfer = optional_capability(thread, request.transfer)?;
-            endpoint.reply(thread, request.token, &message, transfer)?;
+            endpoint.reply(thread, request.token, message.as_bytes(), transfer)?;
             done(Ok(0))
         }
         (Opcode::Nop, _) => done(Ok(0)),
