@@ -251,6 +251,9 @@ impl AddressSpace {
     }
 
     /// Check the whole range first, then call `copy(physical, offset, length)` per page piece.
+    /// Ranges of up to [`INLINE_PIECES`] pages (every message and ring
+    /// operation argument) keep their pieces on the stack; longer ones in a
+    /// fallibly reserved list.
     fn walk(
         &self,
         address: u64,
@@ -260,24 +263,37 @@ impl AddressSpace {
     ) -> Result<(), Error> {
         capos_kcore::usermem::check_user_range(address, length)?;
         let _tables = self.tables.read();
-        let mut pieces = Vec::new();
-        pieces
-            .try_reserve(length.div_ceil(PAGE_SIZE) as usize + 1)
-            .map_err(|_| Error::OutOfMemory)?;
+        let count = length.div_ceil(PAGE_SIZE) as usize + 1;
+        let mut inline = [(0u64, 0usize, 0usize); INLINE_PIECES];
+        let mut listed = Vec::new();
+        let pieces = if count <= INLINE_PIECES {
+            &mut inline[..]
+        } else {
+            listed
+                .try_reserve_exact(count)
+                .map_err(|_| Error::OutOfMemory)?;
+            listed.resize(count, (0, 0, 0));
+            &mut listed[..]
+        };
+        let mut used = 0;
         let mut done = 0u64;
         while done < length {
             let current = address + done;
             let physical = self.translate(current, write).ok_or(Error::BadAddress)?;
             let in_page = (PAGE_SIZE - (current & (PAGE_SIZE - 1))).min(length - done);
-            pieces.push((physical, done as usize, in_page as usize));
+            pieces[used] = (physical, done as usize, in_page as usize);
+            used += 1;
             done += in_page;
         }
-        for (physical, offset, piece) in pieces {
+        for &(physical, offset, piece) in &pieces[..used] {
             copy(physical, offset, piece);
         }
         Ok(())
     }
 }
+
+/// Page pieces a user copy keeps on the stack (a range of up to three pages).
+const INLINE_PIECES: usize = 4;
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
