@@ -49,7 +49,8 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::sched::{
-    choose_steal_victim, needs_address_space_switch, place_wake, CpuIndex, CpuSet, Waker, MAX_CPUS,
+    choose_steal_victim, exclude_idle_from_stealing, needs_address_space_switch, place_wake,
+    CpuIndex, CpuSet, Waker, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -579,13 +580,9 @@ fn steal(thief: usize) -> Option<Arc<Thread>> {
 /// Queue lengths of the online CPUs as steal candidates: none on an idle
 /// CPU, which is about to run its queue itself (it polls, or got an IPI).
 fn stealable(out: &mut [usize; MAX_CPUS]) -> &[usize] {
-    let idle = crate::platform::smp::idle_mask();
+    let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
     let loads = loads(out);
-    for (index, load) in loads.iter_mut().enumerate() {
-        if idle & (1 << (index % 64)) != 0 {
-            *load = 0;
-        }
-    }
+    exclude_idle_from_stealing(loads, idle);
     loads
 }
 

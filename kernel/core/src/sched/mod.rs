@@ -50,8 +50,8 @@ pub use address_space::{
 };
 pub use cpu::{CpuIndex, CpuSet, MAX_CPUS};
 pub use placement::{
-    choose_steal_victim, make_runnable, pick_next, place_wake, Pick, Placement, PlacementRule,
-    RunQueues, Waker, Wakeup,
+    choose_steal_victim, exclude_idle_from_stealing, make_runnable, pick_next, place_wake, Pick,
+    Placement, PlacementRule, RunQueues, Waker, Wakeup,
 };
 pub use queue::{
     Activity, Handoff, QueueHint, QueuedThread, RunQueue, Stolen, TickDecision, AGING_TICKS,

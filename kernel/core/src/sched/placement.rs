@@ -169,6 +169,17 @@ pub fn choose_steal_victim(thief: CpuIndex, loads: &[usize]) -> Option<CpuIndex>
         .map(|(cpu, _)| cpu)
 }
 
+/// Turn queue lengths into steal candidates: an idle CPU's queue counts as empty, since that
+/// CPU runs it next (it polls, or its IPI is on the way) and taking it away would move the
+/// thread off the CPU it was placed on for its warm address space and cache.
+pub fn exclude_idle_from_stealing(loads: &mut [usize], idle: CpuSet) {
+    for (index, load) in loads.iter_mut().enumerate() {
+        if CpuIndex::new(index).is_some_and(|cpu| idle.contains(cpu)) {
+            *load = 0;
+        }
+    }
+}
+
 /// The CPU count, checked.
 fn checked_cpu_count<T, Q: RunQueues<T, CAPACITY>, const CAPACITY: usize>(
     queues: &Q,

@@ -441,6 +441,22 @@ fn steal_victim_is_the_busiest_other_cpu() {
     assert_eq!(choose_steal_victim(cpu(9), &[0, 1]), Some(cpu(1)));
 }
 
+#[test]
+fn an_idle_cpus_queue_is_not_stolen_from() {
+    let mut idle = CpuSet::EMPTY;
+    idle.insert(cpu(2));
+    let mut loads = [5, 1, 3, 3];
+    exclude_idle_from_stealing(&mut loads, idle);
+    assert_eq!(loads, [5, 1, 0, 3]);
+    // CPU 0 steals from CPU 3 now, not from the idle CPU 2 that ties with it.
+    assert_eq!(choose_steal_victim(cpu(0), &loads), Some(cpu(3)));
+    let mut only_idle = [0, 4];
+    let mut both = CpuSet::EMPTY;
+    both.insert(cpu(1));
+    exclude_idle_from_stealing(&mut only_idle, both);
+    assert_eq!(choose_steal_victim(cpu(0), &only_idle), None);
+}
+
 // --- pick_next and make_runnable over several queues -------------------------------------
 
 #[test]
