@@ -74,38 +74,40 @@ fn check_all() -> Result<u32, Failure> {
     Ok(cases)
 }
 
+/// A copy routine under test, with the signature of `core::ptr::copy`.
+type CopyRoutine = unsafe fn(*const u8, *mut u8, usize);
+
+/// `memcpy`: callers pass ranges that do not overlap.
 fn check_copy(source: usize, destination: usize, length: usize) -> Result<(), Failure> {
-    let mut actual = pattern();
-    let mut expected = pattern();
-    // SAFETY: both ranges lie inside `actual` (at most 55 + 40 bytes) and
-    // do not overlap (the caller's source ends before byte 48).
-    unsafe {
-        let base = actual.as_mut_ptr();
-        core::ptr::copy_nonoverlapping(base.add(source), base.add(destination), black_box(length));
-    }
-    let original = pattern();
-    for (to, from) in expected[destination..destination + length]
-        .iter_mut()
-        .zip(&original[source..source + length])
-    {
-        *to = black_box(*from);
-    }
-    same(&actual, &expected).ok_or(Failure {
-        routine: "memcpy",
+    check_moved(
+        "memcpy",
+        core::ptr::copy_nonoverlapping,
         source,
         destination,
         length,
-    })
+    )
 }
 
+/// `memmove`: the ranges may overlap either way.
 fn check_move(source: usize, destination: usize, length: usize) -> Result<(), Failure> {
+    check_moved("memmove", core::ptr::copy, source, destination, length)
+}
+
+fn check_moved(
+    routine: &'static str,
+    copy: CopyRoutine,
+    source: usize,
+    destination: usize,
+    length: usize,
+) -> Result<(), Failure> {
     let mut actual = pattern();
     let original = pattern();
     let mut expected = pattern();
-    // SAFETY: both ranges lie inside `actual`; `copy` allows overlap.
+    // SAFETY: both ranges lie inside `actual` (at most 55 + 40 bytes); they
+    // overlap only in the `memmove` cases, which `copy` allows.
     unsafe {
         let base = actual.as_mut_ptr();
-        core::ptr::copy(base.add(source), base.add(destination), black_box(length));
+        copy(base.add(source), base.add(destination), black_box(length));
     }
     for (to, from) in expected[destination..destination + length]
         .iter_mut()
@@ -114,7 +116,7 @@ fn check_move(source: usize, destination: usize, length: usize) -> Result<(), Fa
         *to = black_box(*from);
     }
     same(&actual, &expected).ok_or(Failure {
-        routine: "memmove",
+        routine,
         source,
         destination,
         length,
