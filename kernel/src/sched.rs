@@ -565,25 +565,23 @@ fn work_waiting(here: usize) -> bool {
     if QUEUES[here].length.load(Ordering::Acquire) > 0 {
         return true;
     }
-    let mut buffer = [0; MAX_CPUS];
-    CpuIndex::new(here)
-        .is_some_and(|thief| choose_steal_victim(thief, stealable(&mut buffer)).is_some())
+    steal_victim(here).is_some()
 }
 
 /// Take the oldest thread of the busiest other queue, if any.
 fn steal(thief: usize) -> Option<Arc<Thread>> {
-    let mut buffer = [0; MAX_CPUS];
-    let victim = choose_steal_victim(CpuIndex::new(thief)?, stealable(&mut buffer))?;
+    let victim = steal_victim(thief)?;
     pop(victim.get()).inspect(|_| measure::count(Counter::Steals))
 }
 
-/// Queue lengths of the online CPUs as steal candidates: none on an idle
-/// CPU, which is about to run its queue itself (it polls, or got an IPI).
-fn stealable(out: &mut [usize; MAX_CPUS]) -> &[usize] {
-    let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
-    let loads = loads(out);
-    exclude_idle_from_stealing(loads, idle);
-    loads
+/// The CPU `thief` would steal from: the busiest other queue, counting an
+/// idle CPU's queue as empty (that CPU is about to run it itself: it
+/// polls, or got an IPI).
+fn steal_victim(thief: usize) -> Option<CpuIndex> {
+    let mut buffer = [0; MAX_CPUS];
+    let loads = loads(&mut buffer);
+    exclude_idle_from_stealing(loads, CpuSet::from_bits(crate::platform::smp::idle_mask()));
+    choose_steal_victim(CpuIndex::new(thief)?, loads)
 }
 
 /// Whether this CPU should stop running the current thread at a tick: only

@@ -328,8 +328,6 @@ fn stacked_bars(
     svg
 }
 
-/// The start of a chart: the SVG element, title, background, both axes and
-/// the y grid (six lines from 0 to `max_y`) of a plot `plot_width` wide.
 /// A system's curve as chart points (no error bars).
 fn curve_points(curve: &baseline_view::Curve) -> Vec<Point> {
     curve
@@ -345,6 +343,8 @@ fn curve_points(curve: &baseline_view::Curve) -> Vec<Point> {
         .collect()
 }
 
+/// The start of a chart: the SVG element, title, background, both axes and
+/// the y grid (six lines from 0 to `max_y`) of a plot `plot_width` wide.
 fn frame(title: &str, plot_width: f64, max_y: f64) -> String {
     let plot_height = HEIGHT - TOP - BOTTOM;
     let mut svg = format!(
