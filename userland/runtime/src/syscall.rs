@@ -1,9 +1,10 @@
 //! The raw system calls: `cap_enter`, `exit` and `thread_exit`.
 //!
 //! Convention (docs/abi.md): `syscall` with the number in `rax`, arguments in
-//! `rdi` and `rsi`, the result in `rax`; the CPU uses `rcx` and `r11` for the
-//! return address and flags, so both are clobbered. Every other register is
-//! preserved.
+//! `rdi` and `rsi`, the result in `rax`. A system call is a call under the
+//! System V ABI: it preserves `rbx`, `rbp`, `rsp`, `r12`-`r15`, MXCSR and the
+//! x87 state, and clobbers the caller-saved registers (`rcx`, `r11` and
+//! XMM0-15 among them).
 //!
 //! Under `cfg(test)`, `cap_enter` is served by [`fake`], an in-process
 //! kernel that completes `Nop`s, so the ring client is tested on the host.
@@ -20,9 +21,9 @@ use capos_abi::Syscall;
 #[cfg(not(test))]
 pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
     let result: i64;
-    // SAFETY: the syscall clobbers only rax (result), rcx and r11 (declared)
-    // and does not touch the user stack. The kernel reads and writes only
-    // this thread's ring and the memory that submissions name; whoever
+    // SAFETY: the syscall clobbers only what a C call may (declared with
+    // `clobber_abi`) and does not touch the user stack. The kernel reads and
+    // writes only this thread's ring and the memory that submissions name; whoever
     // submitted those promised it stays valid (`Ring::submit`'s contract).
     unsafe {
         core::arch::asm!(
@@ -30,8 +31,7 @@ pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
             inlateout("rax") Syscall::CapEnter as u64 => result,
             in("rdi") u64::from(min_complete),
             in("rsi") timeout_ns,
-            lateout("rcx") _,
-            lateout("r11") _,
+            clobber_abi("sysv64"),
             options(nostack),
         );
     }
@@ -56,8 +56,7 @@ pub fn exit(code: i32) -> ! {
             "syscall",
             inlateout("rax") Syscall::Exit as u64 => _,
             in("rdi") i64::from(code) as u64,
-            lateout("rcx") _,
-            lateout("r11") _,
+            clobber_abi("sysv64"),
             options(nostack),
         );
     }
@@ -84,8 +83,7 @@ pub fn thread_exit(value: i64) -> ! {
             "syscall",
             inlateout("rax") Syscall::ThreadExit as u64 => _,
             in("rdi") value as u64,
-            lateout("rcx") _,
-            lateout("r11") _,
+            clobber_abi("sysv64"),
             options(nostack),
         );
     }

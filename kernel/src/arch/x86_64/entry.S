@@ -1,10 +1,10 @@
 /* Common interrupt entry: the per-vector stub pushed (error code, vector).
  * From user mode the thread's whole FPU state is saved to gs:24 on entry
  * and restored on return, because kernel code (and the precompiled `core`)
- * uses SSE registers. The syscall path saves only the SSE registers and
- * MXCSR (all kernel code can change); a thread that switches away inside
- * the kernel completes the save first (`fpu_save_at_switch`), so the area
- * is whole whenever the thread is off its CPU.
+ * uses SSE registers. The syscall path saves only MXCSR (the SSE registers
+ * are caller-saved there and come back zero); a thread that switches away
+ * inside the kernel completes the save first (`fpu_save_at_switch`), so
+ * the area is whole whenever the thread is off its CPU.
  * Save the general registers into an `InterruptFrame`, switch GS if we came
  * from user mode, call `interrupt_dispatch(frame)`, restore, return.
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
@@ -37,32 +37,9 @@
 94:
 .endm
 
-/* Save / restore only what kernel code can change of the user state: the
- * SSE registers XMM0-15 and MXCSR, into and from their slots of the
- * legacy region of the save area at (%rax) (FXSAVE and XSAVE share that
- * layout: MXCSR at 24, XMMn at 160 + 16n). Compiled kernel code uses only
- * legacy-encoded SSE instructions, which leave x87, MMX and the upper
- * halves of the AVX registers alone, so those stay in the registers. */
-.macro SAVE_SSE_SLOTS
-    stmxcsr 24(%rax)
-    movaps %xmm0, 160(%rax)
-    movaps %xmm1, 176(%rax)
-    movaps %xmm2, 192(%rax)
-    movaps %xmm3, 208(%rax)
-    movaps %xmm4, 224(%rax)
-    movaps %xmm5, 240(%rax)
-    movaps %xmm6, 256(%rax)
-    movaps %xmm7, 272(%rax)
-    movaps %xmm8, 288(%rax)
-    movaps %xmm9, 304(%rax)
-    movaps %xmm10, 320(%rax)
-    movaps %xmm11, 336(%rax)
-    movaps %xmm12, 352(%rax)
-    movaps %xmm13, 368(%rax)
-    movaps %xmm14, 384(%rax)
-    movaps %xmm15, 400(%rax)
-.endm
-
+/* Load the SSE registers XMM0-15 and MXCSR from their slots of the legacy
+ * region of the save area at (%rax) (FXSAVE and XSAVE share that layout:
+ * MXCSR at 24, XMMn at 160 + 16n). */
 .macro LOAD_SSE_SLOTS
     movaps 160(%rax), %xmm0
     movaps 176(%rax), %xmm1
@@ -150,14 +127,47 @@ interrupt_return:
 
 /* `syscall` entry. The CPU left the user RIP in RCX and RFLAGS in R11 and
  * masked IF (SFMASK). Switch to the thread's kernel stack (gs:8), build the
- * same frame an interrupt from user mode would (SS, RSP, RFLAGS, CS, RIP,
- * error 0, vector SYSCALL_VECTOR), call `syscall_dispatch(frame)`, and
- * return with SYSRET (RIP, RFLAGS and RSP from the frame). Interrupts stay
- * off until SYSRET restores the user RFLAGS, so nothing runs on the user
- * stack in kernel mode. */
+ * frame an interrupt from user mode would (SS, RSP, RFLAGS, CS, RIP, error
+ * 0, vector SYSCALL_VECTOR, then the register block), call
+ * `syscall_dispatch(frame)`, and return with SYSRET (RIP, RFLAGS and RSP
+ * from the frame). Interrupts stay off until SYSRET restores the user
+ * RFLAGS, so nothing runs on the user stack in kernel mode.
+ *
+ * A system call is a call under the System V ABI (docs/abi.md): it
+ * preserves RBX, RBP, R12-R15, MXCSR and the x87/MMX/upper-AVX state, and
+ * the caller-saved registers come back zero (RAX holds the result, RCX and
+ * R11 the RIP and RFLAGS SYSRET needs). So the entry stores only what the
+ * dispatcher reads (RAX, RDI, RSI) and the user MXCSR; the callee-saved
+ * registers survive because `syscall_dispatch` is an `extern "C"` function
+ * (a switch inside it saves them in `switch_kernel_stack`), and the exit
+ * zeroes the rest, so no kernel value reaches user mode. The other slots
+ * of the register block stay unwritten until the rare IRET exit fills
+ * them. */
 .set SYSCALL_VECTOR, 0x100
 .set USER_CODE_SELECTOR, 0x2B
 .set USER_DATA_SELECTOR, 0x23
+.set DEFAULT_MXCSR, 0x1F80
+
+/* Zero XMM0-15 (legacy encoding: the upper AVX halves keep the thread's
+ * own values, which kernel code never touches). */
+.macro ZERO_SSE_REGISTERS
+    xorps %xmm0, %xmm0
+    xorps %xmm1, %xmm1
+    xorps %xmm2, %xmm2
+    xorps %xmm3, %xmm3
+    xorps %xmm4, %xmm4
+    xorps %xmm5, %xmm5
+    xorps %xmm6, %xmm6
+    xorps %xmm7, %xmm7
+    xorps %xmm8, %xmm8
+    xorps %xmm9, %xmm9
+    xorps %xmm10, %xmm10
+    xorps %xmm11, %xmm11
+    xorps %xmm12, %xmm12
+    xorps %xmm13, %xmm13
+    xorps %xmm14, %xmm14
+    xorps %xmm15, %xmm15
+.endm
 
 .global syscall_entry
 syscall_entry:
@@ -171,43 +181,78 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq $SYSCALL_VECTOR
-    SAVE_GENERAL_REGISTERS
+    /* Register block (InterruptFrame order): rax; rbx, rcx, rdx unwritten;
+     * rsi, rdi; rbp and r8-r15 unwritten. */
+    pushq %rax
+    subq $24, %rsp
+    pushq %rsi
+    pushq %rdi
+    subq $72, %rsp
+    /* The user MXCSR goes to its slot of the thread's FPU area (where a
+     * switch inside the kernel expects it); the kernel's is loaded unless
+     * it is the same. */
     movq %gs:24, %rax
-    SAVE_SSE_SLOTS
+    stmxcsr 24(%rax)
+    cmpl $DEFAULT_MXCSR, 24(%rax)
+    je 1f
     ldmxcsr kernel_mxcsr(%rip)
-    movq %rsp, %rdi
+1:  movq %rsp, %rdi
     /* SFMASK already cleared every user-settable flag; DF stays clear. */
     cld
     callq syscall_dispatch
-    /* Return with SYSRET when the frame still holds a canonical user RIP
-     * (always, unless the kernel rewrote it); otherwise take the IRET path,
-     * since SYSRET with a non-canonical RCX faults in kernel mode. */
+    /* Return with SYSRET when the frame still holds a canonical user RIP;
+     * otherwise take the IRET path, since SYSRET with a non-canonical RCX
+     * faults in kernel mode. */
     movq 17 * 8(%rsp), %rcx
     movq %rcx, %r11
     sarq $47, %r11
     jnz 3f
     movq %gs:24, %rax
-    LOAD_SSE_SLOTS
-    RESTORE_GENERAL_REGISTERS
-    addq $16, %rsp
+    ldmxcsr 24(%rax)
+    ZERO_SSE_REGISTERS
+    movq 14 * 8(%rsp), %rax
+    xorl %edx, %edx
+    xorl %esi, %esi
+    xorl %edi, %edi
+    xorl %r8d, %r8d
+    xorl %r9d, %r9d
+    xorl %r10d, %r10d
+    addq $17 * 8, %rsp
     movq 0(%rsp), %rcx
     movq 16(%rsp), %r11
     swapgs
     movq 24(%rsp), %rsp
     sysretq
-    /* The IRET path restores the whole saved state: complete it first. */
-3:  movq %gs:24, %rax
-    LOAD_SSE_SLOTS
+    /* The IRET path restores the whole saved state: complete it first, with
+     * what the SYSRET path would have returned. */
+3:  movq %r15, 0 * 8(%rsp)
+    movq %r14, 1 * 8(%rsp)
+    movq %r13, 2 * 8(%rsp)
+    movq %r12, 3 * 8(%rsp)
+    movq $0, 4 * 8(%rsp)
+    movq $0, 5 * 8(%rsp)
+    movq $0, 6 * 8(%rsp)
+    movq $0, 7 * 8(%rsp)
+    movq %rbp, 8 * 8(%rsp)
+    movq $0, 9 * 8(%rsp)
+    movq $0, 10 * 8(%rsp)
+    movq $0, 11 * 8(%rsp)
+    movq $0, 12 * 8(%rsp)
+    movq %rbx, 13 * 8(%rsp)
     movq %gs:24, %rax
+    ldmxcsr 24(%rax)
+    ZERO_SSE_REGISTERS
     SAVE_FPU_STATE
     jmp interrupt_return
 
 /* fpu_save_at_switch(area): the running thread switches away inside the
- * kernel. Since its last entry only its SSE registers and MXCSR are in
- * `area` (the syscall path saves no more; after an interrupt the area is
- * complete and this rewrites the same values); the rest of its FPU state
- * is still in the registers. Load the saved SSE part back and save the
- * whole state, so the thread can resume on any CPU. */
+ * kernel. After an interrupt from user mode the area is complete; after a
+ * system call only its MXCSR slot is current (the SSE registers are the
+ * kernel's, and come back zero on SYSRET), and the rest of its FPU state is
+ * still in the registers. Load the SSE slots and MXCSR from the area (the
+ * same values after an interrupt, the thread's own older ones after a
+ * system call) and save the whole state, so the thread can resume on any
+ * CPU and no kernel value is kept in the area. */
 .global fpu_save_at_switch
 fpu_save_at_switch:
     movq %rdi, %rax

@@ -1,13 +1,14 @@
 //! `fpu-state`: a thread's FPU state survives every way of leaving user
-//! mode, and nothing of the kernel's or another thread's shows through.
-//! Slots: 0 console, 1 thread-spawner.
+//! mode as the ABI promises, and nothing of the kernel's or another
+//! thread's shows through. Slots: 0 console, 1 thread-spawner.
 //!
 //! [`THREADS`] threads of one process (this one and its siblings, more than
 //! the CPUs of the smoke runs, so they are preempted and move between
 //! CPUs) each run [`ROUNDS`] rounds. A round loads a pattern unique to the
 //! thread and round into XMM0-15, MXCSR (rounding mode), the x87 control
-//! word (precision control) and the x87 stack top, then leaves user mode
-//! one of three ways, and stores the registers back:
+//! word (precision control), the x87 stack top and the caller-saved
+//! general registers RDX and R8-R10, then leaves user mode one of three
+//! ways, and stores the registers back:
 //! - `nop`: `cap_enter(0, 0)`, a system call that returns at once (the
 //!   kernel runs compiled code, which uses SSE registers, and returns);
 //! - `block`: `cap_enter(1, 200 us)` with nothing submitted, so the thread
@@ -15,7 +16,10 @@
 //! - `spin`: an integer-only loop of [`SPIN_CYCLES`] TSC cycles, longer
 //!   than a 10 ms tick, so timer interrupts (and preemption) land in it.
 //!
-//! Every register must come back as loaded. Line:
+//! After an interrupt every register must come back as loaded. A system
+//! call is a C call (docs/abi.md): MXCSR and the x87 state must come back
+//! as loaded, and XMM0-15, RDX, RSI, RDI and R8-R10 must come back zero
+//! (whatever the kernel left there would show through). Line:
 //! `[fpu-state] threads=<n> rounds=<n> checked=<n> ok`, or
 //! `[fpu-state] FAILED thread=<t> round=<r> way=<w> <register> ...`
 //! (exit 1).
@@ -50,7 +54,9 @@ const DEFAULT_CONTROL_WORD: u16 = 0x037F;
 
 /// The registers a round loads and stores back. Offsets are used by the
 /// assembly: XMMn at 16n, MXCSR at 256, x87 control word at 260, x87 stack
-/// top (as a double) at 264, the defaults to restore at 272 and 276.
+/// top (as a double) at 264, the defaults to restore at 272 and 276, the
+/// general registers RDX, RSI, RDI, R8, R9, R10 at 280 + 8n (only RDX and
+/// R8-R10 are loaded: RSI and RDI carry the system call's arguments).
 #[repr(C, align(16))]
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 struct Registers {
@@ -62,6 +68,7 @@ struct Registers {
     default_mxcsr: u32,
     default_control_word: u16,
     pad2: u16,
+    general: [u64; 6],
 }
 
 /// How a round leaves user mode.
@@ -106,7 +113,27 @@ fn pattern(thread: u64, round: u64) -> Registers {
     registers.x87_top = ((thread * 1000 + round) as f64 + 0.5).to_bits();
     registers.default_mxcsr = DEFAULT_MXCSR;
     registers.default_control_word = DEFAULT_CONTROL_WORD;
+    for (index, register) in registers.general.iter_mut().enumerate() {
+        *register = (thread << 48) | (round << 16) | 0x6E00 | index as u64;
+    }
     registers
+}
+
+/// What must come back after a round of `input` left user mode `way`.
+fn expected(input: &Registers, way: Way) -> Registers {
+    match way {
+        // An interrupt: the thread's state, whole.
+        Way::Spin => Registers {
+            general: [0; 6],
+            ..*input
+        },
+        // A system call: callee-saved state kept, caller-saved zero.
+        Way::Nop | Way::Block => Registers {
+            xmm: [[0; 2]; 16],
+            general: [0; 6],
+            ..*input
+        },
+    }
 }
 
 /// Load `input`, leave user mode `way`, store into `output`; restores the
@@ -116,13 +143,17 @@ fn round_trip(input: &Registers, output: &mut Registers, way: Way) {
     // 16, offsets as documented on `Registers`); the x87 stack is pushed
     // once and popped once; MXCSR and the control word get their defaults
     // back; every vector and x87 register is declared clobbered, and so are
-    // the registers `syscall` and RDTSC change. `cap_enter(0, 0)` and
+    // the general registers it loads or the system call and RDTSC change. `cap_enter(0, 0)` and
     // `cap_enter(1, timeout)` with nothing submitted name no memory.
     unsafe {
         core::arch::asm!(
             "ldmxcsr [{input} + 256]",
             "fldcw [{input} + 260]",
             "fld qword ptr [{input} + 264]",
+            "mov rdx, [{input} + 280]",
+            "mov r8, [{input} + 304]",
+            "mov r9, [{input} + 312]",
+            "mov r10, [{input} + 320]",
             "movaps xmm0, [{input}]",
             "movaps xmm1, [{input} + 16]",
             "movaps xmm2, [{input} + 32]",
@@ -154,6 +185,12 @@ fn round_trip(input: &Registers, output: &mut Registers, way: Way) {
             "sub rax, r8",
             "cmp rax, {spin}",
             "jb 4b",
+            "xor edx, edx",
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor esi, esi",
+            "xor edi, edi",
             "jmp 5f",
             "2:",
             "mov eax, {enter}",
@@ -167,6 +204,12 @@ fn round_trip(input: &Registers, output: &mut Registers, way: Way) {
             "mov esi, {block}",
             "syscall",
             "5:",
+            "mov [{output} + 280], rdx",
+            "mov [{output} + 288], rsi",
+            "mov [{output} + 296], rdi",
+            "mov [{output} + 304], r8",
+            "mov [{output} + 312], r9",
+            "mov [{output} + 320], r10",
             "movaps [{output}], xmm0",
             "movaps [{output} + 16], xmm1",
             "movaps [{output} + 32], xmm2",
@@ -195,7 +238,7 @@ fn round_trip(input: &Registers, output: &mut Registers, way: Way) {
             block = const BLOCK_NS,
             enter = const Syscall::CapEnter as u32,
             out("rax") _, out("rcx") _, out("rdx") _, out("rdi") _, out("rsi") _,
-            out("r8") _, out("r11") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
             out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
             out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
             out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
@@ -228,6 +271,12 @@ fn difference(expected: &Registers, seen: &Registers) -> Option<String> {
             seen.control_word, expected.control_word
         ));
     }
+    const GENERAL: [&str; 6] = ["rdx", "rsi", "rdi", "r8", "r9", "r10"];
+    for ((name, want), got) in GENERAL.iter().zip(&expected.general).zip(&seen.general) {
+        if want != got {
+            return Some(format!("{name}={got:#018x} expected={want:#018x}"));
+        }
+    }
     if expected.x87_top != seen.x87_top {
         return Some(format!(
             "x87-top={:#x} expected={:#x}",
@@ -248,7 +297,7 @@ fn run_thread(index: u64) -> Result<u64, String> {
         };
         let way = Way::of_round(round);
         round_trip(&input, &mut output, way);
-        if let Some(problem) = difference(&input, &output) {
+        if let Some(problem) = difference(&expected(&input, way), &output) {
             return Err(format!(
                 "thread={index} round={round} way={way:?} {problem}"
             ));

@@ -168,16 +168,16 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
     let seen: u64;
     let result: i64;
     // SAFETY: the block moves RSP below the red zone before pushing and
-    // restores it, restores the original RFLAGS before it ends, and touches
-    // no memory but its own stack slots. `cap_enter` clobbers only rax, rcx
-    // and r11, RDTSC only rax and rdx (all declared); the sleep the kernel
-    // waits for names no memory. RDTSC is allowed in user mode.
+    // restores it, restores the original RFLAGS (kept on the stack) before
+    // it ends, and touches no memory but its own stack slots. `cap_enter`
+    // clobbers what a C call may (declared: the caller-saved general and
+    // XMM registers), RDTSC only rax and rdx; the sleep the kernel waits for
+    // names no memory. RDTSC is allowed in user mode.
     unsafe {
         core::arch::asm!(
             "sub rsp, 128",
             "pushfq",
-            "pop r8",
-            "mov r9, r8",
+            "mov r9, [rsp]",
             "or r9, {requested}",
             // An interrupt between `popfq` and `pushfq` returns with NT
             // cleared (as it must); set the flags again then, a bounded
@@ -218,7 +218,6 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             "4:",
             "pushfq",
             "pop {seen}",
-            "push r8",
             "popfq",
             "add rsp, 128",
             requested = in(reg) REQUESTED,
@@ -229,14 +228,18 @@ fn with_flags(hold: Hold) -> (u64, u64, i64) {
             set = out(reg) set,
             seen = out(reg) seen,
             inlateout("rax") Syscall::CapEnter as u64 => result,
-            in("rdi") 1u64,
-            in("rsi") NO_TIMEOUT,
+            inout("rdi") 1u64 => _,
+            inout("rsi") NO_TIMEOUT => _,
             out("rdx") _,
             out("r8") _,
             out("r9") _,
             out("r10") _,
             out("rcx") _,
             out("r11") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
         );
     }
     (set, seen, result)
