@@ -20,6 +20,7 @@ use capos_kcore::ring::RingFault;
 /// Entry from `syscall_entry`, on the thread's kernel stack. Returns to
 /// user mode unless the thread exits or was killed meanwhile.
 #[no_mangle]
+#[link_section = ".text.syscall_path"]
 extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
     let Some(thread) = sched::current() else {
         frame.rax = Error::InvalidOpcode.as_result() as u64;
@@ -40,6 +41,11 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
 }
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.
+/// The path of a ring round trip that needs no operation (Nops, or
+/// completions already there) is this function and `take_submission`
+/// only; operations and waits are calls out of it, so it stays small and
+/// sits with `syscall_entry` at the start of the kernel text (linker.ld).
+#[link_section = ".text.syscall_path"]
 fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     let available = loop {
         match thread.ring.with(take_submission) {
@@ -50,17 +56,24 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
         }
     };
     let wanted = min_complete.min(u64::from(CQ_ENTRIES)) as u32;
+    // One look (taken with the last submission) suffices unless the
+    // caller must wait.
+    if timeout_ns == 0 || available.as_ref().map_or(true, |&count| count >= wanted) {
+        return finish_enter(available, wanted);
+    }
+    wait_for_completions(thread, wanted, timeout_ns)
+}
+
+/// `cap_enter`'s wait: block until `wanted` completions are available or
+/// `timeout_ns` passes.
+#[inline(never)]
+fn wait_for_completions(thread: &Arc<Thread>, wanted: u32, timeout_ns: u64) -> i64 {
     let ready = || {
         thread
             .ring
             .available()
             .map_or(true, |count| count >= wanted)
     };
-    // One look (taken with the last submission) suffices unless the
-    // caller must wait.
-    if timeout_ns == 0 || available.as_ref().map_or(true, |&count| count >= wanted) {
-        return finish_enter(available, wanted);
-    }
     let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
     // The registration lives exactly as long as this wait.
     let registration = match deadline {
@@ -99,34 +112,26 @@ enum Taken {
 }
 
 /// Take the next submission that needs [`execute`], under one hold of the
-/// ring lock. Well-formed `Nop`s before it complete right here, under the
-/// same lock and without a wake-up (their thread is the one running),
-/// unless the pending quota would refuse them (then they take the normal
-/// path and get that refusal, as every other operation does). When the
-/// queue is empty, the same hold counts the completions available.
+/// ring lock. Well-formed `Nop`s before it complete right here, in place
+/// (`KernelRing::complete_nops`) and without a wake-up (their thread is the
+/// one running), unless the pending quota would refuse them (then they
+/// take the normal path and get that refusal, as every other operation
+/// does). When the queue is empty, the same hold counts the completions
+/// available.
 fn take_submission(
     memory: &mut crate::ring::RingFrames,
     ring: &mut capos_kcore::ring::KernelRing,
 ) -> Result<Taken, RingFault> {
-    while let Some(submission) = ring.next_submission(memory)? {
-        let nop = submission.opcode == Opcode::Nop as u16 && submission.flags == 0;
-        if nop && (ring.deferred() as usize) < PENDING_PER_THREAD {
-            let completion = capos_abi::ring::Completion {
-                user_data: submission.user_data,
-                result: 0,
-                value: 0,
-                extra: 0,
-                flags: 0,
-            };
-            if ring.complete(memory, completion).is_ok() {
-                continue;
-            }
-            // The CQ was corrupted by user space: the normal path reports it.
-        }
-        ring.defer()?;
-        return Ok(Taken::Operation(submission));
+    if (ring.deferred() as usize) < PENDING_PER_THREAD {
+        ring.complete_nops(memory)?;
     }
-    Ok(Taken::Drained(ring.available(memory)))
+    match ring.next_submission(memory)? {
+        Some(submission) => {
+            ring.defer()?;
+            Ok(Taken::Operation(submission))
+        }
+        None => Ok(Taken::Drained(ring.available(memory))),
+    }
 }
 
 /// What an operation produced.
@@ -144,6 +149,7 @@ fn done(result: Result<i64, Error>) -> Outcome {
     }
 }
 
+#[inline(never)]
 fn execute(thread: &Arc<Thread>, submission: &Submission) {
     // `deferred()` already counts this submission: with PENDING_PER_THREAD
     // operations waiting, the next one is refused.

@@ -25,7 +25,7 @@ use capos_abi::ring::{
     completion_offset, header, submission_offset, RingHeader, COMPLETION_SIZE, CQ_ENTRIES,
     SQ_ENTRIES, SUBMISSION_SIZE,
 };
-use capos_abi::{Completion, Submission};
+use capos_abi::{Completion, Opcode, Submission};
 
 /// Byte access to one ring's two shared pages, offsets relative to the ring's start.
 ///
@@ -128,6 +128,10 @@ fn store<M: RingMemory>(memory: &mut M, offset: usize, value: u32) -> Result<(),
     }
 }
 
+/// Bytes of a submission [`KernelRing::complete_nops`] reads: opcode, flags, capability and
+/// `user_data` (a Nop has no arguments).
+pub const NOP_BYTES: usize = 16;
+
 /// What the kernel keeps per ring: its own indices and the completions it still owes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelRing {
@@ -171,6 +175,24 @@ impl KernelRing {
         Ok((head, used))
     }
 
+    /// How many submissions may be taken now: those queued, as far as the CQ has room for
+    /// their completions on top of every one already owed. An SQ overrun is a fault; the CQ's
+    /// indices are checked only when something is queued.
+    fn takeable<M: RingMemory>(&self, memory: &M) -> Result<u32, RingFault> {
+        let head = self.sq_head;
+        let tail = load(memory, header::SQ_TAIL)?;
+        let queued = tail.wrapping_sub(head);
+        if queued > SQ_ENTRIES {
+            return Err(RingFault::Overrun { head, tail });
+        }
+        if queued == 0 {
+            return Ok(0);
+        }
+        let (_, used) = self.unconsumed(memory)?;
+        let room = CQ_ENTRIES.saturating_sub(used.saturating_add(self.reserved()));
+        Ok(queued.min(room))
+    }
+
     /// Take the next submission to execute, if the SQ holds one and the CQ has room for its
     /// completion on top of every completion already owed. The taken submission reserves a
     /// CQ slot until [`KernelRing::complete`] or, after [`KernelRing::defer`],
@@ -182,16 +204,7 @@ impl KernelRing {
         memory: &mut M,
     ) -> Result<Option<Submission>, RingFault> {
         let head = self.sq_head;
-        let tail = load(memory, header::SQ_TAIL)?;
-        let queued = tail.wrapping_sub(head);
-        if queued > SQ_ENTRIES {
-            return Err(RingFault::Overrun { head, tail });
-        }
-        if queued == 0 {
-            return Ok(None);
-        }
-        let (_, used) = self.unconsumed(memory)?;
-        if used.saturating_add(self.reserved()) >= CQ_ENTRIES {
+        if self.takeable(memory)? == 0 {
             return Ok(None);
         }
         let mut bytes = [0u8; SUBMISSION_SIZE];
@@ -204,6 +217,57 @@ impl KernelRing {
         self.sq_head = next;
         self.taken = self.taken.saturating_add(1);
         Ok(Some(submission))
+    }
+
+    /// Complete the `Nop`s with no flags at the head of the SQ in place: the same result as
+    /// taking each with [`KernelRing::next_submission`] and answering it with
+    /// [`KernelRing::complete`] (a completion carrying its `user_data`, all else zero), with
+    /// the indices loaded and published once for the whole run and only the first
+    /// [`NOP_BYTES`] of each entry read. A null operation is the least every ring round trip
+    /// costs, so it gets this path. Stops at the first other submission, an empty SQ or a CQ
+    /// without room (counting every reservation), and returns how many it completed. Faults
+    /// are the ones `next_submission` reports, found before anything is consumed; a read or
+    /// write that fails after the first Nop ends the run there, and the Nops before it are
+    /// published.
+    pub fn complete_nops<M: RingMemory>(&mut self, memory: &mut M) -> Result<u32, RingFault> {
+        let head = self.sq_head;
+        let takeable = self.takeable(memory)?;
+        let mut completed = 0;
+        while completed < takeable {
+            let mut first = [0u8; NOP_BYTES];
+            if !memory.read(submission_offset(head.wrapping_add(completed)), &mut first) {
+                break;
+            }
+            let [opcode_low, opcode_high, flags_low, flags_high, _, _, _, _, user_data @ ..] =
+                first;
+            let is_nop = u16::from_le_bytes([opcode_low, opcode_high]) == Opcode::Nop as u16
+                && u16::from_le_bytes([flags_low, flags_high]) == 0;
+            if !is_nop {
+                break;
+            }
+            let completion = Completion {
+                user_data: u64::from_le_bytes(user_data),
+                ..Completion::default()
+            };
+            let slot = completion_offset(self.cq_tail.wrapping_add(completed));
+            if !memory.write(slot, &completion.to_bytes()) {
+                break;
+            }
+            completed += 1;
+        }
+        if completed == 0 {
+            // Whatever stopped the run, the general path meets it again.
+            return Ok(0);
+        }
+        let (sq_head, cq_tail) = (
+            head.wrapping_add(completed),
+            self.cq_tail.wrapping_add(completed),
+        );
+        store(memory, header::SQ_HEAD, sq_head)?;
+        self.sq_head = sq_head;
+        store(memory, header::CQ_TAIL, cq_tail)?;
+        self.cq_tail = cq_tail;
+        Ok(completed)
     }
 
     /// Post the completion of the submission just taken, which completed at once.
@@ -314,6 +378,7 @@ mod tests {
 
     /// A `Vec`-backed ring that records every kernel write. The user side of the tests pokes
     /// `bytes` directly, so `writes` holds the kernel's writes only.
+    #[derive(Clone)]
     struct TestMemory {
         bytes: Vec<u8>,
         /// Offsets at or past this are inaccessible.
@@ -928,6 +993,124 @@ mod tests {
             }
             prop_assert!(memory.kernel_writes_allowed());
         }
+    }
+
+    /// A submission for the `complete_nops` test: a Nop, a Nop with flags, or another
+    /// operation, with arbitrary bytes where a Nop has none.
+    fn mixed_submission() -> impl Strategy<Value = Submission> {
+        (
+            0u8..4,
+            any::<u16>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<[u64; 6]>(),
+        )
+            .prop_map(
+                |(kind, flags, capability, user_data, arguments)| Submission {
+                    opcode: if kind < 3 {
+                        Opcode::Nop as u16
+                    } else {
+                        Opcode::ConsoleWrite as u16
+                    },
+                    flags: if kind == 2 { flags | 1 } else { 0 },
+                    capability,
+                    user_data,
+                    arguments,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn complete_nops_is_next_submission_then_complete(
+            start in prop_oneof![Just(0u32), u32::MAX - 100..=u32::MAX],
+            completed_before in 0u32..CQ_ENTRIES,
+            deferred_before in 0u32..8,
+            submissions in proptest::collection::vec(mixed_submission(), 0..SQ_ENTRIES as usize),
+            cq_head_shift in prop_oneof![Just(0u32), any::<u32>()],
+        ) {
+            // Fill part of the CQ (not consumed) and defer some operations, then queue.
+            let (mut memory, mut ring) = TestMemory::starting_at(start);
+            let mut filler = 0;
+            while filler < completed_before + deferred_before && memory.submit_nop(filler.into()) {
+                if ring.next_submission(&mut memory).map_err(fail)?.is_none() {
+                    // The CQ is full (with the reservations): that is a case too.
+                    break;
+                }
+                if filler < completed_before {
+                    ring.complete(&mut memory, Completion::default()).map_err(fail)?;
+                } else {
+                    ring.defer().map_err(fail)?;
+                }
+                filler += 1;
+            }
+            for submission in &submissions {
+                memory.submit(*submission);
+            }
+            // Sometimes a corrupted CQ head.
+            let cq_head = memory.index(header::CQ_HEAD).wrapping_add(cq_head_shift);
+            memory.set_index(header::CQ_HEAD, cq_head);
+            memory.writes.clear();
+            let (mut step_memory, mut step_ring) = (memory.clone(), ring.clone());
+
+            // Fast path, then one general take.
+            let fast = ring.complete_nops(&mut memory);
+            let fast_next = ring.next_submission(&mut memory);
+            // Reference: take one at a time, answering Nops until something else comes.
+            let mut step_count = 0u32;
+            let step_next = loop {
+                match step_ring.next_submission(&mut step_memory) {
+                    Ok(Some(submission))
+                        if submission.opcode == Opcode::Nop as u16 && submission.flags == 0 =>
+                    {
+                        step_ring
+                            .complete(&mut step_memory, answer(&submission))
+                            .map_err(fail)?;
+                        step_count += 1;
+                    }
+                    other => break other,
+                }
+            };
+            match fast {
+                Ok(count) => prop_assert_eq!(count, step_count),
+                Err(fault) => {
+                    prop_assert_eq!(step_count, 0);
+                    prop_assert_eq!(Err(fault), step_next);
+                }
+            }
+            prop_assert_eq!(fast_next, step_next);
+            prop_assert_eq!(&ring, &step_ring);
+            prop_assert!(memory.bytes == step_memory.bytes, "ring memory differs");
+            prop_assert!(memory.kernel_writes_allowed(), "writes: {:?}", memory.writes);
+        }
+    }
+
+    #[test]
+    fn complete_nops_takes_a_batch_and_stops_at_other_work() {
+        let mut memory = TestMemory::new();
+        let mut ring = KernelRing::new();
+        for user_data in 0..5 {
+            assert!(memory.submit_nop(user_data));
+        }
+        let console = Submission {
+            opcode: Opcode::ConsoleWrite as u16,
+            user_data: 99,
+            ..Submission::default()
+        };
+        assert!(memory.submit(console));
+        assert!(memory.submit_nop(5));
+        assert_eq!(ring.complete_nops(&mut memory), Ok(5));
+        assert_eq!(memory.index(header::SQ_HEAD), 5);
+        assert_eq!(memory.index(header::CQ_TAIL), 5);
+        assert_eq!(memory.consume_all(), vec![0, 1, 2, 3, 4]);
+        // The ConsoleWrite stops it; the general path takes it.
+        assert_eq!(ring.complete_nops(&mut memory), Ok(0));
+        assert_eq!(ring.next_submission(&mut memory), Ok(Some(console)));
+        ring.defer().unwrap();
+        assert_eq!(ring.complete_nops(&mut memory), Ok(1));
+        assert_eq!(memory.consume_all(), vec![5]);
+        assert_eq!(ring.in_flight(), 1);
+        assert!(memory.kernel_writes_allowed());
     }
 
     /// One step of a hostile user against the kernel.

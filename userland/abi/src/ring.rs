@@ -147,6 +147,7 @@ impl Completion {
     }
 
     /// Encode to the little-endian memory image.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; COMPLETION_SIZE] {
         let mut bytes = [0u8; COMPLETION_SIZE];
         bytes[0..8].copy_from_slice(&self.user_data.to_le_bytes());

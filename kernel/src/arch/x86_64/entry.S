@@ -169,6 +169,7 @@ interrupt_return:
     xorps %xmm15, %xmm15
 .endm
 
+.section .text.syscall_path, "ax"
 .global syscall_entry
 syscall_entry:
     swapgs
@@ -244,6 +245,8 @@ syscall_entry:
     ZERO_SSE_REGISTERS
     SAVE_FPU_STATE
     jmp interrupt_return
+
+.text
 
 /* fpu_save_at_switch(area): the running thread switches away inside the
  * kernel. After an interrupt from user mode the area is complete; after a
