@@ -7,7 +7,10 @@
 .text
 /* The copies and fills move eight bytes per step, then the rest byte by
  * byte: under TCG each step of a `rep` instruction is a pass through a
- * translated block, so byte steps cost eight times as much. */
+ * translated block, so byte steps cost eight times as much. Each has a
+ * section of its own, so the kernel's linker script can place them beside
+ * the system call path. */
+.section .text.memcpy, "ax"
 .global memcpy
 memcpy:
     movq %rdi, %rax
@@ -19,6 +22,7 @@ memcpy:
     rep movsb
     retq
 
+.section .text.memset, "ax"
 .global memset
 memset:
     movq %rdi, %r9
@@ -36,6 +40,7 @@ memset:
 
 /* Overlapping with the destination above the source: copy backwards, the
  * odd top bytes first, then eight-byte steps down to the start. */
+.section .text.memmove, "ax"
 .global memmove
 memmove:
     movq %rdi, %rax
@@ -65,6 +70,7 @@ memmove:
     rep movsb
     retq
 
+.text
 .global memcmp
 .global bcmp
 memcmp:
