@@ -73,8 +73,7 @@ pub struct Message {
 
 impl Message {
     /// Copy `length` bytes at `address` of `thread`'s address space
-    /// (`TooLarge` past [`MESSAGE_MAX`]; an empty message reads nothing,
-    /// as its pointer may dangle).
+    /// (`TooLarge` past [`MESSAGE_MAX`]; see `AddressSpace::read_argument`).
     pub fn read(thread: &Thread, address: u64, length: u64) -> Result<Self, Error> {
         if length > MESSAGE_MAX {
             return Err(Error::TooLarge);
@@ -83,10 +82,10 @@ impl Message {
             bytes: [0; MESSAGE_MAX as usize],
             length: length as usize,
         };
-        if length > 0 {
-            let bytes = &mut message.bytes[..message.length];
-            thread.process.address_space().read(address, bytes)?;
-        }
+        thread
+            .process
+            .address_space()
+            .read_argument(address, &mut message.bytes[..message.length])?;
         Ok(message)
     }
 
@@ -360,7 +359,7 @@ fn complete_orphan(call: Call) {
 #[allow(clippy::result_large_err)]
 fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<(), Call> {
     let process = &receive.thread.process;
-    let length = call.message.length as u64;
+    let length = call.message.as_bytes().len() as u64;
     if length > receive.capacity {
         crate::ring::post(
             &receive.thread,

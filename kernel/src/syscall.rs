@@ -176,16 +176,15 @@ fn read_user(thread: &Thread, address: u64, length: u64, limit: u64) -> Result<V
     if length > limit {
         return Err(Error::TooLarge);
     }
-    if length == 0 {
-        // An empty slice's pointer may dangle; nothing is read.
-        return Ok(Vec::new());
-    }
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(length as usize)
         .map_err(|_| Error::OutOfMemory)?;
     bytes.resize(length as usize, 0);
-    thread.process.address_space().read(address, &mut bytes)?;
+    thread
+        .process
+        .address_space()
+        .read_argument(address, &mut bytes)?;
     Ok(bytes)
 }
 

@@ -211,6 +211,16 @@ impl AddressSpace {
         Some(current | (address & (PAGE_SIZE - 1)))
     }
 
+    /// Copy an operation's argument (a message, a name, text) from user
+    /// memory at `address` into `out`. An empty argument reads nothing: its
+    /// pointer may dangle, as a Rust empty slice's may.
+    pub fn read_argument(&self, address: u64, out: &mut [u8]) -> Result<(), Error> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.read(address, out)
+    }
+
     /// Copy `out.len()` bytes from user memory at `address`.
     pub fn read(&self, address: u64, out: &mut [u8]) -> Result<(), Error> {
         self.walk(

@@ -62,13 +62,8 @@ memmove:
     rep movsq
     cld
     retq
-1:  movq %rdx, %rcx
-    shrq $3, %rcx
-    rep movsq
-    movq %rdx, %rcx
-    andq $7, %rcx
-    rep movsb
-    retq
+    /* Otherwise a forward copy is safe. */
+1:  jmp memcpy
 
 .text
 .global memcmp

@@ -146,7 +146,7 @@ interrupt_return:
 .set SYSCALL_VECTOR, 0x100
 .set USER_CODE_SELECTOR, 0x2B
 .set USER_DATA_SELECTOR, 0x23
-.set DEFAULT_MXCSR, 0x1F80
+.set KERNEL_MXCSR, 0x1F80
 
 /* Zero XMM0-15 (legacy encoding: the upper AVX halves keep the thread's
  * own values, which kernel code never touches). */
@@ -194,7 +194,7 @@ syscall_entry:
      * it is the same. */
     movq %gs:24, %rax
     stmxcsr 24(%rax)
-    cmpl $DEFAULT_MXCSR, 24(%rax)
+    cmpl $KERNEL_MXCSR, 24(%rax)
     je 1f
     ldmxcsr kernel_mxcsr(%rip)
 1:  movq %rsp, %rdi
@@ -280,7 +280,7 @@ fpu_restore_at_switch:
 .section .rodata
 .balign 4
 kernel_mxcsr:
-    .long 0x1F80
+    .long KERNEL_MXCSR
 .text
 
 /* First switch into a new thread returns here with RSP at its user frame
