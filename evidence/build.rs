@@ -38,14 +38,24 @@ fn git_commit(root: &Path) -> Option<String> {
     let git = |args: &[&str]| git::output(root, args);
     let head = git(&["rev-parse", "HEAD"])?;
     // Rebuild when HEAD moves or the index changes (a commit, a checkout).
+    // Only files that exist: cargo treats a missing one as always changed,
+    // which rebuilt the tool on every `cargo run` in a repository without
+    // `packed-refs`. (Packing refs deletes the loose ref file, so a ref that
+    // moves into `packed-refs` still triggers a rebuild.)
+    let watch = |path: String| {
+        let path = root.join(path);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    };
     for name in ["HEAD", "index", "packed-refs"] {
         if let Some(path) = git(&["rev-parse", "--git-path", name]) {
-            println!("cargo:rerun-if-changed={}", root.join(path).display());
+            watch(path);
         }
     }
     if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
         if let Some(path) = git(&["rev-parse", "--git-path", &reference]) {
-            println!("cargo:rerun-if-changed={}", root.join(path).display());
+            watch(path);
         }
     }
     let mut status = vec!["status", "--porcelain", "--untracked-files=normal", "--"];

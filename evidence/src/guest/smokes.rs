@@ -138,6 +138,28 @@ fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
     None
 }
 
+/// Serial lines shown under a failed smoke.
+const FAILURE_CONTEXT_LINES: usize = 20;
+
+/// What to show of a failed boot's serial log: the lines that report a
+/// failure (a case's `FAILED`, a panic, a kernel error or fault) and the
+/// last lines, in log order, at most [`FAILURE_CONTEXT_LINES`].
+fn failure_context(lines: &[String]) -> Vec<&str> {
+    const MARKS: &[&str] = &["FAILED", "[panic]", "error", "[fault]"];
+    let tail_start = lines.len().saturating_sub(FAILURE_CONTEXT_LINES / 2);
+    let mut shown: Vec<&str> = lines[..tail_start]
+        .iter()
+        .filter(|line| MARKS.iter().any(|mark| line.contains(mark)))
+        .map(String::as_str)
+        .collect();
+    let room = FAILURE_CONTEXT_LINES - FAILURE_CONTEXT_LINES / 2;
+    if shown.len() > room {
+        shown.drain(..shown.len() - room);
+    }
+    shown.extend(lines[tail_start..].iter().map(String::as_str));
+    shown
+}
+
 fn load(path: &Path) -> Result<Vec<Smoke>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -226,6 +248,10 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
                     args.smp,
                     build::display_relative(root, &outcome.serial_log)
                 );
+                // CI keeps only the output, not the logs: show how it ended.
+                for line in failure_context(&lines) {
+                    println!("    | {line}");
+                }
             }
         }
     }
@@ -256,6 +282,21 @@ mod tests {
 
     fn lines(texts: &[&str]) -> Vec<String> {
         texts.iter().map(|text| text.to_string()).collect()
+    }
+
+    #[test]
+    fn failure_context_keeps_failure_lines_and_the_tail() {
+        let mut log: Vec<String> = (0..100).map(|n| format!("line {n}")).collect();
+        log[3] = "[u:x] case=a FAILED got=b".into();
+        log[40] = "[panic] cpu=0 boom".into();
+        let shown = failure_context(&log);
+        assert_eq!(shown[0], "[u:x] case=a FAILED got=b");
+        assert_eq!(shown[1], "[panic] cpu=0 boom");
+        assert_eq!(shown[2], "line 90");
+        assert_eq!(shown.last(), Some(&"line 99"));
+        assert_eq!(shown.len(), 12);
+        let short = lines(&["only line"]);
+        assert_eq!(failure_context(&short), vec!["only line"]);
     }
 
     #[test]
