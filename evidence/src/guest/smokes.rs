@@ -142,14 +142,15 @@ fn judge(smoke: &Smoke, verdict: &Verdict, lines: &[String]) -> Option<String> {
 const FAILURE_CONTEXT_LINES: usize = 20;
 
 /// What to show of a failed boot's serial log: the lines that report a
-/// failure (a case's `FAILED`, a panic, a kernel error or fault) and the
+/// failure (the always-forbidden output, any error, a user fault) and the
 /// last lines, in log order, at most [`FAILURE_CONTEXT_LINES`].
 fn failure_context(lines: &[String]) -> Vec<&str> {
-    const MARKS: &[&str] = &["FAILED", "[panic]", "error", "[fault]"];
+    const MORE_MARKS: &[&str] = &["error", "[fault]"];
+    let marks = || ALWAYS_FORBIDDEN.iter().chain(MORE_MARKS);
     let tail_start = lines.len().saturating_sub(FAILURE_CONTEXT_LINES / 2);
     let mut shown: Vec<&str> = lines[..tail_start]
         .iter()
-        .filter(|line| MARKS.iter().any(|mark| line.contains(mark)))
+        .filter(|line| marks().any(|mark| line.contains(mark)))
         .map(String::as_str)
         .collect();
     let room = FAILURE_CONTEXT_LINES - FAILURE_CONTEXT_LINES / 2;
