@@ -4,7 +4,8 @@
 //! The archive is the one boot module whose command line is `archive`; it is
 //! checked whole at boot (`kcore::boot_archive`), so a malformed archive
 //! stops the boot with a line naming the fault, before any CPU starts user
-//! code. Programs and manifests are found in it by name, in place.
+//! code. Its entries are then indexed (two name-ordered lists of slices into
+//! the archive), so a spawn finds its program by binary search.
 //! The boot option `manifest=<name>` selects the manifest; the kernel
 //! creates its objects, starts its init process, and ends the QEMU run when
 //! init exits (success iff init's exit code is 0).
@@ -18,12 +19,45 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::manifest::{Grant, Manifest};
 use capos_abi::CapabilityKind;
-use capos_kcore::boot_archive::{BootArchive, EntryKind};
+use capos_kcore::boot_archive::{BootArchive, Entry, EntryKind};
 use core::sync::atomic::{AtomicU64, Ordering};
 use multiboot2::BootInformation;
 use spin::Once;
 
-static ARCHIVE: Once<BootArchive<'static>> = Once::new();
+/// The boot archive's entries by kind, each list in name order (the
+/// archive's own order), so a spawn finds its program by binary search.
+struct ArchiveIndex {
+    programs: Vec<Entry<'static>>,
+    manifests: Vec<Entry<'static>>,
+}
+
+impl ArchiveIndex {
+    fn new(archive: BootArchive<'static>) -> Self {
+        let (manifests, programs) = archive
+            .entries()
+            .partition(|entry| entry.kind == EntryKind::Manifest);
+        Self {
+            programs,
+            manifests,
+        }
+    }
+
+    fn list(&self, kind: EntryKind) -> &[Entry<'static>] {
+        match kind {
+            EntryKind::Program => &self.programs,
+            EntryKind::Manifest => &self.manifests,
+        }
+    }
+
+    /// The bytes of the `kind` entry called `name`.
+    fn find(&self, kind: EntryKind, name: &str) -> Option<&'static [u8]> {
+        let list = self.list(kind);
+        let index = list.binary_search_by(|entry| entry.name.cmp(name)).ok()?;
+        list.get(index).map(|entry| entry.data)
+    }
+}
+
+static ARCHIVE: Once<ArchiveIndex> = Once::new();
 static MANIFEST: Once<Manifest<'static>> = Once::new();
 static ENDPOINTS: Once<Vec<Option<Arc<Endpoint>>>> = Once::new();
 static SPAWNS: AtomicU64 = AtomicU64::new(0);
@@ -81,13 +115,13 @@ pub fn load_archive(boot_info: &BootInformation) {
     };
     match BootArchive::parse(bytes) {
         Ok(archive) => {
+            let index = ARCHIVE.call_once(|| ArchiveIndex::new(archive));
             kprintln!(
                 "[boot] archive bytes={} programs={} manifests={}",
                 bytes.len(),
-                archive.names(EntryKind::Program).count(),
-                archive.names(EntryKind::Manifest).count()
+                index.programs.len(),
+                index.manifests.len()
             );
-            ARCHIVE.call_once(|| archive);
         }
         Err(error) => {
             kprintln!("[boot] error: boot archive: {error}");
@@ -172,7 +206,7 @@ pub fn start(name: &str, bsp_delay_ms: u64) {
     else {
         let available: Vec<&str> = ARCHIVE
             .get()
-            .map(|archive| archive.names(EntryKind::Manifest).collect())
+            .map(|archive| archive.manifests.iter().map(|entry| entry.name).collect())
             .unwrap_or_default();
         kprintln!(
             "[user] error: no manifest {name:?} in the boot archive (available: {available:?})"
