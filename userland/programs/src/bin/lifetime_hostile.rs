@@ -100,10 +100,19 @@ fn main(context: &mut Context) -> i32 {
         .ring()
         .manifest_arguments(manifest)
         .unwrap_or_default();
-    match options::role(&arguments, &["racer", "server"]) {
+    match options::role(&arguments, &["racer", "server", "flooder", "trap"]) {
         Some("racer") => racer(context),
         Some("server") => server(context),
-        _ if context.slot_count() == MAIN_SLOTS => run(context, &arguments),
+        Some("flooder") => flooder(context, &arguments),
+        Some("trap") => trap(),
+        _ if context.slot_count() == MAIN_SLOTS => match options::find(&arguments, "suite") {
+            Some("ring") => run_ring(context),
+            None | Some("lifetime") => run(context, &arguments),
+            Some(other) => {
+                println!(context, "[{TAG}] FAILED unknown suite={other}");
+                1
+            }
+        },
         _ => {
             println!(context, "[{TAG}] FAILED unknown role in {arguments:?}");
             1
@@ -120,7 +129,7 @@ fn run(context: &mut Context, arguments: &str) -> i32 {
             return 1;
         }
     };
-    let initial = counters(context);
+    let initial = initial_counters(context);
     let race = spawn_exit_race(context, rounds);
     tally.report(context, TAG, "case=spawn-exit-race", race);
     let cases: [(&str, Case); 4] = [
@@ -150,6 +159,18 @@ type Case = fn(&mut Context) -> Result<String, String>;
 
 fn diagnostics_error(error: Error) -> String {
     failure("diagnostics", error)
+}
+
+/// The counters before the first case, once init's wait for this process
+/// is registered (an exit waiter that stays throughout; at the very start
+/// init may not have made it yet).
+fn initial_counters(context: &mut Context) -> Result<KernelCounters, String> {
+    let diagnostics = context.capability(DIAGNOSTICS_SLOT);
+    let timer = context.capability(TIMER_SLOT);
+    context
+        .ring()
+        .poll_counters(diagnostics, timer, SETTLE_NS, |now| now.exit_waiters >= 1)
+        .map_err(diagnostics_error)
 }
 
 fn counters(context: &mut Context) -> Result<KernelCounters, String> {
@@ -694,4 +715,420 @@ fn server(context: &mut Context) -> i32 {
             1
         }
     }
+}
+
+/// The `ring` suite (option `suite=ring`): the ring, console and CPU-state
+/// cases of the attack surface, then the counters.
+fn run_ring(context: &mut Context) -> i32 {
+    let mut tally = Tally::default();
+    let initial = initial_counters(context);
+    let cases: [(&str, Case); 5] = [
+        ("ring-corrupt", ring_corrupt),
+        ("cq-overflow", cq_overflow),
+        ("console-flood", console_flood),
+        ("mxcsr-blocking", mxcsr_blocking),
+        ("syscall-trap-flag", syscall_trap_flag),
+    ];
+    for (name, case) in cases {
+        let outcome = case(context);
+        tally.report(context, TAG, &format!("case={name}"), outcome);
+    }
+    let restored = match initial {
+        Ok(initial) => all_restored(context, &initial),
+        Err(problem) => Err(problem),
+    };
+    tally.report(context, TAG, "case=all-counters", restored);
+    println!(
+        context,
+        "[{TAG}] done passed={} failed={}", tally.passed, tally.failed
+    );
+    tally.exit_code()
+}
+
+/// Rounds the ring victim runs while its sibling scribbles on its ring.
+const CORRUPT_ROUNDS: u64 = 3000;
+/// The victim's ring base, published for its attacker (0: not yet).
+static VICTIM_RING: AtomicU64 = AtomicU64::new(0);
+/// Set by the victim when its rounds are done.
+static VICTIM_DONE: AtomicU32 = AtomicU32::new(0);
+/// What the victim's `cap_enter`s returned: counts, and the last result
+/// that was none of the expected ones (0: none).
+static ENTERED_OK: AtomicU64 = AtomicU64::new(0);
+static ENTERED_OVERRUN: AtomicU64 = AtomicU64::new(0);
+static ENTERED_OTHER: AtomicU64 = AtomicU64::new(0);
+static UNEXPECTED_RESULT: AtomicU64 = AtomicU64::new(0);
+
+/// A sibling thread corrupts a thread's SQ and CQ indices while that
+/// thread submits and enters: every `cap_enter` must return a count or a
+/// ring refusal (`ring-overrun`, or `timed-out` for a wait), the kernel
+/// must detect the corruption, and the victim must still end normally.
+fn ring_corrupt(context: &mut Context) -> Result<String, String> {
+    let spawner = context.capability(THREAD_SPAWNER_SLOT);
+    VICTIM_RING.store(0, Ordering::SeqCst);
+    VICTIM_DONE.store(0, Ordering::SeqCst);
+    for counter in [
+        &ENTERED_OK,
+        &ENTERED_OVERRUN,
+        &ENTERED_OTHER,
+        &UNEXPECTED_RESULT,
+    ] {
+        counter.store(0, Ordering::SeqCst);
+    }
+    let victim = thread::spawn(
+        context,
+        spawner,
+        |context, _| {
+            let ring = context.ring();
+            VICTIM_RING.store(ring.base() as u64, Ordering::SeqCst);
+            for round in 0..CORRUPT_ROUNDS {
+                for _ in 0..4 {
+                    let nop = submission(
+                        Opcode::Nop,
+                        CapabilityHandle::NONE,
+                        ring.fresh_user_data(),
+                        [0; 6],
+                    );
+                    // SAFETY: a Nop names no memory.
+                    let _ = unsafe { ring.submit(nop) };
+                }
+                let entered = if round % 2 == 0 {
+                    ring.enter(0, 0)
+                } else {
+                    ring.enter(1, 100_000)
+                };
+                let counter = match entered {
+                    Ok(_) => &ENTERED_OK,
+                    Err(Error::RingOverrun) => &ENTERED_OVERRUN,
+                    Err(Error::TimedOut) => &ENTERED_OTHER,
+                    Err(error) => {
+                        UNEXPECTED_RESULT.store(error.as_result() as u64, Ordering::SeqCst);
+                        &ENTERED_OTHER
+                    }
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                // At most a queue's worth: a corrupted tail may claim billions.
+                for _ in 0..capos_abi::ring::CQ_ENTRIES {
+                    if ring.next_completion().is_none() {
+                        break;
+                    }
+                }
+            }
+            VICTIM_DONE.store(1, Ordering::SeqCst);
+            0
+        },
+        0,
+    )
+    .map_err(|error| failure("spawn victim", error))?;
+    let mut random = capos_runtime::random::XorShift::new(timestamp());
+    let mut writes = 0u64;
+    while VICTIM_DONE.load(Ordering::SeqCst) == 0 {
+        let base = VICTIM_RING.load(Ordering::SeqCst);
+        if base == 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        let word = [
+            capos_abi::ring::header::SQ_HEAD,
+            capos_abi::ring::header::SQ_TAIL,
+            capos_abi::ring::header::CQ_HEAD,
+            capos_abi::ring::header::CQ_TAIL,
+        ][random.below(4) as usize];
+        // SAFETY: the word is a 4-byte-aligned header index of the
+        // victim's ring, mapped for the life of this process; ring
+        // indices are only ever accessed atomically.
+        let cell = unsafe { &*((base as usize + word) as *const AtomicU32) };
+        let value = match random.below(4) {
+            0 => random.next_u64() as u32,
+            1 => cell.load(Ordering::Relaxed).wrapping_add(65),
+            2 => cell.load(Ordering::Relaxed).wrapping_sub(1),
+            _ => cell
+                .load(Ordering::Relaxed)
+                .wrapping_add(random.below(130) as u32),
+        };
+        cell.store(value, Ordering::SeqCst);
+        writes += 1;
+    }
+    let value = victim
+        .join(context)
+        .map_err(|error| failure("join victim", error))?;
+    let (ok, overrun, other) = (
+        ENTERED_OK.load(Ordering::SeqCst),
+        ENTERED_OVERRUN.load(Ordering::SeqCst),
+        ENTERED_OTHER.load(Ordering::SeqCst),
+    );
+    let unexpected = UNEXPECTED_RESULT.load(Ordering::SeqCst) as i64;
+    if unexpected != 0 {
+        let name = Error::from_result(unexpected).map_or("unknown", Error::name);
+        return Err(format!("cap_enter gave error={name} ({unexpected})"));
+    }
+    if value != 0 || ok + overrun + other != CORRUPT_ROUNDS || overrun == 0 {
+        return Err(format!(
+            "victim value={value} ok={ok} overrun={overrun} other={other}"
+        ));
+    }
+    Ok(format!(
+        "rounds={CORRUPT_ROUNDS} writes={writes} error=ring-overrun seen={overrun}"
+    ))
+}
+
+/// Sleeps whose completion slots are reserved before a burst of Nops
+/// (fewer than `PENDING_PER_THREAD`: at the quota even a Nop is refused).
+const OVERFLOW_SLEEPS: usize = 24;
+const OVERFLOW_NOPS: usize = 40;
+/// Nops submitted while the CQ has no room left.
+const OVERFLOW_EXTRA: usize = 16;
+
+/// More completions owed than the CQ holds: the kernel takes no
+/// submission it has no completion room for (the extra ones wait in the
+/// SQ), no completion is lost or duplicated, and each lands once room is
+/// made.
+fn cq_overflow(context: &mut Context) -> Result<String, String> {
+    let timer = context.capability(TIMER_SLOT);
+    let ring = context.ring();
+    while ring.next_completion().is_some() {}
+    let mut expected = Vec::new();
+    let mut submit = |opcode: Opcode, capability: CapabilityHandle, arguments: [u64; 6]| {
+        let data = ring.fresh_user_data();
+        expected.push(data);
+        // SAFETY: Nop and TimerSleep name no memory.
+        unsafe { ring.submit(submission(opcode, capability, data, arguments)) }
+            .map_err(|_| String::from("submission queue full"))
+    };
+    let sleep = arguments::TimerSleep {
+        nanoseconds: 30_000_000,
+    }
+    .encode();
+    for _ in 0..OVERFLOW_SLEEPS {
+        submit(Opcode::TimerSleep, timer, sleep)?;
+    }
+    for _ in 0..OVERFLOW_NOPS {
+        submit(Opcode::Nop, CapabilityHandle::NONE, [0; 6])?;
+    }
+    let first = ring.enter(0, 0).map_err(|error| failure("enter", error))?;
+    for _ in 0..OVERFLOW_EXTRA {
+        submit(Opcode::Nop, CapabilityHandle::NONE, [0; 6])?;
+    }
+    let held = ring.enter(0, 0).map_err(|error| failure("enter", error))?;
+    let (head, tail) = ring.submission_indices();
+    let waiting = tail.wrapping_sub(head) as usize;
+    let full = ring
+        .enter(capos_abi::ring::CQ_ENTRIES, ANSWER_NS)
+        .map_err(|error| failure("enter full", error))?;
+    let mut seen = Vec::new();
+    while let Some(completion) = ring.next_completion() {
+        seen.push((completion.user_data, completion.result));
+    }
+    let rest = ring
+        .enter(OVERFLOW_EXTRA as u32, ANSWER_NS)
+        .map_err(|error| failure("enter rest", error))?;
+    while let Some(completion) = ring.next_completion() {
+        seen.push((completion.user_data, completion.result));
+    }
+    let not_once = expected
+        .iter()
+        .filter(|data| seen.iter().filter(|(seen, _)| seen == *data).count() != 1)
+        .count();
+    let failed = seen.iter().filter(|(_, result)| *result != 0).count();
+    let all_once = seen.len() == expected.len() && not_once == 0 && failed == 0;
+    if first as usize != OVERFLOW_NOPS
+        || held as usize != OVERFLOW_NOPS
+        || waiting != OVERFLOW_EXTRA
+        || full != capos_abi::ring::CQ_ENTRIES
+        || rest as usize != OVERFLOW_EXTRA
+        || !all_once
+    {
+        return Err(format!(
+            "first={first} held={held} waiting={waiting} full={full} rest={rest} completions={} not-once={not_once} failed={failed}",
+            seen.len()
+        ));
+    }
+    Ok(format!(
+        "owed={} cq={} held-back={OVERFLOW_EXTRA} completed={} once",
+        expected.len(),
+        capos_abi::ring::CQ_ENTRIES,
+        seen.len()
+    ))
+}
+
+/// Lines the flooder writes, and their length.
+const FLOOD_LINES: u64 = 3000;
+const FLOOD_LINE_BYTES: usize = 120;
+/// Probe lines written during the flood, the sleep after each, and the
+/// bound on one probe (its line and its sleep).
+const PROBES: u64 = 20;
+const PROBE_SLEEP_NS: u64 = 5_000_000;
+const PROBE_BOUND_NS: u64 = 250_000_000;
+
+/// A process floods the console; this process's lines must still get out,
+/// each probe (line and sleep) within [`PROBE_BOUND_NS`].
+fn console_flood(context: &mut Context) -> Result<String, String> {
+    let process_spawner = context.capability(SPAWNER_SLOT);
+    let timer = context.capability(TIMER_SLOT);
+    let console = context
+        .console()
+        .ok_or_else(|| String::from("no console"))?;
+    let flooder = context
+        .ring()
+        .spawn(process_spawner, "life-flooder", &[])
+        .map_err(|error| failure("spawn life-flooder", error))?;
+    // Each probe is a line, then a short sleep: the time from one probe's
+    // start to the next is what another process waits to get a line out
+    // (and to be woken) while the flood goes on.
+    let mut slowest = 0;
+    for probe in 0..PROBES {
+        let line = format!("[{TAG}] flood probe={probe}\n");
+        let ring = context.ring();
+        let start = ring
+            .timer_now(timer)
+            .map_err(|error| failure("timer", error))?;
+        ring.console_write(console, line.as_bytes())
+            .map_err(|error| failure("console", error))?;
+        ring.timer_sleep(timer, PROBE_SLEEP_NS)
+            .map_err(|error| failure("sleep", error))?;
+        let took = ring
+            .timer_now(timer)
+            .map_err(|error| failure("timer", error))?
+            .saturating_sub(start);
+        slowest = slowest.max(took);
+    }
+    context
+        .ring()
+        .reap(flooder)
+        .map_err(|problem| format!("life-flooder {problem}"))?;
+    if slowest > PROBE_BOUND_NS {
+        return Err(format!(
+            "slowest probe took {} ms (bound {} ms)",
+            slowest / 1_000_000,
+            PROBE_BOUND_NS / 1_000_000
+        ));
+    }
+    Ok(format!(
+        "probes={PROBES} bound_ms={} slowest_ms={}",
+        PROBE_BOUND_NS / 1_000_000,
+        slowest / 1_000_000
+    ))
+}
+
+/// The flooder process: [`FLOOD_LINES`] console lines as fast as it can
+/// (option `flood_lines` overrides the count).
+fn flooder(context: &mut Context, arguments: &str) -> i32 {
+    let lines = options::find_u64(arguments, "flood_lines", FLOOD_LINES).unwrap_or(FLOOD_LINES);
+    let Some(console) = context.console() else {
+        return 1;
+    };
+    let mut line = [b'f'; FLOOD_LINE_BYTES];
+    line[FLOOD_LINE_BYTES - 1] = b'\n';
+    for _ in 0..lines {
+        if context.ring().console_write(console, &line).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+/// MXCSR with every exception unmasked (masks, bits 7-12, clear).
+const MXCSR_UNMASKED: u32 = 0x0000;
+/// The default MXCSR (all exceptions masked).
+const MXCSR_DEFAULT: u32 = 0x1F80;
+
+fn load_mxcsr(value: u32) {
+    // SAFETY: LDMXCSR of a value with no reserved bit set; it changes only
+    // this thread's SSE control state.
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, readonly)) };
+}
+
+fn read_mxcsr() -> u32 {
+    let mut value = 0u32;
+    // SAFETY: STMXCSR writes the four bytes of `value`.
+    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack)) };
+    value
+}
+
+/// A thread unmasks every SSE exception, then sleeps, waits with a
+/// timeout and spins across ticks: the kernel must stay up (it never runs
+/// SSE code under the user's MXCSR) and give the thread its MXCSR back.
+fn mxcsr_blocking(context: &mut Context) -> Result<String, String> {
+    let spawner = context.capability(THREAD_SPAWNER_SLOT);
+    let worker = thread::spawn(
+        context,
+        spawner,
+        |context, _| {
+            let timer = context.capability(TIMER_SLOT);
+            load_mxcsr(MXCSR_UNMASKED);
+            let mut changed = 0;
+            for round in 0..40u64 {
+                let ring = context.ring();
+                let _ = ring.timer_sleep(timer, 300_000);
+                let _ = ring.enter(1, 200_000);
+                if round % 8 == 0 {
+                    let until = timestamp() + 20_000_000;
+                    while timestamp() < until {
+                        core::hint::spin_loop();
+                    }
+                }
+                if read_mxcsr() & !0x3F != MXCSR_UNMASKED {
+                    changed += 1;
+                }
+            }
+            let seen = read_mxcsr();
+            load_mxcsr(MXCSR_DEFAULT);
+            (i64::from(changed) << 32) | i64::from(seen)
+        },
+        0,
+    )
+    .map_err(|error| failure("spawn", error))?;
+    let value = worker
+        .join(context)
+        .map_err(|error| failure("join", error))?;
+    let (changed, seen) = (value >> 32, (value & 0xFFFF_FFFF) as u32);
+    if changed != 0 || seen & !0x3F != MXCSR_UNMASKED {
+        return Err(format!("mxcsr changed={changed} last={seen:#x}"));
+    }
+    Ok(format!("mxcsr={MXCSR_UNMASKED:#06x} rounds=40 kept"))
+}
+
+/// Exit status of a process killed by a debug exception: -(128 + 1).
+const DEBUG_TRAP_STATUS: i64 = -129;
+
+/// A child executes `syscall` with the trap flag set: the kernel must not
+/// take the single-step trap itself (its entry masks TF) and must stay up;
+/// the child, single-stepping again after the return, is ended by the
+/// debug exception like any user fault.
+fn syscall_trap_flag(context: &mut Context) -> Result<String, String> {
+    let process_spawner = context.capability(SPAWNER_SLOT);
+    let child = context
+        .ring()
+        .spawn(process_spawner, "life-trap", &[])
+        .map_err(|error| failure("spawn life-trap", error))?;
+    let status = context
+        .ring()
+        .wait(child)
+        .map_err(|error| failure("wait", error))?;
+    context
+        .ring()
+        .drop_capability(child)
+        .map_err(|error| failure("drop", error))?;
+    if status != DEBUG_TRAP_STATUS {
+        return Err(format!("status={status} expected={DEBUG_TRAP_STATUS}"));
+    }
+    Ok(format!("status={status}"))
+}
+
+/// The trap process: set TF, then `cap_enter(0, 0)`.
+fn trap() -> i32 {
+    // SAFETY: sets RFLAGS.TF and makes a `cap_enter(0, 0)` system call,
+    // which names no memory; the registers the call clobbers are declared.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "or qword ptr [rsp], 0x100",
+            "popfq",
+            "syscall",
+            inlateout("rax") capos_abi::Syscall::CapEnter as u64 => _,
+            in("rdi") 0u64,
+            in("rsi") 0u64,
+            clobber_abi("sysv64"),
+        );
+    }
+    0
 }
