@@ -33,10 +33,10 @@
 //! Lifetime: a thread's own kernel stack never holds an owning reference to
 //! the thread across a switch it may not come back from. A thread ends only
 //! through [`exit_current`], which withdraws every registration it made
-//! (`registrations`: timers, parks, waits, joins, endpoint entries), marks it dead, drops
-//! the caller's reference and switches away for good; the scheduler loop's
-//! reference is then the last one, and dropping it frees the kernel stack
-//! (to the stack cache) and releases the process. A thread asked to stop
+//! (`registrations`: timers, parks, waits, joins, endpoint entries), marks
+//! it dead, drops the caller's reference and switches away for good; the
+//! scheduler loop's reference is then the last one, and dropping it frees
+//! the kernel stack (to the stack cache) and releases the process. A thread asked to stop
 //! ([`Thread::kill`]) is woken if blocked and runs until its next return
 //! towards user mode, where the syscall and interrupt paths call
 //! `exit_current`. So teardown always runs, from a known place.

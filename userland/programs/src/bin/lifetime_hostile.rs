@@ -30,9 +30,24 @@
 //!   5. *server-exit*: a server process receives a call and exits in the
 //!      middle of it: the caller gets `peer-gone`;
 //!   6. the counters once more, after every case.
+//!
+//!   With the option `suite=ring` it runs the ring, console and CPU-state
+//!   cases of the attack surface instead ([`run_ring`]): *ring-corrupt*
+//!   (a sibling scribbles on a thread's SQ/CQ indices while it submits
+//!   and enters), *cq-overflow* (more completions owed than the CQ holds),
+//!   *console-flood* (`life-flooder` floods the console while this
+//!   process's probe lines must each get out within a bound),
+//!   *mxcsr-blocking* (every SSE exception unmasked across sleeps, timed
+//!   waits and ticks) and *syscall-trap-flag* (`life-trap` makes a system
+//!   call with TF set), then the counters.
 //! - `racer` (0 console, 1 thread-spawner, 2 process-spawner, 3 `void`
 //!   endpoint-server, 4 boot-manifest): see [`racer`].
 //! - `server` (0 console, 1 `life` endpoint-server, 2 boot-manifest).
+//! - `flooder`, `trap` (0 console, 1 boot-manifest): see [`flooder`],
+//!   [`trap`].
+//!
+//! The ring cases live in this program (not one of their own) because
+//! the boot-module count is at its ceiling (docs/security.md).
 //!
 //! Lines: `[lifetime-hostile] case=<name> <detail> ok` per case (or
 //! `... FAILED <problem>`), then `[lifetime-hostile] done passed=<n>
