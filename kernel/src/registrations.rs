@@ -18,9 +18,9 @@
 //!   and park waits keep their own per-thread records (`timer::ThreadTimers`,
 //!   the park buckets); the others are noted here ([`Registrations::note`])
 //!   before the object queues them, one entry per object.
-//! - The list holds weak references only (no cycle through it) and is
-//!   pruned on every note, so it stays bounded by the live objects the
-//!   thread still waits on.
+//! - The list holds weak references only (no cycle through it), one per
+//!   object, and is pruned whenever an entry is added, so it stays bounded
+//!   by the live objects the thread may still wait on.
 //! - Lock order: a process's exit state → a thread's registration list →
 //!   a thread's end state (`Process::wait` notes under its exit lock; a
 //!   note prunes ended join targets). Withdrawal takes the list and
@@ -117,16 +117,18 @@ impl Registrations {
     }
 
     /// Note that the object of `registration` is about to hold an entry
-    /// naming this thread (call before queueing it there). Entries whose
-    /// object can no longer hold one are dropped first; a second entry for
-    /// the same object is not added. `OutOfMemory` when the list cannot
-    /// grow (then queue nothing).
+    /// naming this thread (call before queueing it there). A second entry
+    /// for the same object is not added (the common case, a server
+    /// receiving on its endpoint again, is one comparison); before a new
+    /// one is added, entries whose object can no longer hold one are
+    /// dropped. `OutOfMemory` when the list cannot grow (then queue
+    /// nothing).
     pub fn note(&self, registration: Registration) -> Result<(), Error> {
         let mut entries = self.entries.lock();
-        entries.retain(Registration::may_be_held);
         if entries.iter().any(|known| known.same_object(&registration)) {
             return Ok(());
         }
+        entries.retain(Registration::may_be_held);
         entries.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
         entries.push(registration);
         Ok(())
