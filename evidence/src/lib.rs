@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod digest;
 pub mod git;
 pub mod guest;
+pub mod host;
 pub mod paths;
 pub mod proof;
 pub mod terminal;
