@@ -13,7 +13,9 @@
 //!   make it slightly negative, which counts as zero.
 //! - A run is flagged, never dropped, when other processes kept more than
 //!   [`OTHER_CPUS_LIMIT`] CPUs busy on average or steal exceeded
-//!   [`STEAL_SHARE_LIMIT`] of the host's time.
+//!   [`STEAL_SHARE_LIMIT`] of the host's time (the defaults of [`Limits`]).
+//!   The 1-minute load average is recorded but not judged: it lags a run
+//!   of a few seconds and counts the run's own threads.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,25 @@ use serde::{Deserialize, Serialize};
 pub const OTHER_CPUS_LIMIT: f64 = 0.25;
 /// Flag a run when more than this share of the host's CPU time was stolen.
 pub const STEAL_SHARE_LIMIT: f64 = 0.05;
+
+/// The limits a run is flagged against (recorded with the bundle, so a
+/// later capos with other defaults recomputes the same flags).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Average CPUs other processes may keep busy.
+    pub other_cpus: f64,
+    /// Share of host CPU time that may be stolen.
+    pub steal_share: f64,
+}
+
+impl Limits {
+    /// [`OTHER_CPUS_LIMIT`] and [`STEAL_SHARE_LIMIT`].
+    pub const DEFAULT: Limits = Limits {
+        other_cpus: OTHER_CPUS_LIMIT,
+        steal_share: STEAL_SHARE_LIMIT,
+    };
+}
 
 /// Why a sample could not be taken or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,7 +246,7 @@ fn stat_of(lines: &[String]) -> Result<([u64; 8], u32), NoiseError> {
 }
 
 /// Compute the figures of a run from its samples.
-pub fn figures(samples: &Samples) -> Result<Figures, NoiseError> {
+pub fn figures(samples: &Samples, limits: Limits) -> Result<Figures, NoiseError> {
     let (start, start_cpus) = stat_of(&samples.start.stat)?;
     let (end, host_cpus) = stat_of(&samples.end.stat)?;
     if start_cpus != host_cpus {
@@ -280,16 +301,17 @@ pub fn figures(samples: &Samples) -> Result<Figures, NoiseError> {
     if total_ticks == 0 {
         flags.push("shorter than one clock tick: noise not measurable".to_string());
     }
-    if other_cpus > OTHER_CPUS_LIMIT {
+    if other_cpus > limits.other_cpus {
         flags.push(format!(
-            "other processes kept {other_cpus} CPUs busy (limit {OTHER_CPUS_LIMIT})"
+            "other processes kept {other_cpus} CPUs busy (limit {})",
+            limits.other_cpus
         ));
     }
-    if steal_share > STEAL_SHARE_LIMIT {
+    if steal_share > limits.steal_share {
         flags.push(format!(
             "{:.1}% of host CPU time stolen (limit {:.1}%)",
             steal_share * 100.0,
-            STEAL_SHARE_LIMIT * 100.0
+            limits.steal_share * 100.0
         ));
     }
     Ok(Figures {
@@ -354,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_quiet_run_is_not_flagged() {
-        let figures = figures(&quiet()).unwrap();
+        let figures = figures(&quiet(), Limits::DEFAULT).unwrap();
         assert_eq!(figures.host_cpus, 2);
         assert_eq!(figures.total_ticks, 400);
         assert_eq!(figures.busy_ticks, 200);
@@ -373,7 +395,7 @@ mod tests {
         let mut samples = quiet();
         // Another process took 150 more ticks of the idle time, 30 were stolen.
         samples.end.stat[0] = "cpu  1340 0 510 10020 10 0 5 30 0 0".into();
-        let figures = figures(&samples).unwrap();
+        let figures = figures(&samples, Limits::DEFAULT).unwrap();
         assert_eq!(figures.total_ticks, 400);
         assert_eq!(figures.other_ticks, 159);
         assert_eq!(figures.other_cpus, 0.795);
@@ -396,21 +418,24 @@ mod tests {
         let mut backwards = quiet();
         backwards.end.stat[0] = "cpu  900 0 510 10200 10 0 5 0 0 0".into();
         assert!(matches!(
-            figures(&backwards),
+            figures(&backwards, Limits::DEFAULT),
             Err(NoiseError::Inconsistent(_))
         ));
         let mut lost_cpu = quiet();
         lost_cpu.end.stat.pop();
-        assert!(figures(&lost_cpu).is_err());
+        assert!(figures(&lost_cpu, Limits::DEFAULT).is_err());
         let mut no_process = quiet();
         no_process.end.process = None;
-        assert!(figures(&no_process).is_err());
+        assert!(figures(&no_process, Limits::DEFAULT).is_err());
         let mut garbage = quiet();
         garbage.end.loadavg = "x".into();
-        assert!(matches!(figures(&garbage), Err(NoiseError::Format { .. })));
+        assert!(matches!(
+            figures(&garbage, Limits::DEFAULT),
+            Err(NoiseError::Format { .. })
+        ));
         let mut short = quiet();
         short.start.stat[1] = "cpu0 1 2 3".into();
-        assert!(figures(&short).is_err());
+        assert!(figures(&short, Limits::DEFAULT).is_err());
     }
 
     #[test]
@@ -419,7 +444,7 @@ mod tests {
             let pid = std::process::id();
             let start = ProcSample::take(None).unwrap();
             let end = ProcSample::take(Some(pid)).unwrap();
-            let figures = figures(&Samples { start, end }).unwrap();
+            let figures = figures(&Samples { start, end }, Limits::DEFAULT).unwrap();
             assert!(figures.host_cpus >= 1);
         }
     }

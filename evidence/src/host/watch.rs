@@ -150,6 +150,10 @@ enum Target {
     Native {
         cpus: Vec<u32>,
     },
+    /// Noise only: no placement could be chosen, for `reason`.
+    Unpinned {
+        reason: String,
+    },
 }
 
 /// Pinning and sampling for one run; see the module documentation.
@@ -189,6 +193,11 @@ impl Watch {
         Watch::new(Target::Native { cpus })
     }
 
+    /// Sample the host but pin nothing, recording `reason` as the pinning error.
+    pub fn unpinned(reason: String) -> Watch {
+        Watch::new(Target::Unpinned { reason })
+    }
+
     /// Arguments to add to the program's command line (QEMU: the monitor).
     pub fn extra_arguments(&self) -> Vec<String> {
         match &self.target {
@@ -196,7 +205,7 @@ impl Watch {
                 "-qmp".into(),
                 format!("unix:{},server=on,wait=off", socket.display()),
             ],
-            Target::Native { .. } => Vec::new(),
+            Target::Native { .. } | Target::Unpinned { .. } => Vec::new(),
         }
     }
 
@@ -204,7 +213,7 @@ impl Watch {
     pub fn spawn_cpus(&self) -> Option<&[u32]> {
         match &self.target {
             Target::Native { cpus } => Some(cpus),
-            Target::Qemu { .. } => None,
+            Target::Qemu { .. } | Target::Unpinned { .. } => None,
         }
     }
 
@@ -228,6 +237,10 @@ impl Watch {
                 threads: vec![read_back_thread(pid, pid, Role::Program, cpus, None)],
                 error: None,
             },
+            Target::Unpinned { reason } => Pinning {
+                threads: Vec::new(),
+                error: Some(format!("not pinned: {reason}")),
+            },
         };
         if self.pinning.error.is_none() {
             self.pinning = pinning;
@@ -242,9 +255,20 @@ impl Watch {
         self.end = Some(ProcSample::take(Some(pid)).map_err(|error| error.to_string()));
     }
 
-    /// What was recorded.
-    pub fn finish(self) -> RunHost {
-        let noise = match (self.start, self.end) {
+    /// What was recorded; the watch is empty afterwards.
+    pub fn take_record(&mut self) -> RunHost {
+        let start = std::mem::replace(
+            &mut self.start,
+            Err("the start sample was not taken".into()),
+        );
+        let pinning = std::mem::replace(
+            &mut self.pinning,
+            Pinning {
+                threads: Vec::new(),
+                error: None,
+            },
+        );
+        let noise = match (start, self.end.take()) {
             (Ok(start), Some(Ok(end))) => NoiseRecord {
                 samples: Some(Samples { start, end }),
                 error: None,
@@ -258,10 +282,7 @@ impl Watch {
                 error: Some("the end sample was not taken".into()),
             },
         };
-        RunHost {
-            pinning: self.pinning,
-            noise,
-        }
+        RunHost { pinning, noise }
     }
 }
 
@@ -417,9 +438,9 @@ mod tests {
         }
         watch.exited(child.id());
         child.wait().unwrap();
-        let record = watch.finish();
+        let record = watch.take_record();
         assert!(record.pinning.effective(), "{:?}", record.pinning);
         let samples = record.noise.samples.expect("both samples");
-        noise::figures(&samples).unwrap();
+        noise::figures(&samples, noise::Limits::DEFAULT).unwrap();
     }
 }
