@@ -253,6 +253,15 @@ impl Watch {
     /// killed at its timeout): the end sample.
     pub fn exited(&mut self, pid: u32) {
         self.end = Some(ProcSample::take(Some(pid)).map_err(|error| error.to_string()));
+        // A native program may have been read back before its exec; its
+        // name is final now.
+        if let Target::Native { .. } = self.target {
+            for thread in &mut self.pinning.threads {
+                if let Ok(name) = affinity::thread_name(pid, thread.tid) {
+                    thread.name = name;
+                }
+            }
+        }
     }
 
     /// What was recorded; the watch is empty afterwards.
@@ -415,6 +424,34 @@ mod tests {
         };
         assert!(!none.effective());
         assert!(none.problem().unwrap().contains("QMP"));
+    }
+
+    #[test]
+    fn a_refused_pinning_is_recorded_with_the_reason() {
+        // CPU 1000 fits a cpu_set_t but exists on no machine here: the
+        // kernel refuses the call (EINVAL), as it would refuse an
+        // unpermitted one (EPERM); the record keeps the reason and the
+        // unchanged read-back.
+        let pid = std::process::id();
+        // SAFETY: gettid has no preconditions; this test's own thread is pinned.
+        let tid = u32::try_from(unsafe { libc::gettid() }).unwrap();
+        let before = affinity::read_back(pid, tid).unwrap();
+        let thread = read_back_thread(pid, tid, Role::Other, &[1000], Some(()));
+        let error = thread
+            .set_error
+            .clone()
+            .expect("the kernel refuses CPU 1000");
+        assert!(error.starts_with("sched_setaffinity: "), "{error}");
+        assert_eq!(thread.read_back.as_deref(), Some(before.as_str()));
+        let pinning = Pinning {
+            threads: vec![thread],
+            error: None,
+        };
+        assert!(!pinning.effective());
+        assert!(pinning
+            .problem()
+            .unwrap()
+            .contains("wanted 1000: sched_setaffinity"));
     }
 
     #[test]
