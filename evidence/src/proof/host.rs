@@ -276,6 +276,26 @@ fn parse<T: serde::de::DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, 
     serde_json::from_slice(bytes).map_err(|error| invalid(path, error.to_string()))
 }
 
+/// The root `host.json` alone, parsed strictly, None for a bundle made
+/// before host recording: what a judge needs to ask
+/// [`HostDocument::oversubscribed`] without the per-run checks.
+pub fn read_document(files: &BundleFiles) -> Result<Option<HostDocument>, HostError> {
+    let Some(bytes) = read_optional(files, HOST_FILE)? else {
+        return Ok(None);
+    };
+    let document: HostDocument = parse(HOST_FILE, &bytes)?;
+    if document.format != HOST_FORMAT {
+        return Err(invalid(
+            HOST_FILE,
+            format!(
+                "format {:?} is not {HOST_FORMAT:?}; a newer capos wrote it",
+                document.format
+            ),
+        ));
+    }
+    Ok(Some(document))
+}
+
 /// A bundle's host record: the document and every run's file, in case then
 /// repetition order (runs of skipped cases are absent).
 #[derive(Debug, Clone, PartialEq)]
@@ -308,7 +328,7 @@ pub fn check_bundle(
             )
         })
     });
-    let Some(bytes) = read_optional(files, HOST_FILE)? else {
+    let Some(document) = read_document(files)? else {
         for (_, _, path) in run_paths {
             if read_optional(files, &path)?.is_some() {
                 return Err(invalid(
@@ -319,16 +339,6 @@ pub fn check_bundle(
         }
         return Ok(None);
     };
-    let document: HostDocument = parse(HOST_FILE, &bytes)?;
-    if document.format != HOST_FORMAT {
-        return Err(invalid(
-            HOST_FILE,
-            format!(
-                "format {:?} is not {HOST_FORMAT:?}; a newer capos wrote it",
-                document.format
-            ),
-        ));
-    }
     for entry in &document.cases {
         if !ran.iter().any(|case| case.id == entry.case) {
             return Err(invalid(
@@ -483,4 +493,77 @@ pub fn describe_case(case: &CaseHost) -> String {
         text.push_str("; OVERSUBSCRIBED: more vCPUs than host CPUs");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::topology::fixture;
+
+    fn contract(name: &str) -> Contract {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contracts")
+            .join(format!("{name}.yaml"));
+        crate::proof::contract::load(&path).unwrap()
+    }
+
+    /// The live affinity must include CPUs 0 and 1 for the fixture plans.
+    fn has_cpus_0_and_1() -> bool {
+        affinity::allowed_cpus()
+            .map(|cpus| cpus.contains(&0) && cpus.contains(&1))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn thread_scale_on_two_cpus_pins_vcpu_0_and_1_to_cpus_0_and_1() {
+        if !has_cpus_0_and_1() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fixture::two_cpus_no_smt(dir.path());
+        let contract = contract("thread-scale");
+        let cases: Vec<&CaseSpec> = contract.spec.cases.iter().collect();
+        let document = plan(dir.path(), &cases);
+        let plan_of = |id: &str| document.case(id).unwrap().plan.clone().unwrap();
+        assert_eq!(plan_of("cpus2").vcpu_cpus, [0, 1]);
+        assert_eq!(plan_of("linux-cpus1").vcpu_cpus, [0]);
+        assert_eq!(plan_of("linux-cpus1").other_cpus, [1]);
+        assert_eq!(document.oversubscribed("cpus4"), Some(true));
+        assert_eq!(document.oversubscribed("cpus2"), Some(false));
+        assert_eq!(document.case("native-cpus4").unwrap().runs, Runner::Native);
+        assert_eq!(plan_of("native-cpus4").vcpu_cpus, [0, 1]);
+        assert_eq!(
+            describe_case(document.case("native-cpus4").unwrap()),
+            "native program started on CPUs 0-1"
+        );
+        assert_eq!((document.free_cores, document.free_cpus), (2, 2));
+    }
+
+    #[test]
+    fn smt_cases_use_siblings_and_an_unreadable_topology_pins_nothing() {
+        if !has_cpus_0_and_1() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fixture::smt_two_sockets(dir.path());
+        let contract = contract("smp-process-scale");
+        let cases: Vec<&CaseSpec> = contract.spec.cases.iter().collect();
+        let document = plan(dir.path(), &cases);
+        let cpus8 = document.case("cpus8").unwrap();
+        assert_eq!(cpus8.policy, Policy::Siblings);
+        assert_eq!(
+            document.case("cpus2").unwrap().policy,
+            Policy::PhysicalCores
+        );
+        let missing = plan(&dir.path().join("absent"), &cases);
+        assert!(missing.topology.is_none());
+        let entry = missing.case("cpus2").unwrap();
+        assert!(entry.plan.is_none());
+        assert!(entry
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("topology is unknown"));
+        assert!(describe_case(entry).starts_with("not pinned: "));
+    }
 }
