@@ -201,7 +201,10 @@ impl Watch {
     /// Arguments to add to the program's command line (QEMU: the monitor).
     pub fn extra_arguments(&self) -> Vec<String> {
         match &self.target {
+            // debug-threads names the vCPU threads (`CPU 0/TCG`) in /proc.
             Target::Qemu { socket, .. } => vec![
+                "-name".into(),
+                "capos,debug-threads=on".into(),
                 "-qmp".into(),
                 format!("unix:{},server=on,wait=off", socket.display()),
             ],

@@ -420,13 +420,29 @@ fn check_pinning(path: &str, pinning: &Pinning, entry: &CaseHost) -> Result<(), 
     Ok(())
 }
 
-/// Write a run's host record into its log directory.
-pub fn write_run(log_dir: &Path, record: RunHost, limits: Limits) -> anyhow::Result<()> {
+/// Write a run's host record into its log directory; returns what people
+/// must see at once: pinning that did not happen as planned, a noisy run,
+/// noise that could not be measured.
+pub fn write_run(log_dir: &Path, record: RunHost, limits: Limits) -> anyhow::Result<Vec<String>> {
     let file = RunHostFile::new(record, limits);
     let path = log_dir.join(HOST_FILE);
     let text = serde_json::to_string_pretty(&file)? + "\n";
     std::fs::write(&path, text)
-        .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))
+        .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
+    let mut warnings = Vec::new();
+    if let Some(problem) = file.pinning.problem() {
+        warnings.push(format!("pinning NOT as planned: {problem}"));
+    }
+    match (&file.figures, &file.figures_error, &file.noise.error) {
+        (Some(figures), _, _) if !figures.flags.is_empty() => {
+            warnings.push(format!("noisy host: {}", figures.flags.join("; ")));
+        }
+        (None, Some(error), _) | (None, None, Some(error)) => {
+            warnings.push(format!("host noise not measured: {error}"));
+        }
+        _ => {}
+    }
+    Ok(warnings)
 }
 
 /// Write the bundle's host document.

@@ -357,7 +357,11 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
                         &summary::json_text(&exit)?,
                     )?;
                     if let Some(run_host) = run_host {
-                        host::write_run(&log_dir, run_host, host_document.noise_limits)?;
+                        for warning in
+                            host::write_run(&log_dir, run_host, host_document.noise_limits)?
+                        {
+                            eprintln!("capos: [{proof}] {} run {repetition}: {warning}", case.id);
+                        }
                     }
                     summary::evaluate_run_dir(
                         contract,
@@ -461,7 +465,12 @@ fn run_one(
     let outcome = qemu::run_case_watched(&spec, Some(watch))
         .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
     if let Some(run_host) = outcome.host.clone() {
-        host::write_run(&log_dir, run_host, noise_limits)?;
+        for warning in host::write_run(&log_dir, run_host, noise_limits)? {
+            eprintln!(
+                "capos: [{}] {} run {repetition}: {warning}",
+                contract.spec.name, case.id
+            );
+        }
     }
     let exit = ExitRecord {
         exit_code: outcome.exit_code,
