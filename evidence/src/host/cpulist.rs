@@ -127,4 +127,17 @@ mod tests {
             assert_eq!(format(&parse(text).unwrap()), text);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cpu_set_round_trips(cpus in proptest::collection::btree_set(0u32..300, 0..40)) {
+            let cpus: Vec<u32> = cpus.into_iter().collect();
+            proptest::prop_assert_eq!(parse(&format(&cpus)).unwrap(), cpus);
+        }
+
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(text in "[0-9,\\- \n]{0,24}") {
+            let _ = parse(&text);
+        }
+    }
 }
