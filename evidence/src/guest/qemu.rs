@@ -3,6 +3,9 @@
 //! Every run has a timeout, keeps its raw serial bytes, a copy with host
 //! arrival times per line, QEMU's stderr and the exact command line, and
 //! passes only when the guest wrote the success code to `isa-debug-exit`.
+//! A watched run ([`run_captured_watched`]) also gets a QMP socket, is
+//! pinned once it runs, and has the host sampled just before it starts and
+//! just after it exits, before it is reaped ([`crate::host::watch`]).
 
 use crate::guest::build;
 use crate::host::affinity;

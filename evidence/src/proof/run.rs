@@ -6,6 +6,12 @@
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 //!
+//! Before the first boot it reads the host's topology and places every
+//! case (the root `host.json`); each run is then pinned and the host
+//! sampled around it, and the run's `host.json` records both
+//! ([`crate::proof::host`]). A pinning or sampling failure is recorded and
+//! printed, never fatal.
+//!
 //! With `CAPOS_THREAD_SCALE_GUEST_MEASURE=1` the kernel is built with its
 //! `measure` feature (recorded in inputs.json as `kernel_features`), and
 //! each capOS run also stores its `[measure]` lines (`measure.log`) and
