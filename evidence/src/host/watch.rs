@@ -334,6 +334,13 @@ fn pin_qemu(pid: u32, plan: &CpuPlan, socket: &std::path::Path) -> Pinning {
         error: Some(error),
     };
     let deadline = Instant::now() + QMP_DEADLINE;
+    // A QEMU that dies at start never opens its monitor: say so at once.
+    while !socket.exists() && Instant::now() < deadline {
+        if affinity::exited_unreaped(pid).unwrap_or(false) {
+            return failed("QEMU exited before its monitor socket opened".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let vcpus =
         match qmp::Client::connect(socket, deadline).and_then(|mut client| client.vcpu_threads()) {
             Ok(vcpus) => vcpus,
@@ -455,6 +462,31 @@ mod tests {
             .problem()
             .unwrap()
             .contains("wanted 1000: sched_setaffinity"));
+    }
+
+    #[test]
+    fn a_qemu_that_dies_at_start_is_recorded_at_once() {
+        let plan = CpuPlan {
+            policy: super::super::placement::Policy::PhysicalCores,
+            vcpu_cpus: vec![0],
+            other_cpus: vec![0],
+            others_have_room: false,
+            shares_cores: false,
+            oversubscribed: false,
+        };
+        let mut watch = Watch::qemu(plan).unwrap();
+        assert_eq!(watch.extra_arguments()[2], "-qmp");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let started = Instant::now();
+        watch.started(child.id());
+        assert!(started.elapsed() < QMP_DEADLINE / 2);
+        child.wait().unwrap();
+        let record = watch.take_record();
+        assert_eq!(
+            record.pinning.error.as_deref(),
+            Some("QEMU exited before its monitor socket opened")
+        );
+        assert!(!record.pinning.effective());
     }
 
     #[test]
