@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod baseline;
+pub mod bootstrap;
 pub mod contract;
 pub mod exit;
 pub mod history;
