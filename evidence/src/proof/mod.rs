@@ -3,6 +3,7 @@
 //! Builds on [`crate::guest`] (to boot) and [`crate::bundle`] (to store and
 //! audit); neither of those depends on this layer.
 
+pub mod adaptive;
 pub mod audit;
 pub mod baseline;
 pub mod bootstrap;

@@ -18,8 +18,10 @@ use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
 use crate::bundle::writer::BundleWriter;
 use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
+use crate::proof::adaptive::Decision;
 use crate::proof::baseline::rules;
 use crate::proof::baseline::runner as baseline_runner;
+use crate::proof::bootstrap::BootstrapPlan;
 use crate::proof::contract::{self, Contract, RepetitionChoice};
 use crate::proof::history;
 use crate::proof::inputs::{
@@ -29,7 +31,9 @@ use crate::proof::inputs::{
 use crate::proof::measure::{self, Benchmark};
 use crate::proof::stats;
 use crate::proof::summary::wording::Wording;
-use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
+use crate::proof::summary::{
+    self, ClaimLevel, ExitRecord, GateVerdict, GatedWidth, RunRecord, SummaryDocument,
+};
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -194,16 +198,40 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     finish(&outcome)
 }
 
-/// Exit status policy: an error (after the bundle path was printed) when anything failed.
+/// A run whose claim is inconclusive: nothing failed, but the evidence
+/// does not decide it (`capos` exits with [`Inconclusive::EXIT_STATUS`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the claim is inconclusive: {reason}; the evidence is stored in {}", bundle.display())]
+pub struct Inconclusive {
+    /// The claim's reason.
+    pub reason: String,
+    /// The sealed bundle.
+    pub bundle: PathBuf,
+}
+
+impl Inconclusive {
+    /// Exit status of an inconclusive run (1 is a failure, 0 a pass).
+    pub const EXIT_STATUS: i32 = 2;
+}
+
+/// Exit status policy: an error (after the bundle path was printed) when
+/// anything failed or the claim is inconclusive.
 pub fn finish(outcome: &RunOutcome) -> Result<()> {
     if outcome.succeeded() {
         return Ok(());
+    }
+    if outcome.summary.claim.level == ClaimLevel::Inconclusive {
+        return Err(Inconclusive {
+            reason: outcome.summary.claim.reason.clone(),
+            bundle: outcome.bundle.clone(),
+        }
+        .into());
     }
     let failed_gates = outcome
         .summary
         .gates
         .iter()
-        .filter(|gate| gate.verdict == GateVerdict::Fail)
+        .filter(|gate| gate.required && gate.verdict == GateVerdict::Fail)
         .count();
     bail!(
         "{} of {} runs failed and {failed_gates} gate(s) failed; the failed evidence is stored in {}",
@@ -297,7 +325,8 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .spec
         .gates
         .iter()
-        .filter_map(|gate| gate.threshold_env.as_ref())
+        .flat_map(|gate| [gate.threshold_env.as_ref(), gate.opt_in_env.as_ref()])
+        .flatten()
     {
         if let Ok(value) = std::env::var(name) {
             inputs.environment.insert(name.clone(), value);
@@ -311,6 +340,7 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     )?;
 
     let count = plan.repetitions.count;
+    let rule = plan.repetitions.adaptive.as_ref();
     let total = running.len() as u64 * u64::from(count);
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -321,9 +351,20 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("[{proof}]"));
+    if let Some(rule) = rule {
+        bar.suspend(|| {
+            println!(
+                "[{proof}] adaptive repetitions: {} to {} rounds, until every gated interval spans at most {} of its figure",
+                rule.min_rounds,
+                rule.max_rounds,
+                stats::format_figure(rule.target_relative_width)
+            )
+        });
+    }
     // Interleaved by repetition (every case once, then again), so drift on
     // a shared machine hits every case and system alike.
     let mut all_records: Vec<Vec<RunRecord>> = vec![Vec::new(); contract.spec.cases.len()];
+    let mut rounds = 0;
     for repetition in 1..=count {
         for &case_index in &running {
             let case = &contract.spec.cases[case_index];
@@ -365,6 +406,29 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
             bar.inc(1);
             all_records[case_index].push(record);
         }
+        rounds = repetition;
+        if let Some(rule) = rule {
+            let so_far: Vec<RunRecord> = all_records.iter().flatten().cloned().collect();
+            let widths = summary::gated_widths(contract, &inputs, &so_far)
+                .context("estimating the gated intervals after a round")?;
+            let relative: Vec<Option<f64>> =
+                widths.iter().map(|width| width.relative_width).collect();
+            let decision = rule.decide(repetition, &relative);
+            let line = round_line(proof, repetition, &widths, decision);
+            bar.suspend(|| println!("{line}"));
+            if decision != Decision::Continue {
+                break;
+            }
+        }
+    }
+    if rule.is_some() {
+        // The rounds that ran are the count verify replays the rule over.
+        inputs.repetitions.count = rounds;
+        bar.set_length(running.len() as u64 * u64::from(rounds));
+        write_file(
+            &bundle_root.join(summary::INPUTS_FILE),
+            &summary::json_text(&inputs)?,
+        )?;
     }
     for &case_index in &running {
         let case = &contract.spec.cases[case_index];
@@ -400,11 +464,13 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     let facts = build_facts(plan, &inputs, started_on)?;
     let bundle = writer.seal(&plan.signing_key, &facts)?;
     for gate in &summary.gates {
-        let verdict = match gate.verdict {
-            GateVerdict::Pass => "pass",
-            GateVerdict::Fail => "FAIL",
-        };
-        println!("[{proof}] gate {}: {verdict} ({})", gate.id, gate.detail);
+        let required = if gate.required { "" } else { ", not required" };
+        println!(
+            "[{proof}] gate {}: {}{required} ({})",
+            gate.id,
+            gate.verdict.shouted(),
+            gate.detail
+        );
     }
     for note in &summary.notes {
         println!("[{proof}] note: {note}");
@@ -415,6 +481,50 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     );
     println!("{}", bundle.display());
     Ok(RunOutcome { bundle, summary })
+}
+
+/// `[proof] round N: gate=value [lower, upper] width W, ... -> continue`:
+/// the current estimate of every gated figure after an adaptive round.
+fn round_line(proof: &str, round: u32, widths: &[GatedWidth], decision: Decision) -> String {
+    let figure = |value: Option<f64>| {
+        value
+            .map(stats::format_figure)
+            .unwrap_or_else(|| "none".into())
+    };
+    let parts: Vec<String> = widths
+        .iter()
+        .map(|width| {
+            let interval = width
+                .interval
+                .map(|interval| {
+                    format!(
+                        " [{}, {}]",
+                        stats::format_figure(interval.lower),
+                        stats::format_figure(interval.upper)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{}={}{interval} width {}",
+                width.gate,
+                figure(width.value),
+                figure(width.relative_width)
+            )
+        })
+        .collect();
+    let decision = match decision {
+        Decision::Continue => "continue",
+        Decision::TargetReached => "stop: every gated interval is narrow enough",
+        Decision::CapReached => "stop: the cap is reached",
+    };
+    format!(
+        "[{proof}] round {round}: {} -> {decision}",
+        if parts.is_empty() {
+            "no gated figure".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 /// Boot one repetition (`(case index, repetition)`), record how QEMU ended
@@ -623,6 +733,9 @@ fn collect_inputs(
         environment,
         skipped_cases: Vec::new(),
         baseline: None,
+        statistics: Some(BootstrapPlan::with_seed(rand_core::RngCore::next_u64(
+            &mut rand_core::OsRng,
+        ))),
     })
 }
 
@@ -670,6 +783,9 @@ pub fn host_record() -> HostRecord {
     HostRecord {
         cpu_model,
         cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
+        available_cpus: std::thread::available_parallelism()
+            .ok()
+            .and_then(|count| u32::try_from(usize::from(count)).ok()),
         kernel,
     }
 }
@@ -691,7 +807,7 @@ fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<
     let external_parameters = serde_json::json!({
         "proof": plan.contract.spec.name,
         "contract_sha256": crate::digest::sha256_hex(plan.contract.text.as_bytes()),
-        "runs": plan.repetitions.count,
+        "runs": inputs.repetitions.count,
         "runs_source": plan.repetitions.source,
         "accel": accel_request_name(plan.accel_request),
     });

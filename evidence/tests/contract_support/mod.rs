@@ -120,6 +120,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         repetitions: RepetitionChoice {
             count: repetitions,
             source: "contract default".into(),
+            adaptive: None,
         },
         accelerator: AcceleratorRecord {
             requested: "auto".into(),
@@ -147,6 +148,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         host: HostRecord {
             cpu_model: "Synthetic CPU".into(),
             cpu_count: host_cpus,
+            available_cpus: None,
             kernel: "6.1.0".into(),
         },
         source: SourceRecord {
@@ -158,6 +160,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         environment: BTreeMap::new(),
         skipped_cases: Vec::new(),
         baseline: None,
+        statistics: None,
     }
 }
 

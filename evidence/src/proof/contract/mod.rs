@@ -183,18 +183,22 @@ impl Contract {
 }
 
 /// How many repetitions a run uses, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepetitionChoice {
     /// Runs per case.
     pub count: u32,
     /// Where the number came from: `--runs`, `env CAPOS_...`, or `contract default`.
     pub source: String,
+    /// With `auto`: the stopping rule the rounds followed (`count` is then
+    /// the number of rounds that ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<crate::proof::adaptive::StoppingRule>,
 }
 
 /// A repetition override that is not a whole number in 1..=100.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}"
+    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, or `auto` (rounds until every gated interval is narrow enough)"
 )]
 pub struct RepetitionError {
     /// `--runs` or the environment variable's name.
@@ -216,6 +220,28 @@ pub fn parse_repetitions(origin: &str, value: &str) -> Result<u32, RepetitionErr
         })
 }
 
+/// A repetition choice from `origin`'s `value`: a count, or `auto` (the
+/// default stopping rule; `count` is its cap until the rounds are done).
+fn choice_from(
+    origin: &str,
+    value: &str,
+    source: String,
+) -> Result<RepetitionChoice, RepetitionError> {
+    if value.trim() == "auto" {
+        let rule = crate::proof::adaptive::DEFAULT_RULE;
+        return Ok(RepetitionChoice {
+            count: rule.max_rounds,
+            source,
+            adaptive: Some(rule),
+        });
+    }
+    Ok(RepetitionChoice {
+        count: parse_repetitions(origin, value)?,
+        source,
+        adaptive: None,
+    })
+}
+
 impl Contract {
     /// Repetitions for a run: `flag` (from `--runs`) wins, then the contract's
     /// environment variable, then its default. A bad value is an error, never ignored.
@@ -224,17 +250,11 @@ impl Contract {
         flag: Option<&str>,
     ) -> Result<RepetitionChoice, RepetitionError> {
         if let Some(value) = flag {
-            return Ok(RepetitionChoice {
-                count: parse_repetitions("--runs", value)?,
-                source: "--runs".into(),
-            });
+            return choice_from("--runs", value, "--runs".into());
         }
         let variable = &self.spec.repetitions.env;
         match std::env::var(variable) {
-            Ok(value) => Ok(RepetitionChoice {
-                count: parse_repetitions(variable, &value)?,
-                source: format!("env {variable}"),
-            }),
+            Ok(value) => choice_from(variable, &value, format!("env {variable}")),
             Err(std::env::VarError::NotUnicode(value)) => Err(RepetitionError {
                 origin: variable.clone(),
                 value: value.to_string_lossy().into_owned(),
@@ -242,6 +262,7 @@ impl Contract {
             Err(std::env::VarError::NotPresent) => Ok(RepetitionChoice {
                 count: self.spec.repetitions.default,
                 source: "contract default".into(),
+                adaptive: None,
             }),
         }
     }

@@ -275,6 +275,12 @@ pub struct GateSpec {
     /// the run records it in inputs.json, so recomputation uses it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_env: Option<String>,
+    /// `speedup_at_least` / `ratio_at_least`: an opt-in gate. It decides
+    /// the claim only when this variable (`CAPOS_*`) was `1` at run time
+    /// (recorded in inputs.json); otherwise it is judged and shown but not
+    /// required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_in_env: Option<String>,
 }
 
 impl GateSpec {
@@ -294,6 +300,17 @@ impl GateSpec {
         {
             Some(text) => parse_threshold(text).unwrap_or(f64::INFINITY),
             None => threshold,
+        }
+    }
+}
+
+impl GateSpec {
+    /// Whether the gate decides the claim: always, unless it is opt-in and
+    /// the recorded environment does not set its variable to `1`.
+    pub fn required_in(&self, environment: &std::collections::BTreeMap<String, String>) -> bool {
+        match &self.opt_in_env {
+            Some(name) => environment.get(name).map(|value| value.trim()) == Some("1"),
+            None => true,
         }
     }
 }

@@ -496,13 +496,14 @@ impl Validator<'_> {
                 self.problem(format!("duplicate gate id {:?}", gate.id));
             }
             let mut unexpected = Vec::new();
-            let parameters: [(&str, bool); 6] = [
+            let parameters: [(&str, bool); 7] = [
                 ("speedup", gate.speedup.is_some()),
                 ("threshold", gate.threshold.is_some()),
                 ("field", gate.field.is_some()),
                 ("value", gate.value.is_some()),
                 ("ratio", gate.ratio.is_some()),
                 ("threshold_env", gate.threshold_env.is_some()),
+                ("opt_in_env", gate.opt_in_env.is_some()),
             ];
             let allowed: &[&str] = match gate.kind {
                 GateKind::AllRunsPass => &[],
@@ -510,19 +511,27 @@ impl Validator<'_> {
                 GateKind::SpeedupAtLeast => &["speedup", "threshold"],
                 GateKind::RatioAtLeast => &["ratio", "threshold"],
             };
-            if let Some(name) = &gate.threshold_env {
+            for (key, name) in [
+                ("threshold_env", &gate.threshold_env),
+                ("opt_in_env", &gate.opt_in_env),
+            ] {
+                let Some(name) = name else {
+                    continue;
+                };
                 let well_formed = name.starts_with("CAPOS_")
                     && name.bytes().all(|byte| {
                         byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_'
                     });
                 if !well_formed {
                     self.problem(format!(
-                        "{what}: threshold_env {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
+                        "{what}: {key} {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
                     ));
                 }
             }
             let optional: &[&str] = match gate.kind {
-                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => &["threshold_env"],
+                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => {
+                    &["threshold_env", "opt_in_env"]
+                }
                 _ => &[],
             };
             for (name, present) in parameters {
