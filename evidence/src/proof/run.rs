@@ -72,7 +72,10 @@ const RECORDED_VARIABLES: &[&str] = &[
 pub struct RunArgs {
     /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
     pub proof: String,
-    /// Repetitions per case, 1..=100 (default: the contract's CAPOS_*_RUNS variable, else its default).
+    /// Repetitions per case, 1..=100, or `auto` / `auto:<cap>`: interleaved
+    /// rounds until every gated interval spans at most 5% of its figure
+    /// (3 to 15 or <cap> rounds). Default: the contract's CAPOS_*_RUNS
+    /// variable, which takes the same values, else its default.
     #[arg(long)]
     pub runs: Option<String>,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.

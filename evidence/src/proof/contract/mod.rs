@@ -198,7 +198,7 @@ pub struct RepetitionChoice {
 /// A repetition override that is not a whole number in 1..=100.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, or `auto` (rounds until every gated interval is narrow enough)"
+    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, `auto` (rounds until every gated interval is narrow enough, at most 15) or `auto:<cap>` (at most <cap> rounds, 3 to {MAX_REPETITIONS})"
 )]
 pub struct RepetitionError {
     /// `--runs` or the environment variable's name.
@@ -220,15 +220,32 @@ pub fn parse_repetitions(origin: &str, value: &str) -> Result<u32, RepetitionErr
         })
 }
 
-/// A repetition choice from `origin`'s `value`: a count, or `auto` (the
-/// default stopping rule; `count` is its cap until the rounds are done).
+/// A repetition choice from `origin`'s `value`: a count, `auto` (the
+/// default stopping rule; `count` is its cap until the rounds are done) or
+/// `auto:<cap>` (the same rule with at most `cap` rounds, 3..=100).
 fn choice_from(
     origin: &str,
     value: &str,
     source: String,
 ) -> Result<RepetitionChoice, RepetitionError> {
-    if value.trim() == "auto" {
-        let rule = crate::proof::adaptive::DEFAULT_RULE;
+    let text = value.trim();
+    if let Some(rest) = text.strip_prefix("auto") {
+        let mut rule = crate::proof::adaptive::DEFAULT_RULE;
+        if let Some(cap) = rest.strip_prefix(':') {
+            rule.max_rounds = cap
+                .parse::<u32>()
+                .ok()
+                .filter(|cap| (rule.min_rounds..=MAX_REPETITIONS).contains(cap))
+                .ok_or_else(|| RepetitionError {
+                    origin: origin.to_string(),
+                    value: value.to_string(),
+                })?;
+        } else if !rest.is_empty() {
+            return Err(RepetitionError {
+                origin: origin.to_string(),
+                value: value.to_string(),
+            });
+        }
         return Ok(RepetitionChoice {
             count: rule.max_rounds,
             source,
