@@ -17,3 +17,4 @@ pub mod reproduce;
 pub mod run;
 pub mod stats;
 pub mod summary;
+pub mod workload_size;

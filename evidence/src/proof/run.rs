@@ -174,6 +174,9 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let contract = contract::find(root, &args.proof)?;
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
     check_threshold_variables(&contract)?;
+    if let Some((name, value)) = workload_size_variable(&contract) {
+        crate::proof::workload_size::parse_blocks(&name, &value)?;
+    }
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
     let kernel_flavor = KernelFlavor::from_environment()?;
     let (iso, iso_sha256, iso_built) = match args.iso {
@@ -272,9 +275,38 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     }
 }
 
+/// The contract's workload-size variable and its value, when the contract
+/// has one and the environment sets it.
+fn workload_size_variable(contract: &Contract) -> Option<(String, String)> {
+    let size = contract.spec.workload_size.as_ref()?;
+    let value = std::env::var(&size.env).ok()?;
+    Some((size.env.clone(), value))
+}
+
 /// [`execute`] without the run-log entry.
 fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Result<RunOutcome> {
-    let contract = plan.contract;
+    let size_variable = workload_size_variable(plan.contract);
+    let sized = match &size_variable {
+        Some((name, value)) => {
+            let environment = BTreeMap::from([(name.clone(), value.clone())]);
+            let sized = crate::proof::workload_size::sized(plan.contract, &environment)?;
+            if let Some(sized) = &sized {
+                eprintln!(
+                    "capos: [{}] {name}={value}: cases run with `{}`",
+                    plan.contract.spec.name,
+                    sized
+                        .spec
+                        .cases
+                        .first()
+                        .map(|case| case.cmdline.as_str())
+                        .unwrap_or("")
+                );
+            }
+            sized
+        }
+        None => None,
+    };
+    let contract = sized.as_ref().unwrap_or(plan.contract);
     let proof = contract.spec.name.as_str();
     let qemu_binary = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&plan.iso)?;
@@ -334,6 +366,9 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         if let Ok(value) = std::env::var(name) {
             inputs.environment.insert(name.clone(), value);
         }
+    }
+    if let Some((name, value)) = &size_variable {
+        inputs.environment.insert(name.clone(), value.clone());
     }
     inputs.skipped_cases = skipped_cases;
     inputs.baseline = baselines.as_ref().map(|prepared| prepared.inputs.clone());

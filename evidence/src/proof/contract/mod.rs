@@ -47,6 +47,7 @@ mod validate;
 pub use schema::*;
 
 use crate::proof::baseline::Ratio;
+
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -146,6 +147,46 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// This contract with its `workload_size` fixed to `blocks` and the
+    /// host's `checksum` for them: the size and checksum fields must equal
+    /// them, capOS cases get `user.<option>=<blocks> user.expect=<checksum>`
+    /// boot options and baseline cases (whose `cmdline` is otherwise empty)
+    /// the program arguments `--<option> <blocks> --expect <checksum>`.
+    /// Without a `workload_size`, the contract unchanged.
+    #[must_use]
+    pub fn with_workload_size(&self, blocks: u32, checksum: u64) -> Contract {
+        let mut sized = self.clone();
+        let Some(size) = &self.spec.workload_size else {
+            return sized;
+        };
+        for (field, expectation) in self
+            .spec
+            .result_line
+            .fields
+            .iter()
+            .zip(sized.field_expectations.iter_mut())
+        {
+            if field.name == size.field {
+                *expectation = Some(Expectation::Value(FieldValue::Integer(i64::from(blocks))));
+            } else if field.name == size.checksum_field {
+                *expectation = Some(Expectation::Value(FieldValue::Hex(checksum)));
+            }
+        }
+        for case in &mut sized.spec.cases {
+            let words = if case.os.is_capos() {
+                format!("user.{}={blocks} user.expect={checksum}", size.option)
+            } else {
+                format!("--{} {blocks} --expect {checksum}", size.option)
+            };
+            case.cmdline = if case.cmdline.is_empty() {
+                words
+            } else {
+                format!("{} {words}", case.cmdline)
+            };
+        }
+        sized
+    }
+
     /// The ratios with resolved speedup indexes, in ratio order.
     pub fn ratios(&self) -> &[Ratio] {
         &self.ratios

@@ -232,7 +232,16 @@ pub fn read_bundle_basics(files: &BundleFiles) -> Result<(Contract, Inputs), Sum
             ),
         });
     }
-    Ok((contract, inputs))
+    // A recorded workload size replaces the written size and checksum
+    // expectations, with the checksum recomputed here.
+    let sized =
+        crate::proof::workload_size::sized(&contract, &inputs.environment).map_err(|error| {
+            SummaryError::Format {
+                path: INPUTS_FILE.to_owned(),
+                detail: error.to_string(),
+            }
+        })?;
+    Ok((sized.unwrap_or(contract), inputs))
 }
 
 /// The frozen wording of the format `inputs.json` records.
