@@ -120,6 +120,9 @@ fn bundle_with(
     bundle
 }
 
+/// One system's 1/2/4-CPU times, in 1e6 cycles.
+type Times = (f64, f64, f64);
+
 /// Per-system 1/2/4-CPU times (in 1e6 cycles) with a small per-run wobble.
 fn scaled(one: f64, two: f64, four: f64) -> impl Fn(u32, u32) -> u64 {
     move |cpus, repetition| {
@@ -167,9 +170,9 @@ fn systems_bundle(
     dir: &Path,
     rounds: u32,
     host_cpus: u32,
-    (capos, linux, native): ((f64, f64, f64), (f64, f64, f64), (f64, f64, f64)),
+    (capos, linux, native): (Times, Times, Times),
 ) -> PathBuf {
-    let times = |(one, two, four): (f64, f64, f64)| scaled(one, two, four);
+    let times = |(one, two, four): Times| scaled(one, two, four);
     let (capos, linux, native) = (times(capos), times(linux), times(native));
     bundle_with(
         dir,
