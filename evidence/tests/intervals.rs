@@ -323,6 +323,11 @@ fn an_interval_containing_the_threshold_is_inconclusive() {
     );
     assert_eq!(document.claim.level, ClaimLevel::Inconclusive);
     assert!(document.claim.reason.contains("seed-speedup-1-2"));
+    // The signed run log records it as inconclusive, not as failed.
+    assert_eq!(
+        capos_evidence::proof::history::verdict_of(&document),
+        capos_evidence::bundle::runlog::Verdict::Inconclusive
+    );
 }
 
 /// The native baseline got 1.39x from one CPU to two: a slow capOS is
