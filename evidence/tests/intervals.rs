@@ -1,5 +1,6 @@
 //! Format v2: bootstrap intervals on synthetic bundles of the shipped
-//! smp-process-scale contract. Gates judged on the interval at their
+//! smp-process-scale contract (a copy frozen here, so editing the shipped
+//! contract cannot change the pinned v2 outputs in `tests/frozen/v2/`). Gates judged on the interval at their
 //! boundaries, the host-capacity and oversubscription rules, opt-in gates,
 //! byte-for-byte recomputation, a tampered interval refused by `verify`,
 //! and adaptive rounds replayed against their stopping rule.
@@ -22,7 +23,7 @@ use contract_support::*;
 use std::path::{Path, PathBuf};
 
 const CHECKSUM: &str = "0x00258a1e40a95225";
-const CONTRACT: &str = include_str!("../contracts/smp-process-scale.yaml");
+const CONTRACT: &str = include_str!("frozen/v2/smp-process-scale.yaml");
 
 /// A result line of `os` (capOS lines are framed by the coordinator's console).
 fn result_line(os: Os, cpus: u32, workers: u32, elapsed: u64) -> String {
@@ -575,4 +576,69 @@ fn adaptive_rounds_follow_their_recorded_rule() {
     let capped = write("capped", &adaptive(6), &noisy);
     let (_, document) = recompute(&capped);
     assert_eq!(document.adaptive.unwrap().stopped, Decision::CapReached);
+}
+
+/// Format v2 is frozen like v1: every v2 sentence (each judgement outcome,
+/// the inconclusive and oversubscribed claim reasons) and every interval
+/// bound (the SplitMix64 stream, the percentile rule, the labels) must
+/// recompute to the bytes in `tests/frozen/v2/`. `CAPOS_BLESS=1` rewrites
+/// them; only ever do that for a new format version.
+#[test]
+fn v2_outputs_are_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let steady = (1000.0, 510.0, 260.0);
+    let passing = systems_bundle(
+        &dir.path().join("pass"),
+        5,
+        4,
+        (steady, steady, (400.0, 201.0, 101.0)),
+    );
+    check_frozen_in("v2", "scale-pass", &passing);
+    let limited = systems_bundle(
+        &dir.path().join("limited"),
+        5,
+        2,
+        (
+            (1000.0, 800.0, 700.0),
+            (1000.0, 790.0, 700.0),
+            (400.0, 288.0, 288.0),
+        ),
+    );
+    check_frozen_in("v2", "scale-host-limited", &limited);
+    let capable = systems_bundle(
+        &dir.path().join("capable"),
+        5,
+        2,
+        (
+            (1000.0, 800.0, 700.0),
+            (1000.0, 790.0, 700.0),
+            (400.0, 200.0, 200.0),
+        ),
+    );
+    check_frozen_in("v2", "scale-below", &capable);
+    let spread = [5.2, 7.0, 5.5, 6.8, 6.25];
+    let straddling = bundle_with(
+        &dir.path().join("straddle"),
+        CONTRACT,
+        &v2_inputs(5, 4),
+        &|id, repetition| match (system_of(id), cpus_of(id)) {
+            ("capos", 2) => (spread[repetition as usize - 1] * 1_000_000.0) as u64,
+            (_, 1) => 10_000_000,
+            (_, 2) => 5_000_000,
+            _ => 2_500_000,
+        },
+    );
+    check_frozen_in("v2", "scale-straddle", &straddling);
+    let text = CONTRACT.replace(
+        "  - id: linux-relative-1-2\n",
+        "  - {id: four, description: 1-to-4 at least 3x, kind: speedup_at_least, speedup: capos-1-4, threshold: 3.0}\n  - id: linux-relative-1-2\n",
+    );
+    let times = scaled(1000.0, 505.0, 510.0);
+    let oversubscribed = bundle_with(
+        &dir.path().join("over"),
+        &text,
+        &v2_inputs(3, 2),
+        &|id, repetition| times(cpus_of(id), repetition),
+    );
+    check_frozen_in("v2", "scale-oversubscribed", &oversubscribed);
 }
