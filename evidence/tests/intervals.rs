@@ -642,3 +642,51 @@ fn v2_outputs_are_frozen() {
     );
     check_frozen_in("v2", "scale-oversubscribed", &oversubscribed);
 }
+
+/// The report of a v2 bundle shows every interval, the verdict with its
+/// reason, the host's native figure, the method and seed, and bars.
+#[test]
+fn the_report_shows_intervals_verdicts_and_the_host() {
+    use capos_evidence::proof::report::{self, BundleFacts, Templates};
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = systems_bundle(
+        dir.path(),
+        5,
+        2,
+        (
+            (1000.0, 800.0, 700.0),
+            (1000.0, 790.0, 700.0),
+            (400.0, 288.0, 288.0),
+        ),
+    );
+    let recomputed = summary::recompute(&BundleFiles::staging(&bundle)).unwrap();
+    std::fs::write(bundle.join("results.csv"), recomputed.results_csv).unwrap();
+    std::fs::write(bundle.join("summary.json"), recomputed.summary_json).unwrap();
+    let facts = BundleFacts {
+        name: "e".repeat(64),
+        key_id: "test-key".into(),
+        files: 1,
+        link_prefix: None,
+        tool: Default::default(),
+        history: None,
+    };
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts,
+    )
+    .unwrap();
+    let markdown = &rendered.markdown;
+    for expected in [
+        "**Claim level: INCONCLUSIVE**",
+        "### Confidence",
+        "seed\n`0x0123456789abcdef`",
+        "| seed-speedup-1-2 | **inconclusive** (host-limited) | 1.600 | 1.250 | [1.244, 1.256] | native-1-2 1.389x",
+        "2 logical CPUs, 2 available to the run",
+    ] {
+        assert!(markdown.contains(expected), "{expected:?} missing:\n{markdown}");
+    }
+    assert!(rendered.html.contains("class=\"inconclusive\""));
+    let chart = &rendered.charts[0];
+    assert!(chart.1.contains("(bars: 95% interval)"), "{}", chart.1);
+}
