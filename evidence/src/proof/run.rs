@@ -252,10 +252,14 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
 /// store's run log.
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let started_on = crate::time::rfc3339(SystemTime::now());
+    // The commit as the run starts, as inputs.json records it: a commit
+    // made while the run boots must not make the log entry disagree with
+    // its bundle (`capos log verify` and `capos report` refuse that).
+    let commit = git_state(root);
     let result = execute_unrecorded(root, plan, &started_on);
     let run = history::RunEnd {
         contract: &plan.contract.spec.name,
-        commit: git_state(root),
+        commit,
         started: started_on.clone(),
         finished: crate::time::rfc3339(SystemTime::now()),
         outcome: match &result {
