@@ -501,7 +501,9 @@ struct GateContext<'a> {
     numerator: &'a SpeedupSummary,
     /// Every case id the figure depends on.
     cases: Vec<&'a String>,
-    /// The native speedup the gate needs from the host.
+    /// The native speedup the gate needs from the host (a missing native
+    /// figure blames nothing on the host: its runs failed, and so does
+    /// `all_runs_pass`).
     needed: f64,
 }
 
@@ -572,7 +574,7 @@ fn judge_figure(
     let needed = stats::format_figure(context.needed);
     let host_limited = host_capacity
         .as_ref()
-        .is_some_and(|host| host.value.is_none_or(|value| value < host.needed));
+        .is_some_and(|host| host.value.is_some_and(|value| value < host.needed));
     let outcome = match (by_interval, oversubscribed) {
         (Outcome::Clears, _) => Outcome::Clears,
         (_, Some(case)) => Outcome::Oversubscribed {
@@ -585,11 +587,7 @@ fn judge_figure(
                 .as_ref()
                 .map(|host| host.speedup.as_str())
                 .unwrap_or_default(),
-            delivered: if delivered.is_empty() {
-                "no"
-            } else {
-                &delivered
-            },
+            delivered: &delivered,
             needed: &needed,
         },
         (outcome, None) => outcome,
