@@ -372,7 +372,7 @@ fn the_report_sets_capos_beside_its_baselines() {
         files: 1,
         link_prefix: None,
         tool: Default::default(),
-        history: None,
+        history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
     };
     let rendered =
         capos_evidence::proof::report::render(&templates, &BundleFiles::staging(&bundle), &facts)

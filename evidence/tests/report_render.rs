@@ -33,7 +33,7 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         files: 42,
         link_prefix: link_prefix.map(str::to_string),
         tool: Default::default(),
-        history: None,
+        history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
     }
 }
 

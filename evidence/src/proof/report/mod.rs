@@ -111,7 +111,7 @@ pub struct BundleFacts {
     pub tool: BTreeMap<String, String>,
     /// What the store's run log says about this run and its siblings, when
     /// the log is at hand.
-    pub history: Option<String>,
+    pub history: String,
 }
 
 /// A rendered report.
@@ -165,7 +165,8 @@ pub fn run_command(args: ReportArgs) -> Result<()> {
             .builder
             .version
             .clone(),
-        history: history::history(&verified.name, &verified.files, &trusted)?,
+        history: history::history(&verified.name, &verified.files, &trusted)
+            .with_context(|| format!("refusing to report on {}", args.bundle.display()))?,
     };
     let rendered = render(&templates, &verified.files, &facts)?;
     write(&out, &rendered)?;
