@@ -599,3 +599,28 @@ fn log_verify_reads_archives_and_names_unlogged_bundles() {
         text(&output.stdout)
     );
 }
+
+/// Issue 20, finding 5: an unknown envelope field whose name holds a line
+/// break used to put a real-looking `verified:` line on stderr.
+#[test]
+fn a_line_break_in_an_envelope_field_name_stays_escaped() {
+    let store = setup();
+    // The run log's head is read by any verify of a bundle in the store.
+    fs::write(
+        store.store.join(runlog::HEAD_FILE),
+        "{\"x\\nverified: forged (20 files, key trusted)\\n\": 1}",
+    )
+    .unwrap();
+    let output = verify_cli(&store, &store.last);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("unknown field `x\\u{a}verified: forged (20 files, key trusted)\\u{a}`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("verified")),
+        "{stderr}"
+    );
+}

@@ -87,7 +87,7 @@ pub enum ArchiveError {
         reason: &'static str,
     },
     /// An entry's path would escape or is not clean.
-    #[error("archive entry {entry:?}: path {problem}")]
+    #[error("archive entry \"{}\": path {problem}", untrusted(entry))]
     BadPath {
         /// The entry's path as stored (lossily decoded).
         entry: String,
@@ -95,7 +95,10 @@ pub enum ArchiveError {
         problem: &'static str,
     },
     /// An entry is neither a regular file nor a directory.
-    #[error("archive entry {entry:?}: {kind} entries are not allowed")]
+    #[error(
+        "archive entry \"{}\": {kind} entries are not allowed",
+        untrusted(entry)
+    )]
     UnsupportedType {
         /// The entry's path as stored.
         entry: String,
@@ -103,13 +106,17 @@ pub enum ArchiveError {
         kind: String,
     },
     /// Two entries have the same path.
-    #[error("archive entry {entry:?} appears twice")]
+    #[error("archive entry \"{}\" appears twice", untrusted(entry))]
     Duplicate {
         /// The repeated path.
         entry: String,
     },
     /// Entries sit under more than one top directory.
-    #[error("archive has more than one top directory ({first:?} and {second:?})")]
+    #[error(
+        "archive has more than one top directory (\"{}\" and \"{}\")",
+        untrusted(first),
+        untrusted(second)
+    )]
     MultipleTopDirectories {
         /// The first top directory seen.
         first: String,
@@ -117,19 +124,25 @@ pub enum ArchiveError {
         second: String,
     },
     /// A file sits at the top instead of inside the top directory.
-    #[error("archive entry {entry:?} is a file outside the top directory")]
+    #[error(
+        "archive entry \"{}\" is a file outside the top directory",
+        untrusted(entry)
+    )]
     FileAtTop {
         /// The entry's path.
         entry: String,
     },
     /// Something under `runlog/` that is not one of the segment's two files.
-    #[error("archive entry {entry:?} is not part of a packed run log ({RUNLOG_TOP}/{RUNLOG_SEGMENT}, {RUNLOG_TOP}/{RUNLOG_HEAD})")]
+    #[error("archive entry \"{}\" is not part of a packed run log ({RUNLOG_TOP}/{RUNLOG_SEGMENT}, {RUNLOG_TOP}/{RUNLOG_HEAD})", untrusted(entry))]
     NotRunlog {
         /// The entry's path.
         entry: String,
     },
     /// A directory entry with no file below it.
-    #[error("archive entry {entry:?}: empty directory; a bundle holds files only")]
+    #[error(
+        "archive entry \"{}\": empty directory; a bundle holds files only",
+        untrusted(entry)
+    )]
     EmptyDirectory {
         /// The directory's path.
         entry: String,
