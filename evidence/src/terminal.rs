@@ -70,7 +70,8 @@ pub fn error_message(text: &str) -> String {
 /// format characters that reorder or hide text (bidi overrides and
 /// isolates, zero-width characters, byte-order mark), separators that end
 /// lines, and the backslash used for the escapes themselves.
-fn needs_escape(character: char) -> bool {
+#[must_use]
+pub fn needs_escape(character: char) -> bool {
     character == '\\'
         || character.is_control()
         || matches!(

@@ -7,9 +7,15 @@
 //! receive preformatted figures, so the same bundle always renders to the
 //! same bytes: nothing depends on the time of rendering or on float
 //! formatting inside the template engine. Charts are SVG generated here.
+//! Every value a template prints is escaped for Markdown or HTML by the
+//! report's formatter ([`escape`]): a validly signed bundle may still carry
+//! hostile strings. Table figures are made readable ([`numbers`]); the
+//! bundle's CSV and JSON keep every digit.
 
 mod charts;
+mod escape;
 mod measure;
+mod numbers;
 
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
@@ -17,7 +23,6 @@ use crate::bundle::verify::LimitArgs;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
 use crate::proof::inputs::Inputs;
-use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use crate::proof::{audit, history};
 use anyhow::{Context, Result};
@@ -386,7 +391,15 @@ pub fn render(
     environment.set_trim_blocks(true);
     environment.set_lstrip_blocks(true);
     environment.set_keep_trailing_newline(true);
+    environment.set_auto_escape_callback(escape::auto_escape_for);
+    environment.set_formatter(escape::formatter);
     environment.add_filter("md_cell", markdown_cell);
+    environment.add_filter("md_code", |value: String| {
+        minijinja::Value::from_safe_string(escape::markdown_code(&value))
+    });
+    environment.add_filter("md_paragraph", |value: String| {
+        minijinja::Value::from_safe_string(escape::markdown_paragraph(&value))
+    });
     environment.add_filter("href", href);
     for (name, source) in [
         (MARKDOWN_TEMPLATE, &templates.markdown),
@@ -412,23 +425,21 @@ pub fn render(
     })
 }
 
-/// Escape text for a Markdown table cell (pipes and line breaks).
+/// Kept for custom templates: every printed value is escaped by the
+/// formatter ([`escape::formatter`]), table cells included.
 fn markdown_cell(value: String) -> String {
     value
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\r', '\n'], " ")
 }
 
-/// An attribute value escaped for HTML but with `/` kept readable.
+/// A relative link target, percent-encoded ([`escape::url_path`]); safe in
+/// Markdown link destinations and HTML attributes alike.
 fn href(value: String) -> minijinja::Value {
-    minijinja::Value::from_safe_string(charts::xml_escape(&value).replace('\'', "&#39;"))
+    minijinja::Value::from_safe_string(escape::url_path(&value))
 }
 
+/// A figure for a report table ([`numbers::readable`]), `—` when absent.
 fn figure(value: Option<f64>) -> String {
-    value
-        .map(stats::format_figure)
-        .unwrap_or_else(|| "—".into())
+    value.map(numbers::readable).unwrap_or_else(|| "—".into())
 }
 
 fn metric_rows(summary: &SummaryDocument) -> Vec<MetricRow> {
@@ -498,8 +509,8 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
             id: gate.id.clone(),
             kind: gate.kind.to_string(),
             description: gate.description.trim().to_string(),
-            threshold: gate.threshold.map(stats::format_figure).unwrap_or_default(),
-            value: gate.value.map(stats::format_figure).unwrap_or_default(),
+            threshold: gate.threshold.map(numbers::readable).unwrap_or_default(),
+            value: gate.value.map(numbers::readable).unwrap_or_default(),
             verdict: gate.verdict,
             detail: gate.detail.clone(),
         })
@@ -541,11 +552,6 @@ fn log_rows(summary: &SummaryDocument, files: &BundleFiles) -> Vec<LogRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn markdown_cells_are_escaped() {
-        assert_eq!(markdown_cell("a|b\nc".into()), "a\\|b c");
-    }
 
     #[test]
     fn relative_links_walk_up_and_down() {
