@@ -129,6 +129,8 @@ pub struct RunOutcome {
     pub bundle: PathBuf,
     /// The stored summary.
     pub summary: SummaryDocument,
+    /// Commit and dirtiness of the checkout as inputs.json records them.
+    pub source: (Option<String>, Option<bool>),
 }
 
 impl RunOutcome {
@@ -218,10 +220,16 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
 /// store's run log.
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let started_on = crate::time::rfc3339(SystemTime::now());
+    let commit_at_start = git_state(root);
     let result = execute_unrecorded(root, plan, &started_on);
     let run = history::RunEnd {
         contract: &plan.contract.spec.name,
-        commit: git_state(root),
+        // What the bundle records (the checkout may move during a long run),
+        // else what the checkout was when the run started.
+        commit: match &result {
+            Ok(outcome) => outcome.source.clone(),
+            Err(_) => commit_at_start,
+        },
         started: started_on.clone(),
         finished: crate::time::rfc3339(SystemTime::now()),
         outcome: match &result {
@@ -414,7 +422,11 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         summary.claim.level, summary.claim.reason
     );
     println!("{}", bundle.display());
-    Ok(RunOutcome { bundle, summary })
+    Ok(RunOutcome {
+        bundle,
+        summary,
+        source: (inputs.source.git_commit.clone(), inputs.source.git_dirty),
+    })
 }
 
 /// Boot one repetition (`(case index, repetition)`), record how QEMU ended
