@@ -379,9 +379,9 @@ fn the_report_sets_capos_beside_its_baselines() {
             .unwrap();
     assert!(rendered.markdown.contains("## capOS beside its baselines"));
     assert!(
-        rendered
-            .markdown
-            .contains("| elapsed_cycles (cycles) | 2 | 2 | 5.000 G | 2.000x | 5.000 G | 2.000x | 2.000 G | 2.000x | 1.000 | 1.000 |"),
+        rendered.markdown.contains(
+            "| elapsed_cycles (cycles) | 2 | 2 | 5.00 G | 2x | 5.00 G | 2x | 2.00 G | 2x | 1 | 1 |"
+        ),
         "{}",
         rendered.markdown
     );

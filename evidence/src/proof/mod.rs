@@ -10,6 +10,7 @@ pub mod exit;
 pub mod history;
 pub mod inputs;
 pub mod measure;
+pub mod numbers;
 pub mod report;
 pub mod reproduce;
 pub mod run;

@@ -152,10 +152,10 @@ pub fn case_view(
     }
 }
 
-/// A median of counts, readable ([`super::numbers::readable`]): whole, or
+/// A median of counts, readable ([`crate::proof::numbers::readable`]): whole, or
 /// with one decimal between two counts, large ones with a unit.
 fn count_figure(median: f64) -> String {
-    super::numbers::readable(median)
+    crate::proof::numbers::readable(median)
 }
 
 #[cfg(test)]

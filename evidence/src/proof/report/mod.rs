@@ -9,13 +9,12 @@
 //! formatting inside the template engine. Charts are SVG generated here.
 //! Every value a template prints is escaped for Markdown or HTML by the
 //! report's formatter ([`escape`]): a validly signed bundle may still carry
-//! hostile strings. Table figures are made readable ([`numbers`]); the
+//! hostile strings. Table figures are made readable ([`crate::proof::numbers`]); the
 //! bundle's CSV and JSON keep every digit.
 
 mod charts;
 mod escape;
 mod measure;
-mod numbers;
 
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
@@ -437,9 +436,11 @@ fn href(value: String) -> minijinja::Value {
     minijinja::Value::from_safe_string(escape::url_path(&value))
 }
 
-/// A figure for a report table ([`numbers::readable`]), `—` when absent.
+/// A figure for a report table ([`crate::proof::numbers::readable`]), `—` when absent.
 fn figure(value: Option<f64>) -> String {
-    value.map(numbers::readable).unwrap_or_else(|| "—".into())
+    value
+        .map(crate::proof::numbers::readable)
+        .unwrap_or_else(|| "—".into())
 }
 
 fn metric_rows(summary: &SummaryDocument) -> Vec<MetricRow> {
@@ -509,8 +510,14 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
             id: gate.id.clone(),
             kind: gate.kind.to_string(),
             description: gate.description.trim().to_string(),
-            threshold: gate.threshold.map(numbers::readable).unwrap_or_default(),
-            value: gate.value.map(numbers::readable).unwrap_or_default(),
+            threshold: gate
+                .threshold
+                .map(crate::proof::numbers::readable)
+                .unwrap_or_default(),
+            value: gate
+                .value
+                .map(crate::proof::numbers::readable)
+                .unwrap_or_default(),
             verdict: gate.verdict,
             detail: gate.detail.clone(),
         })

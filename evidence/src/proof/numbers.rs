@@ -1,7 +1,7 @@
 //! Figures as a reader of a report table wants them: `99.56 G` rather than
 //! `99556460745.000`, `12,345` for a whole count, `1.8` for a ratio.
 //!
-//! Invariant: only the report uses this; `results.csv` and `summary.json`
+//! Invariant: only report tables use this; `results.csv` and `summary.json`
 //! keep `stats::format_figure` (every digit), so nothing is lost.
 
 /// `value` rounded for reading: from a million up with an SI prefix and
