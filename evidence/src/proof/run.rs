@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-/// SLSA `buildType` of a proof run.
+/// SLSA `buildType` of a proof run; its meaning: `docs/provenance-types.md`.
 pub const BUILD_TYPE: &str = "https://capos.dev/evidence/run/v1";
-/// SLSA builder id of the local `capos` CLI.
+/// SLSA builder id of the local `capos` CLI; its meaning: `docs/provenance-types.md`.
 pub const BUILDER_ID: &str = "https://capos.dev/evidence/builder/capos-cli";
 /// Environment variables a run reads besides the contract's repetition variable.
 const RECORDED_VARIABLES: &[&str] = &[
