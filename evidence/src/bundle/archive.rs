@@ -244,14 +244,20 @@ pub fn index(path: &Path, limit: u64) -> Result<ArchiveIndex, ArchiveError> {
         path_bytes: 0,
     };
     let mut position = 0;
+    // Where the reader stands: skipping forward within the buffer costs no
+    // system call (an absolute seek would drop the buffer at every header).
+    let mut at: u64 = 0;
     let mut long_name: Option<Vec<u8>> = None;
     loop {
         if position + BLOCK > length {
             return Err(ArchiveError::Truncated { at: length });
         }
         let mut header = [0u8; BLOCK as usize];
-        file.seek(SeekFrom::Start(position)).map_err(io_error)?;
+        let skip = i64::try_from(position - at)
+            .map_err(|_| corrupt(position, "entry data too large to skip"))?;
+        file.seek_relative(skip).map_err(io_error)?;
         file.read_exact(&mut header).map_err(io_error)?;
+        at = position + BLOCK;
         if header.iter().all(|byte| *byte == 0) {
             if long_name.is_some() {
                 return Err(corrupt(position, "a long-name entry names nothing"));
@@ -280,6 +286,7 @@ pub fn index(path: &Path, limit: u64) -> Result<ArchiveIndex, ArchiveError> {
             }
             let mut name = vec![0u8; entry.size as usize];
             file.read_exact(&mut name).map_err(io_error)?;
+            at += entry.size;
             while name.last() == Some(&0) {
                 name.pop();
             }

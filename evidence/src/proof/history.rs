@@ -192,6 +192,18 @@ pub enum LogSource {
     Store(PathBuf),
 }
 
+impl LogSource {
+    /// What to do about a log from here that does not verify.
+    fn remedy(&self) -> &'static str {
+        match self {
+            Self::Packed => "ask the builder for an archive packed from its store with --with-log",
+            Self::Store(_) => {
+                "move a foreign or damaged log aside, or verify the bundle where its own log is"
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for LogSource {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -209,7 +221,7 @@ impl std::fmt::Display for LogSource {
 #[derive(thiserror::Error, Debug)]
 pub enum HistoryError {
     /// The log at hand does not verify, or says something else about the bundle.
-    #[error("the bundle itself verified (signature, file digests, figures recomputed from its raw logs), but {source_name} does not verify: {problem:#}. Its run history cannot be shown, so nothing tells whether this run was picked from others; move a foreign or damaged log aside, or verify the bundle where its own log is")]
+    #[error("the bundle itself verified (signature, file digests, figures recomputed from its raw logs), but {source_name} does not verify: {problem:#}. Its run history cannot be shown, so nothing tells whether this run was picked from others; {}", source_name.remedy())]
     Log {
         /// Where the log came from.
         source_name: LogSource,
