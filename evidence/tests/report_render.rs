@@ -34,6 +34,7 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         link_prefix: link_prefix.map(str::to_string),
         tool: Default::default(),
         history: None,
+        reproductions: None,
     }
 }
 

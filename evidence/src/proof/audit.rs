@@ -37,6 +37,9 @@ pub struct VerifyArgs {
     /// Size cap.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Reproduction attestations and the trust policy.
+    #[command(flatten)]
+    pub reproductions: crate::cli::reproduction_options::ReproductionOptions,
 }
 
 /// Why a bundle fails the full audit.
@@ -125,7 +128,16 @@ fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<Audi
 /// Audit a bundle (directory or packed archive) offline against a trusted public key.
 pub fn run_command(args: VerifyArgs) -> Result<()> {
     let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let verified = match verify_bundle(&args.bundle, &trusted, args.limits.limits()) {
+    let limits = args.limits.limits();
+    let source = crate::cli::source::resolve(
+        &args.bundle,
+        &args.reproductions.registry,
+        limits.max_bundle_bytes,
+    )?;
+    if let Some((_, artifact)) = &source.pulled {
+        println!("pulled {} ({} bytes)", artifact.reference, artifact.size);
+    }
+    let verified = match verify_bundle(&source.path, &trusted, limits) {
         Ok(verified) => verified,
         Err(error @ AuditError::Integrity(VerifyError::NotFound { .. })) => {
             return Err(error.into())
@@ -144,6 +156,12 @@ pub fn run_command(args: VerifyArgs) -> Result<()> {
     {
         println!("run log: {statement}");
     }
+    crate::cli::reproduction_options::check(
+        &args.reproductions,
+        &source,
+        &verified.name,
+        &trusted,
+    )?;
     Ok(())
 }
 

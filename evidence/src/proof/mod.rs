@@ -3,6 +3,8 @@
 //! Builds on [`crate::guest`] (to boot) and [`crate::bundle`] (to store and
 //! audit); neither of those depends on this layer.
 
+pub mod archive_audit;
+pub mod attestation;
 pub mod audit;
 pub mod baseline;
 pub mod contract;
@@ -10,6 +12,7 @@ pub mod exit;
 pub mod history;
 pub mod inputs;
 pub mod measure;
+pub mod policy;
 pub mod report;
 pub mod reproduce;
 pub mod run;
