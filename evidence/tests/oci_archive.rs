@@ -365,6 +365,22 @@ fn push_pull_verify_and_report_with_reproductions_from_an_empty_directory() {
         pack::pack_to_writer(&world.original, Vec::new()).unwrap(),
         "the pulled tar is the deterministic pack of the bundle"
     );
+    // Without a tag, the tag is the bundle name (never `latest`).
+    let untagged = format!("127.0.0.1:{}/capos/evidence", registry.port);
+    let (ok, out, err) = capos(here, &["push", world.other.to_str().unwrap(), &untagged]);
+    assert!(ok, "push untagged: {out}{err}");
+    let other_name = world.other.file_name().unwrap().to_str().unwrap();
+    assert!(out.contains(&format!("(tag {other_name})")), "{out}");
+    let (ok, out, err) = capos(
+        &empty,
+        &[
+            "verify",
+            &format!("oci://{untagged}:{other_name}"),
+            "--trusted-key",
+            key,
+        ],
+    );
+    assert!(ok, "verify by bundle-name tag: {out}{err}");
     let (ok, out, err) = capos(&empty, &["verify", &oci, "--trusted-key", key]);
     assert!(ok, "verify oci: {out}{err}");
     assert!(out.contains(&format!("verified: {name}")), "{out}");

@@ -787,9 +787,19 @@ fn classify(error: OciDistributionError, reference: &Reference) -> OciError {
                 }
             }
         }
-        OciDistributionError::RequestError(inner) => OciError::Registry {
-            registry,
-            reason: chain(&inner),
+        OciDistributionError::RequestError(inner) => match inner.status().map(|s| s.as_u16()) {
+            Some(401 | 403) => OciError::AuthRefused {
+                registry,
+                reason: chain(&inner),
+            },
+            Some(404) => OciError::NotFound {
+                reference: reference.whole(),
+                reason: chain(&inner),
+            },
+            _ => OciError::Registry {
+                registry,
+                reason: chain(&inner),
+            },
         },
         _ => OciError::Registry {
             registry,

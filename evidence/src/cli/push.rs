@@ -36,7 +36,11 @@ pub fn run_command(args: PushArgs) -> Result<()> {
         return push_attestation(&args, &reference);
     }
     let (tar, bundle_name) = bundle_tar(&args.what)?;
-    let reference = if reference.tag().is_none() && reference.digest().is_none() {
+    // oci-client fills in `latest` for a reference without a tag; look at
+    // what was typed instead.
+    let last = args.reference.rsplit('/').next().unwrap_or_default();
+    let explicit = last.contains(':') || last.contains('@');
+    let reference = if !explicit {
         oci_client::Reference::with_tag(
             reference.registry().to_owned(),
             reference.repository().to_owned(),

@@ -92,12 +92,13 @@ pub fn check(
     println!("reproductions: {}", view.headline);
     for row in &view.rows {
         println!(
-            "  counted: {} (key {}) on {}, {}, {}: {}{}",
+            "  counted: {} (key {}) on {}, {}, {}, tolerance {}: {}{}",
             row.key_name,
             row.key_id,
             row.host,
             row.accelerator,
             row.date,
+            row.tolerance,
             row.result,
             if row.moved.is_empty() {
                 String::new()

@@ -67,7 +67,8 @@ pub struct ClaimRow {
     pub claim: String,
     /// Runs passed / total.
     pub runs: String,
-    /// Speedup id to capOS value.
+    /// Speedup id to capOS value; for a contract without speedups, each
+    /// `case/metric` median instead (so every contract has a line to chart).
     pub speedups: BTreeMap<String, Option<f64>>,
     /// Speedup id to `system: value` of the baselines (Linux guest, native).
     pub baselines: BTreeMap<String, String>,
@@ -256,6 +257,19 @@ pub fn audit_archive(
                 }
             }
         }
+        if summary.speedups.is_empty() {
+            for case in &summary.cases {
+                for metric in &case.metrics {
+                    speedups.insert(
+                        format!("{} {}", case.id, metric.name),
+                        metric
+                            .statistics
+                            .as_ref()
+                            .map(|statistics| statistics.median),
+                    );
+                }
+            }
+        }
         let started = verified
             .statement
             .predicate
@@ -432,7 +446,7 @@ fn chart(contract: &str, speedup_ids: &[String], rows: &[ClaimRow]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11"><title>{} speedups over time</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11"><title>{} speedups (or medians) over time</title>"#,
         html_escape(contract)
     );
     let _ = write!(
@@ -546,7 +560,7 @@ pub fn render_markdown(audit: &ArchiveAudit) -> String {
         let _ = writeln!(out, "## {}\n", md_cell(&section.contract));
         let _ = writeln!(
             out,
-            "![speedups over time]({}.svg)\n",
+            "![speedups (medians when the contract has no speedups) over time]({}.svg)\n",
             file_stem(&section.contract)
         );
         let mut header = "| Started | Commit | Bundle | Status | Claim | Runs |".to_owned();

@@ -648,6 +648,8 @@ pub struct ReproductionRow {
     pub date: String,
     /// `agrees` or `disagrees`.
     pub result: String,
+    /// The tolerance it applied, in percent.
+    pub tolerance: String,
     /// What moved, in words (empty when it agrees).
     pub moved: String,
     /// The reproduction's own bundle.
@@ -713,6 +715,7 @@ pub fn view(judged: &[Judged], origin: &str) -> ReproductionsView {
                     accelerator: esc(&comparison.reproduction.accelerator),
                     date: esc(&predicate.time_verified),
                     result: result_word(predicate.verification_result).to_owned(),
+                    tolerance: format!("±{}%", predicate.policy.tolerance_percent),
                     moved: esc(&comparison
                         .blocker
                         .iter()
