@@ -434,6 +434,35 @@ fn push_pull_verify_and_report_with_reproductions_from_an_empty_directory() {
     assert!(ok, "reproductions: {out}{err}");
     assert!(out.contains(": 3 attestations"), "{out}");
     assert!(out.contains("counted (alice): agrees"), "{out}");
+
+    // The whole repository: both bundles verified, the refused attestations
+    // make the audit fail, the index is written anyway.
+    let (ok, out, err) = capos(
+        &empty,
+        &[
+            "archive",
+            "audit",
+            &format!("oci://127.0.0.1:{}/capos/evidence", registry.port),
+            "--trusted-key",
+            key,
+            "--policy",
+            policy,
+            "--out",
+            "index",
+        ],
+    );
+    assert!(!ok, "refused attestations fail the audit: {out}");
+    assert!(err.contains("does not fully verify"), "{err}");
+    assert!(
+        out.starts_with("2 bundles verified, 0 failed verification; 0 run logs verified (0 entries), 0 refused; 2 bundles no run log mentions; attestations: 1 counted, 2 refused"),
+        "{out}"
+    );
+    let index = std::fs::read_to_string(empty.join("index/index.md")).unwrap();
+    assert!(index.contains("## prime-scale"), "{index}");
+    assert!(index.contains("1 agree"), "{index}");
+    assert!(std::fs::read_to_string(empty.join("index/index.html"))
+        .unwrap()
+        .contains("<svg"));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::bundle::runlog::{self, Entry, Verdict};
 use crate::bundle::verify::{Limits, VerifiedBundle};
 use crate::proof::attestation::{self, Judged, VerificationResult};
 use crate::proof::policy::Policy;
-use crate::proof::{audit, history, summary};
+use crate::proof::{audit, summary};
 use crate::terminal::untrusted;
 
 /// One bundle to audit: where it is, and a label for messages.
@@ -91,6 +91,8 @@ pub struct ContractSection {
     pub rows: Vec<ClaimRow>,
     /// SVG chart of every speedup over the rows (capOS and baselines).
     pub chart: String,
+    /// Whether any row has baseline figures (else their columns are left out).
+    pub has_baselines: bool,
 }
 
 /// The audit's result.
@@ -174,16 +176,29 @@ pub fn audit_archive(
                     continue;
                 }
                 // A packed bundle's own run-log segment counts as a run log.
-                if let Ok(Some(_)) = history::history(&verified.name, &verified.files, trusted) {
-                    if let Ok(Some(bytes)) = verified.files.packed_runlog() {
-                        if let Ok(log) = runlog::verify(&bytes.lines, &bytes.head, trusted) {
+                match verified.files.packed_runlog() {
+                    Ok(Some(bytes)) => match runlog::verify(&bytes.lines, &bytes.head, trusted) {
+                        Ok(log) => {
+                            result.logs.push((
+                                format!("{} (run-log segment)", untrusted(&input.origin)),
+                                log.entries.len(),
+                            ));
                             for entry in log.entries {
                                 if let Some(name) = &entry.run.bundle {
                                     logged.entry(name.clone()).or_insert(entry);
                                 }
                             }
                         }
-                    }
+                        Err(error) => result.bad_logs.push((
+                            format!("{} (run-log segment)", untrusted(&input.origin)),
+                            error.to_string(),
+                        )),
+                    },
+                    Ok(None) => {}
+                    Err(error) => result.bad_logs.push((
+                        format!("{} (run-log segment)", untrusted(&input.origin)),
+                        error.to_string(),
+                    )),
                 }
                 verified_bundles.push((verified, input.origin.clone()));
             }
@@ -381,11 +396,13 @@ pub fn audit_archive(
             .into_iter()
             .collect();
         let chart = chart(&contract, &speedup_ids, &rows);
+        let has_baselines = rows.iter().any(|row| !row.baselines.is_empty());
         result.sections.push(ContractSection {
             contract,
             speedup_ids,
             rows,
             chart,
+            has_baselines,
         });
     }
     result
@@ -426,7 +443,7 @@ const COLORS: [&str; 6] = [
 /// An SVG line chart: one line per speedup over the rows (x = row order),
 /// failed or unverified rows as red crosses on the axis.
 fn chart(contract: &str, speedup_ids: &[String], rows: &[ClaimRow]) -> String {
-    let (width, height, left, bottom, top) = (760.0_f64, 300.0_f64, 50.0, 60.0, 30.0);
+    let (width, height, left, bottom, top) = (780.0_f64, 300.0_f64, 80.0, 60.0, 30.0);
     let plot_w = width - left - 170.0;
     let plot_h = height - top - bottom;
     let max = rows
@@ -566,8 +583,12 @@ pub fn render_markdown(audit: &ArchiveAudit) -> String {
         let mut header = "| Started | Commit | Bundle | Status | Claim | Runs |".to_owned();
         let mut rule = "|---|---|---|---|---|---|".to_owned();
         for id in &section.speedup_ids {
-            let _ = write!(header, " {} | baselines |", md_cell(id));
-            rule.push_str("---|---|");
+            let _ = write!(header, " {} |", md_cell(id));
+            rule.push_str("---|");
+            if section.has_baselines {
+                header.push_str(" baselines |");
+                rule.push_str("---|");
+            }
         }
         header.push_str(" Reproductions | In run log |");
         rule.push_str("---|---|");
@@ -585,10 +606,16 @@ pub fn render_markdown(audit: &ArchiveAudit) -> String {
             for id in &section.speedup_ids {
                 let _ = write!(
                     line,
-                    " {} | {} |",
-                    figure(row.speedups.get(id).copied().flatten()),
-                    md_cell(row.baselines.get(id).map_or("—", String::as_str))
+                    " {} |",
+                    figure(row.speedups.get(id).copied().flatten())
                 );
+                if section.has_baselines {
+                    let _ = write!(
+                        line,
+                        " {} |",
+                        md_cell(row.baselines.get(id).map_or("—", String::as_str))
+                    );
+                }
             }
             let _ = write!(
                 line,
@@ -686,7 +713,10 @@ pub fn render_html(audit: &ArchiveAudit) -> String {
     for section in &audit.sections {
         let _ = write!(out, "<h2>{}</h2>\n<figure>{}</figure>\n<table><tr><th>Started</th><th>Commit</th><th>Bundle</th><th>Status</th><th>Claim</th><th>Runs</th>", e(&section.contract), section.chart);
         for id in &section.speedup_ids {
-            let _ = write!(out, "<th>{}</th><th>baselines</th>", e(id));
+            let _ = write!(out, "<th>{}</th>", e(id));
+            if section.has_baselines {
+                out.push_str("<th>baselines</th>");
+            }
         }
         out.push_str("<th>Reproductions</th><th>In run log</th></tr>\n");
         for row in &section.rows {
@@ -706,10 +736,16 @@ pub fn render_html(audit: &ArchiveAudit) -> String {
             for id in &section.speedup_ids {
                 let _ = write!(
                     out,
-                    "<td class=\"n\">{}</td><td>{}</td>",
-                    figure(row.speedups.get(id).copied().flatten()),
-                    e(row.baselines.get(id).map_or("—", String::as_str))
+                    "<td class=\"n\">{}</td>",
+                    figure(row.speedups.get(id).copied().flatten())
                 );
+                if section.has_baselines {
+                    let _ = write!(
+                        out,
+                        "<td>{}</td>",
+                        e(row.baselines.get(id).map_or("—", String::as_str))
+                    );
+                }
             }
             let _ = write!(
                 out,

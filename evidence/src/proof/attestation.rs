@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::provenance::{self, ResourceDescriptor, PAYLOAD_TYPE, STATEMENT_TYPE};
 use crate::bundle::verify::VerifiedBundle;
 use crate::bundle::PROVENANCE_FILE;
+use crate::proof::compare::{self, Comparison};
 use crate::proof::inputs::Inputs;
 use crate::proof::policy::Policy;
-use crate::proof::reproduce::{self, Comparison};
 use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument, CONTRACT_FILE};
 
@@ -340,8 +340,7 @@ pub fn build(
     resource_uri: &str,
     time_verified: &str,
 ) -> Result<AttestationStatement> {
-    let comparison =
-        reproduce::compare(&original.summary, &reproduction.summary, tolerance_percent);
+    let comparison = compare::compare(&original.summary, &reproduction.summary, tolerance_percent);
     let extension = comparison_of(original, reproduction, &comparison);
     let passed = comparison.agrees() && extension.iso_identical;
     let provenance_digest = |bundle: &VerifiedBundle| -> Result<String> {

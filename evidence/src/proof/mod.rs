@@ -7,6 +7,7 @@ pub mod archive_audit;
 pub mod attestation;
 pub mod audit;
 pub mod baseline;
+pub mod compare;
 pub mod contract;
 pub mod exit;
 pub mod history;
