@@ -747,9 +747,9 @@ pub fn render_html(audit: &ArchiveAudit) -> String {
                     );
                 }
             }
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<td>{}</td><td>{}</td></tr>\n",
+                "<td>{}</td><td>{}</td></tr>",
                 e(&reproductions_text(row)),
                 if row.in_run_log {
                     "yes"
