@@ -525,6 +525,15 @@ fn a_registry_serving_altered_bytes_is_refused() {
         &["push", world.original.to_str().unwrap(), &reference],
     );
     assert!(ok, "{out}{err}");
+    // A size cap is applied from the descriptor, before any download.
+    let capped = empty_dir(&world, "capped");
+    let (ok, _, err) = capos(&capped, &["pull", &reference, "--max-bundle-size", "1K"]);
+    assert!(!ok);
+    assert!(err.contains("over the 1024-byte limit"), "{err}");
+    assert!(
+        std::fs::read_dir(&capped).unwrap().next().is_none(),
+        "nothing is written"
+    );
     let proxy = start_proxy(registry.port, Mischief::AlterBlobs);
     let empty = empty_dir(&world, "empty");
     let (ok, out, err) = capos(

@@ -21,7 +21,7 @@
 //!   digest and size; a registry serving other bytes than it named is an
 //!   error, never a warning.
 //! - Sizes are capped before download: a manifest or index over
-//!   [`MAX_MANIFEST_BYTES`], a bundle layer over the caller's limit, an
+//!   [`MAX_MANIFEST_BYTES`], a bundle layer over the caller's limit (`--max-bundle-size`), an
 //!   attestation over [`MAX_ATTESTATION_BYTES`] is refused from its
 //!   descriptor, and a download is cut off when it passes the size named.
 //! - Plain HTTP is used only for a loopback registry (`127.0.0.1`,
@@ -119,7 +119,9 @@ pub enum OciError {
         actual: String,
     },
     /// An object is larger than allowed.
-    #[error("{what} is {size} bytes, over the {limit}-byte limit (raise --max-bundle-bytes for bundles)")]
+    #[error(
+        "{what} is {size} bytes, over the {limit}-byte limit (raise --max-bundle-size for bundles)"
+    )]
     TooLarge {
         /// Which object.
         what: String,
