@@ -183,6 +183,8 @@ struct World {
     mallory: PathBuf,
     builder_own: PathBuf,
     alice_other: PathBuf,
+    /// Alice's reproduction bundle, signed with her key.
+    alice_bundle: PathBuf,
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -306,6 +308,7 @@ fn world() -> World {
         mallory: mallory_attestation,
         builder_own: builder_attestation,
         alice_other,
+        alice_bundle: by_alice,
         root,
     }
 }
@@ -513,6 +516,57 @@ fn attestations_for_another_bundle_or_with_a_bad_signature_are_refused() {
         "{out}"
     );
     assert!(out.contains("the signature does not verify"), "{out}");
+}
+
+#[test]
+fn attest_signs_for_an_existing_reproduction_made_with_the_same_key() {
+    let world = world();
+    let here = world.root.path();
+    let keys_dir = here.join("keys");
+    let store = here.join("attested");
+    let run = |signing: &str| {
+        capos(
+            here,
+            &[
+                "attest",
+                world.original.to_str().unwrap(),
+                world.alice_bundle.to_str().unwrap(),
+                "--trusted-key",
+                world.builder_public.to_str().unwrap(),
+                "--signing-key",
+                keys_dir.join(signing).to_str().unwrap(),
+                "--store",
+                store.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, _, err) = run("mallory.pem");
+    assert!(!ok, "mallory did not sign alice's reproduction");
+    assert!(
+        err.contains("does not verify with the attesting key"),
+        "{err}"
+    );
+    let (ok, out, err) = run("alice.pem");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("(PASSED, about bundle"), "{out}");
+    let (ok, out, err) = capos(
+        here,
+        &[
+            "verify",
+            world.original.to_str().unwrap(),
+            "--trusted-key",
+            world.builder_public.to_str().unwrap(),
+            "--policy",
+            world.policy.to_str().unwrap(),
+            "--reproductions",
+            store.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("reproductions: reproduced by 1 independent key on 1 host; 0 disagreements\n"),
+        "{out}"
+    );
 }
 
 #[test]
