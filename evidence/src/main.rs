@@ -5,12 +5,11 @@
 //! auditing (`verify`, `report`, `pack`, `reproduce --check-only`, `log
 //! verify`) needs nothing but this binary, the bundle and a public key.
 
-mod cli;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use capos_evidence::bundle::{keys, pack};
+use capos_evidence::cli;
 use capos_evidence::guest::{build, fuzz, manifest, qemu, smokes, soak};
 use capos_evidence::paths;
 use capos_evidence::proof::{audit, report, reproduce, run};
@@ -51,6 +50,17 @@ enum Command {
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
     Manifest(manifest::ManifestCommand),
+    /// Sign a reproduction attestation about a bundle for an existing reproduction bundle.
+    Attest(cli::attest::AttestArgs),
+    /// Push a bundle (or a reproduction attestation) to an OCI registry.
+    Push(cli::push::PushArgs),
+    /// Pull a bundle from an OCI registry as its packed tar.
+    Pull(cli::pull::PullArgs),
+    /// List the reproduction attestations attached to a bundle in an OCI registry.
+    Reproductions(cli::reproductions::ReproductionsArgs),
+    /// Audit an evidence archive (store or OCI repository) and index its claims over time.
+    #[command(subcommand)]
+    Archive(cli::archive::ArchiveCommand),
     /// Audit a store's signed run log and every bundle it names.
     #[command(subcommand)]
     Log(audit::LogCommand),
@@ -105,5 +115,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Soak(args) => soak::run_command(&workspace()?, args),
         Command::ArchiveTest(args) => cli::archive_test::run_command(&workspace()?, args),
         Command::Log(command) => audit::log_command(command),
+        Command::Archive(command) => cli::archive::run_command(command),
+        Command::Attest(args) => cli::attest::run_command(args),
+        Command::Push(args) => cli::push::run_command(args),
+        Command::Pull(args) => cli::pull::run_command(args),
+        Command::Reproductions(args) => cli::reproductions::run_command(args),
     }
 }

@@ -373,6 +373,7 @@ fn the_report_sets_capos_beside_its_baselines() {
         link_prefix: None,
         tool: Default::default(),
         history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
+        reproductions: None,
     };
     let rendered =
         capos_evidence::proof::report::render(&templates, &BundleFiles::staging(&bundle), &facts)

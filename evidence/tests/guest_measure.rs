@@ -90,6 +90,7 @@ fn good_blocks_pass_and_the_report_shows_the_phase_table() {
         link_prefix: Some("../../bundle/".into()),
         tool: Default::default(),
         history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
+        reproductions: None,
     };
     let rendered = report::render(
         &Templates::builtin(),

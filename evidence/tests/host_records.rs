@@ -304,6 +304,7 @@ fn pinning_failure_is_shown_not_hidden() {
             link_prefix: None,
             tool: Default::default(),
             history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
+            reproductions: None,
         },
     )
     .unwrap();

@@ -669,6 +669,7 @@ fn the_report_shows_intervals_verdicts_and_the_host() {
         link_prefix: None,
         tool: Default::default(),
         history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
+        reproductions: None,
     };
     let rendered = report::render(
         &Templates::builtin(),

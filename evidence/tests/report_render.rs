@@ -34,6 +34,7 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         link_prefix: link_prefix.map(str::to_string),
         tool: Default::default(),
         history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
+        reproductions: None,
     }
 }
 
@@ -197,6 +198,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         out: None,
         templates: None,
         limits: Default::default(),
+        reproductions: Default::default(),
     };
     report::run_command(args).unwrap();
     let out = dir.path().join("store/reports").join(&name);
@@ -215,6 +217,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         out: None,
         templates: None,
         limits: Default::default(),
+        reproductions: Default::default(),
     };
     report::run_command(again).unwrap();
     assert_eq!(first, std::fs::read(out.join("report.html")).unwrap());
@@ -238,6 +241,7 @@ fn report_command_refuses_tampered_evidence() {
         out: Some(out.clone()),
         templates: None,
         limits: Default::default(),
+        reproductions: Default::default(),
     };
     let message = format!("{:#}", report::run_command(args).unwrap_err());
     assert!(message.contains("refusing to report"), "{message}");

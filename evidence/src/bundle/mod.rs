@@ -16,6 +16,7 @@ pub mod archive;
 pub mod files;
 pub mod keys;
 pub mod manifest;
+pub mod oci;
 pub mod pack;
 pub mod provenance;
 pub mod runlog;

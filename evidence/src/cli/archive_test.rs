@@ -3,11 +3,11 @@
 //! copy of the archive that the kernel must refuse (see
 //! `capos_evidence::guest::archive_test`).
 
+use crate::guest::archive_test::{self, ArchiveBoot, ArchiveTestOptions};
+use crate::guest::build::display_relative;
+use crate::guest::qemu::{self, AccelRequest};
+use crate::paths;
 use anyhow::Result;
-use capos_evidence::guest::archive_test::{self, ArchiveBoot, ArchiveTestOptions};
-use capos_evidence::guest::build::display_relative;
-use capos_evidence::guest::qemu::{self, AccelRequest};
-use capos_evidence::paths;
 use std::path::Path;
 use std::time::Duration;
 

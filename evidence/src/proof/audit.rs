@@ -39,6 +39,9 @@ pub struct VerifyArgs {
     /// Size cap.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Reproduction attestations and the trust policy.
+    #[command(flatten)]
+    pub reproductions: crate::cli::reproduction_options::ReproductionOptions,
 }
 
 /// Why a bundle fails the full audit.
@@ -160,12 +163,31 @@ pub fn audit(path: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<Audi
 /// Audit a bundle (directory or packed archive) offline against a trusted public key.
 pub fn run_command(args: VerifyArgs) -> Result<()> {
     let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let audit = audit(&args.bundle, &trusted, args.limits.limits())?;
+    let limits = args.limits.limits();
+    let source = crate::cli::source::resolve(
+        &args.bundle,
+        &args.reproductions.registry,
+        limits.max_bundle_bytes,
+    )?;
+    if let Some((_, artifact)) = &source.pulled {
+        println!("pulled {} ({} bytes)", artifact.reference, artifact.size);
+    }
+    let audit = audit(&source.path, &trusted, limits)?;
+    // Every check (reproductions included) before anything that reads as success.
+    let reproductions = crate::cli::reproduction_options::check(
+        &args.reproductions,
+        &source,
+        &audit.bundle.name,
+        &trusted,
+    )?;
     println!(
         "verified: {} ({} files, key {})",
         audit.bundle.name, audit.bundle.file_count, audit.bundle.key_id
     );
     println!("run history: {}", audit.history);
+    if let Some((_, view)) = &reproductions {
+        crate::cli::reproduction_options::print(view);
+    }
     Ok(())
 }
 

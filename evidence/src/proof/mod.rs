@@ -4,9 +4,12 @@
 //! audit); neither of those depends on this layer.
 
 pub mod adaptive;
+pub mod archive_audit;
+pub mod attestation;
 pub mod audit;
 pub mod baseline;
 pub mod bootstrap;
+pub mod compare;
 pub mod contract;
 pub mod exit;
 pub mod history;
@@ -14,6 +17,7 @@ pub mod host;
 pub mod inputs;
 pub mod measure;
 pub mod numbers;
+pub mod policy;
 pub mod report;
 pub mod reproduce;
 pub mod run;

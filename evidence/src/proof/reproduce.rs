@@ -11,15 +11,20 @@
 //! different accelerator than recorded never count as a reproduction.
 
 use crate::bundle::keys;
-use crate::bundle::verify::LimitArgs;
+use crate::bundle::verify::{LimitArgs, Limits, VerifiedBundle};
 use crate::guest::build::{self, KernelFlavor};
+use crate::proof::attestation::{self, AttestedBundle, VerificationResult};
 use crate::proof::audit;
+pub use crate::proof::compare::{
+    compare, Comparison, GateComparison, MedianComparison, SpeedupComparison,
+};
 use crate::proof::contract::RepetitionChoice;
 use crate::proof::run::{self, RunPlan};
 use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use crate::terminal::untrusted;
 use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
 
 /// Default tolerance for medians, in percent of the recorded median.
@@ -52,124 +57,6 @@ pub struct ReproduceArgs {
     /// Size cap.
     #[command(flatten)]
     pub limits: LimitArgs,
-}
-
-/// One median, recorded and reproduced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MedianComparison {
-    /// Case id.
-    pub case: String,
-    /// Metric name.
-    pub metric: String,
-    /// Recorded median.
-    pub old: Option<f64>,
-    /// Reproduced median.
-    pub new: Option<f64>,
-    /// Relative change in percent, when both exist and the old is non-zero.
-    pub change_percent: Option<f64>,
-    /// Whether the medians agree within the tolerance.
-    pub agrees: bool,
-}
-
-/// One gate, recorded and reproduced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GateComparison {
-    /// Gate id.
-    pub id: String,
-    /// Recorded verdict.
-    pub old: GateVerdict,
-    /// Reproduced verdict (None if the new run lacks the gate).
-    pub new: Option<GateVerdict>,
-}
-
-impl GateComparison {
-    /// Whether both runs reached the same verdict.
-    pub fn agrees(&self) -> bool {
-        self.new == Some(self.old)
-    }
-}
-
-/// The comparison of a recorded and a reproduced summary.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Comparison {
-    /// Every case and metric of the recorded summary.
-    pub medians: Vec<MedianComparison>,
-    /// Every gate of the recorded summary.
-    pub gates: Vec<GateComparison>,
-    /// Why the two summaries cannot be compared as a reproduction, if so.
-    pub blocker: Option<String>,
-}
-
-impl Comparison {
-    /// Whether the reproduction agrees: no blocker, all gates and medians agree.
-    pub fn agrees(&self) -> bool {
-        self.blocker.is_none()
-            && self.gates.iter().all(GateComparison::agrees)
-            && self.medians.iter().all(|median| median.agrees)
-    }
-}
-
-/// Compare `new` with `old`: gates by verdict, medians within `tolerance_percent`.
-#[must_use]
-pub fn compare(old: &SummaryDocument, new: &SummaryDocument, tolerance_percent: f64) -> Comparison {
-    let mut medians = Vec::new();
-    for case in &old.cases {
-        for metric in &case.metrics {
-            let old_median = metric
-                .statistics
-                .as_ref()
-                .map(|statistics| statistics.median);
-            let new_median = new.median(&case.id, &metric.name);
-            let change_percent = match (old_median, new_median) {
-                (Some(old), Some(new)) if old != 0.0 => Some(100.0 * (new - old) / old),
-                _ => None,
-            };
-            let agrees = match (old_median, new_median, change_percent) {
-                (Some(_), Some(_), Some(change)) => change.abs() <= tolerance_percent,
-                (Some(old), Some(new), None) => old == new,
-                _ => false,
-            };
-            medians.push(MedianComparison {
-                case: case.id.clone(),
-                metric: metric.name.clone(),
-                old: old_median,
-                new: new_median,
-                change_percent,
-                agrees,
-            });
-        }
-    }
-    let gates = old
-        .gates
-        .iter()
-        .map(|gate| GateComparison {
-            id: gate.id.clone(),
-            old: gate.verdict,
-            new: new
-                .gates
-                .iter()
-                .find(|candidate| candidate.id == gate.id)
-                .map(|candidate| candidate.verdict),
-        })
-        .collect();
-    let blocker = if old.contract != new.contract {
-        Some(format!(
-            "different proofs ({} vs {})",
-            old.contract, new.contract
-        ))
-    } else if old.accelerator.name != new.accelerator.name {
-        Some(format!(
-            "the recorded runs used {} but this machine runs {} ({}); timings under different accelerators are not comparable",
-            old.accelerator.name, new.accelerator.name, new.accelerator.reason
-        ))
-    } else {
-        None
-    };
-    Comparison {
-        medians,
-        gates,
-        blocker,
-    }
 }
 
 /// `capos reproduce`: verify, decide the ISO, re-run, compare, and say whether it reproduced.
@@ -230,9 +117,26 @@ pub fn run_command(args: ReproduceArgs, workspace: impl FnOnce() -> Result<PathB
         store: run::store_dir(root, args.store),
         signing_key: keys::ensure_signing_key(root, args.signing_key.as_deref())?,
     };
+    let signing_key = plan.signing_key.clone();
+    let store = plan.store.clone();
     let outcome = run::execute(root, &plan)?;
     let comparison = compare(&old, &outcome.summary, args.tolerance);
     print_comparison(&old, &outcome.summary, &comparison, args.tolerance);
+    let written = attest_into_store(
+        &verified,
+        &outcome.bundle,
+        &signing_key,
+        args.tolerance,
+        &args.bundle.display().to_string(),
+        &store,
+        args.limits.limits(),
+    )?;
+    println!(
+        "[reproduce] attestation {} ({}, key {})",
+        written.path.display(),
+        if written.passed { "PASSED" } else { "FAILED" },
+        crate::bundle::provenance::key_id(&signing_key.verifying_key())
+    );
 
     let reproduced = comparison.agrees() && iso_matches;
     if !iso_matches {
@@ -251,6 +155,57 @@ pub fn run_command(args: ReproduceArgs, workspace: impl FnOnce() -> Result<PathB
         );
     }
     Ok(())
+}
+
+/// A reproduction attestation written into a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenAttestation {
+    /// The envelope file.
+    pub path: PathBuf,
+    /// Whether its verdict is PASSED.
+    pub passed: bool,
+}
+
+/// Verify the reproduction bundle at `reproduction` with `key`'s public half,
+/// sign an attestation about `original` with `key`, and write it to
+/// `<store>/attestations/<original>/<reproduction>.vsa.dsse.json`.
+pub fn attest_into_store(
+    original: &VerifiedBundle,
+    reproduction: &Path,
+    key: &SigningKey,
+    tolerance: f64,
+    resource_uri: &str,
+    store: &Path,
+    limits: Limits,
+) -> Result<WrittenAttestation> {
+    let reproduced = audit::verify_bundle(reproduction, &key.verifying_key(), limits)
+        .with_context(|| {
+            format!(
+                "the reproduction bundle {} does not verify with the attesting key",
+                reproduction.display()
+            )
+        })?;
+    let original_facts = AttestedBundle::read(original)?;
+    let reproduced_facts = AttestedBundle::read(&reproduced)?;
+    let now = crate::time::rfc3339(std::time::SystemTime::now());
+    let statement = attestation::build(
+        &original_facts,
+        &reproduced_facts,
+        tolerance,
+        resource_uri,
+        &now,
+    )?;
+    let bytes = attestation::sign(&statement, key)?;
+    let path = store.join(attestation::store_path(&original.name, &reproduced.name));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(WrittenAttestation {
+        path,
+        passed: statement.predicate.verification_result == VerificationResult::Passed,
+    })
 }
 
 /// What a reproduction of a bundle with these `inputs` needs, for `--check-only`.
@@ -384,17 +339,21 @@ fn print_comparison(
             }
         );
     }
-    for speedup in &old.speedups {
-        let new_value = new
-            .speedups
-            .iter()
-            .find(|candidate| candidate.id == speedup.id)
-            .and_then(|s| s.value);
+    for speedup in &comparison.speedups {
+        let change = speedup
+            .change_percent
+            .map(|change| format!("{change:+.1}%"))
+            .unwrap_or_else(|| "n/a".into());
         println!(
-            "[reproduce] speedup={} old={} new={}",
+            "[reproduce] speedup={} old={} new={} change={change} {}",
             untrusted(&speedup.id),
-            show(speedup.value),
-            show(new_value)
+            show(speedup.old),
+            show(speedup.new),
+            if speedup.agrees {
+                format!("within ±{tolerance}%")
+            } else {
+                format!("OUTSIDE ±{tolerance}%")
+            }
         );
     }
     let verdict = |verdict: Option<GateVerdict>| match verdict {

@@ -61,6 +61,9 @@ pub struct ReportArgs {
     /// Size cap.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Reproduction attestations and the trust policy.
+    #[command(flatten)]
+    pub reproductions: crate::cli::reproduction_options::ReproductionOptions,
 }
 
 /// The two report templates' sources.
@@ -117,6 +120,8 @@ pub struct BundleFacts {
     /// What the store's run log says about this run and its siblings, when
     /// the log is at hand.
     pub history: String,
+    /// Reproduction attestations judged against a trust policy, when asked for.
+    pub reproductions: Option<crate::proof::attestation::ReproductionsView>,
 }
 
 /// A rendered report.
@@ -137,23 +142,41 @@ pub fn run_command(args: ReportArgs) -> Result<()> {
         Some(dir) => Templates::from_dir(dir)?,
         None => Templates::builtin(),
     };
-    let verified = audit::verify_bundle(&args.bundle, &trusted, args.limits.limits())
-        .with_context(|| {
-            format!(
-                "refusing to report on {}: verification failed",
-                args.bundle.display()
-            )
-        })?;
-    let parent = args
-        .bundle
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let limits = args.limits.limits();
+    let source = crate::cli::source::resolve(
+        &args.bundle,
+        &args.reproductions.registry,
+        limits.max_bundle_bytes,
+    )?;
+    let verified = audit::verify_bundle(&source.path, &trusted, limits).with_context(|| {
+        format!(
+            "refusing to report on {}: verification failed",
+            args.bundle.display()
+        )
+    })?;
+    let reproductions = crate::cli::reproduction_options::check(
+        &args.reproductions,
+        &source,
+        &verified.name,
+        &trusted,
+    )?
+    .map(|(_, view)| view);
+    if let Some(view) = &reproductions {
+        crate::cli::reproduction_options::print(view);
+    }
+    let parent = match &source.pulled {
+        Some(_) => Path::new("."),
+        None => args
+            .bundle
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    };
     let out = args
         .out
         .unwrap_or_else(|| parent.join("reports").join(&verified.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let link_prefix = if args.bundle.is_dir() {
+    let link_prefix = if source.pulled.is_none() && args.bundle.is_dir() {
         relative_link(&out, &args.bundle)
     } else {
         None
@@ -172,6 +195,7 @@ pub fn run_command(args: ReportArgs) -> Result<()> {
             .clone(),
         history: history::history(&verified.name, &verified.files, &trusted)
             .with_context(|| format!("refusing to report on {}", args.bundle.display()))?,
+        reproductions,
     };
     let rendered = render(&templates, &verified.files, &facts)?;
     write(&out, &rendered)?;
