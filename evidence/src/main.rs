@@ -10,8 +10,8 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::bundle::{keys, pack};
-use capos_evidence::guest::{build, fuzz, manifest, qemu, smokes, soak};
+use capos_evidence::bundle::keys;
+use capos_evidence::guest::qemu;
 use capos_evidence::paths;
 use capos_evidence::proof::{audit, report, reproduce, run};
 
@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Build the kernel ELF or the bootable ISO.
     #[command(subcommand)]
-    Build(build::BuildCommand),
+    Build(cli::build::BuildCommand),
     /// Boot the ISO once under QEMU and report pass/fail from isa-debug-exit.
     Qemu(qemu::QemuArgs),
     /// Decide which accelerator `--accel auto` would use here, and say why.
@@ -43,23 +43,23 @@ enum Command {
     /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
     Report(report::ReportArgs),
     /// Pack a bundle directory into a deterministic tar archive.
-    Pack(pack::PackArgs),
+    Pack(cli::pack::PackArgs),
     /// Generate an Ed25519 key pair for signing provenance.
     Keygen(keys::KeygenArgs),
     /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
     Reproduce(reproduce::ReproduceArgs),
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
-    Manifest(manifest::ManifestCommand),
+    Manifest(cli::manifest::ManifestCommand),
     /// Audit a store's signed run log and every bundle it names.
     #[command(subcommand)]
     Log(audit::LogCommand),
     /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
-    Smokes(smokes::SmokeArgs),
+    Smokes(cli::smokes::SmokeArgs),
     /// Boot the random submission fuzzer once per seed; ends with `N passed, N failed`.
-    Fuzz(fuzz::FuzzArgs),
+    Fuzz(cli::fuzz::FuzzArgs),
     /// Boot the whole smoke suite N times, counting failures and keeping failing logs.
-    Soak(soak::SoakArgs),
+    Soak(cli::soak::SoakArgs),
     /// Pack --copies extra programs and manifests into the boot archive, boot
     /// the last one, and check that a damaged archive is refused at boot.
     ArchiveTest(cli::archive_test::ArchiveTestArgs),
@@ -81,7 +81,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let explicit_root = cli.root;
     let workspace = || paths::workspace_root(explicit_root.as_deref());
     match cli.command {
-        Command::Build(command) => build::run(&workspace()?, command),
+        Command::Build(command) => cli::build::run_command(&workspace()?, command),
         Command::Qemu(args) => qemu::run_command(&workspace()?, args),
         Command::Accel => {
             let choice = qemu::detect_accel(&workspace()?, qemu::AccelRequest::Auto)?;
@@ -91,13 +91,13 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run_command(&workspace()?, args),
         Command::Verify(args) => audit::run_command(args),
         Command::Report(args) => report::run_command(args),
-        Command::Pack(args) => pack::run_command(args),
+        Command::Pack(args) => cli::pack::run_command(args),
         Command::Keygen(args) => keys::run_command(args, workspace),
         Command::Reproduce(args) => reproduce::run_command(args, workspace),
-        Command::Manifest(command) => manifest::run_command(&workspace()?, command),
-        Command::Smokes(args) => smokes::run_command(&workspace()?, args),
-        Command::Fuzz(args) => fuzz::run_command(&workspace()?, args),
-        Command::Soak(args) => soak::run_command(&workspace()?, args),
+        Command::Manifest(command) => cli::manifest::run_command(&workspace()?, command),
+        Command::Smokes(args) => cli::smokes::run_command(&workspace()?, args),
+        Command::Fuzz(args) => cli::fuzz::run_command(&workspace()?, args),
+        Command::Soak(args) => cli::soak::run_command(&workspace()?, args),
         Command::ArchiveTest(args) => cli::archive_test::run_command(&workspace()?, args),
         Command::Log(command) => audit::log_command(command),
     }

@@ -2,9 +2,9 @@
 //! times (`capos fuzz`, `capos soak`): CPU count, accelerator, and an
 //! already built ISO.
 
-use crate::guest::build;
-use crate::guest::qemu::AccelRequest;
 use anyhow::Result;
+use capos_evidence::guest::build;
+use capos_evidence::guest::qemu::AccelRequest;
 use std::path::{Path, PathBuf};
 
 /// How every boot of a multi-boot command is made.
