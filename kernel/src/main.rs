@@ -25,6 +25,7 @@ mod objects;
 mod panic;
 mod park;
 mod process;
+mod registrations;
 mod ring;
 mod sched;
 mod syscall;

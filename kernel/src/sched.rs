@@ -32,10 +32,11 @@
 //!
 //! Lifetime: a thread's own kernel stack never holds an owning reference to
 //! the thread across a switch it may not come back from. A thread ends only
-//! through [`exit_current`], which cancels its timers, marks it dead, drops
-//! the caller's reference and switches away for good; the scheduler loop's
-//! reference is then the last one, and dropping it frees the kernel stack
-//! (to the stack cache) and releases the process. A thread asked to stop
+//! through [`exit_current`], which withdraws every registration it made
+//! (`registrations`: timers, parks, waits, joins, endpoint entries), marks
+//! it dead, drops the caller's reference and switches away for good; the
+//! scheduler loop's reference is then the last one, and dropping it frees
+//! the kernel stack (to the stack cache) and releases the process. A thread asked to stop
 //! ([`Thread::kill`]) is woken if blocked and runs until its next return
 //! towards user mode, where the syscall and interrupt paths call
 //! `exit_current`. So teardown always runs, from a known place.
@@ -201,9 +202,9 @@ pub struct Thread {
     memory: Option<crate::process::ThreadMemory>,
     /// How the thread ended, and who waits to hear it.
     end: Mutex<ThreadEnd>,
-    /// Processes this thread has registered exit waits on (withdrawn when
-    /// it ends); at most one entry per process.
-    exit_waits: Mutex<Vec<alloc::sync::Weak<Process>>>,
+    /// What the thread has registered with other objects (exit waits,
+    /// joins, endpoints), all withdrawn when it ends (`registrations`).
+    pub registrations: crate::registrations::Registrations,
 }
 
 /// A thread's end and its joiners.
@@ -278,7 +279,7 @@ impl Thread {
             fs_base: start.fs_base,
             memory: Some(memory),
             end: Mutex::new(ThreadEnd::default()),
-            exit_waits: Mutex::new(Vec::new()),
+            registrations: crate::registrations::Registrations::new(),
         });
         LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
         // Stack from the top: the user frame `interrupt_return` pops, the
@@ -347,13 +348,20 @@ impl Thread {
     }
 
     /// The thread's end now (exit value, killed), or None after registering
-    /// `(joiner, user_data)` to be completed when it ends. Registrations of
-    /// joiners that have since been killed are dropped first.
+    /// `(joiner, user_data)` to be completed when it ends (noted in the
+    /// joiner's registrations, so the joiner's end withdraws it).
+    /// Registrations of joiners that have since been killed are dropped
+    /// first.
     pub fn join(
-        &self,
+        self: &Arc<Self>,
         joiner: &Arc<Thread>,
         user_data: u64,
     ) -> Result<Option<(i64, bool)>, capos_abi::Error> {
+        joiner
+            .registrations
+            .note(crate::registrations::Registration::Join(Arc::downgrade(
+                self,
+            )))?;
         let mut end = self.end.lock();
         if let Some(result) = end.result {
             return Ok(Some(result));
@@ -366,28 +374,17 @@ impl Thread {
         Ok(None)
     }
 
-    /// Remember that this thread waits for `process` to exit.
-    pub fn note_exit_wait(
-        &self,
-        process: alloc::sync::Weak<Process>,
-    ) -> Result<(), capos_abi::Error> {
-        let mut waits = self.exit_waits.lock();
-        waits.retain(|known| known.strong_count() > 0);
-        if waits.iter().any(|known| known.ptr_eq(&process)) {
-            return Ok(());
-        }
-        waits
-            .try_reserve(1)
-            .map_err(|_| capos_abi::Error::OutOfMemory)?;
-        waits.push(process);
-        Ok(())
+    /// Withdraw every join `joiner` registered on this thread (it is ending).
+    pub fn forget_joiner(&self, joiner: &Thread) {
+        self.end
+            .lock()
+            .joiners
+            .retain(|(waiter, _)| !core::ptr::eq(Arc::as_ptr(waiter), joiner));
     }
 
-    /// `process` has exited and answered this thread's waits on it.
-    pub fn forget_exit_wait(&self, process: &Process) {
-        self.exit_waits
-            .lock()
-            .retain(|known| !core::ptr::eq(known.as_ptr(), process));
+    /// Whether the thread has ended (its joiners are answered).
+    pub fn ended(&self) -> bool {
+        self.end.lock().result.is_some()
     }
 
     /// Record the thread's end and complete its joiners.
@@ -480,19 +477,14 @@ pub fn switch_to_scheduler(thread: &Thread) {
     }
 }
 
-/// End the running thread for good with exit `value`: cancel its timers
-/// and park waits, complete its joiners, end the process if it was the last
-/// thread, mark it dead, drop the caller's reference (the scheduler loop
-/// still holds one, so the thread outlives this function) and switch away
-/// without coming back.
+/// End the running thread for good with exit `value`: withdraw every
+/// registration it made (timers, parks, exit waits, joins, endpoint
+/// entries: `registrations::withdraw_all`), complete its joiners, end the
+/// process if it was the last thread, mark it dead, drop the caller's
+/// reference (the scheduler loop still holds one, so the thread outlives
+/// this function) and switch away without coming back.
 pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
-    thread.timers.cancel_all();
-    crate::park::forget_thread(&thread);
-    let waits = core::mem::take(&mut *thread.exit_waits.lock());
-    for process in waits.iter().filter_map(alloc::sync::Weak::upgrade) {
-        process.forget_waiter(&thread);
-    }
-    drop(waits);
+    crate::registrations::withdraw_all(&thread);
     let killed = thread.killed();
     thread.finish(value, killed);
     if thread.process.thread_finished() {
