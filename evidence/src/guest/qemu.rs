@@ -29,22 +29,8 @@ pub const STDERR_LOG: &str = "stderr.log";
 /// The exact QEMU command line, shell-quoted.
 pub const COMMAND_FILE: &str = "command.txt";
 
-/// Which accelerator QEMU runs the guest with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
-}
+/// Which accelerator QEMU runs the guest with (a frozen bundle-format tag).
+pub use crate::bundle::format::Accel;
 
 impl Accel {
     /// QEMU arguments selecting this accelerator and a CPU model it supports.

@@ -162,7 +162,7 @@ fn check_ratios(spec: &ContractSpec, problems: &mut Vec<String>) -> Vec<Option<R
 /// Why a run on `os` did not end well, or None.
 pub fn exit_problem(os: Os, exit: &ExitRecord) -> Option<RunProblem<'static>> {
     match os {
-        Os::Capos => exit.problem(),
+        Os::Capos => crate::proof::exit::problem(exit),
         Os::Linux | Os::Native if exit.timed_out => Some(RunProblem::BaselineTimedOut),
         Os::Linux => match exit.exit_code {
             Some(0) => None,
