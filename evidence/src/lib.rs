@@ -10,12 +10,14 @@
 //!   reports and reproduction; it uses the two layers above.
 //!
 //! [`paths`], [`tools`], [`digest`], [`git`], [`time`], [`terminal`] and [`tool`] are leaves every
-//! layer may use.
+//! layer may use; so is [`host`] (the machine's CPU topology, vCPU pinning
+//! and `/proc` noise samples).
 
 pub mod bundle;
 pub mod digest;
 pub mod git;
 pub mod guest;
+pub mod host;
 pub mod paths;
 pub mod proof;
 pub mod terminal;

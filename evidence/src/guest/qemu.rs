@@ -3,8 +3,13 @@
 //! Every run has a timeout, keeps its raw serial bytes, a copy with host
 //! arrival times per line, QEMU's stderr and the exact command line, and
 //! passes only when the guest wrote the success code to `isa-debug-exit`.
+//! A watched run ([`run_captured_watched`]) also gets a QMP socket, is
+//! pinned once it runs, and has the host sampled just before it starts and
+//! just after it exits, before it is reaped ([`crate::host::watch`]).
 
 use crate::guest::build;
+use crate::host::affinity;
+use crate::host::watch::{RunHost, Watch};
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
 use std::fmt;
@@ -230,6 +235,8 @@ pub struct CaseOutcome {
     pub wall: Duration,
     pub lines: Vec<TimedLine>,
     pub serial_log: PathBuf,
+    /// Pinning and host noise, when the run was watched.
+    pub host: Option<RunHost>,
 }
 
 impl CaseOutcome {
@@ -284,6 +291,11 @@ pub fn qemu_arguments(spec: &CaseSpec) -> Vec<String> {
 
 /// Boot `spec` once, capture its serial output with arrival times, and judge it.
 pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
+    run_case_watched(spec, None)
+}
+
+/// [`run_case`], with QEMU pinned and the host sampled by `watch`.
+pub fn run_case_watched(spec: &CaseSpec, watch: Option<&mut Watch>) -> Result<CaseOutcome> {
     let qemu = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&spec.iso)?;
     if spec.cmdline.contains(',') {
@@ -293,12 +305,13 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
         );
     }
     let args = qemu_arguments(spec);
-    let captured = run_captured(
+    let captured = run_captured_watched(
         &qemu,
         tools::QEMU.program,
         &args,
         spec.timeout,
         &spec.log_dir,
+        watch,
     )?;
     let exit_code = captured.status.and_then(|status| status.code());
     Ok(CaseOutcome {
@@ -307,6 +320,7 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseOutcome> {
         wall: captured.wall,
         lines: captured.lines,
         serial_log: spec.log_dir.join(SERIAL_LOG),
+        host: captured.host,
     })
 }
 
@@ -319,6 +333,8 @@ pub struct Captured {
     pub wall: Duration,
     /// Its stdout, line by line, with arrival times.
     pub lines: Vec<TimedLine>,
+    /// Pinning and host noise, when the run was watched.
+    pub host: Option<RunHost>,
 }
 
 /// Run `program` with `args` and keep everything as a run's raw logs in
@@ -333,10 +349,28 @@ pub fn run_captured(
     timeout: Duration,
     log_dir: &Path,
 ) -> Result<Captured> {
+    run_captured_watched(program, shown_name, args, timeout, log_dir, None)
+}
+
+/// [`run_captured`], with `watch` (when given) adding its arguments,
+/// sampling the host just before the start and just after the exit (before
+/// the process is reaped), and pinning the process once it runs.
+pub fn run_captured_watched(
+    program: &Path,
+    shown_name: &str,
+    args: &[String],
+    timeout: Duration,
+    log_dir: &Path,
+    mut watch: Option<&mut Watch>,
+) -> Result<Captured> {
     std::fs::create_dir_all(log_dir)
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
     let serial_log = log_dir.join(SERIAL_LOG);
     let timed_log = log_dir.join(TIMED_LOG);
+    let mut args = args.to_vec();
+    if let Some(watch) = watch.as_deref() {
+        args.extend(watch.extra_arguments());
+    }
     let mut command_line = vec![shown_name.to_string()];
     command_line.extend(args.iter().cloned());
     std::fs::write(
@@ -345,21 +379,50 @@ pub fn run_captured(
     )?;
 
     let stderr_file = std::fs::File::create(log_dir.join(STDERR_LOG))?;
-    let start = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
+    let mut command = Command::new(program);
+    command
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(stderr_file)
-        .spawn()
-        .with_context(|| format!("starting {}", program.display()))?;
+        .stderr(stderr_file);
+    if let Some(watch) = watch.as_deref_mut() {
+        watch.before_start();
+    }
+    let start = Instant::now();
+    let spawn_cpus = watch
+        .as_deref()
+        .and_then(Watch::spawn_cpus)
+        .map(<[u32]>::to_vec);
+    let spawned = match spawn_cpus {
+        // The child inherits this thread's affinity from its first instruction.
+        Some(cpus) => match affinity::with_thread_affinity(&cpus, || command.spawn()) {
+            Ok((spawned, restored)) => {
+                restored.context("restoring this thread's CPU affinity after a pinned spawn")?;
+                spawned
+            }
+            Err(error) => {
+                if let Some(watch) = watch.as_deref_mut() {
+                    watch.spawn_affinity_failed(&error);
+                }
+                command.spawn()
+            }
+        },
+        None => command.spawn(),
+    };
+    let mut child = spawned.with_context(|| format!("starting {}", program.display()))?;
     let stdout = child
         .stdout
         .take()
         .with_context(|| format!("{shown_name}'s stdout was not captured"))?;
     let reader = std::thread::spawn(move || capture_serial(stdout, start, &serial_log, &timed_log));
 
-    let status = wait_with_deadline(&mut child, start + timeout)?;
+    let status = match watch.as_deref_mut() {
+        Some(watch) => {
+            watch.started(child.id());
+            wait_watched(&mut child, start + timeout, watch)?
+        }
+        None => wait_with_deadline(&mut child, start + timeout)?,
+    };
     let wall = start.elapsed();
     let lines = reader
         .join()
@@ -368,7 +431,32 @@ pub fn run_captured(
         status,
         wall,
         lines,
+        host: watch.map(|watch| watch.take_record()),
     })
+}
+
+/// [`wait_with_deadline`] for a watched child: the watch takes its end
+/// sample after the child exits but before it is reaped, or just before it
+/// is killed at `deadline`.
+fn wait_watched(
+    child: &mut std::process::Child,
+    deadline: Instant,
+    watch: &mut Watch,
+) -> Result<Option<std::process::ExitStatus>> {
+    let pid = child.id();
+    loop {
+        if affinity::exited_unreaped(pid)? {
+            watch.exited(pid);
+            return Ok(Some(child.wait()?));
+        }
+        if Instant::now() >= deadline {
+            watch.exited(pid);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// How a run ended, from QEMU's exit status and whether the harness killed

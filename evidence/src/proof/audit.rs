@@ -1,7 +1,9 @@
 //! `capos verify`: a full audit — the bundle's integrity and signature
 //! ([`crate::bundle::verify`], steps 1-6), then step 7: `results.csv` and
 //! `summary.json` must equal, byte for byte, what [`summary::recompute`]
-//! derives from the contract copy and the raw logs.
+//! derives from the contract copy and the raw logs, and step 8: the host
+//! records (`host.json`) parse strictly and their noise figures follow
+//! from their `/proc` samples ([`crate::proof::host::check_bundle`]).
 //!
 //! `capos log verify`: a store's run log (chain and signed head) and every
 //! bundle it names, each audited in full and matched against its entry; a
@@ -51,6 +53,9 @@ pub enum AuditError {
     /// Recomputing the figures from the raw logs failed.
     #[error("recomputing results from the raw logs failed: {0:#}")]
     Recompute(anyhow::Error),
+    /// The host records (host.json) are malformed or contradict the run.
+    #[error("host record: {0}")]
+    Host(#[from] crate::proof::host::HostError),
     /// A stored figure differs from the recomputed one.
     #[error("{path}: line {line} differs from the value recomputed from the raw logs\n  stored:     {stored}\n  recomputed: {recomputed}")]
     RecomputedMismatch {
@@ -83,6 +88,9 @@ pub fn verify_bundle(
             return Err(mismatch);
         }
     }
+    let (contract, inputs) = summary::read_bundle_basics(&verified.files)
+        .map_err(|error| AuditError::Recompute(error.into()))?;
+    crate::proof::host::check_bundle(&verified.files, &contract, &inputs)?;
     Ok(verified)
 }
 

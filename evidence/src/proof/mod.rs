@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod contract;
 pub mod exit;
 pub mod history;
+pub mod host;
 pub mod inputs;
 pub mod measure;
 pub mod report;

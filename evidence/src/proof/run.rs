@@ -6,6 +6,12 @@
 //! figures are exactly what an auditor recomputes. A failed run or gate still
 //! produces a sealed bundle (failed evidence is evidence) and a non-zero exit.
 //!
+//! Before the first boot it reads the host's topology and places every
+//! case (the root `host.json`); each run is then pinned and the host
+//! sampled around it, and the run's `host.json` records both
+//! ([`crate::proof::host`]). A pinning or sampling failure is recorded and
+//! printed, never fatal.
+//!
 //! With `CAPOS_THREAD_SCALE_GUEST_MEASURE=1` the kernel is built with its
 //! `measure` feature (recorded in inputs.json as `kernel_features`), and
 //! each capOS run also stores its `[measure]` lines (`measure.log`) and
@@ -18,10 +24,13 @@ use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
 use crate::bundle::writer::BundleWriter;
 use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
+use crate::host::noise::Limits;
+use crate::host::watch::Watch;
 use crate::proof::baseline::rules;
 use crate::proof::baseline::runner as baseline_runner;
 use crate::proof::contract::{self, Contract, RepetitionChoice};
 use crate::proof::history;
+use crate::proof::host;
 use crate::proof::inputs::{
     AcceleratorRecord, ArtifactRecord, HostRecord, Inputs, QemuRecord, SkippedCase, SourceRecord,
     INPUTS_FORMAT,
@@ -272,6 +281,10 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .map(|&index| &contract.spec.cases[index])
         .collect();
     let baselines = baseline_runner::prepare(root, contract, &running_cases)?;
+    let host_document = host::plan(Path::new(host::SYSFS_ROOT), &running_cases);
+    for line in host::describe_plan(&host_document) {
+        eprintln!("capos: [{proof}] host: {line}");
+    }
     let guest_measure = plan.kernel_flavor == KernelFlavor::Measure;
     let benchmark = if guest_measure {
         Some(measured_benchmark(root, contract, &running_cases)?)
@@ -309,6 +322,7 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         &bundle_root.join(summary::INPUTS_FILE),
         &summary::json_text(&inputs)?,
     )?;
+    host::write_document(&bundle_root, &host_document)?;
 
     let count = plan.repetitions.count;
     let total = running.len() as u64 * u64::from(count);
@@ -332,17 +346,29 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
                 eprintln!("capos: [{proof}] {} run {repetition}/{count}", case.id);
             }
             let run_dir = summary::run_log_path(&case.id, repetition);
+            let mut watch = host::watch_for(&host_document, case);
             let record = match &baselines {
                 Some(prepared) if !case.os.is_capos() => {
                     let log_dir = bundle_root.join(&run_dir);
-                    let exit = baseline_runner::run_case(prepared, case, choice.accel, &log_dir)
-                        .with_context(|| {
-                            format!("running case {} repetition {repetition}", case.id)
-                        })?;
+                    let (exit, run_host) = baseline_runner::run_case(
+                        prepared,
+                        case,
+                        choice.accel,
+                        &log_dir,
+                        Some(&mut watch),
+                    )
+                    .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
                     write_file(
                         &log_dir.join(summary::EXIT_FILE),
                         &summary::json_text(&exit)?,
                     )?;
+                    if let Some(run_host) = run_host {
+                        for warning in
+                            host::write_run(&log_dir, run_host, host_document.noise_limits)?
+                        {
+                            eprintln!("capos: [{proof}] {} run {repetition}: {warning}", case.id);
+                        }
+                    }
                     summary::evaluate_run_dir(
                         contract,
                         case_index,
@@ -360,6 +386,7 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
                     choice.accel,
                     &bundle_root,
                     benchmark.as_ref(),
+                    (&mut watch, host_document.noise_limits),
                 )?,
             };
             bar.inc(1);
@@ -427,6 +454,7 @@ fn run_one(
     accel: Accel,
     bundle_root: &Path,
     benchmark: Option<&Benchmark>,
+    (watch, noise_limits): (&mut Watch, Limits),
 ) -> Result<RunRecord> {
     let case = &contract.spec.cases[case_index];
     let run_dir = summary::run_log_path(&case.id, repetition);
@@ -440,8 +468,16 @@ fn run_one(
         timeout: Duration::from_secs(case.timeout_secs),
         log_dir: log_dir.to_path_buf(),
     };
-    let outcome = qemu::run_case(&spec)
+    let outcome = qemu::run_case_watched(&spec, Some(watch))
         .with_context(|| format!("running case {} repetition {repetition}", case.id))?;
+    if let Some(run_host) = outcome.host.clone() {
+        for warning in host::write_run(&log_dir, run_host, noise_limits)? {
+            eprintln!(
+                "capos: [{}] {} run {repetition}: {warning}",
+                contract.spec.name, case.id
+            );
+        }
+    }
     let exit = ExitRecord {
         exit_code: outcome.exit_code,
         timed_out: outcome.verdict == Verdict::Timeout,

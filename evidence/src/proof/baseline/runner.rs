@@ -19,6 +19,7 @@ use super::program::{self, Artifact};
 use super::Os;
 use crate::guest::build;
 use crate::guest::qemu::{self, Accel};
+use crate::host::watch::{RunHost, Watch};
 use crate::proof::contract::{CaseSpec, Contract};
 use crate::proof::exit::ExitRecord;
 use crate::tools;
@@ -161,41 +162,57 @@ fn available_cpus() -> u32 {
         .unwrap_or(1)
 }
 
-/// Run one baseline case into `log_dir`; returns how it ended.
+/// Run one baseline case into `log_dir`; returns how it ended and, when
+/// `watch` is given, its pinning and host noise. A native program given a
+/// watch with CPUs starts on exactly those CPUs (and pins itself to all of
+/// them); without one it pins itself to the first `min(cpus, host CPUs)`.
 pub fn run_case(
     prepared: &Prepared,
     case: &CaseSpec,
     accel: Accel,
     log_dir: &Path,
-) -> Result<ExitRecord> {
+    watch: Option<&mut Watch>,
+) -> Result<(ExitRecord, Option<RunHost>)> {
     let timeout = Duration::from_secs(case.timeout_secs);
     let (captured, pinned_cpus) = match case.os {
         Os::Capos => bail!("case {} is a capOS case, not a baseline", case.id),
         Os::Linux => {
             let qemu = tools::require(&tools::QEMU)?;
             let arguments = linux_arguments(prepared, case, accel)?;
-            let captured =
-                qemu::run_captured(&qemu, tools::QEMU.program, &arguments, timeout, log_dir)?;
+            let captured = qemu::run_captured_watched(
+                &qemu,
+                tools::QEMU.program,
+                &arguments,
+                timeout,
+                log_dir,
+                watch,
+            )?;
             (captured, None)
         }
         Os::Native => {
-            let pinned = case.cpus.min(available_cpus());
+            let planned = watch
+                .as_deref()
+                .and_then(Watch::spawn_cpus)
+                .map(|cpus| u32::try_from(cpus.len()).unwrap_or(u32::MAX));
+            let pinned = planned.unwrap_or_else(|| case.cpus.min(available_cpus()));
             let mut arguments = program_arguments(prepared, case);
             arguments.extend(["--cpus".to_string(), pinned.to_string()]);
-            let captured = qemu::run_captured(
+            let captured = qemu::run_captured_watched(
                 &prepared.init,
                 &prepared.inputs.init.path,
                 &arguments,
                 timeout,
                 log_dir,
+                watch,
             )?;
             (captured, Some(pinned))
         }
     };
-    Ok(ExitRecord {
+    let exit = ExitRecord {
         exit_code: captured.status.and_then(|status| status.code()),
         timed_out: captured.status.is_none(),
         wall_ms: u64::try_from(captured.wall.as_millis()).unwrap_or(u64::MAX),
         pinned_cpus,
-    })
+    };
+    Ok((exit, captured.host))
 }

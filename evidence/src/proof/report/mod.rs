@@ -9,6 +9,7 @@
 //! formatting inside the template engine. Charts are SVG generated here.
 
 mod charts;
+mod host;
 mod measure;
 
 use crate::bundle::files::BundleFiles;
@@ -317,6 +318,8 @@ struct ReportContext<'a> {
     ratio_rows: Vec<RatioRow>,
     /// Guest measurement per case (empty unless the kernel had `measure`).
     measure_cases: Vec<measure::MeasureCaseView>,
+    /// Topology, pinning and noise (None for bundles made before they were recorded).
+    host: Option<host::HostView>,
 }
 
 /// One ratio of two speedups.
@@ -344,7 +347,11 @@ pub fn render(
     } else {
         Vec::new()
     };
+    let host = crate::proof::host::check_bundle(files, &contract, &inputs)?
+        .as_ref()
+        .map(host::view);
     let context = ReportContext {
+        host,
         bundle,
         contract: &contract.spec,
         inputs: &inputs,
@@ -523,6 +530,7 @@ fn log_rows(summary: &SummaryDocument, files: &BundleFiles) -> Vec<LogRow> {
                     .chain(
                         MEASURE_FILES
                             .iter()
+                            .chain([&crate::proof::host::HOST_FILE])
                             .filter(|name| files.read(&format!("{directory}/{name}")).is_ok()),
                     )
                     .map(|name| LogFile {
