@@ -33,7 +33,7 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
     let selected = smokes::select(root, args.list.as_deref(), &args.only)?;
     let iso = match args.iso {
         Some(iso) => iso,
-        None => build::build_default_iso(root)?.path,
+        None => build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?.path,
     };
     let choice = qemu::detect_accel(root, args.accel)?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);

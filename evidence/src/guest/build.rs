@@ -113,15 +113,17 @@ pub struct BuiltIso {
 }
 
 /// Build the ISO of the flavor the environment asks for at its usual path
-/// (`target/iso/capos.iso`, or `target/iso-measure/capos.iso`).
-pub fn build_default_iso(root: &Path) -> Result<BuiltIso> {
+/// (`target/iso/capos.iso`, or `target/iso-measure/capos.iso`). A flavor
+/// other than the standard one is announced through `announce` before the
+/// build starts (the caller decides where the sentence goes).
+pub fn build_default_iso(root: &Path, announce: &mut dyn FnMut(&str)) -> Result<BuiltIso> {
     let flavor = KernelFlavor::from_environment()?;
     if flavor != KernelFlavor::Standard {
-        eprintln!(
-            "capos: {GUEST_MEASURE_VARIABLE}=1: building the kernel with features [{}] into {}",
+        announce(&format!(
+            "{GUEST_MEASURE_VARIABLE}=1: building the kernel with features [{}] into {}",
             flavor.features().join(", "),
             display_relative(root, &flavor.iso_path(root))
-        );
+        ));
     }
     build_iso(root, &flavor.iso_path(root), flavor)
 }

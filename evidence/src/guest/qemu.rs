@@ -602,7 +602,7 @@ pub struct QemuArgs {
 pub fn run_command(root: &Path, args: QemuArgs) -> Result<()> {
     let iso = match args.iso {
         Some(iso) => iso,
-        None => build::build_default_iso(root)?.path,
+        None => build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?.path,
     };
     let choice = detect_accel(root, args.accel)?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);

@@ -184,7 +184,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
             (iso, sha256, false)
         }
         None => {
-            let built = build::build_default_iso(root)?;
+            let built = build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?;
             (built.path, built.sha256, true)
         }
     };
