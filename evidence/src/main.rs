@@ -72,6 +72,10 @@ fn main() {
         // line of defence against terminal control sequences.
         let message = format!("{error:#}");
         let shown = capos_evidence::terminal::controls_escaped(&message);
+        if error.downcast_ref::<run::Inconclusive>().is_some() {
+            eprintln!("capos: {shown}");
+            std::process::exit(run::Inconclusive::EXIT_STATUS);
+        }
         eprintln!("capos: error: {shown}");
         std::process::exit(1);
     }

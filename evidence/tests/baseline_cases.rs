@@ -387,7 +387,7 @@ fn the_report_sets_capos_beside_its_baselines() {
     );
     assert!(rendered
         .markdown
-        .contains("| capos-over-linux-1-2 | capos-1-2 / linux-1-2 | 1.000 | gated |"));
+        .contains("| capos-over-linux-1-2 | capos-1-2 / linux-1-2 | 1.000 | — | gated |"));
     // One chart, a curve per system, a legend and the ideal line.
     assert_eq!(rendered.charts.len(), 1);
     let svg = &rendered.charts[0].1;

@@ -227,6 +227,23 @@ fn repetitions_come_from_flag_then_environment_then_default() {
     }
     std::env::remove_var("CAPOS_TEST_ONLY_REPETITIONS");
     assert!(contract.choose_repetitions(Some("0")).is_err());
+    // `auto`: the default stopping rule, its cap as the count until the
+    // rounds are done; `auto:<cap>` lowers or raises the cap.
+    let choice = contract.choose_repetitions(Some("auto")).unwrap();
+    let rule = choice.adaptive.clone().unwrap();
+    assert_eq!(
+        (choice.count, rule.min_rounds, rule.max_rounds),
+        (15, 3, 15)
+    );
+    let choice = contract.choose_repetitions(Some("auto:6")).unwrap();
+    assert_eq!((choice.count, choice.adaptive.unwrap().max_rounds), (6, 6));
+    for bad in ["auto:2", "auto:101", "auto:", "automatic", "auto:x"] {
+        let message = contract
+            .choose_repetitions(Some(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("auto:<cap>"), "{bad}: {message}");
+    }
 }
 
 #[test]

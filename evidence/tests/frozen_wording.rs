@@ -197,7 +197,7 @@ fn an_unknown_format_is_refused() {
         summary::recompute(&BundleFiles::staging(&bundle)).unwrap_err()
     );
     assert!(
-        message.contains("\"capos-inputs/v9\" is not one this capos knows (capos-inputs/v1)"),
+        message.contains("\"capos-inputs/v9\" is not one this capos knows (capos-inputs/v2)"),
         "{message}"
     );
 }

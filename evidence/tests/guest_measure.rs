@@ -181,3 +181,33 @@ fn an_altered_measure_log_is_caught_on_recomputation() {
         "{message}"
     );
 }
+
+/// From format v2 on, a bundle of a measuring kernel is never publishable,
+/// even when every run and gate passed under KVM (v1 bundles keep their
+/// recorded judgement).
+#[test]
+fn a_measuring_kernel_is_never_publishable() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    measured_bundle(&bundle, &|_, _, _| {});
+    // The runs take 1000 and 2000 cycles: a gate of 0.4x passes.
+    let contract = SCALE_CONTRACT.replace("threshold: 1.6}", "threshold: 0.4}");
+    let mut recorded = inputs("prime-scale", Accel::Kvm, 2, 2);
+    recorded.kernel_features = vec!["measure".into()];
+    write_basics(&bundle, &contract, &recorded);
+    finish_bundle(&bundle);
+    assert_eq!(
+        read_summary(&bundle).claim.level,
+        summary::ClaimLevel::Publishable,
+        "v1 judged the claim without the kernel's features"
+    );
+    recorded.format = "capos-inputs/v2".into();
+    recorded.statistics = Some(capos_evidence::proof::bootstrap::BootstrapPlan::with_seed(
+        1,
+    ));
+    write_basics(&bundle, &contract, &recorded);
+    finish_bundle(&bundle);
+    let claim = read_summary(&bundle).claim;
+    assert_eq!(claim.level, summary::ClaimLevel::Diagnostic);
+    assert!(claim.reason.contains("measure feature"), "{}", claim.reason);
+}

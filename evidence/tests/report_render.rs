@@ -129,7 +129,7 @@ fn speedup_report_shows_the_gate_ideal_line_and_diagnostic_level() {
         "{markdown}"
     );
     assert!(
-        markdown.contains("| 1.905x | 2.000x | 95.2% | speedup-1-to-2 ≥ 1.600x: **pass** |"),
+        markdown.contains("| 1.905x | — | 2.000x | 95.2% | speedup-1-to-2 ≥ 1.600x: **pass** |"),
         "{markdown}"
     );
     assert!(

@@ -194,3 +194,49 @@ fn lines_of_another_process_do_not_count() {
         "window_syscalls=0",
     );
 }
+
+/// `CAPOS_THREAD_SCALE_TOTAL_BLOCKS`: the size and the host's checksum for
+/// it replace the written expectations, every case passes them on, and a
+/// run of the default size no longer passes.
+#[test]
+fn a_chosen_size_is_judged_against_the_hosts_checksum() {
+    let contract = shipped();
+    let environment = std::collections::BTreeMap::from([(
+        "CAPOS_THREAD_SCALE_TOTAL_BLOCKS".to_string(),
+        "2048".to_string(),
+    )]);
+    let sized = capos_evidence::proof::workload_size::sized(&contract, &environment)
+        .unwrap()
+        .expect("the shipped contract has a workload size");
+    let shape = capos_workloads::hash::Shape {
+        blocks: 2048,
+        rounds: 64,
+    };
+    let checksum = capos_workloads::hash::short_checksum(
+        &capos_workloads::hash::expected_root(shape).unwrap(),
+    );
+    let case = |id: &str| sized.spec.cases.iter().find(|c| c.id == id).unwrap();
+    assert!(case("cpus2")
+        .cmdline
+        .ends_with(&format!("user.blocks=2048 user.expect={checksum}")));
+    assert_eq!(
+        case("native-cpus2").cmdline,
+        format!("--blocks 2048 --expect {checksum}")
+    );
+    for id in ["cpus2", "linux-cpus2", "native-cpus2"] {
+        let (lines, exit) = passing(&contract, id);
+        let resized = edited(&lines, "checksum=", |l| {
+            l.replace("blocks=262144", "blocks=2048")
+                .replace(CHECKSUM, &format!("{checksum:#018x}"))
+        });
+        let problems = judge(&sized, id, &resized, &exit);
+        assert!(problems.is_empty(), "{id}: {problems:?}");
+        fails_with(&judge(&sized, id, &lines, &exit), "field blocks");
+    }
+    let bad = std::collections::BTreeMap::from([(
+        "CAPOS_THREAD_SCALE_TOTAL_BLOCKS".to_string(),
+        "1000".to_string(),
+    )]);
+    let error = capos_evidence::proof::workload_size::sized(&contract, &bad).unwrap_err();
+    assert!(error.to_string().contains("multiple of 1024"), "{error}");
+}

@@ -59,6 +59,9 @@ pub enum Verdict {
     Fail,
     /// Stopped with an error before a bundle was sealed.
     Error,
+    /// Sealed; nothing failed, but a required gate was inconclusive
+    /// (bundle format v2 onward).
+    Inconclusive,
 }
 
 impl std::fmt::Display for Verdict {
@@ -67,6 +70,7 @@ impl std::fmt::Display for Verdict {
             Self::Pass => "pass",
             Self::Fail => "fail",
             Self::Error => "error",
+            Self::Inconclusive => "inconclusive",
         })
     }
 }

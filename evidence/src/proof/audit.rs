@@ -186,6 +186,8 @@ pub struct StoreAudit {
     pub failed: usize,
     /// Runs broken off by an error (no bundle).
     pub errors: usize,
+    /// Sealed runs whose claim was inconclusive (format v2 onward).
+    pub inconclusive: usize,
 }
 
 /// Verify `store`'s run log against `trusted`, then every bundle it names:
@@ -228,6 +230,7 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Res
         history::check_entry(entry, &verified.files)?;
         match entry.run.verdict {
             Verdict::Pass => audit.passed += 1,
+            Verdict::Inconclusive => audit.inconclusive += 1,
             _ => audit.failed += 1,
         }
     }
@@ -240,11 +243,16 @@ pub fn log_command(command: LogCommand) -> Result<()> {
     let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
     let audit = verify_store(&args.store, &trusted, args.limits.limits())?;
     println!(
-        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error), every bundle present and verified, key {}",
+        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error{}), every bundle present and verified, key {}",
         audit.entries,
         audit.passed,
         audit.failed,
         audit.errors,
+        if audit.inconclusive > 0 {
+            format!(", {} inconclusive", audit.inconclusive)
+        } else {
+            String::new()
+        },
         crate::bundle::provenance::key_id(&trusted)
     );
     Ok(())

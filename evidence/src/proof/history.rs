@@ -27,6 +27,8 @@ use crate::terminal::untrusted;
 pub fn verdict_of(summary: &SummaryDocument) -> Verdict {
     if summary.all_passed() {
         Verdict::Pass
+    } else if summary.claim.level == summary::ClaimLevel::Inconclusive {
+        Verdict::Inconclusive
     } else {
         Verdict::Fail
     }
@@ -130,6 +132,8 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
         .iter()
         .enumerate()
         .filter(|(_, other)| other.run.verdict != Verdict::Pass)
+        // Inconclusive runs are listed too: a reader must see every run
+        // that did not pass.
         .map(|(index, other)| match &other.run.bundle {
             Some(bundle) => format!(
                 "run {} ({}, bundle {})",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guest::qemu::Accel;
 use crate::proof::baseline::runner::BaselineInputs;
+use crate::proof::bootstrap::BootstrapPlan;
 use crate::proof::contract::RepetitionChoice;
 use crate::proof::summary::wording::Wording;
 
@@ -52,6 +53,10 @@ pub struct Inputs {
     /// The Linux guest and native baselines, when the contract has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineInputs>,
+    /// How confidence intervals are computed (format v2 onward, where it
+    /// is required: its seed makes every bound reproducible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<BootstrapPlan>,
 }
 
 /// A conditional case that did not run.
@@ -71,6 +76,12 @@ impl Inputs {
         self.kernel_features
             .iter()
             .any(|feature| feature == "measure")
+    }
+
+    /// Host CPUs a case may use without oversubscription: the recorded
+    /// affinity-mask count when there is one, else the logical CPU count.
+    pub fn free_host_cpus(&self) -> u32 {
+        self.host.available_cpus.unwrap_or(self.host.cpu_count)
     }
 
     /// Why case `id` did not run, or None if it ran.
@@ -126,6 +137,10 @@ pub struct HostRecord {
     pub cpu_model: String,
     /// Logical CPUs.
     pub cpu_count: u32,
+    /// CPUs this run could use (its affinity mask; format v2 onward): a
+    /// case with more virtual CPUs is oversubscribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_cpus: Option<u32>,
     /// Host kernel release (/proc/sys/kernel/osrelease).
     pub kernel: String,
 }

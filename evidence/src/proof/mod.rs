@@ -3,8 +3,10 @@
 //! Builds on [`crate::guest`] (to boot) and [`crate::bundle`] (to store and
 //! audit); neither of those depends on this layer.
 
+pub mod adaptive;
 pub mod audit;
 pub mod baseline;
+pub mod bootstrap;
 pub mod contract;
 pub mod exit;
 pub mod history;
@@ -16,3 +18,4 @@ pub mod reproduce;
 pub mod run;
 pub mod stats;
 pub mod summary;
+pub mod workload_size;

@@ -220,6 +220,7 @@ pub fn run_command(args: ReproduceArgs, workspace: impl FnOnce() -> Result<PathB
         repetitions: RepetitionChoice {
             count: inputs.repetitions.count,
             source: format!("reproduce of bundle {}", verified.name),
+            adaptive: None,
         },
         accel_request,
         iso,
@@ -399,6 +400,7 @@ fn print_comparison(
     let verdict = |verdict: Option<GateVerdict>| match verdict {
         Some(GateVerdict::Pass) => "pass",
         Some(GateVerdict::Fail) => "fail",
+        Some(GateVerdict::Inconclusive) => "inconclusive",
         None => "missing",
     };
     for gate in &comparison.gates {
@@ -460,6 +462,7 @@ mod tests {
                         stddev: None,
                         n: 1,
                     }),
+                    interval: None,
                 }],
                 os: Default::default(),
                 skipped: None,
@@ -477,6 +480,10 @@ mod tests {
                 value: None,
                 verdict: gate,
                 detail: String::new(),
+                interval: None,
+                reason: None,
+                host_capacity: None,
+                required: true,
             }],
             failures: Vec::new(),
             notes: Vec::new(),
@@ -485,6 +492,8 @@ mod tests {
                 level: ClaimLevel::Publishable,
                 reason: String::new(),
             },
+            statistics: None,
+            adaptive: None,
         }
     }
 

@@ -26,8 +26,10 @@ use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
 use crate::host::noise::Limits;
 use crate::host::watch::Watch;
+use crate::proof::adaptive::Decision;
 use crate::proof::baseline::rules;
 use crate::proof::baseline::runner as baseline_runner;
+use crate::proof::bootstrap::BootstrapPlan;
 use crate::proof::contract::{self, Contract, RepetitionChoice};
 use crate::proof::history;
 use crate::proof::host;
@@ -38,7 +40,9 @@ use crate::proof::inputs::{
 use crate::proof::measure::{self, Benchmark};
 use crate::proof::stats;
 use crate::proof::summary::wording::Wording;
-use crate::proof::summary::{self, ExitRecord, GateVerdict, RunRecord, SummaryDocument};
+use crate::proof::summary::{
+    self, ClaimLevel, ExitRecord, GateVerdict, GatedWidth, RunRecord, SummaryDocument,
+};
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -77,7 +81,10 @@ const RECORDED_VARIABLES: &[&str] = &[
 pub struct RunArgs {
     /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
     pub proof: String,
-    /// Repetitions per case, 1..=100 (default: the contract's CAPOS_*_RUNS variable, else its default).
+    /// Repetitions per case, 1..=100, or `auto` / `auto:<cap>`: interleaved
+    /// rounds until every gated interval spans at most 5% of its figure
+    /// (3 to 15 or <cap> rounds). Default: the contract's CAPOS_*_RUNS
+    /// variable, which takes the same values, else its default.
     #[arg(long)]
     pub runs: Option<String>,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
@@ -176,6 +183,9 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     let contract = contract::find(root, &args.proof)?;
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
     check_threshold_variables(&contract)?;
+    if let Some((name, value)) = workload_size_variable(&contract) {
+        crate::proof::workload_size::parse_blocks(&name, &value)?;
+    }
     let signing_key = keys::ensure_signing_key(root, args.signing_key.as_deref())?;
     let kernel_flavor = KernelFlavor::from_environment()?;
     let (iso, iso_sha256, iso_built) = match args.iso {
@@ -203,16 +213,40 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
     finish(&outcome)
 }
 
-/// Exit status policy: an error (after the bundle path was printed) when anything failed.
+/// A run whose claim is inconclusive: nothing failed, but the evidence
+/// does not decide it (`capos` exits with [`Inconclusive::EXIT_STATUS`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the claim is inconclusive: {reason}; the evidence is stored in {}", bundle.display())]
+pub struct Inconclusive {
+    /// The claim's reason.
+    pub reason: String,
+    /// The sealed bundle.
+    pub bundle: PathBuf,
+}
+
+impl Inconclusive {
+    /// Exit status of an inconclusive run (1 is a failure, 0 a pass).
+    pub const EXIT_STATUS: i32 = 2;
+}
+
+/// Exit status policy: an error (after the bundle path was printed) when
+/// anything failed or the claim is inconclusive.
 pub fn finish(outcome: &RunOutcome) -> Result<()> {
     if outcome.succeeded() {
         return Ok(());
+    }
+    if outcome.summary.claim.level == ClaimLevel::Inconclusive {
+        return Err(Inconclusive {
+            reason: outcome.summary.claim.reason.clone(),
+            bundle: outcome.bundle.clone(),
+        }
+        .into());
     }
     let failed_gates = outcome
         .summary
         .gates
         .iter()
-        .filter(|gate| gate.verdict == GateVerdict::Fail)
+        .filter(|gate| gate.required && gate.verdict == GateVerdict::Fail)
         .count();
     bail!(
         "{} of {} runs failed and {failed_gates} gate(s) failed; the failed evidence is stored in {}",
@@ -227,10 +261,14 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
 /// store's run log.
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let started_on = crate::time::rfc3339(SystemTime::now());
+    // The commit as the run starts, as inputs.json records it: a commit
+    // made while the run boots must not make the log entry disagree with
+    // its bundle (`capos log verify` and `capos report` refuse that).
+    let commit = git_state(root);
     let result = execute_unrecorded(root, plan, &started_on);
     let run = history::RunEnd {
         contract: &plan.contract.spec.name,
-        commit: git_state(root),
+        commit,
         started: started_on.clone(),
         finished: crate::time::rfc3339(SystemTime::now()),
         outcome: match &result {
@@ -250,9 +288,38 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     }
 }
 
+/// The contract's workload-size variable and its value, when the contract
+/// has one and the environment sets it.
+fn workload_size_variable(contract: &Contract) -> Option<(String, String)> {
+    let size = contract.spec.workload_size.as_ref()?;
+    let value = std::env::var(&size.env).ok()?;
+    Some((size.env.clone(), value))
+}
+
 /// [`execute`] without the run-log entry.
 fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Result<RunOutcome> {
-    let contract = plan.contract;
+    let size_variable = workload_size_variable(plan.contract);
+    let sized = match &size_variable {
+        Some((name, value)) => {
+            let environment = BTreeMap::from([(name.clone(), value.clone())]);
+            let sized = crate::proof::workload_size::sized(plan.contract, &environment)?;
+            if let Some(sized) = &sized {
+                eprintln!(
+                    "capos: [{}] {name}={value}: cases run with `{}`",
+                    plan.contract.spec.name,
+                    sized
+                        .spec
+                        .cases
+                        .first()
+                        .map(|case| case.cmdline.as_str())
+                        .unwrap_or("")
+                );
+            }
+            sized
+        }
+        None => None,
+    };
+    let contract = sized.as_ref().unwrap_or(plan.contract);
     let proof = contract.spec.name.as_str();
     let qemu_binary = tools::require(&tools::QEMU)?;
     build::check_iso_signature(&plan.iso)?;
@@ -310,11 +377,15 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .spec
         .gates
         .iter()
-        .filter_map(|gate| gate.threshold_env.as_ref())
+        .flat_map(|gate| [gate.threshold_env.as_ref(), gate.opt_in_env.as_ref()])
+        .flatten()
     {
         if let Ok(value) = std::env::var(name) {
             inputs.environment.insert(name.clone(), value);
         }
+    }
+    if let Some((name, value)) = &size_variable {
+        inputs.environment.insert(name.clone(), value.clone());
     }
     inputs.skipped_cases = skipped_cases;
     inputs.baseline = baselines.as_ref().map(|prepared| prepared.inputs.clone());
@@ -325,6 +396,7 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     host::write_document(&bundle_root, &host_document)?;
 
     let count = plan.repetitions.count;
+    let rule = plan.repetitions.adaptive.as_ref();
     let total = running.len() as u64 * u64::from(count);
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -335,9 +407,20 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("[{proof}]"));
+    if let Some(rule) = rule {
+        bar.suspend(|| {
+            println!(
+                "[{proof}] adaptive repetitions: {} to {} rounds, until every gated interval spans at most {} of its figure",
+                rule.min_rounds,
+                rule.max_rounds,
+                stats::format_figure(rule.target_relative_width)
+            )
+        });
+    }
     // Interleaved by repetition (every case once, then again), so drift on
     // a shared machine hits every case and system alike.
     let mut all_records: Vec<Vec<RunRecord>> = vec![Vec::new(); contract.spec.cases.len()];
+    let mut rounds = 0;
     for repetition in 1..=count {
         for &case_index in &running {
             let case = &contract.spec.cases[case_index];
@@ -392,6 +475,29 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
             bar.inc(1);
             all_records[case_index].push(record);
         }
+        rounds = repetition;
+        if let Some(rule) = rule {
+            let so_far: Vec<RunRecord> = all_records.iter().flatten().cloned().collect();
+            let widths = summary::gated_widths(contract, &inputs, &so_far)
+                .context("estimating the gated intervals after a round")?;
+            let relative: Vec<Option<f64>> =
+                widths.iter().map(|width| width.relative_width).collect();
+            let decision = rule.decide(repetition, &relative);
+            let line = round_line(proof, repetition, &widths, decision);
+            bar.suspend(|| println!("{line}"));
+            if decision != Decision::Continue {
+                break;
+            }
+        }
+    }
+    if rule.is_some() {
+        // The rounds that ran are the count verify replays the rule over.
+        inputs.repetitions.count = rounds;
+        bar.set_length(running.len() as u64 * u64::from(rounds));
+        write_file(
+            &bundle_root.join(summary::INPUTS_FILE),
+            &summary::json_text(&inputs)?,
+        )?;
     }
     for &case_index in &running {
         let case = &contract.spec.cases[case_index];
@@ -427,11 +533,13 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     let facts = build_facts(plan, &inputs, started_on)?;
     let bundle = writer.seal(&plan.signing_key, &facts)?;
     for gate in &summary.gates {
-        let verdict = match gate.verdict {
-            GateVerdict::Pass => "pass",
-            GateVerdict::Fail => "FAIL",
-        };
-        println!("[{proof}] gate {}: {verdict} ({})", gate.id, gate.detail);
+        let required = if gate.required { "" } else { ", not required" };
+        println!(
+            "[{proof}] gate {}: {}{required} ({})",
+            gate.id,
+            gate.verdict.shouted(),
+            gate.detail
+        );
     }
     for note in &summary.notes {
         println!("[{proof}] note: {note}");
@@ -442,6 +550,50 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
     );
     println!("{}", bundle.display());
     Ok(RunOutcome { bundle, summary })
+}
+
+/// `[proof] round N: gate=value [lower, upper] width W, ... -> continue`:
+/// the current estimate of every gated figure after an adaptive round.
+fn round_line(proof: &str, round: u32, widths: &[GatedWidth], decision: Decision) -> String {
+    let figure = |value: Option<f64>| {
+        value
+            .map(stats::format_figure)
+            .unwrap_or_else(|| "none".into())
+    };
+    let parts: Vec<String> = widths
+        .iter()
+        .map(|width| {
+            let interval = width
+                .interval
+                .map(|interval| {
+                    format!(
+                        " [{}, {}]",
+                        stats::format_figure(interval.lower),
+                        stats::format_figure(interval.upper)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{}={}{interval} width {}",
+                width.gate,
+                figure(width.value),
+                figure(width.relative_width)
+            )
+        })
+        .collect();
+    let decision = match decision {
+        Decision::Continue => "continue",
+        Decision::TargetReached => "stop: every gated interval is narrow enough",
+        Decision::CapReached => "stop: the cap is reached",
+    };
+    format!(
+        "[{proof}] round {round}: {} -> {decision}",
+        if parts.is_empty() {
+            "no gated figure".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 /// Boot one repetition (`(case index, repetition)`), record how QEMU ended
@@ -659,6 +811,9 @@ fn collect_inputs(
         environment,
         skipped_cases: Vec::new(),
         baseline: None,
+        statistics: Some(BootstrapPlan::with_seed(rand_core::RngCore::next_u64(
+            &mut rand_core::OsRng,
+        ))),
     })
 }
 
@@ -706,6 +861,9 @@ pub fn host_record() -> HostRecord {
     HostRecord {
         cpu_model,
         cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
+        available_cpus: std::thread::available_parallelism()
+            .ok()
+            .and_then(|count| u32::try_from(usize::from(count)).ok()),
         kernel,
     }
 }
@@ -727,7 +885,7 @@ fn build_facts(plan: &RunPlan<'_>, inputs: &Inputs, started_on: &str) -> Result<
     let external_parameters = serde_json::json!({
         "proof": plan.contract.spec.name,
         "contract_sha256": crate::digest::sha256_hex(plan.contract.text.as_bytes()),
-        "runs": plan.repetitions.count,
+        "runs": inputs.repetitions.count,
         "runs_source": plan.repetitions.source,
         "accel": accel_request_name(plan.accel_request),
     });

@@ -120,6 +120,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         repetitions: RepetitionChoice {
             count: repetitions,
             source: "contract default".into(),
+            adaptive: None,
         },
         accelerator: AcceleratorRecord {
             requested: "auto".into(),
@@ -147,6 +148,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         host: HostRecord {
             cpu_model: "Synthetic CPU".into(),
             cpu_count: host_cpus,
+            available_cpus: None,
             kernel: "6.1.0".into(),
         },
         source: SourceRecord {
@@ -158,6 +160,7 @@ pub fn inputs(proof: &str, accel: Accel, repetitions: u32, host_cpus: u32) -> In
         environment: BTreeMap::new(),
         skipped_cases: Vec::new(),
         baseline: None,
+        statistics: None,
     }
 }
 
@@ -285,9 +288,17 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// Compare the recomputed files of `bundle` with `tests/frozen/v1/<name>/`.
 pub fn check_frozen(name: &str, bundle: &Path) {
+    check_frozen_in("v1", name, bundle);
+}
+
+/// Compare the recomputed files of `bundle` with
+/// `tests/frozen/<version>/<name>/` (`CAPOS_BLESS=1` rewrites them; only
+/// ever for a new version's directory).
+pub fn check_frozen_in(version: &str, name: &str, bundle: &Path) {
     let recomputed = summary::recompute(&BundleFiles::staging(bundle)).unwrap();
     let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/frozen/v1")
+        .join("tests/frozen")
+        .join(version)
         .join(name);
     if std::env::var_os("CAPOS_BLESS").is_some() {
         std::fs::create_dir_all(&directory).unwrap();
@@ -303,10 +314,10 @@ pub fn check_frozen(name: &str, bundle: &Path) {
             assert_eq!(
                 old,
                 new,
-                "{name}/{file} line {}: v1 wording changed",
+                "{name}/{file} line {}: {version} wording changed",
                 line + 1
             );
         }
-        assert_eq!(&frozen, text, "{name}/{file}: v1 output changed");
+        assert_eq!(&frozen, text, "{name}/{file}: {version} output changed");
     }
 }

@@ -1,10 +1,11 @@
 //! `capos-baseline`: the Linux side of the capOS proofs, one static program
 //! built from the same workload crate as the capOS programs.
 //!
-//! `capos-baseline <program> [--workers <n>] [--cpus <n>]`, program one of
-//! `smp-process-scale`, `thread-scale` (`--workers` is the thread
-//! count), `user-bench` (which starts `capos-empty`, beside it
-//! or at `/empty` in the guest).
+//! `capos-baseline <program> [--workers <n>] [--cpus <n>] [--blocks <n>]
+//! [--expect <n>]`, program one of `smp-process-scale`, `thread-scale`
+//! (`--workers` is the thread count; `--blocks` its size, `--expect` the
+//! checksum the host computed for it), `user-bench` (which starts
+//! `capos-empty`, beside it or at `/empty` in the guest).
 //!
 //! - As PID 1 it is the Linux guest's `/init` (`os=linux`): the kernel
 //!   passes the words after `--` on its command line as arguments; it runs
@@ -32,6 +33,10 @@ struct Arguments {
     program: String,
     workers: Option<u32>,
     cpus: Option<usize>,
+    /// thread-scale's block count.
+    blocks: Option<u32>,
+    /// thread-scale's expected checksum (decimal).
+    expect: Option<u64>,
 }
 
 fn parse(words: &[String]) -> Result<Arguments, String> {
@@ -47,11 +52,33 @@ fn parse(words: &[String]) -> Result<Arguments, String> {
         program,
         workers: None,
         cpus: None,
+        blocks: None,
+        expect: None,
     };
     while let Some((flag, tail)) = rest.split_first() {
         let Some((value, tail)) = tail.split_first() else {
             return Err(format!("{flag} needs a value"));
         };
+        match flag.as_str() {
+            "--blocks" => {
+                arguments.blocks =
+                    Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("--blocks {value:?}: want a positive whole number")
+                    })?);
+                rest = tail;
+                continue;
+            }
+            "--expect" => {
+                arguments.expect = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--expect {value:?}: want a decimal checksum"))?,
+                );
+                rest = tail;
+                continue;
+            }
+            _ => {}
+        }
         let number: u32 = value
             .parse()
             .ok()
@@ -86,7 +113,13 @@ fn run(arguments: &Arguments, os: &'static str) -> Result<bool, String> {
             let cpus =
                 system::allowed_cpus().map_err(|error| format!("sched_getaffinity: {error}"))?;
             let threads = arguments.workers.unwrap_or(cpus.len() as u32);
-            thread_scale::run(os, cpus.len() as u32, threads)
+            thread_scale::run(
+                os,
+                cpus.len() as u32,
+                threads,
+                arguments.blocks,
+                arguments.expect,
+            )
         }
         "user-bench" => micro::run(os),
         other => Err(format!("unknown program {other:?}")),
@@ -126,9 +159,18 @@ mod tests {
             Ok(Arguments {
                 program: "smp-process-scale".into(),
                 workers: Some(4),
-                cpus: Some(2)
+                cpus: Some(2),
+                blocks: None,
+                expect: None,
             })
         );
+        let sized = parse(&words("thread-scale --blocks 1048576 --expect 12345")).unwrap();
+        assert_eq!(
+            (sized.blocks, sized.expect),
+            (Some(1_048_576), Some(12_345))
+        );
+        assert!(parse(&words("thread-scale --blocks 0")).is_err());
+        assert!(parse(&words("thread-scale --expect 0x12")).is_err());
         assert!(parse(&words("")).is_err());
         assert!(parse(&words("smp-process-scale --workers")).is_err());
         assert!(parse(&words("smp-process-scale --workers 0")).is_err());

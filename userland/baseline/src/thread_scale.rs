@@ -12,13 +12,23 @@ use capos_workloads::hash::{self, Slot};
 use capos_workloads::line::ThreadScaleLine;
 use capos_workloads::thread_scale::{self, Phases, Rendezvous, MAX_THREADS};
 
-/// Run once with `threads` worker threads on a system with `cpus` CPUs;
-/// print the line.
-pub fn run(os: &'static str, cpus: u32, threads: u32) -> Result<bool, String> {
+/// Run once with `threads` worker threads on a system with `cpus` CPUs,
+/// over `blocks` blocks (default: the proof's) whose checksum the host may
+/// have computed (`expect`); print the line.
+pub fn run(
+    os: &'static str,
+    cpus: u32,
+    threads: u32,
+    blocks: Option<u32>,
+    expect: Option<u64>,
+) -> Result<bool, String> {
     if !(1..=MAX_THREADS).contains(&threads) {
         return Err(format!("threads={threads} is out of range"));
     }
-    let shape = hash::DEFAULT_SHAPE;
+    let shape = hash::Shape {
+        blocks: blocks.unwrap_or(hash::DEFAULT_SHAPE.blocks),
+        rounds: hash::DEFAULT_SHAPE.rounds,
+    };
     let chunks = shape.chunks().map_err(|error| format!("{error:?}"))? as usize;
     let mut slots = vec![Slot::EMPTY; chunks];
     let mut shares: Vec<Option<(u32, &mut [Slot])>> = (0..threads).map(|_| None).collect();
@@ -55,7 +65,8 @@ pub fn run(os: &'static str, cpus: u32, threads: u32) -> Result<bool, String> {
         .ok_or("the phases' cycle reads are out of order")?;
     let root = hash::root(shape, &slots).ok();
     let checksum = root.as_ref().map(hash::short_checksum).unwrap_or(0);
-    let verified = clean && root.is_some() && thread_scale::known_checksum(shape) == Some(checksum);
+    let verified =
+        clean && root.is_some() && thread_scale::expected_checksum(shape, expect) == Some(checksum);
     let line = ThreadScaleLine {
         os: Some(os),
         cpus,

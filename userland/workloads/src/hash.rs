@@ -193,6 +193,20 @@ pub fn root(shape: Shape, slots: &[Slot]) -> Result<[u8; 32], HashError> {
     Ok(hasher.finalize().into())
 }
 
+/// The root a correct run of `shape` produces, computed in one pass (what
+/// the host computes for a size it has no stored root for): the same bytes
+/// as [`root`] over slots that each hold their own chunk's digest.
+pub fn expected_root(shape: Shape) -> Result<[u8; 32], HashError> {
+    let chunks = shape.chunks()?;
+    let mut hasher = Sha256::new();
+    hasher.update(shape.blocks.to_le_bytes());
+    hasher.update(shape.rounds.to_le_bytes());
+    for chunk in 0..chunks {
+        hasher.update(chunk_digest(chunk, shape.rounds));
+    }
+    Ok(hasher.finalize().into())
+}
+
 /// The first 8 bytes of a root, as the `checksum=<hex>` of a result line.
 pub fn short_checksum(root: &[u8; 32]) -> u64 {
     let mut first = [0u8; 8];

@@ -48,6 +48,13 @@ pub fn known_checksum(shape: Shape) -> Option<u64> {
         .map(|(_, checksum)| *checksum)
 }
 
+/// The checksum a run of `shape` must reach to say `verified=true`: the
+/// stored root of a known shape, else the one the host computed and passed
+/// in (`expect=`, `--expect`; `hash::expected_root`), else none.
+pub fn expected_checksum(shape: Shape, from_host: Option<u64>) -> Option<u64> {
+    known_checksum(shape).or(from_host)
+}
+
 /// An atomic alone on its cache line.
 #[repr(align(64))]
 #[derive(Default)]
@@ -235,6 +242,30 @@ mod tests {
                 "blocks={blocks}: update KNOWN"
             );
         }
+    }
+
+    #[test]
+    fn the_one_pass_root_is_the_threads_root() {
+        for blocks in [CHUNK_BLOCKS, 3 * CHUNK_BLOCKS, SMOKE_BLOCKS] {
+            let shape = Shape { blocks, rounds: 2 };
+            let expected = hash::short_checksum(&hash::expected_root(shape).unwrap());
+            assert_eq!(root_with_threads(shape, 3), expected, "blocks={blocks}");
+        }
+        let smoke = Shape {
+            blocks: SMOKE_BLOCKS,
+            rounds: hash::DEFAULT_SHAPE.rounds,
+        };
+        assert_eq!(
+            known_checksum(smoke),
+            Some(hash::short_checksum(&hash::expected_root(smoke).unwrap()))
+        );
+        assert_eq!(expected_checksum(smoke, Some(1)), known_checksum(smoke));
+        let other = Shape {
+            blocks: 2 * CHUNK_BLOCKS,
+            rounds: hash::DEFAULT_SHAPE.rounds,
+        };
+        assert_eq!(expected_checksum(other, Some(7)), Some(7));
+        assert_eq!(expected_checksum(other, None), None);
     }
 
     #[test]

@@ -126,12 +126,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
-/// The program's arguments for `case`: its mode, then `--workers`.
+/// The program's arguments for `case`: its mode, then `--workers`, then
+/// the words a run put in the case's `cmdline` (a baseline case's is empty
+/// as written; a chosen workload size adds `--blocks <n> --expect <n>`,
+/// see `Contract::with_workload_size`).
 fn program_arguments(prepared: &Prepared, case: &CaseSpec) -> Vec<String> {
     let mut arguments = vec![prepared.inputs.program.clone()];
     if let Some(workers) = case.workers {
         arguments.extend(["--workers".to_string(), workers.to_string()]);
     }
+    arguments.extend(case.cmdline.split_whitespace().map(str::to_string));
     arguments
 }
 

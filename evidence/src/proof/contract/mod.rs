@@ -48,6 +48,7 @@ mod validate;
 pub use schema::*;
 
 pub use baseline::{BaselineSpec, CaseCondition, Os, Ratio, RatioSpec, PROGRAMS};
+
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -147,6 +148,46 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// This contract with its `workload_size` fixed to `blocks` and the
+    /// host's `checksum` for them: the size and checksum fields must equal
+    /// them, capOS cases get `user.<option>=<blocks> user.expect=<checksum>`
+    /// boot options and baseline cases (whose `cmdline` is otherwise empty)
+    /// the program arguments `--<option> <blocks> --expect <checksum>`.
+    /// Without a `workload_size`, the contract unchanged.
+    #[must_use]
+    pub fn with_workload_size(&self, blocks: u32, checksum: u64) -> Contract {
+        let mut sized = self.clone();
+        let Some(size) = &self.spec.workload_size else {
+            return sized;
+        };
+        for (field, expectation) in self
+            .spec
+            .result_line
+            .fields
+            .iter()
+            .zip(sized.field_expectations.iter_mut())
+        {
+            if field.name == size.field {
+                *expectation = Some(Expectation::Value(FieldValue::Integer(i64::from(blocks))));
+            } else if field.name == size.checksum_field {
+                *expectation = Some(Expectation::Value(FieldValue::Hex(checksum)));
+            }
+        }
+        for case in &mut sized.spec.cases {
+            let words = if case.os.is_capos() {
+                format!("user.{}={blocks} user.expect={checksum}", size.option)
+            } else {
+                format!("--{} {blocks} --expect {checksum}", size.option)
+            };
+            case.cmdline = if case.cmdline.is_empty() {
+                words
+            } else {
+                format!("{} {words}", case.cmdline)
+            };
+        }
+        sized
+    }
+
     /// The ratios with resolved speedup indexes, in ratio order.
     pub fn ratios(&self) -> &[Ratio] {
         &self.ratios
@@ -184,18 +225,22 @@ impl Contract {
 }
 
 /// How many repetitions a run uses, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepetitionChoice {
     /// Runs per case.
     pub count: u32,
     /// Where the number came from: `--runs`, `env CAPOS_...`, or `contract default`.
     pub source: String,
+    /// With `auto`: the stopping rule the rounds followed (`count` is then
+    /// the number of rounds that ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<crate::proof::adaptive::StoppingRule>,
 }
 
 /// A repetition override that is not a whole number in 1..=100.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}"
+    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, `auto` (rounds until every gated interval is narrow enough, at most 15) or `auto:<cap>` (at most <cap> rounds, 3 to {MAX_REPETITIONS})"
 )]
 pub struct RepetitionError {
     /// `--runs` or the environment variable's name.
@@ -217,6 +262,45 @@ pub fn parse_repetitions(origin: &str, value: &str) -> Result<u32, RepetitionErr
         })
 }
 
+/// A repetition choice from `origin`'s `value`: a count, `auto` (the
+/// default stopping rule; `count` is its cap until the rounds are done) or
+/// `auto:<cap>` (the same rule with at most `cap` rounds, 3..=100).
+fn choice_from(
+    origin: &str,
+    value: &str,
+    source: String,
+) -> Result<RepetitionChoice, RepetitionError> {
+    let text = value.trim();
+    if let Some(rest) = text.strip_prefix("auto") {
+        let mut rule = crate::proof::adaptive::DEFAULT_RULE;
+        if let Some(cap) = rest.strip_prefix(':') {
+            rule.max_rounds = cap
+                .parse::<u32>()
+                .ok()
+                .filter(|cap| (rule.min_rounds..=MAX_REPETITIONS).contains(cap))
+                .ok_or_else(|| RepetitionError {
+                    origin: origin.to_string(),
+                    value: value.to_string(),
+                })?;
+        } else if !rest.is_empty() {
+            return Err(RepetitionError {
+                origin: origin.to_string(),
+                value: value.to_string(),
+            });
+        }
+        return Ok(RepetitionChoice {
+            count: rule.max_rounds,
+            source,
+            adaptive: Some(rule),
+        });
+    }
+    Ok(RepetitionChoice {
+        count: parse_repetitions(origin, value)?,
+        source,
+        adaptive: None,
+    })
+}
+
 impl Contract {
     /// Repetitions for a run: `flag` (from `--runs`) wins, then the contract's
     /// environment variable, then its default. A bad value is an error, never ignored.
@@ -225,17 +309,11 @@ impl Contract {
         flag: Option<&str>,
     ) -> Result<RepetitionChoice, RepetitionError> {
         if let Some(value) = flag {
-            return Ok(RepetitionChoice {
-                count: parse_repetitions("--runs", value)?,
-                source: "--runs".into(),
-            });
+            return choice_from("--runs", value, "--runs".into());
         }
         let variable = &self.spec.repetitions.env;
         match std::env::var(variable) {
-            Ok(value) => Ok(RepetitionChoice {
-                count: parse_repetitions(variable, &value)?,
-                source: format!("env {variable}"),
-            }),
+            Ok(value) => choice_from(variable, &value, format!("env {variable}")),
             Err(std::env::VarError::NotUnicode(value)) => Err(RepetitionError {
                 origin: variable.clone(),
                 value: value.to_string_lossy().into_owned(),
@@ -243,6 +321,7 @@ impl Contract {
             Err(std::env::VarError::NotPresent) => Ok(RepetitionChoice {
                 count: self.spec.repetitions.default,
                 source: "contract default".into(),
+                adaptive: None,
             }),
         }
     }

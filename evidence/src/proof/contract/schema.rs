@@ -45,6 +45,28 @@ pub struct ContractSpec {
     /// report draws their medians as stacked bars per case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<String>,
+    /// A workload size a run may choose (thread-scale's block count, for
+    /// Amdahl checks on larger workloads); see [`crate::proof::workload_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_size: Option<WorkloadSizeSpec>,
+}
+
+/// A workload size chosen per run through an environment variable. The
+/// run passes it to capOS as `user.<option>=<n>` and to the baseline as
+/// `--<option> <n>`, with the checksum the host computed for it
+/// (`user.expect=`, `--expect`); the result line's `field` must then equal
+/// the size and `checksum_field` that checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSizeSpec {
+    /// The variable (`CAPOS_*`) holding the size.
+    pub env: String,
+    /// The program option naming the size (`blocks`).
+    pub option: String,
+    /// The integer result-line field that reports the size.
+    pub field: String,
+    /// The hex result-line field that reports the checksum.
+    pub checksum_field: String,
 }
 
 /// Accelerator requirement for a publishable claim.
@@ -275,6 +297,12 @@ pub struct GateSpec {
     /// the run records it in inputs.json, so recomputation uses it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_env: Option<String>,
+    /// `speedup_at_least` / `ratio_at_least`: an opt-in gate. It decides
+    /// the claim only when this variable (`CAPOS_*`) was `1` at run time
+    /// (recorded in inputs.json); otherwise it is judged and shown but not
+    /// required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_in_env: Option<String>,
 }
 
 impl GateSpec {
@@ -294,6 +322,17 @@ impl GateSpec {
         {
             Some(text) => parse_threshold(text).unwrap_or(f64::INFINITY),
             None => threshold,
+        }
+    }
+}
+
+impl GateSpec {
+    /// Whether the gate decides the claim: always, unless it is opt-in and
+    /// the recorded environment does not set its variable to `1`.
+    pub fn required_in(&self, environment: &std::collections::BTreeMap<String, String>) -> bool {
+        match &self.opt_in_env {
+            Some(name) => environment.get(name).map(|value| value.trim()) == Some("1"),
+            None => true,
         }
     }
 }

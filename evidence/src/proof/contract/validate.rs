@@ -54,6 +54,7 @@ impl Validator<'_> {
         let line_count_patterns = self.resolve_line_counts();
         let metric_sources = self.resolve_metrics();
         self.check_phases();
+        self.check_workload_size();
         let speedups = self.resolve_speedups();
         let (problems, ratios) = super::baseline::check_contract(self.spec);
         self.problems.extend(problems);
@@ -67,6 +68,59 @@ impl Validator<'_> {
             ratios: ratios.into_iter().collect::<Option<Vec<_>>>()?,
             gates,
         })
+    }
+
+    /// `workload_size` names a CAPOS_* variable, an integer and a hex field,
+    /// and a workload whose checksum the host can compute (thread-scale).
+    fn check_workload_size(&mut self) {
+        let Some(size) = &self.spec.workload_size else {
+            return;
+        };
+        let well_formed = size.env.starts_with("CAPOS_")
+            && size
+                .env
+                .bytes()
+                .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_');
+        if !well_formed {
+            self.problem(format!(
+                "workload_size.env {:?} must be a CAPOS_* variable name (A-Z, 0-9, _)",
+                size.env
+            ));
+        }
+        if size.option != "blocks" {
+            self.problem(format!(
+                "workload_size.option {:?}: only `blocks` (thread-scale's size) is supported",
+                size.option
+            ));
+        }
+        let program = self
+            .spec
+            .baseline
+            .as_ref()
+            .map(|baseline| baseline.program.as_str());
+        let process = self.spec.result_line.process.as_deref();
+        if program != Some("thread-scale") && process != Some("thread-scale") {
+            self.problem(
+                "workload_size: the host computes checksums for the thread-scale workload only"
+                    .into(),
+            );
+        }
+        for (key, name, kind) in [
+            ("field", &size.field, FieldKind::Integer),
+            ("checksum_field", &size.checksum_field, FieldKind::Hex),
+        ] {
+            let found = self
+                .spec
+                .result_line
+                .fields
+                .iter()
+                .find(|field| &field.name == name);
+            if found.map(|field| field.kind) != Some(kind) {
+                self.problem(format!(
+                    "workload_size.{key} {name:?} must be a result_line field of kind {kind:?}"
+                ));
+            }
+        }
     }
 
     /// `phases` name distinct metrics of one unit (at least two).
@@ -496,13 +550,14 @@ impl Validator<'_> {
                 self.problem(format!("duplicate gate id {:?}", gate.id));
             }
             let mut unexpected = Vec::new();
-            let parameters: [(&str, bool); 6] = [
+            let parameters: [(&str, bool); 7] = [
                 ("speedup", gate.speedup.is_some()),
                 ("threshold", gate.threshold.is_some()),
                 ("field", gate.field.is_some()),
                 ("value", gate.value.is_some()),
                 ("ratio", gate.ratio.is_some()),
                 ("threshold_env", gate.threshold_env.is_some()),
+                ("opt_in_env", gate.opt_in_env.is_some()),
             ];
             let allowed: &[&str] = match gate.kind {
                 GateKind::AllRunsPass => &[],
@@ -510,19 +565,27 @@ impl Validator<'_> {
                 GateKind::SpeedupAtLeast => &["speedup", "threshold"],
                 GateKind::RatioAtLeast => &["ratio", "threshold"],
             };
-            if let Some(name) = &gate.threshold_env {
+            for (key, name) in [
+                ("threshold_env", &gate.threshold_env),
+                ("opt_in_env", &gate.opt_in_env),
+            ] {
+                let Some(name) = name else {
+                    continue;
+                };
                 let well_formed = name.starts_with("CAPOS_")
                     && name.bytes().all(|byte| {
                         byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_'
                     });
                 if !well_formed {
                     self.problem(format!(
-                        "{what}: threshold_env {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
+                        "{what}: {key} {name:?} must be a CAPOS_* variable name (A-Z, 0-9, _)"
                     ));
                 }
             }
             let optional: &[&str] = match gate.kind {
-                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => &["threshold_env"],
+                GateKind::SpeedupAtLeast | GateKind::RatioAtLeast => {
+                    &["threshold_env", "opt_in_env"]
+                }
                 _ => &[],
             };
             for (name, present) in parameters {

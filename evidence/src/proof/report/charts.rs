@@ -28,9 +28,13 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
         charts.extend(combined_speedup_chart(summary, comparison));
         for curves in baseline_view::curves(comparison) {
             let title = if curves.speedups {
-                format!("Median {} speedup vs CPUs", curves.metric)
+                format!(
+                    "Median {} speedup vs CPUs{}",
+                    curves.metric,
+                    interval_note(summary)
+                )
             } else {
-                format!("Median {} vs CPUs", curves.metric)
+                format!("Median {} vs CPUs{}", curves.metric, interval_note(summary))
             };
             let series: Vec<Series> = curves
                 .systems
@@ -40,7 +44,7 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                     label: curve.os.title().to_string(),
                     color,
                     dash: "",
-                    points: curve_points(curve),
+                    points: curve_points(summary, &curves, curve),
                 })
                 .collect();
             let thresholds = if curves.speedups {
@@ -94,8 +98,8 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
                     points.push(Point {
                         x: f64::from(speedup.case_cpus),
                         y: value,
-                        low: None,
-                        high: None,
+                        low: speedup.interval.map(|interval| interval.lower),
+                        high: speedup.interval.map(|interval| interval.upper),
                         label: speedup.case.clone(),
                     });
                 }
@@ -105,7 +109,7 @@ pub(super) fn charts(summary: &SummaryDocument) -> Vec<Chart> {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
             ideal.sort_by(|a, b| a.0.total_cmp(&b.0));
             ideal.dedup();
-            let title = format!("Median {metric} speedup vs CPUs");
+            let title = format!("Median {metric} speedup vs CPUs{}", interval_note(summary));
             charts.push(Chart {
                 svg: line_chart(&ChartSpec {
                     title: &title,
@@ -183,12 +187,16 @@ fn combined_speedup_chart(
                 label: format!("{} {}", curve.os.title(), metric.metric),
                 color,
                 dash,
-                points: curve_points(curve),
+                points: curve_points(summary, metric, curve),
             });
         }
     }
     let names: Vec<&str> = curves.iter().map(|curves| curves.metric.as_str()).collect();
-    let title = format!("Median speedup vs CPUs: {}", names.join(", "));
+    let title = format!(
+        "Median speedup vs CPUs: {}{}",
+        names.join(", "),
+        interval_note(summary)
+    );
     Some(Chart {
         svg: line_chart(&ChartSpec {
             title: &title,
@@ -328,17 +336,60 @@ fn stacked_bars(
     svg
 }
 
-/// A system's curve as chart points (no error bars).
-fn curve_points(curve: &baseline_view::Curve) -> Vec<Point> {
+/// ` (bars: 95% interval)` when the summary has intervals (format v2 onward).
+fn interval_note(summary: &SummaryDocument) -> String {
+    match &summary.statistics {
+        Some(plan) => {
+            let percent = format!("{:.3}", plan.confidence * 100.0);
+            format!(
+                " (bars: {}% interval)",
+                percent.trim_end_matches('0').trim_end_matches('.')
+            )
+        }
+        None => String::new(),
+    }
+}
+
+/// A system's curve as chart points, with the interval of each speedup
+/// (or median) as its bar when the summary has intervals.
+fn curve_points(
+    summary: &SummaryDocument,
+    curves: &baseline_view::Curves,
+    curve: &baseline_view::Curve,
+) -> Vec<Point> {
+    let interval_of = |case: &str| {
+        if curves.speedups {
+            summary
+                .speedups
+                .iter()
+                .find(|speedup| speedup.case == case && speedup.metric == curves.metric)
+                .and_then(|speedup| speedup.interval)
+        } else {
+            summary
+                .cases
+                .iter()
+                .find(|summary_case| summary_case.id == case)
+                .and_then(|summary_case| {
+                    summary_case
+                        .metrics
+                        .iter()
+                        .find(|metric| metric.name == curves.metric)
+                })
+                .and_then(|metric| metric.interval)
+        }
+    };
     curve
         .points
         .iter()
-        .map(|point| Point {
-            x: point.cpus,
-            y: point.value,
-            low: None,
-            high: None,
-            label: point.case.clone(),
+        .map(|point| {
+            let interval = interval_of(&point.case);
+            Point {
+                x: point.cpus,
+                y: point.value,
+                low: interval.map(|interval| interval.lower),
+                high: interval.map(|interval| interval.upper),
+                label: point.case.clone(),
+            }
         })
         .collect()
 }
@@ -517,8 +568,11 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
             y
         ));
     }
-    for series in spec.series {
+    let series_count = spec.series.len();
+    for (series_index, series) in spec.series.iter().enumerate() {
         let color = series.color;
+        // Several curves' bars at one CPU count sit side by side, 5 px apart.
+        let bar_offset = 5.0 * (series_index as f64 - (series_count as f64 - 1.0) / 2.0);
         if series.points.len() >= 2 {
             let path: Vec<String> = series
                 .points
@@ -537,7 +591,7 @@ fn line_chart(spec: &ChartSpec<'_>) -> String {
                     "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{color}\"/>\n",
                     y_of(low),
                     y_of(high),
-                    x = x_of(point.x)
+                    x = x_of(point.x) + bar_offset
                 ));
             }
             svg.push_str(&format!(

@@ -232,6 +232,8 @@ struct MetricRow {
     mean: String,
     stddev: String,
     n: usize,
+    /// Bootstrap interval of the median (`[lower, upper]`), `—` without one.
+    interval: String,
 }
 
 /// One row of the speedup table.
@@ -247,6 +249,8 @@ struct SpeedupRow {
     ideal: String,
     efficiency: String,
     gates: Vec<SpeedupGate>,
+    /// Bootstrap interval (`[lower, upper]`), `—` without one.
+    interval: String,
 }
 
 /// A gate applied to a speedup.
@@ -267,6 +271,27 @@ struct GateRow {
     value: String,
     verdict: GateVerdict,
     detail: String,
+    /// Bootstrap interval the verdict was judged on, `—` without one.
+    interval: String,
+    /// Why it is inconclusive (`host_limited`, ...), empty otherwise.
+    reason: String,
+    /// What the host delivered to the native run, empty without a native figure.
+    host: String,
+    /// Whether it decides the claim (opt-in gates may not).
+    required: bool,
+}
+
+/// The figures behind the claim's confidence: method, seed and adaptive rounds.
+#[derive(Debug, Serialize)]
+struct StatisticsView {
+    method: String,
+    confidence: String,
+    resamples: u32,
+    seed: String,
+    /// `fixed: 5 (env CAPOS_SMP_SCALE_RUNS)` or the adaptive rule and outcome.
+    repetitions: String,
+    /// Per gated figure after the last adaptive round.
+    widths: Vec<String>,
 }
 
 /// One run's logs.
@@ -320,6 +345,8 @@ struct ReportContext<'a> {
     measure_cases: Vec<measure::MeasureCaseView>,
     /// Topology, pinning and noise (None for bundles made before they were recorded).
     host: Option<host::HostView>,
+    /// How the intervals were computed (None for format v1 bundles).
+    statistics: Option<StatisticsView>,
 }
 
 /// One ratio of two speedups.
@@ -330,6 +357,8 @@ struct RatioRow {
     reference: String,
     value: String,
     diagnostic: bool,
+    /// Bootstrap interval (`[lower, upper]`), `—` without one.
+    interval: String,
 }
 
 /// Render the report of the bundle whose `files` the caller verified.
@@ -375,8 +404,10 @@ pub fn render(
                 reference: ratio.reference.clone(),
                 value: figure(ratio.value),
                 diagnostic: ratio.diagnostic,
+                interval: interval_text(ratio.interval),
             })
             .collect(),
+        statistics: statistics_view(&inputs, &summary),
         charts: charts
             .iter()
             .map(|chart| ChartView {
@@ -431,6 +462,65 @@ fn href(value: String) -> minijinja::Value {
     minijinja::Value::from_safe_string(charts::xml_escape(&value).replace('\'', "&#39;"))
 }
 
+/// `[lower, upper]`, or `—` without an interval.
+fn interval_text(interval: Option<crate::proof::bootstrap::Interval>) -> String {
+    interval
+        .map(|interval| {
+            format!(
+                "[{}, {}]",
+                stats::format_figure(interval.lower),
+                stats::format_figure(interval.upper)
+            )
+        })
+        .unwrap_or_else(|| "—".into())
+}
+
+fn statistics_view(inputs: &Inputs, summary: &SummaryDocument) -> Option<StatisticsView> {
+    let plan = summary.statistics.as_ref()?;
+    let percent = format!("{:.3}", plan.confidence * 100.0);
+    let repetitions = match &summary.adaptive {
+        Some(adaptive) => format!(
+            "adaptive ({}): {} to {} rounds until every gated interval spans at most {} of its figure; ran {} rounds, stopped: {}",
+            inputs.repetitions.source,
+            adaptive.rule.min_rounds,
+            adaptive.rule.max_rounds,
+            stats::format_figure(adaptive.rule.target_relative_width),
+            adaptive.rounds,
+            match adaptive.stopped {
+                crate::proof::adaptive::Decision::TargetReached => "every gated interval narrow enough",
+                crate::proof::adaptive::Decision::CapReached => "cap reached",
+                crate::proof::adaptive::Decision::Continue => "still open",
+            }
+        ),
+        None => format!(
+            "fixed: {} ({})",
+            inputs.repetitions.count, inputs.repetitions.source
+        ),
+    };
+    let widths = summary
+        .adaptive
+        .iter()
+        .flat_map(|adaptive| &adaptive.widths)
+        .map(|width| {
+            format!(
+                "{}: {} {} (relative width {})",
+                width.gate,
+                figure(width.value),
+                interval_text(width.interval),
+                figure(width.relative_width)
+            )
+        })
+        .collect();
+    Some(StatisticsView {
+        method: plan.method.clone(),
+        confidence: format!("{}%", percent.trim_end_matches('0').trim_end_matches('.')),
+        resamples: plan.resamples,
+        seed: format!("{:#018x}", plan.seed),
+        repetitions,
+        widths,
+    })
+}
+
 fn figure(value: Option<f64>) -> String {
     value
         .map(stats::format_figure)
@@ -456,6 +546,7 @@ fn metric_rows(summary: &SummaryDocument) -> Vec<MetricRow> {
                 mean: figure(statistics.map(|s| s.mean)),
                 stddev: figure(statistics.and_then(|s| s.stddev)),
                 n: statistics.map(|s| s.n).unwrap_or(0),
+                interval: interval_text(metric.interval),
             });
         }
     }
@@ -491,6 +582,7 @@ fn speedup_rows(summary: &SummaryDocument) -> Vec<SpeedupRow> {
                     .map(|value| format!("{:.1}%", 100.0 * value / speedup.ideal))
                     .unwrap_or_else(|| "—".into()),
                 gates,
+                interval: interval_text(speedup.interval),
             }
         })
         .collect()
@@ -508,6 +600,33 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
             value: gate.value.map(stats::format_figure).unwrap_or_default(),
             verdict: gate.verdict,
             detail: gate.detail.clone(),
+            interval: interval_text(gate.interval),
+            reason: gate
+                .reason
+                .map(|reason| match reason {
+                    summary::InconclusiveReason::IntervalContainsThreshold => {
+                        "interval contains the threshold"
+                    }
+                    summary::InconclusiveReason::NoInterval => "no interval",
+                    summary::InconclusiveReason::HostLimited => "host-limited",
+                    summary::InconclusiveReason::Oversubscribed => "oversubscribed",
+                })
+                .unwrap_or_default()
+                .to_string(),
+            host: gate
+                .host_capacity
+                .as_ref()
+                .map(|host| {
+                    format!(
+                        "{} {}x {} (needs {}x)",
+                        host.speedup,
+                        figure(host.value),
+                        interval_text(host.interval),
+                        stats::format_figure(host.needed)
+                    )
+                })
+                .unwrap_or_default(),
+            required: gate.required,
         })
         .collect()
 }

@@ -18,7 +18,7 @@ mod schema;
 pub mod wording;
 
 pub use crate::proof::exit::{ExitRecord, EXIT_FILE};
-pub use figures::summarize;
+pub use figures::{gated_widths, summarize, HOST_CAPACITY_FRACTION};
 pub use judge::{
     check_consistent, evaluate_run_dir, judge_run, parse_timed_log, split_serial, RunRecord,
     SerialLine,
@@ -28,6 +28,7 @@ pub use schema::*;
 
 use crate::bundle::files::{BundleFiles, FileError};
 use crate::guest::qemu;
+use crate::proof::adaptive::{Decision, StoppingRule};
 use crate::proof::contract::{self, Contract};
 use crate::proof::inputs::Inputs;
 use crate::proof::stats;
@@ -88,6 +89,9 @@ pub enum SummaryError {
     /// The contract copy in the bundle is invalid (its text may quote the file).
     #[error("{}", untrusted(&.0.to_string()))]
     Contract(contract::ContractError),
+    /// Adaptive rounds did not follow their recorded stopping rule.
+    #[error("adaptive repetitions: {0}")]
+    Stopping(String),
     /// A statistic could not be computed.
     #[error("{what}: {cause}")]
     Statistics {
@@ -228,7 +232,16 @@ pub fn read_bundle_basics(files: &BundleFiles) -> Result<(Contract, Inputs), Sum
             ),
         });
     }
-    Ok((contract, inputs))
+    // A recorded workload size replaces the written size and checksum
+    // expectations, with the checksum recomputed here.
+    let sized =
+        crate::proof::workload_size::sized(&contract, &inputs.environment).map_err(|error| {
+            SummaryError::Format {
+                path: INPUTS_FILE.to_owned(),
+                detail: error.to_string(),
+            }
+        })?;
+    Ok((sized.unwrap_or(contract), inputs))
 }
 
 /// The frozen wording of the format `inputs.json` records.
@@ -248,9 +261,97 @@ pub fn wording_of(inputs: &Inputs) -> Result<Wording, SummaryError> {
 pub fn recompute(files: &BundleFiles) -> anyhow::Result<Recomputed> {
     let (contract, inputs) = read_bundle_basics(files)?;
     let runs = evaluate_bundle_runs(&contract, &inputs, files)?;
-    let summary = summarize(&contract, &inputs, &runs, wording_of(&inputs)?)?;
+    let wording = wording_of(&inputs)?;
+    let mut summary = summarize(&contract, &inputs, &runs, wording)?;
+    if let Some(rule) = &inputs.repetitions.adaptive {
+        if !wording.has_intervals() {
+            return Err(SummaryError::Stopping(format!(
+                "format {} has no adaptive repetitions, but inputs.json records a rule",
+                inputs.format
+            ))
+            .into());
+        }
+        summary.adaptive = Some(check_stopping(&contract, &inputs, rule, &runs)?);
+    }
     Ok(Recomputed {
         results_csv: render_results_csv(&contract, &runs),
         summary_json: render_summary_json(&summary)?,
     })
+}
+
+/// Replay the stopping rule over the recorded rounds: it must have said
+/// "continue" after every round but the last, and "stop" after the last.
+pub fn check_stopping(
+    contract: &Contract,
+    inputs: &Inputs,
+    rule: &StoppingRule,
+    runs: &[RunRecord],
+) -> Result<AdaptiveSummary, SummaryError> {
+    if let Some(problem) = rule.problem(contract::MAX_REPETITIONS) {
+        return Err(SummaryError::Stopping(problem));
+    }
+    let rounds = inputs.repetitions.count;
+    if rounds < rule.min_rounds || rounds > rule.max_rounds {
+        return Err(SummaryError::Stopping(format!(
+            "the bundle holds {rounds} rounds, outside the rule's {}..={}",
+            rule.min_rounds, rule.max_rounds
+        )));
+    }
+    for round in rule.min_rounds..=rounds {
+        let prefix: Vec<RunRecord> = runs
+            .iter()
+            .filter(|run| run.repetition <= round)
+            .cloned()
+            .collect();
+        let widths = gated_widths(contract, inputs, &prefix)?;
+        let relative: Vec<Option<f64>> = widths.iter().map(|width| width.relative_width).collect();
+        let decision = rule.decide(round, &relative);
+        match (round == rounds, decision) {
+            (false, Decision::Continue) => {}
+            (false, stop) => {
+                return Err(SummaryError::Stopping(format!(
+                    "the rule said stop ({stop:?}) after round {round}, but the bundle holds {rounds} rounds"
+                )))
+            }
+            (true, Decision::Continue) => {
+                return Err(SummaryError::Stopping(format!(
+                    "the bundle stops after {rounds} rounds, but the rule says continue (widths {})",
+                    describe_widths(&widths)
+                )))
+            }
+            (true, stopped) => {
+                return Ok(AdaptiveSummary {
+                    rule: rule.clone(),
+                    rounds,
+                    stopped,
+                    widths,
+                })
+            }
+        }
+    }
+    Err(SummaryError::Stopping(format!(
+        "no round to judge ({rounds} rounds)"
+    )))
+}
+
+/// `gate=0.031, gate=none` for messages and progress lines.
+pub fn describe_widths(widths: &[GatedWidth]) -> String {
+    let parts: Vec<String> = widths
+        .iter()
+        .map(|width| {
+            format!(
+                "{}={}",
+                width.gate,
+                width
+                    .relative_width
+                    .map(stats::format_figure)
+                    .unwrap_or_else(|| "none".into())
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "none gated".into()
+    } else {
+        parts.join(", ")
+    }
 }

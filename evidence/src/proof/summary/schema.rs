@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::guest::qemu::Accel;
+use crate::proof::adaptive::{Decision, StoppingRule};
 use crate::proof::baseline::Os;
+use crate::proof::bootstrap::Interval;
 use crate::proof::contract::{self, Better, RequiredAccelerator};
 use crate::proof::stats::Summary;
 
@@ -45,6 +47,9 @@ pub struct MetricSummary {
     pub better: Better,
     /// Over passing runs; None when no run of the case passed.
     pub statistics: Option<Summary>,
+    /// (v2) Bootstrap confidence interval of the median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
 }
 
 /// One case in summary.json.
@@ -91,6 +96,9 @@ pub struct SpeedupSummary {
     pub ideal: f64,
     /// Ratio of medians (rounded); None when a median is missing or zero.
     pub value: Option<f64>,
+    /// (v2) Bootstrap confidence interval of the ratio of medians.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     /// Reported without a gate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub diagnostic: bool,
@@ -108,6 +116,9 @@ pub struct RatioSummary {
     pub reference: String,
     /// speedup / reference (rounded); None when either is missing.
     pub value: Option<f64>,
+    /// (v2) Bootstrap confidence interval of the ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     /// Reported without a gate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub diagnostic: bool,
@@ -121,6 +132,59 @@ pub enum GateVerdict {
     Pass,
     /// It does not, or could not be evaluated.
     Fail,
+    /// (v2) The interval does not decide it, or the host could not.
+    Inconclusive,
+}
+
+impl GateVerdict {
+    /// `pass`, `FAIL` or `inconclusive`, as the run prints it.
+    #[must_use]
+    pub fn shouted(self) -> &'static str {
+        match self {
+            GateVerdict::Pass => "pass",
+            GateVerdict::Fail => "FAIL",
+            GateVerdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl std::fmt::Display for GateVerdict {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            GateVerdict::Pass => "pass",
+            GateVerdict::Fail => "fail",
+            GateVerdict::Inconclusive => "inconclusive",
+        })
+    }
+}
+
+/// (v2) Why a gate is inconclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InconclusiveReason {
+    /// The interval contains the threshold.
+    IntervalContainsThreshold,
+    /// There is no interval (a resample had a zero median).
+    NoInterval,
+    /// The host's native speedup was below what the gate needs.
+    HostLimited,
+    /// A case ran more virtual CPUs than the host had free CPUs.
+    Oversubscribed,
+}
+
+/// (v2) What the host delivered to the native baseline in the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostCapacity {
+    /// The native speedup with the gate's metric and CPU counts.
+    pub speedup: String,
+    /// Its value (ratio of medians); None when a native median is missing.
+    pub value: Option<f64>,
+    /// Its interval.
+    pub interval: Option<Interval>,
+    /// What the gate needs from the host: max(threshold, 0.9 x ideal)
+    /// for a speedup gate, 0.9 x ideal for a ratio gate.
+    pub needed: f64,
 }
 
 /// One gate in summary.json.
@@ -142,10 +206,31 @@ pub struct GateSummary {
     pub threshold: Option<f64>,
     /// Measured value for speedup gates.
     pub value: Option<f64>,
-    /// Pass or fail.
+    /// Pass or fail (v2: or inconclusive).
     pub verdict: GateVerdict,
     /// Why, in one sentence.
     pub detail: String,
+    /// (v2) The interval the verdict was judged on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// (v2) Why the gate is inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<InconclusiveReason>,
+    /// (v2) The host's native figure for this gate's CPU counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_capacity: Option<HostCapacity>,
+    /// (v2) False when the gate is opt-in and the run did not opt in: it
+    /// is judged and shown, but does not decide the claim.
+    #[serde(default = "required_default", skip_serializing_if = "is_required")]
+    pub required: bool,
+}
+
+fn required_default() -> bool {
+    true
+}
+
+fn is_required(required: &bool) -> bool {
+    *required
 }
 
 /// How strong a claim the evidence supports.
@@ -158,6 +243,8 @@ pub enum ClaimLevel {
     Diagnostic,
     /// A run or a gate failed.
     Failed,
+    /// (v2) Nothing failed, but a gate was inconclusive.
+    Inconclusive,
 }
 
 impl std::fmt::Display for ClaimLevel {
@@ -166,6 +253,7 @@ impl std::fmt::Display for ClaimLevel {
             ClaimLevel::Publishable => "publishable",
             ClaimLevel::Diagnostic => "diagnostic",
             ClaimLevel::Failed => "failed",
+            ClaimLevel::Inconclusive => "inconclusive",
         })
     }
 }
@@ -228,16 +316,51 @@ pub struct SummaryDocument {
     pub notes: Vec<String>,
     /// What the evidence supports.
     pub claim: ClaimSummary,
+    /// (v2) How the intervals were computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<crate::proof::bootstrap::BootstrapPlan>,
+    /// (v2) The adaptive stopping rule, when the rounds followed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveSummary>,
+}
+
+/// (v2) How adaptive rounds ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveSummary {
+    /// The rule.
+    pub rule: StoppingRule,
+    /// Rounds run.
+    pub rounds: u32,
+    /// Why they stopped.
+    pub stopped: Decision,
+    /// Each gated figure's relative interval width after the last round.
+    pub widths: Vec<GatedWidth>,
+}
+
+/// (v2) One gated figure's relative interval width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatedWidth {
+    /// Gate id.
+    pub gate: String,
+    /// The gated figure (ratio of medians, rounded).
+    pub value: Option<f64>,
+    /// Its interval.
+    pub interval: Option<Interval>,
+    /// Interval width / figure (rounded); None without an interval.
+    pub relative_width: Option<f64>,
 }
 
 impl SummaryDocument {
-    /// Whether every run and every gate passed.
+    /// Whether every run and every required gate passed.
     #[must_use]
     pub fn all_passed(&self) -> bool {
         self.runs.failed == 0
             && self
                 .gates
                 .iter()
+                .filter(|gate| gate.required)
                 .all(|gate| gate.verdict == GateVerdict::Pass)
     }
 

@@ -8,6 +8,10 @@
 //!   a version (a [`Wording`] variant, its `inputs.json` and `summary.json`
 //!   format tags, and its own sentences), keep the old ones, and let the
 //!   format a bundle records choose. `tests/frozen_wording.rs` pins v1.
+//! - Format v2 keeps every v1 sentence and adds the interval judgement of
+//!   speedup and ratio gates ([`Judgement`]), the inconclusive verdict and
+//!   the claim reasons v1 cannot produce ([`ClaimReason::Inconclusive`],
+//!   [`ClaimReason::GuestMeasure`], [`ClaimReason::OversubscribedCases`]).
 //! - Judging decides *what* is wrong (the typed messages below); only this
 //!   file decides how it reads. Values are shown with their own `Display`
 //!   (figures with `stats::format_figure`), which is part of the format too.
@@ -20,6 +24,48 @@ use crate::proof::contract::{Expectation, FieldKind, FieldValue};
 pub enum Wording {
     /// `capos-inputs/v1`, `capos-summary/v1`.
     V1,
+    /// `capos-inputs/v2`, `capos-summary/v2`: bootstrap intervals,
+    /// interval-judged gates with an inconclusive verdict, host capacity.
+    V2,
+}
+
+/// How a speedup or ratio gate's interval decided it (format v2 onward).
+/// Figures are preformatted with `stats::format_figure`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement<'a> {
+    /// Confidence level as a percentage, e.g. `95`.
+    pub confidence: &'a str,
+    /// The interval's bounds, when there is one.
+    pub interval: Option<(&'a str, &'a str)>,
+    /// What the interval says, and why the verdict is what it is.
+    pub outcome: Outcome<'a>,
+}
+
+/// The outcome of a [`Judgement`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<'a> {
+    /// The lower bound is at or above the threshold: pass.
+    Clears,
+    /// The upper bound is below the threshold: fail.
+    Below,
+    /// The interval contains the threshold: inconclusive.
+    Straddles,
+    /// No interval (a resample had a zero median): inconclusive.
+    NoInterval,
+    /// Not a pass, and the host's own native speedup was below what the
+    /// gate needs: inconclusive.
+    HostLimited {
+        native: &'a str,
+        delivered: &'a str,
+        needed: &'a str,
+    },
+    /// Not a pass, and a case ran more vCPUs than the host had free CPUs:
+    /// inconclusive (diagnostic).
+    Oversubscribed {
+        case: &'a str,
+        cpus: u32,
+        host_cpus: u32,
+    },
 }
 
 /// Why one run failed.
@@ -162,6 +208,12 @@ pub enum ClaimReason<'a> {
         gates: usize,
         used: Accel,
     },
+    /// (v2) No run or gate failed, but these gates were inconclusive.
+    Inconclusive { gates: &'a [&'a str] },
+    /// (v2) All passed, but the kernel measured itself (feature `measure`).
+    GuestMeasure,
+    /// (v2) All passed, but these cases ran more vCPUs than free host CPUs.
+    OversubscribedCases { cases: &'a [&'a str] },
 }
 
 /// A caveat a reader must know.
@@ -191,13 +243,20 @@ pub enum Note<'a> {
 
 impl Wording {
     /// The wording new bundles are written with.
-    pub const CURRENT: Wording = Wording::V1;
+    pub const CURRENT: Wording = Wording::V2;
+
+    /// Whether this format judges gates on bootstrap intervals (v2 onward).
+    #[must_use]
+    pub const fn has_intervals(self) -> bool {
+        !matches!(self, Self::V1)
+    }
 
     /// The wording for a bundle whose `inputs.json` records `format`.
     #[must_use]
     pub fn for_inputs_format(format: &str) -> Option<Self> {
         match format {
             "capos-inputs/v1" => Some(Self::V1),
+            "capos-inputs/v2" => Some(Self::V2),
             _ => None,
         }
     }
@@ -207,6 +266,7 @@ impl Wording {
     pub const fn inputs_format(self) -> &'static str {
         match self {
             Self::V1 => "capos-inputs/v1",
+            Self::V2 => "capos-inputs/v2",
         }
     }
 
@@ -215,6 +275,7 @@ impl Wording {
     pub const fn summary_format(self) -> &'static str {
         match self {
             Self::V1 => "capos-summary/v1",
+            Self::V2 => "capos-summary/v2",
         }
     }
 
@@ -222,7 +283,7 @@ impl Wording {
     #[must_use]
     pub fn run_problem(self, problem: &RunProblem<'_>) -> String {
         match self {
-            Self::V1 => v1::run_problem(problem),
+            Self::V1 | Self::V2 => v1::run_problem(problem),
         }
     }
 
@@ -230,7 +291,7 @@ impl Wording {
     #[must_use]
     pub fn gate_detail(self, detail: &GateDetail<'_>) -> String {
         match self {
-            Self::V1 => v1::gate_detail(detail),
+            Self::V1 | Self::V2 => v1::gate_detail(detail),
         }
     }
 
@@ -239,6 +300,7 @@ impl Wording {
     pub fn claim_reason(self, reason: &ClaimReason<'_>) -> String {
         match self {
             Self::V1 => v1::claim_reason(reason),
+            Self::V2 => v2::claim_reason(reason),
         }
     }
 
@@ -246,7 +308,83 @@ impl Wording {
     #[must_use]
     pub fn note(self, note: &Note<'_>) -> String {
         match self {
-            Self::V1 => v1::note(note),
+            Self::V1 | Self::V2 => v1::note(note),
+        }
+    }
+}
+
+impl Wording {
+    /// The interval judgement appended to a speedup or ratio gate's detail;
+    /// None in v1, which judged the point value alone.
+    #[must_use]
+    pub fn judgement(self, judgement: &Judgement<'_>) -> Option<String> {
+        match self {
+            Self::V1 => None,
+            Self::V2 => Some(v2::judgement(judgement)),
+        }
+    }
+
+    /// The note on a gate the run did not require (its opt-in variable
+    /// was not `1`); None in v1, which has no opt-in gates.
+    #[must_use]
+    pub fn not_required(self, variable: &str) -> Option<String> {
+        match self {
+            Self::V1 => None,
+            Self::V2 => Some(format!(
+                "not required in this run (set {variable}=1 to make it count)"
+            )),
+        }
+    }
+}
+
+/// Format v2: v1's sentences plus these. Frozen: never edit a sentence here.
+mod v2 {
+    use super::*;
+
+    pub(super) fn judgement(judgement: &Judgement<'_>) -> String {
+        let confidence = judgement.confidence;
+        let interval = match judgement.interval {
+            Some((lower, upper)) => format!("{confidence}% interval [{lower}, {upper}]"),
+            None => format!("no {confidence}% interval"),
+        };
+        match &judgement.outcome {
+            Outcome::Clears => format!("{interval} clears the threshold: pass"),
+            Outcome::Below => format!("{interval} lies below the threshold: fail"),
+            Outcome::Straddles => format!(
+                "{interval} contains the threshold: inconclusive (more repetitions may decide it)"
+            ),
+            Outcome::NoInterval => {
+                format!("{interval} (a resample had a zero median): inconclusive")
+            }
+            Outcome::HostLimited {
+                native,
+                delivered,
+                needed,
+            } => format!(
+                "{interval}; inconclusive: the host delivered {delivered}x to a native run ({native}), below the {needed}x this gate needs, so the shortfall may be the host's"
+            ),
+            Outcome::Oversubscribed {
+                case,
+                cpus,
+                host_cpus,
+            } => format!(
+                "{interval}; inconclusive: case {case} runs {cpus} virtual CPUs on {host_cpus} free host CPUs (oversubscribed), so this gate is diagnostic here"
+            ),
+        }
+    }
+
+    pub(super) fn claim_reason(reason: &ClaimReason<'_>) -> String {
+        match reason {
+            ClaimReason::Inconclusive { gates } => format!(
+                "no run or gate failed, but gate(s) {} were inconclusive (see their details); the claim is neither supported nor refuted",
+                gates.join(", ")
+            ),
+            ClaimReason::GuestMeasure => "every run and gate passed, but the kernel carried the measure feature (guest measurement), which perturbs what it measures: diagnostic, never publishable".into(),
+            ClaimReason::OversubscribedCases { cases } => format!(
+                "every run and gate passed, but case(s) {} ran more virtual CPUs than the host had free CPUs: diagnostic",
+                cases.join(", ")
+            ),
+            other => v1::claim_reason(other),
         }
     }
 }
@@ -443,6 +581,10 @@ mod v1 {
             ClaimReason::PublishableUnderAny { total, gates, used } => format!(
                 "all {total} runs and {gates} gates passed under {used}; the contract accepts any accelerator"
             ),
+            // Only format v2 judges these; its own module words them.
+            ClaimReason::Inconclusive { .. }
+            | ClaimReason::GuestMeasure
+            | ClaimReason::OversubscribedCases { .. } => v2::claim_reason(reason),
         }
     }
 

@@ -2,9 +2,11 @@
 //!
 //! Slots: 0 console, 1 thread-spawner, 2 boot-manifest, 3 diagnostics.
 //! Arguments (manifest or `user.<key>=` boot options): `threads=<n>`
-//! (1..=64, default: one per online CPU) and `blocks=<n>` (a multiple of
+//! (1..=64, default: one per online CPU), `blocks=<n>` (a multiple of
 //! 1024, default 262,144; `capos_workloads::thread_scale` knows the root of
-//! the default and of the smoke's 8,192).
+//! the default and of the smoke's 8,192) and `expect=<n>` (decimal: the
+//! checksum the host computed for another size, which `capos run` passes
+//! with `CAPOS_THREAD_SCALE_TOTAL_BLOCKS`).
 //!
 //! One process: the first thread reads the cycle counter, spawns the
 //! workers, each with its own contiguous share of the blocks and its own
@@ -84,6 +86,15 @@ impl WorkerRecord {
 /// A worker's failure, as its (negative) exit value.
 const WORKER_FAILED: i64 = -1;
 
+/// The host's checksum for the run's size (`expect=`), when given.
+fn expected_from_host(arguments: &str) -> Result<Option<u64>, Error> {
+    match options::find_u64(arguments, "expect", 0) {
+        Ok(0) => Ok(None),
+        Ok(checksum) => Ok(Some(checksum)),
+        Err(_) => Err(Error::InvalidArgument),
+    }
+}
+
 /// The run's shape and thread count from the arguments.
 fn parameters(arguments: &str, cpus: u32) -> Result<(Shape, u32), Error> {
     let bad = |_| Error::InvalidArgument;
@@ -116,6 +127,7 @@ fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
         .map_err(|error| ("arguments", error))?;
     let (shape, threads) =
         parameters(&arguments, info.cpus).map_err(|error| ("arguments", error))?;
+    let from_host = expected_from_host(&arguments).map_err(|error| ("arguments", error))?;
     let chunks = shape
         .chunks()
         .map_err(|_| ("shape", Error::InvalidArgument))? as usize;
@@ -172,7 +184,9 @@ fn run(context: &mut Context) -> Result<bool, (&'static str, Error)> {
     let root = hash::root(shape, slots).ok();
     let checksum = root.as_ref().map(hash::short_checksum).unwrap_or(0);
     let clean = records.iter().all(Option::is_some);
-    let verified = clean && root.is_some() && thread_scale::known_checksum(shape) == Some(checksum);
+    let verified = clean
+        && root.is_some()
+        && thread_scale::expected_checksum(shape, from_host) == Some(checksum);
     let line = ThreadScaleLine {
         os: None,
         cpus: info.cpus,
