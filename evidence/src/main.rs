@@ -68,10 +68,11 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     if let Err(error) = dispatch(cli) {
-        // Messages escape what they quote from bundles; this is the last
-        // line of defence against terminal control sequences.
+        // Messages escape what they quote from bundles (terminal::untrusted);
+        // this is the last line of defence against control sequences, and
+        // keeps every line after the first indented.
         let message = format!("{error:#}");
-        let shown = capos_evidence::terminal::controls_escaped(&message);
+        let shown = capos_evidence::terminal::error_message(&message);
         if error.downcast_ref::<run::Inconclusive>().is_some() {
             eprintln!("capos: {shown}");
             std::process::exit(run::Inconclusive::EXIT_STATUS);

@@ -4,7 +4,8 @@
 //! (file names, manifest paths, key ids, contract text, ...) passes through
 //! [`untrusted`] before it reaches stdout or stderr, so a forged bundle
 //! cannot move the cursor, recolour or erase lines, or reorder text, and so
-//! cannot paint a fake `verified:` line. Escapes are unambiguous: a
+//! cannot paint a fake `verified:` line: [`untrusted`] is the one function
+//! that renders such a string, and it escapes line breaks too. Escapes are unambiguous: a
 //! backslash is doubled, so `\u{1b}` in the output always means the
 //! escaped byte, never the same text in the input.
 
@@ -43,33 +44,34 @@ pub fn untrusted_list(items: &[String]) -> String {
         .join(", ")
 }
 
-/// `text` with every control or hiding character escaped except line
-/// breaks, and backslashes left alone: for whole messages whose parts were
-/// escaped already (see [`untrusted`]) and whose own line breaks are layout.
+/// A whole error message as `capos` prints it, after its untrusted parts
+/// went through [`untrusted`] (which escapes line breaks too): control and
+/// hiding characters escaped except the message's own line breaks, and every
+/// line after the first indented by two spaces, so that no line of an error
+/// can start where a success line (`verified: ...`) would. Backslashes are
+/// left alone (the parts escaped them already). Not for untrusted strings.
 #[must_use]
-pub fn controls_escaped(text: &str) -> Cow<'_, str> {
-    let escape =
-        |character: char| character != '\\' && character != '\n' && needs_escape(character);
-    if !text.chars().any(escape) {
-        return Cow::Borrowed(text);
-    }
+pub fn error_message(text: &str) -> String {
     let mut shown = String::with_capacity(text.len() + 8);
     for character in text.chars() {
-        if escape(character) {
+        if character == '\n' {
+            shown.push_str("\n  ");
+        } else if character != '\\' && needs_escape(character) {
             // Writing to a String cannot fail.
             let _ = write!(shown, "\\u{{{:x}}}", u32::from(character));
         } else {
             shown.push(character);
         }
     }
-    Cow::Owned(shown)
+    shown
 }
 
 /// Control characters (C0 including tab and newline, DEL, C1), Unicode
 /// format characters that reorder or hide text (bidi overrides and
 /// isolates, zero-width characters, byte-order mark), separators that end
 /// lines, and the backslash used for the escapes themselves.
-fn needs_escape(character: char) -> bool {
+#[must_use]
+pub fn needs_escape(character: char) -> bool {
     character == '\\'
         || character.is_control()
         || matches!(
@@ -117,10 +119,15 @@ mod tests {
     }
 
     #[test]
-    fn whole_messages_keep_their_line_breaks_and_backslashes() {
+    fn whole_messages_keep_their_line_breaks_indented_and_backslashes() {
         assert_eq!(
-            controls_escaped("a: b\n  stored: \\u{1b}\u{1b}[31m"),
-            "a: b\n  stored: \\u{1b}\\u{1b}[31m"
+            error_message("a: b\n  stored: \\u{1b}\u{1b}[31m"),
+            "a: b\n    stored: \\u{1b}\\u{1b}[31m"
+        );
+        // Even a line break that escaped escaping cannot start a line at column 0.
+        assert_eq!(
+            error_message("x\nverified: forged"),
+            "x\n  verified: forged"
         );
     }
 

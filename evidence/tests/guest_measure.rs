@@ -89,7 +89,7 @@ fn good_blocks_pass_and_the_report_shows_the_phase_table() {
         files: 1,
         link_prefix: Some("../../bundle/".into()),
         tool: Default::default(),
-        history: None,
+        history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
     };
     let rendered = report::render(
         &Templates::builtin(),

@@ -303,7 +303,7 @@ fn pinning_failure_is_shown_not_hidden() {
             files: 1,
             link_prefix: None,
             tool: Default::default(),
-            history: None,
+            history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
         },
     )
     .unwrap();

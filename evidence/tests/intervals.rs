@@ -668,7 +668,7 @@ fn the_report_shows_intervals_verdicts_and_the_host() {
         files: 1,
         link_prefix: None,
         tool: Default::default(),
-        history: None,
+        history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
     };
     let rendered = report::render(
         &Templates::builtin(),
@@ -681,10 +681,13 @@ fn the_report_shows_intervals_verdicts_and_the_host() {
         "**Claim level: INCONCLUSIVE**",
         "### Confidence",
         "seed\n`0x0123456789abcdef`",
-        "| seed-speedup-1-2 | **inconclusive** (host-limited) | 1.600 | 1.250 | [1.244, 1.256] | native-1-2 1.389x",
+        r"| seed-speedup-1-2 | **inconclusive** (host-limited) | 1.6 | 1.25 | \[1.244, 1.256\] | native-1-2 1.389x",
         "2 logical CPUs, 2 available to the run",
     ] {
-        assert!(markdown.contains(expected), "{expected:?} missing:\n{markdown}");
+        assert!(
+            markdown.contains(expected),
+            "{expected:?} missing:\n{markdown}"
+        );
     }
     assert!(rendered.html.contains("class=\"inconclusive\""));
     let chart = &rendered.charts[0];

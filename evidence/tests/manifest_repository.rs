@@ -79,6 +79,7 @@ fn discover_finds_exactly_the_smoke_manifests_sorted() {
             "system-hostile-flags.yaml",
             "system-hostile-spawn.yaml",
             "system-hostile-timed-wait.yaml",
+            "system-lifetime-hostile.yaml",
             "system-measure-marks.yaml",
             "system-mem-routines.yaml",
             "system-park.yaml",

@@ -33,7 +33,7 @@ fn facts(link_prefix: Option<&str>) -> BundleFacts {
         files: 42,
         link_prefix: link_prefix.map(str::to_string),
         tool: Default::default(),
-        history: None,
+        history: capos_evidence::proof::history::UNKNOWN_ARCHIVE.to_owned(),
     }
 }
 
@@ -129,7 +129,7 @@ fn speedup_report_shows_the_gate_ideal_line_and_diagnostic_level() {
         "{markdown}"
     );
     assert!(
-        markdown.contains("| 1.905x | — | 2.000x | 95.2% | speedup-1-to-2 ≥ 1.600x: **pass** |"),
+        markdown.contains("| 1.905x | — | 2x | 95.2% | speedup-1-to-2 ≥ 1.6x: **pass** |"),
         "{markdown}"
     );
     assert!(
@@ -243,4 +243,78 @@ fn report_command_refuses_tampered_evidence() {
     assert!(message.contains("refusing to report"), "{message}");
     assert!(message.contains("summary.json"), "{message}");
     assert!(!out.join("report.md").exists());
+}
+
+/// Issue 20, finding 6: strings of a (validly signed) bundle reached
+/// report.md raw (HTML, `javascript:` links, ESC, bidi) and report.html
+/// kept ESC and U+202E.
+#[test]
+fn hostile_strings_in_a_bundle_are_escaped_in_both_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    smp_boot_bundle(&bundle, Accel::Tcg);
+    let hostile = "<script>alert(1)</script> [click](javascript:alert(2)) ![i](http://x/i.png) \u{1b}[2J\u{202e}txt.exe `code` | cell";
+    let mut inputs = inputs("smp-boot", Accel::Tcg, 3, 2);
+    inputs.host.cpu_model = hostile.into();
+    inputs.qemu.version = format!("7.2\n# Heading\n{hostile}");
+    inputs
+        .environment
+        .insert("CAPOS_X".into(), format!("a`b|{hostile}"));
+    write_basics(&bundle, &smp_boot().text, &inputs);
+    finish_bundle(&bundle);
+    let rendered = report::render(
+        &Templates::builtin(),
+        &BundleFiles::staging(&bundle),
+        &facts(Some("../../bundle/")),
+    )
+    .unwrap();
+    for (name, text) in [
+        ("report.md", &rendered.markdown),
+        ("report.html", &rendered.html),
+    ] {
+        for raw in ['\u{1b}', '\u{202e}'] {
+            assert!(!text.contains(raw), "{name} holds {raw:?} raw");
+        }
+    }
+    assert!(
+        !rendered.markdown.contains("\n# Heading"),
+        "report.md: a heading from a value"
+    );
+    assert!(!rendered.html.contains("<script>"), "report.html: raw HTML");
+    // Markdown: with backslash escapes taken out, no line outside a code
+    // span holds markup (the CAPOS_X row is one code span, shown as text).
+    for line in rendered.markdown.lines() {
+        if line.starts_with("| `CAPOS_X` | ``") {
+            continue;
+        }
+        let mut unescaped = String::new();
+        let mut characters = line.chars();
+        while let Some(character) = characters.next() {
+            if character == '\\' {
+                characters.next();
+            } else {
+                unescaped.push(character);
+            }
+        }
+        for markup in ["<script>", "](javascript:", "![i]"] {
+            assert!(!unescaped.contains(markup), "report.md: {markup} in {line}");
+        }
+    }
+    let markdown = &rendered.markdown;
+    assert!(
+        markdown.contains("| Host CPU | \\<script>alert(1)\\</script> \\[click\\](javascript:alert(2)) \\!\\[i\\](http://x/i.png) \\\\u{1b}\\[2J\\\\u{202e}txt.exe \\`code\\` \\| cell, 2 logical CPUs |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `CAPOS_X` | ``a`b\\|<script>"),
+        "{markdown}"
+    );
+    assert!(
+        rendered
+            .html
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; [click](javascript:alert(2))"),
+        "{}",
+        rendered.html
+    );
+    assert!(rendered.html.contains("\\u{1b}[2J\\u{202e}txt.exe"));
 }

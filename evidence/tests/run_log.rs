@@ -155,13 +155,13 @@ fn every_run_is_recorded_and_the_whole_store_verifies() {
 fn verify_and_report_name_the_failed_sibling_runs() {
     let store = setup();
     let expected = format!(
-        "run 4 of 4 for contract smp-boot at commit {COMMIT} (signed run log, entry 4); failed runs: run 2 (error: QEMU exited before the first boot), run 3 (fail, bundle {})",
+        "run 4 of 4 for contract smp-boot at commit {COMMIT}; failed runs: run 2 (error: QEMU exited before the first boot), run 3 (fail, bundle {}) (signed run log: entry 4 of entries 1..4 as of ",
         short(&store.failed)
     );
     let output = verify_cli(&store, &store.last);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
-        text(&output.stdout).contains(&format!("run log: {expected}\n")),
+        text(&output.stdout).contains(&format!("run history: {expected}")),
         "{}",
         text(&output.stdout)
     );
@@ -189,7 +189,7 @@ fn verify_and_report_name_the_failed_sibling_runs() {
     // The first bundle is run 1 of the same four.
     let output = verify_cli(&store, &store.first);
     assert!(
-        text(&output.stdout).contains("run log: run 1 of 4"),
+        text(&output.stdout).contains("run history: run 1 of 4"),
         "{}",
         text(&output.stdout)
     );
@@ -222,7 +222,7 @@ fn a_packed_log_segment_travels_with_the_bundle() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
-        text(&output.stdout).contains("run log: run 4 of 4 for contract smp-boot"),
+        text(&output.stdout).contains("run history: run 4 of 4 for contract smp-boot"),
         "{}",
         text(&output.stdout)
     );
@@ -356,5 +356,271 @@ fn an_entry_that_misstates_its_bundle_is_detected() {
             .contains("run-log entry 5 records verdict pass, the bundle's summary says fail"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+/// `capos verify <archive>` from an empty directory.
+fn verify_archive(store: &Store, archive: &Path) -> Output {
+    let empty = tempfile::tempdir().unwrap();
+    capos_in(
+        empty.path(),
+        &[
+            "verify".as_ref(),
+            archive.as_os_str(),
+            "--trusted-key".as_ref(),
+            store.public_key.as_os_str(),
+        ],
+    )
+}
+
+/// Pack `bundle` with `lines` as its run-log segment and the store's
+/// signed head, as anyone without the key can.
+fn pack_with_segment(store: &Store, bundle: &Path, lines: &[String], name: &str) -> PathBuf {
+    let head = fs::read(store.store.join(runlog::HEAD_FILE)).unwrap();
+    let segment = runlog::LogBytes {
+        lines: lines
+            .iter()
+            .flat_map(|line| format!("{line}\n").into_bytes())
+            .collect(),
+        head,
+    };
+    let archive = store.store.parent().unwrap().join(name);
+    capos_evidence::bundle::pack::pack_with_log_to(bundle, Some(&segment), &archive).unwrap();
+    archive
+}
+
+/// Finding 1 of issue 20: a packed segment with its first entries cut off
+/// used to verify as "run 1 of 1 ... failed runs: none".
+#[test]
+fn a_trimmed_reordered_or_spliced_packed_segment_is_refused() {
+    let store = setup();
+    let original = lines(&store.store);
+    // The honest segment verifies and names the failures.
+    let honest = pack_with_segment(&store, &store.last, &original, "honest.tar");
+    let output = verify_archive(&store, &honest);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("run 4 of 4"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // Another store, same key and commit, whose first run passed.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("store");
+    let other_bundle = seal(&other, "other-1", false);
+    record(&other, Ok(&other_bundle));
+    let foreign_first = lines(&other)[0].clone();
+
+    for (what, segment, expected) in [
+        (
+            "trimmed to the last run",
+            original[3..].to_vec(),
+            "the run-log segment begins at entry 4, but entry 4 says the runs of its commit began at entry 1: entries were cut from the segment's beginning",
+        ),
+        (
+            "trimmed to the last two runs",
+            original[2..].to_vec(),
+            "begins at entry 3, but entry 4 says the runs of its commit began at entry 1",
+        ),
+        (
+            "reordered",
+            {
+                let mut edited = original.clone();
+                edited.swap(1, 2);
+                edited
+            },
+            "sequence is 3, expected 2",
+        ),
+        (
+            "spliced: another store's passing first run in place of this one's",
+            {
+                let mut edited = original.clone();
+                edited[0] = foreign_first.clone();
+                edited
+            },
+            "entry 2 does not follow the entry before it",
+        ),
+    ] {
+        let archive = pack_with_segment(&store, &store.last, &segment, "forged.tar");
+        let output = verify_archive(&store, &archive);
+        assert_eq!(output.status.code(), Some(1), "{what}");
+        assert!(
+            text(&output.stdout).is_empty(),
+            "{what}: nothing may be printed on stdout: {}",
+            text(&output.stdout)
+        );
+        assert!(
+            text(&output.stderr).contains(expected),
+            "{what}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+/// Finding 2: a valid bundle beside another builder's log fails, says the
+/// bundle verified but its history did not, and prints nothing on stdout.
+#[test]
+fn a_foreign_log_fails_without_a_success_line_and_says_what_failed() {
+    let store = setup();
+    let other_key = SigningKey::from_bytes(&[22; 32]);
+    fs::remove_file(store.store.join(runlog::LOG_FILE)).unwrap();
+    fs::remove_file(store.store.join(runlog::HEAD_FILE)).unwrap();
+    runlog::append(
+        &store.store,
+        Run {
+            contract: "smp-boot".into(),
+            commit: Some(COMMIT.into()),
+            dirty: Some(false),
+            bundle: None,
+            verdict: Verdict::Error,
+            started: "2026-11-28T11:00:00Z".into(),
+            finished: "2026-11-28T11:01:00Z".into(),
+            detail: Some("elsewhere".into()),
+        },
+        &other_key,
+    )
+    .unwrap();
+    let output = verify_cli(&store, &store.last);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the bundle itself verified")
+            && stderr.contains("but the run log of")
+            && stderr.contains("not the trusted key")
+            && stderr.contains("nothing tells whether this run was picked from others"),
+        "{stderr}"
+    );
+}
+
+/// Finding 7: no log beside the bundle or in the archive: the history is "unknown".
+#[test]
+fn a_missing_run_log_is_said_to_leave_the_history_unknown() {
+    let store = setup();
+    fs::remove_file(store.store.join(runlog::LOG_FILE)).unwrap();
+    fs::remove_file(store.store.join(runlog::HEAD_FILE)).unwrap();
+    let output = verify_cli(&store, &store.last);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("run history: unknown: no run log beside the bundle"),
+        "{}",
+        text(&output.stdout)
+    );
+    let archive = store.store.parent().unwrap().join("plain.tar");
+    capos_evidence::bundle::pack::pack_to(&store.last, &archive).unwrap();
+    let output = verify_archive(&store, &archive);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("run history: unknown: the archive carries no run log"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+/// Finding 3: a log that is not a regular file, or far longer than its
+/// signed head allows, is refused before it is read.
+#[test]
+fn a_hostile_log_file_is_refused_unread() {
+    let store = setup();
+    let log = store.store.join(runlog::LOG_FILE);
+    // A sparse file of 3 GiB.
+    fs::remove_file(&log).unwrap();
+    fs::File::create(&log).unwrap().set_len(3 << 30).unwrap();
+    for output in [log_verify(&store), verify_cli(&store, &store.last)] {
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            text(&output.stderr).contains(
+                "3221225472 bytes, more than the 65540 bytes the signed head's entry count allows"
+            ),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    // A symlink to /dev/zero, and a FIFO nobody writes to.
+    fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+    let output = log_verify(&store);
+    assert!(
+        text(&output.stderr).contains("not a regular file"),
+        "{}",
+        text(&output.stderr)
+    );
+    fs::remove_file(&log).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = verify_cli(&store, &store.last);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "");
+    assert!(
+        text(&output.stderr).contains("not a regular file"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// Findings 8 and 9: `log verify` takes a packed archive, says as of when,
+/// and names the bundles the log does not.
+#[test]
+fn log_verify_reads_archives_and_names_unlogged_bundles() {
+    let store = setup();
+    let archive = pack_with_segment(&store, &store.last, &lines(&store.store), "last.tar");
+    let empty = tempfile::tempdir().unwrap();
+    let output = capos_in(
+        empty.path(),
+        &[
+            "log".as_ref(),
+            "verify".as_ref(),
+            archive.as_os_str(),
+            "--trusted-key".as_ref(),
+            store.public_key.as_os_str(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).starts_with("run log segment verified: entries 1..4 as of 20")
+            && text(&output.stdout)
+                .contains("(4 runs: 2 passed, 1 failed, 1 broken off by an error); bundle "),
+        "{}",
+        text(&output.stdout)
+    );
+    let unlogged = seal(&store.store, "unlogged", false);
+    let output = log_verify(&store);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains(&format!(
+            "not in the run log: 1 bundle(s) in the store that no entry names, so the log says nothing about the runs behind them: {}",
+            unlogged.file_name().unwrap().to_str().unwrap()
+        )),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+/// Issue 20, finding 5: an unknown envelope field whose name holds a line
+/// break used to put a real-looking `verified:` line on stderr.
+#[test]
+fn a_line_break_in_an_envelope_field_name_stays_escaped() {
+    let store = setup();
+    // The run log's head is read by any verify of a bundle in the store.
+    fs::write(
+        store.store.join(runlog::HEAD_FILE),
+        "{\"x\\nverified: forged (20 files, key trusted)\\n\": 1}",
+    )
+    .unwrap();
+    let output = verify_cli(&store, &store.last);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("unknown field `x\\u{a}verified: forged (20 files, key trusted)\\u{a}`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("verified")),
+        "{stderr}"
     );
 }

@@ -13,6 +13,9 @@
 //!   paths, `.`/`..`/empty segments, links, devices, fifos, pax headers,
 //!   sparse files, duplicates, several tops, files at the top, empty
 //!   directories, and an archive that stops early (`archive truncated at byte N`).
+//! - Indexing is bounded and linear: at most [`MAX_ENTRIES`] entries and
+//!   [`MAX_TOTAL_PATH_BYTES`] of paths, and one sorted-map lookup per
+//!   directory to find a file below it.
 //! - Besides the bundle's top directory, an archive may carry a run-log
 //!   segment (`capos pack --with-log`): a top directory `runlog` holding
 //!   exactly `segment.jsonl` and `head.dsse.json`. It is not part of the
@@ -40,6 +43,15 @@ pub const RUNLOG_HEAD: &str = "head.dsse.json";
 /// Longest path a GNU long-name entry may carry (the data is read into
 /// memory before anything is trusted, so it is bounded).
 pub const MAX_PATH_BYTES: u64 = 4096;
+
+/// Most entries (files and directories) an archive may hold: the index is
+/// built before anything is trusted, so its size is bounded. A bundle of
+/// 100 repetitions of 20 cases holds about 12,000.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// Most bytes of entry paths an archive may hold, summed (the index keeps
+/// them in memory before anything is trusted).
+pub const MAX_TOTAL_PATH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why an archive cannot be read as a bundle.
 #[derive(thiserror::Error, Debug)]
@@ -75,7 +87,7 @@ pub enum ArchiveError {
         reason: &'static str,
     },
     /// An entry's path would escape or is not clean.
-    #[error("archive entry {entry:?}: path {problem}")]
+    #[error("archive entry \"{}\": path {problem}", untrusted(entry))]
     BadPath {
         /// The entry's path as stored (lossily decoded).
         entry: String,
@@ -83,7 +95,10 @@ pub enum ArchiveError {
         problem: &'static str,
     },
     /// An entry is neither a regular file nor a directory.
-    #[error("archive entry {entry:?}: {kind} entries are not allowed")]
+    #[error(
+        "archive entry \"{}\": {kind} entries are not allowed",
+        untrusted(entry)
+    )]
     UnsupportedType {
         /// The entry's path as stored.
         entry: String,
@@ -91,13 +106,17 @@ pub enum ArchiveError {
         kind: String,
     },
     /// Two entries have the same path.
-    #[error("archive entry {entry:?} appears twice")]
+    #[error("archive entry \"{}\" appears twice", untrusted(entry))]
     Duplicate {
         /// The repeated path.
         entry: String,
     },
     /// Entries sit under more than one top directory.
-    #[error("archive has more than one top directory ({first:?} and {second:?})")]
+    #[error(
+        "archive has more than one top directory (\"{}\" and \"{}\")",
+        untrusted(first),
+        untrusted(second)
+    )]
     MultipleTopDirectories {
         /// The first top directory seen.
         first: String,
@@ -105,19 +124,25 @@ pub enum ArchiveError {
         second: String,
     },
     /// A file sits at the top instead of inside the top directory.
-    #[error("archive entry {entry:?} is a file outside the top directory")]
+    #[error(
+        "archive entry \"{}\" is a file outside the top directory",
+        untrusted(entry)
+    )]
     FileAtTop {
         /// The entry's path.
         entry: String,
     },
     /// Something under `runlog/` that is not one of the segment's two files.
-    #[error("archive entry {entry:?} is not part of a packed run log ({RUNLOG_TOP}/{RUNLOG_SEGMENT}, {RUNLOG_TOP}/{RUNLOG_HEAD})")]
+    #[error("archive entry \"{}\" is not part of a packed run log ({RUNLOG_TOP}/{RUNLOG_SEGMENT}, {RUNLOG_TOP}/{RUNLOG_HEAD})", untrusted(entry))]
     NotRunlog {
         /// The entry's path.
         entry: String,
     },
     /// A directory entry with no file below it.
-    #[error("archive entry {entry:?}: empty directory; a bundle holds files only")]
+    #[error(
+        "archive entry \"{}\": empty directory; a bundle holds files only",
+        untrusted(entry)
+    )]
     EmptyDirectory {
         /// The directory's path.
         entry: String,
@@ -125,6 +150,14 @@ pub enum ArchiveError {
     /// The archive holds no entries.
     #[error("archive holds no entries")]
     Empty,
+    /// The archive holds more entries, or longer paths, than an index may keep.
+    #[error("archive holds more than {limit} {what}; a bundle archive holds far fewer, so it is refused before anything is checked")]
+    TooManyEntries {
+        /// The cap passed.
+        limit: usize,
+        /// `entries` or `bytes of entry paths`.
+        what: &'static str,
+    },
     /// Non-zero bytes follow the end-of-archive marker.
     #[error("archive has data after its end at byte {at}")]
     TrailingData {
@@ -207,16 +240,24 @@ pub fn index(path: &Path, limit: u64) -> Result<ArchiveIndex, ArchiveError> {
         files: BTreeMap::new(),
         directories: BTreeSet::new(),
         runlog: BTreeMap::new(),
+        entries: 0,
+        path_bytes: 0,
     };
     let mut position = 0;
+    // Where the reader stands: skipping forward within the buffer costs no
+    // system call (an absolute seek would drop the buffer at every header).
+    let mut at: u64 = 0;
     let mut long_name: Option<Vec<u8>> = None;
     loop {
         if position + BLOCK > length {
             return Err(ArchiveError::Truncated { at: length });
         }
         let mut header = [0u8; BLOCK as usize];
-        file.seek(SeekFrom::Start(position)).map_err(io_error)?;
+        let skip = i64::try_from(position - at)
+            .map_err(|_| corrupt(position, "entry data too large to skip"))?;
+        file.seek_relative(skip).map_err(io_error)?;
         file.read_exact(&mut header).map_err(io_error)?;
+        at = position + BLOCK;
         if header.iter().all(|byte| *byte == 0) {
             if long_name.is_some() {
                 return Err(corrupt(position, "a long-name entry names nothing"));
@@ -245,6 +286,7 @@ pub fn index(path: &Path, limit: u64) -> Result<ArchiveIndex, ArchiveError> {
             }
             let mut name = vec![0u8; entry.size as usize];
             file.read_exact(&mut name).map_err(io_error)?;
+            at += entry.size;
             while name.last() == Some(&0) {
                 name.pop();
             }
@@ -373,11 +415,29 @@ struct Scanner {
     directories: BTreeSet<String>,
     /// Entries under [`RUNLOG_TOP`], by path (directories have no span).
     runlog: BTreeMap<String, Option<Span>>,
+    /// Entries added so far.
+    entries: usize,
+    /// Bytes of their paths, summed.
+    path_bytes: usize,
 }
 
 impl Scanner {
     /// Check one entry and record it.
     fn add(&mut self, raw: &[u8], kind: u8, span: Span) -> Result<(), ArchiveError> {
+        self.entries += 1;
+        self.path_bytes += raw.len();
+        if self.entries > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries {
+                limit: MAX_ENTRIES,
+                what: "entries",
+            });
+        }
+        if self.path_bytes > MAX_TOTAL_PATH_BYTES {
+            return Err(ArchiveError::TooManyEntries {
+                limit: MAX_TOTAL_PATH_BYTES,
+                what: "bytes of entry paths",
+            });
+        }
         let shown = String::from_utf8_lossy(raw).into_owned();
         let is_directory = match kind {
             b'0' | 0 => false,
@@ -461,7 +521,10 @@ impl Scanner {
         }))
     }
 
-    /// The index, once every directory is known to hold a file.
+    /// The index, once every directory is known to hold a file: the files
+    /// below `d/` form one run of the sorted file map starting at `d/`, so
+    /// one lookup per directory settles it (linear in the entries, up to a
+    /// logarithm).
     fn finish(self, path: &Path) -> Result<ArchiveIndex, ArchiveError> {
         let runlog = self.runlog_spans()?;
         let Some(top) = self.top else {
@@ -473,7 +536,14 @@ impl Scanner {
         };
         for directory in &self.directories {
             let below = format!("{directory}/");
-            if !self.files.keys().any(|file| file.starts_with(&below)) {
+            let first_at_or_after = self
+                .files
+                .range::<str, _>((
+                    std::ops::Bound::Included(below.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next();
+            if !first_at_or_after.is_some_and(|(file, _)| file.starts_with(&below)) {
                 return Err(ArchiveError::EmptyDirectory {
                     entry: directory.clone(),
                 });
@@ -789,5 +859,46 @@ mod tests {
         let message = error.to_string();
         assert!(!message.contains('\u{1b}'), "{message}");
         assert!(message.contains("\\u{1b}[2K"), "{message}");
+    }
+
+    #[test]
+    fn a_directory_holds_a_file_only_below_itself() {
+        // Files in `a0/` and `a-b/` sort near `a/` but are not below it.
+        let error = index_error(&[
+            raw_entry(b"t/a/", b'5', b""),
+            raw_entry(b"t/a-b/x", b'0', b"x"),
+            raw_entry(b"t/a0/x", b'0', b"x"),
+            raw_entry(b"t/a.b", b'0', b"x"),
+        ]);
+        assert!(
+            matches!(&error, ArchiveError::EmptyDirectory { entry } if entry == "t/a"),
+            "{error:?}"
+        );
+        let archive = archive_of(&[
+            raw_entry(b"t/a/", b'5', b""),
+            raw_entry(b"t/a/b/", b'5', b""),
+            raw_entry(b"t/a/b/c", b'0', b"x"),
+        ]);
+        assert_eq!(index(archive.path(), u64::MAX).unwrap().files.len(), 1);
+    }
+
+    /// Issue 20, finding 4: an unsigned archive of very many entries was
+    /// scanned quadratically before anything was checked.
+    #[test]
+    fn an_archive_of_too_many_entries_is_refused_while_indexing() {
+        let entries: Vec<Vec<u8>> = (0..=MAX_ENTRIES)
+            .map(|number| raw_header(format!("t/{number}/").as_bytes(), b'5', 0))
+            .collect();
+        let error = index_error(&entries);
+        assert!(
+            matches!(
+                error,
+                ArchiveError::TooManyEntries {
+                    limit: MAX_ENTRIES,
+                    what: "entries"
+                }
+            ),
+            "{error:?}"
+        );
     }
 }

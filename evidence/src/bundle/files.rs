@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use super::archive::ArchiveIndex;
 use super::manifest::ManifestEntry;
-use super::runlog::LogBytes;
 use crate::terminal::untrusted;
 
 /// Why a bundle file cannot be read.
@@ -37,6 +36,19 @@ pub enum FileError {
         path: String,
         /// The underlying error (shown in the message, so not chained as a source).
         cause: io::Error,
+    },
+    /// A packed run-log member is longer than may be read of it.
+    #[error(
+        "{}: {size} bytes, more than the {limit} bytes that may be read of it",
+        untrusted(path)
+    )]
+    TooLarge {
+        /// Relative path in the archive.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The most that is read.
+        limit: u64,
     },
     /// The file no longer has the size and digest it was verified with.
     #[error("{}: changed since it was verified", untrusted(path))]
@@ -146,25 +158,50 @@ impl BundleFiles {
         Ok(bytes)
     }
 
-    /// The run-log segment and signed head packed beside the bundle, for an
-    /// archive made with `capos pack --with-log` (unverified bytes).
-    pub fn packed_runlog(&self) -> Result<Option<LogBytes>, FileError> {
+    /// The signed head of the run-log segment packed in the archive, if it
+    /// carries one; refused unread when it is longer than `limit`.
+    pub fn packed_runlog_head(&self, limit: u64) -> Result<Option<Vec<u8>>, FileError> {
         let Source::Archive { index, .. } = &self.source else {
             return Ok(None);
         };
         let Some(spans) = index.runlog else {
             return Ok(None);
         };
-        let read = |span, name: &str| {
-            index.read(span).map_err(|cause| FileError::Io {
-                path: format!("{}/{name}", super::archive::RUNLOG_TOP),
-                cause,
-            })
+        self.read_runlog_member(index, spans.head, super::archive::RUNLOG_HEAD, limit)
+            .map(Some)
+    }
+
+    /// The packed run-log segment's lines (none when the archive carries
+    /// none); refused unread when longer than `limit`, which the caller
+    /// takes from the head it verified.
+    pub fn packed_runlog_segment(&self, limit: u64) -> Result<Vec<u8>, FileError> {
+        let Source::Archive { index, .. } = &self.source else {
+            return Ok(Vec::new());
         };
-        Ok(Some(LogBytes {
-            lines: read(spans.segment, super::archive::RUNLOG_SEGMENT)?,
-            head: read(spans.head, super::archive::RUNLOG_HEAD)?,
-        }))
+        let Some(spans) = index.runlog else {
+            return Ok(Vec::new());
+        };
+        self.read_runlog_member(index, spans.segment, super::archive::RUNLOG_SEGMENT, limit)
+    }
+
+    fn read_runlog_member(
+        &self,
+        index: &super::archive::ArchiveIndex,
+        span: super::archive::Span,
+        name: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, FileError> {
+        let path = format!("{}/{name}", super::archive::RUNLOG_TOP);
+        if span.size > limit {
+            return Err(FileError::TooLarge {
+                path,
+                size: span.size,
+                limit,
+            });
+        }
+        index
+            .read(span)
+            .map_err(|cause| FileError::Io { path, cause })
     }
 
     /// Names of the entries directly inside directory `dir` (relative), sorted.

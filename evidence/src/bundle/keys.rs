@@ -99,17 +99,55 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
 
 /// Read an SPKI PEM Ed25519 public key (`-----BEGIN PUBLIC KEY-----`).
 pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = read_text(path)?;
+    let bytes = read_bytes(path)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        // Binary: the same SubjectPublicKeyInfo, DER-encoded.
+        return VerifyingKey::from_public_key_der(&bytes).map_err(|error| {
+            KeyError::NotPublicKey {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the file is binary but not a DER SubjectPublicKeyInfo either ({error}); expected `-----BEGIN PUBLIC KEY-----` PEM text as `capos keygen` writes to <key>.pub"
+                ),
+            }
+        });
+    };
     if text.contains("-----BEGIN PRIVATE KEY-----") {
         return Err(KeyError::NotPublicKey {
             path: path.to_path_buf(),
             reason: "this is a private key; pass its .pub file".to_owned(),
         });
     }
-    VerifyingKey::from_public_key_pem(&text).map_err(|error| KeyError::NotPublicKey {
+    VerifyingKey::from_public_key_pem(text).map_err(|error| KeyError::NotPublicKey {
         path: path.to_path_buf(),
-        reason: error.to_string(),
+        reason: format!(
+            "{error}; expected `-----BEGIN PUBLIC KEY-----` PEM text as `capos keygen` writes to <key>.pub, or the same key DER-encoded"
+        ),
     })
+}
+
+/// Largest key file read: a PEM key is a few hundred bytes.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Read as _;
+    let io_error = |cause| KeyError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    if !fs::metadata(path).map_err(io_error)?.is_file() {
+        return Err(io_error(std::io::Error::other("not a regular file")));
+    }
+    let file = fs::File::open(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(io_error(std::io::Error::other(format!(
+            "more than {MAX_KEY_FILE_BYTES} bytes; a key file is a few hundred"
+        ))));
+    }
+    Ok(bytes)
 }
 
 fn read_text(path: &Path) -> Result<String, KeyError> {
@@ -373,5 +411,27 @@ mod tests {
     fn key_id_is_sha256_of_the_raw_public_key() {
         let key = SigningKey::from_bytes(&[3; 32]).verifying_key();
         assert_eq!(key_id(&key), crate::digest::sha256_hex(key.as_bytes()));
+    }
+
+    /// Issue 20, finding 9: a DER key file used to give "stream did not
+    /// contain valid UTF-8".
+    #[test]
+    fn a_der_public_key_loads_and_other_binary_says_what_is_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let der = dir.path().join("key.der");
+        fs::write(
+            &der,
+            key.verifying_key().to_public_key_der().unwrap().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(load_verifying_key(&der).unwrap(), key.verifying_key());
+        let junk = dir.path().join("junk.bin");
+        fs::write(&junk, [0xff, 0x00, 0x13]).unwrap();
+        let message = load_verifying_key(&junk).unwrap_err().to_string();
+        assert!(
+            message.contains("expected `-----BEGIN PUBLIC KEY-----` PEM text"),
+            "{message}"
+        );
     }
 }

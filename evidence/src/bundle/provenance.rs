@@ -186,10 +186,13 @@ pub struct EnvelopeSignature {
 #[derive(thiserror::Error, Debug)]
 pub enum EnvelopeError {
     /// `provenance.dsse.json` is not a DSSE envelope.
-    #[error("not a DSSE envelope: {0}")]
+    #[error("not a DSSE envelope: {}", crate::terminal::untrusted(&.0.to_string()))]
     NotAnEnvelope(serde_json::Error),
     /// The payload type is not the expected one.
-    #[error("payloadType is {found:?}, expected {expected:?}")]
+    #[error(
+        "payloadType is \"{}\", expected {expected:?}",
+        crate::terminal::untrusted(found)
+    )]
     WrongPayloadType {
         /// The payload type found.
         found: String,
@@ -242,16 +245,22 @@ pub enum EnvelopeError {
         trusted: String,
     },
     /// The signed payload is not an in-toto statement with a SLSA predicate.
-    #[error("the signed payload is not a statement this tool understands: {0}")]
+    #[error("the signed payload is not a statement this tool understands: {}", crate::terminal::untrusted(&.0.to_string()))]
     MalformedStatement(serde_json::Error),
     /// The statement has the wrong `_type`.
-    #[error("statement _type is {found:?}, expected {STATEMENT_TYPE:?}")]
+    #[error(
+        "statement _type is \"{}\", expected {STATEMENT_TYPE:?}",
+        crate::terminal::untrusted(found)
+    )]
     WrongStatementType {
         /// The `_type` found.
         found: String,
     },
     /// The statement has the wrong `predicateType`.
-    #[error("predicateType is {found:?}, expected {PREDICATE_TYPE:?}")]
+    #[error(
+        "predicateType is \"{}\", expected {PREDICATE_TYPE:?}",
+        crate::terminal::untrusted(found)
+    )]
     WrongPredicateType {
         /// The `predicateType` found.
         found: String,

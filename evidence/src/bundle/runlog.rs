@@ -4,12 +4,12 @@
 //!
 //! Files in the store:
 //! - `runlog.jsonl`: one entry per line, compact JSON with its fields in a
-//!   fixed order (the only text an entry has): its place in the chain and
-//!   the run; entry `k` records the sha256 of entry `k-1`'s line (64 zeros
-//!   for entry 1);
+//!   fixed order (the only text an entry has): its place in the chain, where
+//!   the runs of its commit began, and the run; entry `k` records the sha256
+//!   of entry `k-1`'s line (64 zeros for entry 1);
 //! - `runlog.head.dsse.json`: a DSSE envelope, signed like provenance, over
-//!   `{"format", "entries", "head"}`: how many entries the log holds and the
-//!   sha256 of the last line;
+//!   `{"format", "entries", "head", "signed"}`: how many entries the log
+//!   holds, the sha256 of the last line and when the head was signed;
 //! - `runlog.lock`: taken while appending.
 //!
 //! Invariants:
@@ -18,9 +18,18 @@
 //!   new line, then signs the new head.
 //! - Editing, reordering or removing an entry breaks the chain; cutting
 //!   entries off the end or adding some disagrees with the signed head;
-//!   re-signing needs the key. A log segment (the entries from some point
-//!   to the head, as `capos pack --with-log` ships them) verifies the same
-//!   way except that its first entry's predecessor is not shown.
+//!   re-signing needs the key.
+//! - A log segment (the entries from some point to the head, as `capos pack
+//!   --with-log` ships them) proves where it must start: every entry names
+//!   the sequence number of its commit's first run (`first_of_commit`), and
+//!   that number is inside the chain the head signs. A segment that does not
+//!   reach back to the first run of the bundle's commit is refused
+//!   ([`VerifiedLog::covering`]); entries of the older format (v1) do not
+//!   name it, so their bundles are only vouched for by a log from entry 1.
+//! - Nothing is read before it is bounded: the head is read (at most
+//!   [`MAX_HEAD_BYTES`], regular files only) and its signature checked
+//!   before the log, and the log may be no longer than the signed entry
+//!   count allows ([`MAX_LINE_BYTES`] per entry).
 //! - Every string from a log shown on a terminal is escaped.
 
 use std::fs;
@@ -40,10 +49,21 @@ pub const LOG_FILE: &str = "runlog.jsonl";
 pub const HEAD_FILE: &str = "runlog.head.dsse.json";
 /// Held while appending.
 pub const LOCK_FILE: &str = "runlog.lock";
-/// `format` of every entry.
-pub const ENTRY_FORMAT: &str = "capos-runlog/v1";
-/// `format` of the signed head.
-pub const HEAD_FORMAT: &str = "capos-runlog-head/v1";
+/// `format` of every entry written now (names `first_of_commit`).
+pub const ENTRY_FORMAT: &str = "capos-runlog/v2";
+/// `format` of entries written before `first_of_commit` existed; still read.
+pub const ENTRY_FORMAT_V1: &str = "capos-runlog/v1";
+/// `format` of the signed head written now (carries the signing time).
+pub const HEAD_FORMAT: &str = "capos-runlog-head/v2";
+/// `format` of heads written before they carried a time; still read.
+pub const HEAD_FORMAT_V1: &str = "capos-runlog-head/v1";
+/// Largest signed head file read (a real one is under 1 KiB).
+pub const MAX_HEAD_BYTES: u64 = 16 * 1024;
+/// Longest entry line, newline excluded; [`append`] shortens a long error
+/// detail to stay well below it.
+pub const MAX_LINE_BYTES: u64 = 16 * 1024;
+/// Longest error detail [`append`] records, in bytes.
+pub const MAX_DETAIL_BYTES: usize = 4 * 1024;
 /// DSSE payload type of the signed head.
 pub const HEAD_PAYLOAD_TYPE: &str = "application/vnd.capos.runlog-head+json";
 /// `previous` of the first entry.
@@ -85,6 +105,10 @@ pub struct Entry {
     pub sequence: u64,
     /// sha256 of the previous entry's line ([`GENESIS`] for entry 1).
     pub previous: String,
+    /// Sequence number of the first entry of the log with this run's commit
+    /// (this entry's own when it is the first). Absent only in v1 entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_of_commit: Option<u64>,
     /// The `capos` that ran (`<version> (commit <sha>)`).
     pub tool: String,
     /// The run.
@@ -123,6 +147,9 @@ pub struct Head {
     pub entries: u64,
     /// sha256 of the last entry's line.
     pub head: String,
+    /// RFC 3339 time the head was signed. Absent only in v1 heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
 }
 
 /// A log, or a segment of one, and its signed head, as bytes (unverified).
@@ -134,13 +161,16 @@ pub struct LogBytes {
     pub head: Vec<u8>,
 }
 
-/// A log (or segment) that verified: its entries and each line's sha256.
+/// A log (or segment) that verified: its entries, each line's sha256 and
+/// the signed head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedLog {
     /// Entries in order.
     pub entries: Vec<Entry>,
     /// sha256 of each entry's line, in the same order.
     pub hashes: Vec<String>,
+    /// The signed head (entry count, last hash, signing time).
+    pub head: Head,
 }
 
 impl VerifiedLog {
@@ -150,6 +180,35 @@ impl VerifiedLog {
         self.entries
             .iter()
             .find(|entry| entry.run.bundle.as_deref() == Some(name))
+    }
+
+    /// Sequence number of the first entry shown (1 for a whole log).
+    #[must_use]
+    pub fn start(&self) -> u64 {
+        self.entries.first().map_or(1, |entry| entry.sequence)
+    }
+
+    /// `entry`, once it is known that this log shows every run of its
+    /// commit: the log starts at entry 1, or at or before the entry the
+    /// (signed) `first_of_commit` names. A segment with its beginning cut
+    /// off fails here.
+    pub fn covering<'a>(&self, entry: &'a Entry) -> Result<&'a Entry, LogError> {
+        let start = self.start();
+        if start == 1 {
+            return Ok(entry);
+        }
+        match entry.first_of_commit {
+            Some(first) if first >= start => Ok(entry),
+            Some(first) => Err(LogError::Trimmed {
+                start,
+                first,
+                sequence: entry.sequence,
+            }),
+            None => Err(LogError::UnprovableStart {
+                start,
+                sequence: entry.sequence,
+            }),
+        }
     }
 }
 
@@ -232,6 +291,54 @@ pub enum LogError {
         /// sha256 of the last line.
         found: String,
     },
+    /// A segment begins after the first run of the bundle's commit.
+    #[error("the run-log segment begins at entry {start}, but entry {sequence} says the runs of its commit began at entry {first}: entries were cut from the segment's beginning, so runs (failed ones, perhaps) are hidden")]
+    Trimmed {
+        /// First sequence number in the segment.
+        start: u64,
+        /// Where the commit's runs began, as the signed entry says.
+        first: u64,
+        /// The entry stated.
+        sequence: u64,
+    },
+    /// A segment of v1 entries cannot show where its commit's runs began.
+    #[error("the run-log segment begins at entry {start} and entry {sequence} is in the v1 format, which does not record where its commit's runs began; only a log from entry 1 can vouch for it (pack the bundle again with this capos)")]
+    UnprovableStart {
+        /// First sequence number in the segment.
+        start: u64,
+        /// The entry stated.
+        sequence: u64,
+    },
+    /// An entry's `first_of_commit` disagrees with the log.
+    #[error("{LOG_FILE} line {line}: entry {sequence} says its commit's runs began at entry {claimed}, but the log shows {shown}")]
+    WrongFirstOfCommit {
+        /// 1-based line number.
+        line: usize,
+        /// Its sequence number.
+        sequence: u64,
+        /// What it says.
+        claimed: u64,
+        /// What the log shows.
+        shown: String,
+    },
+    /// A file is not a regular file (a FIFO, device, directory, ...).
+    #[error("{}: not a regular file; a run log and its head are plain files", untrusted(&path.to_string_lossy()))]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file is larger than what may be read of it.
+    #[error("{}: {size} bytes, more than the {limit} bytes {why}", untrusted(&what.to_string_lossy()))]
+    TooLarge {
+        /// The file (or archive member).
+        what: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The most that is read.
+        limit: u64,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
     /// Appending refused: the log there does not verify.
     #[error("refusing to append to a run log that does not verify ({0}); move {LOG_FILE} and {HEAD_FILE} aside to start a new one")]
     Damaged(Box<LogError>),
@@ -244,42 +351,107 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     }
 }
 
-/// Read a file, or None when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(cause) => Err(LogError::Io {
-            path: path.to_path_buf(),
-            cause,
-        }),
-    }
+/// Most bytes of log [`segment_for_bundle`] reads when packing, where no
+/// key is at hand to verify the head's entry count first.
+pub const MAX_UNVERIFIED_LOG_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The most bytes a log with `entries` signed entries can hold.
+#[must_use]
+pub fn log_budget(entries: u64) -> u64 {
+    entries.saturating_mul(MAX_LINE_BYTES + 1)
 }
 
-/// The store's log and head bytes, or None when the store has no log.
-pub fn read_files(store: &Path) -> Result<Option<LogBytes>, LogError> {
-    let log = read_optional(&store.join(LOG_FILE))?;
-    let head = read_optional(&store.join(HEAD_FILE))?;
-    match (log, head) {
-        (None, None) => Ok(None),
-        (Some(lines), Some(head)) => Ok(Some(LogBytes { lines, head })),
-        (Some(_), None) => Err(LogError::Incomplete {
-            present: LOG_FILE,
-            missing: HEAD_FILE,
-        }),
-        (None, Some(_)) => Err(LogError::Incomplete {
-            present: HEAD_FILE,
-            missing: LOG_FILE,
-        }),
+/// Read the regular file at `path`, at most `limit` bytes, or None when it
+/// does not exist. Anything but a regular file (FIFO, device, directory,
+/// a symlink to one) is refused before it is opened for reading, and again
+/// after (the open does not block, so a FIFO swapped in meanwhile cannot
+/// hang it); a file longer than `limit` is refused before its first byte
+/// is read.
+pub fn read_bounded(
+    path: &Path,
+    limit: u64,
+    why: &'static str,
+) -> Result<Option<Vec<u8>>, LogError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(cause) => return Err(io_error(path)(cause)),
+    };
+    let regular = |metadata: &fs::Metadata| {
+        if metadata.is_file() {
+            Ok(())
+        } else {
+            Err(LogError::NotRegular {
+                path: path.to_path_buf(),
+            })
+        }
+    };
+    regular(&metadata)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_error(path))?;
+    let metadata = file.metadata().map_err(io_error(path))?;
+    regular(&metadata)?;
+    let too_large = |size| LogError::TooLarge {
+        what: path.to_path_buf(),
+        size,
+        limit,
+        why,
+    };
+    if metadata.len() > limit {
+        return Err(too_large(metadata.len()));
     }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_error(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(Some(bytes))
+}
+
+/// Whether the store has a run log at all (either of its files is there).
+#[must_use]
+pub fn present(store: &Path) -> bool {
+    [LOG_FILE, HEAD_FILE]
+        .iter()
+        .any(|name| fs::symlink_metadata(store.join(name)).is_ok())
 }
 
 /// Verify a store's whole log against `trusted`; None when it has none.
+/// The head is read and its signature checked first; the log is then read
+/// only up to what the signed entry count allows.
 pub fn verify_store(store: &Path, trusted: &VerifyingKey) -> Result<Option<VerifiedLog>, LogError> {
-    let Some(bytes) = read_files(store)? else {
-        return Ok(None);
+    let head_path = store.join(HEAD_FILE);
+    let log_path = store.join(LOG_FILE);
+    let head = read_bounded(&head_path, MAX_HEAD_BYTES, "a run-log head may have")?;
+    let Some(head) = head else {
+        return match fs::symlink_metadata(&log_path) {
+            Ok(_) => Err(LogError::Incomplete {
+                present: LOG_FILE,
+                missing: HEAD_FILE,
+            }),
+            Err(_) => Ok(None),
+        };
     };
-    let verified = verify(&bytes.lines, &bytes.head, trusted)?;
+    let head = verify_head(&head, trusted)?;
+    let Some(lines) = read_bounded(
+        &log_path,
+        log_budget(head.entries),
+        "the signed head's entry count allows",
+    )?
+    else {
+        return Err(LogError::Incomplete {
+            present: HEAD_FILE,
+            missing: LOG_FILE,
+        });
+    };
+    let verified = verify_lines(&lines, head)?;
     match verified.entries.first().map(|entry| entry.sequence) {
         Some(1) => Ok(Some(verified)),
         Some(first) => Err(LogError::Beheaded { first }),
@@ -288,45 +460,89 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey) -> Result<Option<Verif
 }
 
 /// Verify log (or segment) bytes and their signed head against `trusted`:
-/// canonical lines, consecutive sequence numbers, an unbroken chain (from
-/// [`GENESIS`] when the first entry is entry 1), and a head that signs the
-/// last entry and the count.
+/// the head first ([`verify_head`]), then the lines ([`verify_lines`]).
 pub fn verify(log: &[u8], head: &[u8], trusted: &VerifyingKey) -> Result<VerifiedLog, LogError> {
+    let head = verify_head(head, trusted)?;
+    if log.len() as u64 > log_budget(head.entries) {
+        return Err(LogError::TooLarge {
+            what: PathBuf::from(LOG_FILE),
+            size: log.len() as u64,
+            limit: log_budget(head.entries),
+            why: "the signed head's entry count allows",
+        });
+    }
+    verify_lines(log, head)
+}
+
+/// The signed head's payload, once its signature verifies with `trusted`.
+pub fn verify_head(head: &[u8], trusted: &VerifyingKey) -> Result<Head, LogError> {
+    if head.len() as u64 > MAX_HEAD_BYTES {
+        return Err(LogError::TooLarge {
+            what: PathBuf::from(HEAD_FILE),
+            size: head.len() as u64,
+            limit: MAX_HEAD_BYTES,
+            why: "a run-log head may have",
+        });
+    }
     let envelope = provenance::parse_envelope(head).map_err(LogError::Head)?;
     let payload = provenance::verify_payload(&envelope, HEAD_PAYLOAD_TYPE, trusted)
         .map_err(LogError::Head)?;
     let head: Head = serde_json::from_slice(&payload)
         .map_err(|error| LogError::HeadMalformed(error.to_string()))?;
-    if head.format != HEAD_FORMAT {
+    let time_agrees = match head.format.as_str() {
+        HEAD_FORMAT => head.signed.is_some(),
+        HEAD_FORMAT_V1 => head.signed.is_none(),
+        _ => {
+            return Err(LogError::HeadMalformed(format!(
+                "format is {:?}, expected {HEAD_FORMAT:?}",
+                head.format
+            )))
+        }
+    };
+    if !time_agrees {
         return Err(LogError::HeadMalformed(format!(
-            "format is {:?}, expected {HEAD_FORMAT:?}",
-            head.format
+            "a {} head {} its signing time",
+            head.format,
+            if head.signed.is_some() {
+                "may not carry"
+            } else {
+                "must carry"
+            }
         )));
     }
-    let verified = parse_chain(log)?;
+    Ok(head)
+}
+
+/// Verify log (or segment) lines against a head whose signature verified:
+/// canonical lines, consecutive sequence numbers, an unbroken chain (from
+/// [`GENESIS`] when the first entry is entry 1), `first_of_commit` as the
+/// lines show it, and the head signing the last entry and the count.
+pub fn verify_lines(log: &[u8], head: Head) -> Result<VerifiedLog, LogError> {
+    let verified = parse_chain(log, head)?;
     let (Some(last), Some(last_hash)) = (verified.entries.last(), verified.hashes.last()) else {
         return Err(LogError::Empty);
     };
-    if last.sequence != head.entries {
+    if last.sequence != verified.head.entries {
         return Err(LogError::LengthMismatch {
-            signed: head.entries,
+            signed: verified.head.entries,
             found: last.sequence,
         });
     }
-    if *last_hash != head.head {
+    if *last_hash != verified.head.head {
         return Err(LogError::HeadMismatch {
-            signed: head.head,
+            signed: verified.head.head.clone(),
             found: last_hash.clone(),
         });
     }
     Ok(verified)
 }
 
-/// Parse every line and check the chain between them.
-fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
+/// Parse every line and check the chain between them; `head` is kept, not checked.
+fn parse_chain(log: &[u8], head: Head) -> Result<VerifiedLog, LogError> {
     let mut verified = VerifiedLog {
         entries: Vec::new(),
         hashes: Vec::new(),
+        head,
     };
     if log.is_empty() {
         return Ok(verified);
@@ -339,29 +555,7 @@ fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
     };
     for (index, line) in body.split(|byte| *byte == b'\n').enumerate() {
         let number = index + 1;
-        let malformed = |problem: String| LogError::Malformed {
-            line: number,
-            problem,
-        };
-        let entry: Entry = serde_json::from_slice(line)
-            .map_err(|error| malformed(format!("not a run-log entry: {error}")))?;
-        let canonical = serde_json::to_vec(&entry).map_err(|error| malformed(error.to_string()))?;
-        if canonical != line {
-            return Err(malformed(
-                "not in the canonical form capos writes (compact JSON, fields in order)".into(),
-            ));
-        }
-        if entry.format != ENTRY_FORMAT {
-            return Err(malformed(format!(
-                "format is {:?}, expected {ENTRY_FORMAT:?}",
-                entry.format
-            )));
-        }
-        if (entry.run.bundle.is_some()) == (entry.run.verdict == Verdict::Error) {
-            return Err(malformed(
-                "a sealed run names its bundle, and a run that ended in an error names none".into(),
-            ));
-        }
+        let entry = parse_entry(line, number)?;
         match (verified.entries.last(), verified.hashes.last()) {
             (Some(previous), Some(previous_hash)) => {
                 if entry.sequence != previous.sequence + 1 {
@@ -379,7 +573,10 @@ fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
                 }
             }
             _ if entry.sequence == 0 => {
-                return Err(malformed("sequence numbers start at 1".into()));
+                return Err(LogError::Malformed {
+                    line: number,
+                    problem: "sequence numbers start at 1".into(),
+                });
             }
             _ if entry.sequence == 1 && entry.previous != GENESIS => {
                 return Err(LogError::BrokenChain {
@@ -389,15 +586,107 @@ fn parse_chain(log: &[u8]) -> Result<VerifiedLog, LogError> {
             }
             _ => {}
         }
+        check_first_of_commit(&verified.entries, &entry, number)?;
         verified.hashes.push(sha256_hex(line));
         verified.entries.push(entry);
     }
     Ok(verified)
 }
 
+/// One line as an entry in its canonical form and a known format.
+fn parse_entry(line: &[u8], number: usize) -> Result<Entry, LogError> {
+    let malformed = |problem: String| LogError::Malformed {
+        line: number,
+        problem,
+    };
+    if line.len() as u64 > MAX_LINE_BYTES {
+        return Err(malformed(format!(
+            "{} bytes long, more than the {MAX_LINE_BYTES} an entry may have",
+            line.len()
+        )));
+    }
+    let entry: Entry = serde_json::from_slice(line)
+        .map_err(|error| malformed(format!("not a run-log entry: {error}")))?;
+    let canonical = serde_json::to_vec(&entry).map_err(|error| malformed(error.to_string()))?;
+    if canonical != line {
+        return Err(malformed(
+            "not in the canonical form capos writes (compact JSON, fields in order)".into(),
+        ));
+    }
+    let names_first = match entry.format.as_str() {
+        ENTRY_FORMAT => entry.first_of_commit.is_some(),
+        ENTRY_FORMAT_V1 => entry.first_of_commit.is_none(),
+        _ => {
+            return Err(malformed(format!(
+                "format is {:?}, expected {ENTRY_FORMAT:?}",
+                entry.format
+            )))
+        }
+    };
+    if !names_first {
+        return Err(malformed(format!(
+            "a {} entry {} first_of_commit",
+            entry.format,
+            if entry.first_of_commit.is_some() {
+                "may not carry"
+            } else {
+                "must carry"
+            }
+        )));
+    }
+    if (entry.run.bundle.is_some()) == (entry.run.verdict == Verdict::Error) {
+        return Err(malformed(
+            "a sealed run names its bundle, and a run that ended in an error names none".into(),
+        ));
+    }
+    Ok(entry)
+}
+
+/// `entry.first_of_commit` against the entries before it in the same log
+/// or segment (`earlier`): when it lies inside what is shown it must be
+/// the first entry shown with the same commit; when it lies before, every
+/// earlier entry shown with that commit must say the same.
+fn check_first_of_commit(earlier: &[Entry], entry: &Entry, line: usize) -> Result<(), LogError> {
+    let Some(claimed) = entry.first_of_commit else {
+        return Ok(());
+    };
+    let start = earlier
+        .first()
+        .map_or(entry.sequence, |first| first.sequence);
+    let first_shown = earlier
+        .iter()
+        .find(|other| other.run.commit == entry.run.commit)
+        .unwrap_or(entry);
+    let agrees = if claimed > entry.sequence || claimed == 0 {
+        false
+    } else if claimed >= start {
+        first_shown.sequence == claimed
+    } else {
+        // An earlier entry of the older format does not say; any other must agree.
+        first_shown.sequence == entry.sequence
+            || first_shown
+                .first_of_commit
+                .is_none_or(|first| first == claimed)
+    };
+    if agrees {
+        return Ok(());
+    }
+    Err(LogError::WrongFirstOfCommit {
+        line,
+        sequence: entry.sequence,
+        claimed,
+        shown: if claimed > entry.sequence || claimed == 0 {
+            "no such earlier entry".to_owned()
+        } else {
+            format!("entry {} first", first_shown.sequence)
+        },
+    })
+}
+
 /// Append `run` to the store's log and sign the new head with `key`, after
-/// verifying the log there with `key`'s public half. Returns the entry.
-pub fn append(store: &Path, run: Run, key: &SigningKey) -> Result<Entry, LogError> {
+/// verifying the log there with `key`'s public half. An error detail longer
+/// than [`MAX_DETAIL_BYTES`] is shortened. Returns the entry.
+pub fn append(store: &Path, mut run: Run, key: &SigningKey) -> Result<Entry, LogError> {
     fs::create_dir_all(store).map_err(io_error(store))?;
     let lock_path = store.join(LOCK_FILE);
     let lock = fs::OpenOptions::new()
@@ -409,20 +698,23 @@ pub fn append(store: &Path, run: Run, key: &SigningKey) -> Result<Entry, LogErro
     lock.lock().map_err(io_error(&lock_path))?;
     let existing = verify_store(store, &key.verifying_key())
         .map_err(|error| LogError::Damaged(Box::new(error)))?;
-    let (sequence, previous) = match &existing {
-        Some(log) => (
-            log.entries.len() as u64 + 1,
-            log.hashes
-                .last()
-                .cloned()
-                .unwrap_or_else(|| GENESIS.to_owned()),
-        ),
-        None => (1, GENESIS.to_owned()),
-    };
+    let (entries, hashes) = existing
+        .map(|log| (log.entries, log.hashes))
+        .unwrap_or_default();
+    let sequence = entries.len() as u64 + 1;
+    let previous = hashes.last().cloned().unwrap_or_else(|| GENESIS.to_owned());
+    let first_of_commit = entries
+        .iter()
+        .find(|entry| entry.run.commit == run.commit)
+        .map_or(sequence, |entry| entry.sequence);
+    if let Some(detail) = &mut run.detail {
+        shorten(detail, MAX_DETAIL_BYTES);
+    }
     let entry = Entry {
         format: ENTRY_FORMAT.to_owned(),
         sequence,
         previous,
+        first_of_commit: Some(first_of_commit),
         tool: crate::tool::LONG_VERSION.to_owned(),
         run,
     };
@@ -430,6 +722,15 @@ pub fn append(store: &Path, run: Run, key: &SigningKey) -> Result<Entry, LogErro
         line: sequence as usize,
         problem: error.to_string(),
     })?;
+    if line.len() as u64 > MAX_LINE_BYTES {
+        return Err(LogError::Malformed {
+            line: sequence as usize,
+            problem: format!(
+                "the new entry would be {} bytes long, more than the {MAX_LINE_BYTES} an entry may have",
+                line.len()
+            ),
+        });
+    }
     let log_path = store.join(LOG_FILE);
     let mut log = fs::OpenOptions::new()
         .create(true)
@@ -445,10 +746,25 @@ pub fn append(store: &Path, run: Run, key: &SigningKey) -> Result<Entry, LogErro
             format: HEAD_FORMAT.to_owned(),
             entries: sequence,
             head: sha256_hex(&line),
+            signed: Some(crate::time::rfc3339(std::time::SystemTime::now())),
         },
         key,
     )?;
     Ok(entry)
+}
+
+/// Cut `text` to at most `limit` bytes at a character boundary, saying so.
+fn shorten(text: &mut String, limit: usize) {
+    const MARK: &str = " [...]";
+    if text.len() <= limit {
+        return;
+    }
+    let mut end = limit - MARK.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MARK);
 }
 
 /// Sign `head` and replace the store's head file with it in one rename.
@@ -472,31 +788,64 @@ fn write_head(store: &Path, head: &Head, key: &SigningKey) -> Result<(), LogErro
 }
 
 /// The segment of the store's log for the commit that sealed bundle `name`:
-/// every line from the first entry with that commit through the last, and
-/// the signed head. Not verified here (packing needs no key); whoever reads
-/// it verifies it with [`verify`].
+/// every line from the first entry with that commit (as the entry's
+/// `first_of_commit` names it; entry 1 for a v1 entry, which does not)
+/// through the last, and the signed head. Not verified here (packing needs
+/// no key); whoever reads it verifies it with [`verify`].
 pub fn segment_for_bundle(store: &Path, name: &str) -> Result<LogBytes, LogError> {
-    let Some(LogBytes { lines: log, head }) = read_files(store)? else {
-        return Err(LogError::Io {
-            path: store.join(LOG_FILE),
-            cause: io::Error::new(io::ErrorKind::NotFound, "the store has no run log"),
-        });
+    let head = read_bounded(
+        &store.join(HEAD_FILE),
+        MAX_HEAD_BYTES,
+        "a run-log head may have",
+    )?;
+    let log = read_bounded(
+        &store.join(LOG_FILE),
+        MAX_UNVERIFIED_LOG_BYTES,
+        "packing reads of a log",
+    )?;
+    let (log, head) = match (log, head) {
+        (Some(log), Some(head)) => (log, head),
+        (None, None) => {
+            return Err(LogError::Io {
+                path: store.join(LOG_FILE),
+                cause: io::Error::new(io::ErrorKind::NotFound, "the store has no run log"),
+            })
+        }
+        (Some(_), None) => {
+            return Err(LogError::Incomplete {
+                present: LOG_FILE,
+                missing: HEAD_FILE,
+            })
+        }
+        (None, Some(_)) => {
+            return Err(LogError::Incomplete {
+                present: HEAD_FILE,
+                missing: LOG_FILE,
+            })
+        }
     };
-    let chain = parse_chain(&log)?;
+    let unsigned = Head {
+        format: String::new(),
+        entries: 0,
+        head: String::new(),
+        signed: None,
+    };
+    let chain = parse_chain(&log, unsigned)?;
     let Some(entry) = chain.entry_for(name) else {
         return Err(LogError::Malformed {
             line: chain.entries.len(),
             problem: format!("no entry names bundle {name}"),
         });
     };
-    let first = chain
+    let first = entry.first_of_commit.unwrap_or(1);
+    let skip = chain
         .entries
         .iter()
-        .position(|candidate| candidate.run.commit == entry.run.commit)
+        .position(|candidate| candidate.sequence == first)
         .unwrap_or(0);
     let segment: Vec<u8> = log
         .split_inclusive(|byte| *byte == b'\n')
-        .skip(first)
+        .skip(skip)
         .flatten()
         .copied()
         .collect();
@@ -681,6 +1030,7 @@ mod tests {
             format: HEAD_FORMAT.into(),
             entries: 3,
             head: sha256_hex(all[2].as_bytes()),
+            signed: Some("2026-11-28T10:02:00Z".into()),
         };
         write_head(store.path(), &forged, &other).unwrap();
         let error = verify_error(store.path());
@@ -739,5 +1089,184 @@ mod tests {
             .collect();
         let error = verify(&kept.concat(), &segment.head, &key().verifying_key()).unwrap_err();
         assert!(matches!(error, LogError::Sequence { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn entries_name_their_commits_first_run_and_heads_their_time() {
+        let store = store();
+        let log = verify_store(store.path(), &key().verifying_key())
+            .unwrap()
+            .unwrap();
+        let firsts: Vec<Option<u64>> = log
+            .entries
+            .iter()
+            .map(|entry| entry.first_of_commit)
+            .collect();
+        assert_eq!(firsts, [Some(1), Some(1), Some(1), Some(4)]);
+        assert!(log
+            .head
+            .signed
+            .as_deref()
+            .is_some_and(|time| time.ends_with('Z')));
+        assert_eq!(log.head.format, HEAD_FORMAT);
+    }
+
+    #[test]
+    fn a_segment_cut_after_its_commits_first_run_is_refused() {
+        let store = store();
+        let segment = segment_for_bundle(store.path(), &"2".repeat(64)).unwrap();
+        let all: Vec<&[u8]> = segment
+            .lines
+            .split_inclusive(|byte| *byte == b'\n')
+            .collect();
+        for cut in 1..3 {
+            let trimmed = all[cut..].concat();
+            // The chain from there to the head still holds ...
+            let log = verify(&trimmed, &segment.head, &key().verifying_key()).unwrap();
+            // ... but the bundle's entry says where its commit's runs began.
+            let entry = log.entry_for(&"2".repeat(64)).unwrap();
+            let error = log.covering(entry).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    LogError::Trimmed {
+                        first: 1,
+                        sequence: 3,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+        // Commit b's own segment starts at its first run, and covers it.
+        let segment = segment_for_bundle(store.path(), &"3".repeat(64)).unwrap();
+        let log = verify(&segment.lines, &segment.head, &key().verifying_key()).unwrap();
+        let entry = log.entry_for(&"3".repeat(64)).unwrap();
+        assert_eq!(log.covering(entry).unwrap().sequence, 4);
+    }
+
+    #[test]
+    fn a_false_first_of_commit_is_refused_even_when_signed() {
+        // A log whose second run of commit a claims to be its first.
+        let store = tempfile::tempdir().unwrap();
+        append(
+            store.path(),
+            run("smp-boot", "a", Verdict::Fail, Some(&"1".repeat(64))),
+            &key(),
+        )
+        .unwrap();
+        let mut lines = lines(store.path());
+        let entry: Entry = serde_json::from_str(&lines[0]).unwrap();
+        let forged = Entry {
+            sequence: 2,
+            previous: sha256_hex(lines[0].as_bytes()),
+            first_of_commit: Some(2),
+            run: run("smp-boot", "a", Verdict::Pass, Some(&"2".repeat(64))),
+            ..entry
+        };
+        let line = serde_json::to_string(&forged).unwrap();
+        lines.push(line.clone());
+        write_lines(store.path(), &lines);
+        write_head(
+            store.path(),
+            &Head {
+                format: HEAD_FORMAT.into(),
+                entries: 2,
+                head: sha256_hex(line.as_bytes()),
+                signed: Some("2026-11-28T10:02:00Z".into()),
+            },
+            &key(),
+        )
+        .unwrap();
+        let error = verify_error(store.path());
+        assert!(
+            matches!(
+                error,
+                LogError::WrongFirstOfCommit {
+                    line: 2,
+                    claimed: 2,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn v1_entries_still_verify_but_their_segments_cannot_prove_a_start() {
+        let store = store();
+        let v1: Vec<String> = lines(store.path())
+            .iter()
+            .map(|line| {
+                let mut entry: Entry = serde_json::from_str(line).unwrap();
+                entry.format = ENTRY_FORMAT_V1.into();
+                entry.first_of_commit = None;
+                entry
+            })
+            .scan(GENESIS.to_owned(), |previous, mut entry| {
+                entry.previous = previous.clone();
+                let line = serde_json::to_string(&entry).unwrap();
+                *previous = sha256_hex(line.as_bytes());
+                Some(line)
+            })
+            .collect();
+        write_lines(store.path(), &v1);
+        write_head(
+            store.path(),
+            &Head {
+                format: HEAD_FORMAT_V1.into(),
+                entries: 4,
+                head: sha256_hex(v1[3].as_bytes()),
+                signed: None,
+            },
+            &key(),
+        )
+        .unwrap();
+        let log = verify_store(store.path(), &key().verifying_key())
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.entries.len(), 4);
+        // Packing a v1 entry ships the log from entry 1.
+        let segment = segment_for_bundle(store.path(), &"3".repeat(64)).unwrap();
+        let log = verify(&segment.lines, &segment.head, &key().verifying_key()).unwrap();
+        assert_eq!(log.start(), 1);
+        let trimmed: Vec<u8> = v1[3..]
+            .iter()
+            .flat_map(|line| format!("{line}\n").into_bytes())
+            .collect();
+        let log = verify(&trimmed, &segment.head, &key().verifying_key()).unwrap();
+        let entry = log.entry_for(&"3".repeat(64)).unwrap();
+        assert!(matches!(
+            log.covering(entry),
+            Err(LogError::UnprovableStart {
+                start: 4,
+                sequence: 4
+            })
+        ));
+    }
+
+    #[test]
+    fn reads_are_bounded_and_of_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        assert!(read_bounded(&path, 10, "test").unwrap().is_none());
+        fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_bounded(&path, 10, "test").unwrap().unwrap().len(), 10);
+        assert!(matches!(
+            read_bounded(&path, 9, "test"),
+            Err(LogError::TooLarge {
+                size: 10,
+                limit: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_bounded(dir.path(), 9, "test"),
+            Err(LogError::NotRegular { .. })
+        ));
+        let long = "x".repeat(MAX_DETAIL_BYTES * 3);
+        let mut detail = format!("é{long}");
+        shorten(&mut detail, MAX_DETAIL_BYTES);
+        assert!(detail.len() <= MAX_DETAIL_BYTES && detail.ends_with(" [...]"));
     }
 }

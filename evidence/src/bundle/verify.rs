@@ -203,7 +203,10 @@ pub enum VerifyError {
         path: String,
     },
     /// The bundle's name is not the digest of its manifest.
-    #[error("bundle is named {found:?} but sha256({MANIFEST_FILE}) is {expected}")]
+    #[error(
+        "bundle is named \"{}\" but sha256({MANIFEST_FILE}) is {expected}",
+        untrusted(found)
+    )]
     NameMismatch {
         /// Directory (or archive top directory) name.
         found: String,

@@ -106,6 +106,23 @@ fn probe_boot_sector() -> [u8; 512] {
     sector
 }
 
+/// The probe's boot sector in a file of its own under `dir`, removed when
+/// dropped: concurrent runs in one checkout each probe their own image
+/// (QEMU locks the image it boots; a shared one made a second run's probe
+/// fail "even under TCG").
+fn write_probe_image(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut image = tempfile::Builder::new()
+        .prefix("accel-probe-")
+        .suffix(".img")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating the probe image in {}", dir.display()))?;
+    std::io::Write::write_all(&mut image, &probe_boot_sector())
+        .and_then(|()| image.as_file().sync_all())
+        .with_context(|| format!("writing {}", image.path().display()))?;
+    Ok(image)
+}
+
 fn probe_accel(root: &Path) -> Result<AccelChoice> {
     let tcg = |reason: String| AccelChoice {
         accel: Accel::Tcg,
@@ -119,16 +136,14 @@ fn probe_accel(root: &Path) -> Result<AccelChoice> {
         return Ok(tcg(format!("/dev/kvm unusable ({error})")));
     }
     let qemu = tools::require(&tools::QEMU)?;
-    let dir = paths::qemu_log_root(root);
-    std::fs::create_dir_all(&dir)?;
-    let image = dir.join("accel-probe.img");
-    std::fs::write(&image, probe_boot_sector())?;
-    let tcg_time = match time_probe(&qemu, &image, Accel::Tcg, Duration::from_secs(30))? {
+    let image = write_probe_image(&paths::qemu_log_root(root))?;
+    let image = image.path();
+    let tcg_time = match time_probe(&qemu, image, Accel::Tcg, Duration::from_secs(30))? {
         Some(time) => time,
         None => bail!("the accelerator probe failed even under TCG; QEMU is not working (try `capos qemu --accel tcg`)"),
     };
     let kvm_budget = Duration::from_secs(3).max(tcg_time * 3);
-    Ok(match time_probe(&qemu, &image, Accel::Kvm, kvm_budget)? {
+    Ok(match time_probe(&qemu, image, Accel::Kvm, kvm_budget)? {
         Some(kvm_time) if kvm_time <= tcg_time => AccelChoice {
             accel: Accel::Kvm,
             reason: format!(
@@ -642,6 +657,18 @@ pub fn run_command(root: &Path, args: QemuArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_probes_get_images_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_probe_image(dir.path()).unwrap();
+        let second = write_probe_image(dir.path()).unwrap();
+        assert_ne!(first.path(), second.path());
+        assert_eq!(std::fs::read(first.path()).unwrap(), probe_boot_sector());
+        let kept = first.path().to_path_buf();
+        drop(first);
+        assert!(!kept.exists(), "the image goes with its run");
+    }
 
     #[test]
     fn probe_sector_is_bootable_and_small() {

@@ -130,28 +130,42 @@ fn first_difference(file: &str, stored: &[u8], recomputed: &[u8]) -> Option<Audi
     }
 }
 
-/// Audit a bundle (directory or packed archive) offline against a trusted public key.
-pub fn run_command(args: VerifyArgs) -> Result<()> {
-    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let verified = match verify_bundle(&args.bundle, &trusted, args.limits.limits()) {
+/// What a full audit of one bundle found: the bundle and what its run log says.
+#[derive(Debug)]
+pub struct Audit {
+    /// The bundle, verified in full.
+    pub bundle: VerifiedBundle,
+    /// The run-history statement ([`history::history`]), "unknown: ..." when no log is at hand.
+    pub history: String,
+}
+
+/// Verify a bundle fully, then its run history; nothing is returned (so
+/// nothing can be printed) unless both pass.
+pub fn audit(path: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<Audit> {
+    let bundle = match verify_bundle(path, trusted, limits) {
         Ok(verified) => verified,
         Err(error @ AuditError::Integrity(VerifyError::NotFound { .. })) => {
             return Err(error.into())
         }
         Err(error) => {
             return Err(anyhow::Error::new(error)
-                .context(format!("{} failed verification", args.bundle.display())))
+                .context(format!("{} failed verification", path.display())))
         }
     };
+    let history = history::history(&bundle.name, &bundle.files, trusted)
+        .with_context(|| format!("{}: run history", path.display()))?;
+    Ok(Audit { bundle, history })
+}
+
+/// Audit a bundle (directory or packed archive) offline against a trusted public key.
+pub fn run_command(args: VerifyArgs) -> Result<()> {
+    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    let audit = audit(&args.bundle, &trusted, args.limits.limits())?;
     println!(
         "verified: {} ({} files, key {})",
-        verified.name, verified.file_count, verified.key_id
+        audit.bundle.name, audit.bundle.file_count, audit.bundle.key_id
     );
-    if let Some(statement) = history::history(&verified.name, &verified.files, &trusted)
-        .with_context(|| format!("{} failed verification", args.bundle.display()))?
-    {
-        println!("run log: {statement}");
-    }
+    println!("run history: {}", audit.history);
     Ok(())
 }
 
@@ -165,7 +179,8 @@ pub enum LogCommand {
 /// Arguments of `capos log verify`.
 #[derive(clap::Args, Debug)]
 pub struct LogVerifyArgs {
-    /// The evidence store (the directory holding runlog.jsonl and the bundles).
+    /// The evidence store (the directory holding runlog.jsonl and the
+    /// bundles), or an archive packed with `capos pack --with-log`.
     pub store: PathBuf,
     /// Public key (SPKI PEM) the log's head and every bundle must be signed with.
     #[arg(long, env = "CAPOS_TRUSTED_KEY")]
@@ -176,7 +191,7 @@ pub struct LogVerifyArgs {
 }
 
 /// Counts of a verified store's runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreAudit {
     /// Entries in the log.
     pub entries: usize,
@@ -188,10 +203,15 @@ pub struct StoreAudit {
     pub errors: usize,
     /// Sealed runs whose claim was inconclusive (format v2 onward).
     pub inconclusive: usize,
+    /// When the head was signed (None for a v1 head).
+    pub signed: Option<String>,
+    /// Bundle directories in the store that no entry names.
+    pub unlogged: Vec<String>,
 }
 
 /// Verify `store`'s run log against `trusted`, then every bundle it names:
-/// present, fully verified, and saying of itself what its entry says.
+/// present, fully verified, and saying of itself what its entry says; and
+/// list the bundles in the store the log does not name.
 pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<StoreAudit> {
     let log = runlog::verify_store(store, trusted)
         .with_context(|| format!("the run log of {} does not verify", store.display()))?
@@ -205,6 +225,7 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Res
         })?;
     let mut audit = StoreAudit {
         entries: log.entries.len(),
+        signed: log.head.signed.clone(),
         ..StoreAudit::default()
     };
     for entry in &log.entries {
@@ -234,16 +255,42 @@ pub fn verify_store(store: &Path, trusted: &VerifyingKey, limits: Limits) -> Res
             _ => audit.failed += 1,
         }
     }
+    audit.unlogged = unlogged_bundles(store, &log)?;
     Ok(audit)
+}
+
+/// Directories of `store` that hold a bundle (a `MANIFEST.sha256`) but that
+/// no entry of `log` names, sorted.
+fn unlogged_bundles(store: &Path, log: &runlog::VerifiedLog) -> Result<Vec<String>> {
+    let named: std::collections::BTreeSet<&str> = log
+        .entries
+        .iter()
+        .filter_map(|entry| entry.run.bundle.as_deref())
+        .collect();
+    let mut unlogged = Vec::new();
+    for item in std::fs::read_dir(store).with_context(|| format!("listing {}", store.display()))? {
+        let item = item.with_context(|| format!("listing {}", store.display()))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if !named.contains(name.as_str())
+            && item.path().join(crate::bundle::MANIFEST_FILE).is_file()
+        {
+            unlogged.push(name);
+        }
+    }
+    unlogged.sort();
+    Ok(unlogged)
 }
 
 /// `capos log verify`.
 pub fn log_command(command: LogCommand) -> Result<()> {
     let LogCommand::Verify(args) = command;
     let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
+    if args.store.is_file() {
+        return log_verify_archive(&args, &trusted);
+    }
     let audit = verify_store(&args.store, &trusted, args.limits.limits())?;
     println!(
-        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error{}), every bundle present and verified, key {}",
+        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error{}) as of {}, every bundle present and verified, key {}",
         audit.entries,
         audit.passed,
         audit.failed,
@@ -253,7 +300,74 @@ pub fn log_command(command: LogCommand) -> Result<()> {
         } else {
             String::new()
         },
+        audit
+            .signed
+            .as_deref()
+            .map_or_else(|| "an unrecorded time (v1 head)".into(), untrusted),
         crate::bundle::provenance::key_id(&trusted)
+    );
+    if !audit.unlogged.is_empty() {
+        println!(
+            "not in the run log: {} bundle(s) in the store that no entry names, so the log says nothing about the runs behind them: {}",
+            audit.unlogged.len(),
+            crate::terminal::untrusted_list(&audit.unlogged)
+        );
+    }
+    Ok(())
+}
+
+/// `capos log verify <archive>`: the bundle in full, then the segment packed
+/// with it (which must reach back to the first run of the bundle's commit).
+fn log_verify_archive(args: &LogVerifyArgs, trusted: &VerifyingKey) -> Result<()> {
+    let bundle = verify_bundle(&args.store, trusted, args.limits.limits())
+        .with_context(|| format!("{} failed verification", args.store.display()))?;
+    let Some(head) = bundle.files.packed_runlog_head(runlog::MAX_HEAD_BYTES)? else {
+        bail!(
+            "{} carries no run log; pack the bundle with `capos pack --with-log`",
+            args.store.display()
+        );
+    };
+    let segment = (|| -> Result<(runlog::VerifiedLog, u64)> {
+        let head = runlog::verify_head(&head, trusted)?;
+        let lines = bundle
+            .files
+            .packed_runlog_segment(runlog::log_budget(head.entries))?;
+        let log = runlog::verify_lines(&lines, head)?;
+        let entry = log
+            .entry_for(&bundle.name)
+            .context("the segment does not name the bundle packed with it")?;
+        let sequence = log.covering(entry)?.sequence;
+        history::check_entry(entry, &bundle.files)?;
+        Ok((log, sequence))
+    })()
+    .with_context(|| {
+        format!(
+            "the run log packed in {} does not verify",
+            args.store.display()
+        )
+    })?;
+    let (log, sequence) = segment;
+    let count = |verdict: Option<Verdict>| {
+        log.entries
+            .iter()
+            .filter(|entry| verdict.is_none_or(|verdict| entry.run.verdict == verdict))
+            .count()
+    };
+    println!(
+        "run log segment verified: entries {}..{} as of {} ({} runs: {} passed, {} failed, {} broken off by an error); bundle {} is entry {}, the other entries' bundles are not in the archive; key {}",
+        log.start(),
+        log.head.entries,
+        log.head
+            .signed
+            .as_deref()
+            .map_or_else(|| "an unrecorded time (v1 head)".into(), untrusted),
+        count(None),
+        count(Some(Verdict::Pass)),
+        count(Some(Verdict::Fail)),
+        count(Some(Verdict::Error)),
+        bundle.name,
+        sequence,
+        crate::bundle::provenance::key_id(trusted)
     );
     Ok(())
 }

@@ -12,7 +12,7 @@
 //!   verdict; a log that does not verify is an error, never ignored.
 //! - Everything quoted from a log is escaped for the terminal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -113,8 +113,10 @@ pub fn check_entry(entry: &Entry, files: &BundleFiles) -> Result<()> {
     Ok(())
 }
 
-/// "run k of n for contract C at commit X; failed runs: ..." for `entry`,
-/// counting the log's runs of the same contract and commit.
+/// "run k of n for contract C at commit X (...as signed at T); failed runs:
+/// ..." for `entry`, counting the log's runs of the same contract and
+/// commit. The caller made sure the log shows all of them
+/// ([`VerifiedLog::covering`]).
 #[must_use]
 pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
     let siblings: Vec<&Entry> = log
@@ -154,17 +156,28 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
         ""
     };
     format!(
-        "run {position} of {} for contract {} at commit {}{dirty} (signed run log, entry {}); failed runs: {}",
+        "run {position} of {} for contract {} at commit {}{dirty}; failed runs: {} (signed run log: entry {} of entries {}..{} {})",
         siblings.len(),
         untrusted(&entry.run.contract),
         shown_commit(entry.run.commit.as_deref()),
-        entry.sequence,
         if failed.is_empty() {
             "none".to_owned()
         } else {
             failed.join(", ")
-        }
+        },
+        entry.sequence,
+        log.start(),
+        log.head.entries,
+        as_of(log),
     )
+}
+
+/// "as of <time>, later runs not shown" for the log's signed head.
+fn as_of(log: &VerifiedLog) -> String {
+    match &log.head.signed {
+        Some(time) => format!("as of {}; runs after that are not shown", untrusted(time)),
+        None => "as of an unrecorded time (a v1 head); runs after it are not shown".to_owned(),
+    }
 }
 
 fn shown_commit(commit: Option<&str>) -> String {
@@ -174,38 +187,133 @@ fn shown_commit(commit: Option<&str>) -> String {
     )
 }
 
+/// Where the run history of a bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// The segment packed in its archive.
+    Packed,
+    /// The log of the store the bundle directory sits in.
+    Store(PathBuf),
+}
+
+impl LogSource {
+    /// What to do about a log from here that does not verify.
+    fn remedy(&self) -> &'static str {
+        match self {
+            Self::Packed => "ask the builder for an archive packed from its store with --with-log",
+            Self::Store(_) => {
+                "move a foreign or damaged log aside, or verify the bundle where its own log is"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LogSource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Packed => formatter.write_str("the run log packed with the bundle"),
+            Self::Store(store) => write!(
+                formatter,
+                "the run log of {}",
+                untrusted(&store.to_string_lossy())
+            ),
+        }
+    }
+}
+
+/// Why the run history of a bundle that verified cannot be told.
+#[derive(thiserror::Error, Debug)]
+pub enum HistoryError {
+    /// The log at hand does not verify, or says something else about the bundle.
+    #[error("the bundle itself verified (signature, file digests, figures recomputed from its raw logs), but {source_name} does not verify: {problem:#}. Its run history cannot be shown, so nothing tells whether this run was picked from others; {}", source_name.remedy())]
+    Log {
+        /// Where the log came from.
+        source_name: LogSource,
+        /// What is wrong with it.
+        problem: anyhow::Error,
+    },
+}
+
 /// What the run log at hand says about the verified bundle `name`: the log
 /// packed in its archive, or its store's log (the bundle directory's
-/// parent). None when no log is at hand.
-pub fn history(name: &str, files: &BundleFiles, trusted: &VerifyingKey) -> Result<Option<String>> {
-    if let Some(packed) = files.packed_runlog()? {
-        let log = runlog::verify(&packed.lines, &packed.head, trusted)
-            .context("the run log packed with the bundle does not verify")?;
-        let Some(entry) = log.entry_for(name) else {
-            bail!("the run log packed with the bundle does not name it");
-        };
-        check_entry(entry, files)?;
-        return Ok(Some(statement(&log, entry)));
+/// parent); when there is none, a sentence saying the history is unknown.
+pub fn history(
+    name: &str,
+    files: &BundleFiles,
+    trusted: &VerifyingKey,
+) -> Result<String, HistoryError> {
+    if let Some(statement) =
+        packed_history(name, files, trusted).map_err(|problem| HistoryError::Log {
+            source_name: LogSource::Packed,
+            problem,
+        })?
+    {
+        return Ok(statement);
     }
-    let Some(dir) = files.directory() else {
+    let Some(store) = files.directory().and_then(Path::parent).map(|store| {
+        if store.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            store
+        }
+    }) else {
+        return Ok(UNKNOWN_ARCHIVE.to_owned());
+    };
+    store_history(name, files, store, trusted).map_err(|problem| HistoryError::Log {
+        source_name: LogSource::Store(store.to_path_buf()),
+        problem,
+    })
+}
+
+/// Said of a packed bundle that carries no run log.
+pub const UNKNOWN_ARCHIVE: &str = "unknown: the archive carries no run log (pack it with --with-log); nothing shows whether other runs of this commit failed";
+
+/// The statement from the segment packed in an archive, if it carries one:
+/// its head is bounded and verified before the segment is read.
+fn packed_history(
+    name: &str,
+    files: &BundleFiles,
+    trusted: &VerifyingKey,
+) -> Result<Option<String>> {
+    let Some(head) = files.packed_runlog_head(runlog::MAX_HEAD_BYTES)? else {
         return Ok(None);
     };
-    let Some(store) = dir.parent() else {
-        return Ok(None);
+    let head = runlog::verify_head(&head, trusted)?;
+    let lines = files.packed_runlog_segment(runlog::log_budget(head.entries))?;
+    let log = runlog::verify_lines(&lines, head)?;
+    let Some(entry) = log.entry_for(name) else {
+        bail!("it does not name the bundle");
     };
-    let Some(log) = runlog::verify_store(store, trusted)
-        .with_context(|| format!("the run log of {} does not verify", store.display()))?
-    else {
-        return Ok(None);
+    let entry = log.covering(entry)?;
+    check_entry(entry, files)?;
+    Ok(Some(statement(&log, entry)))
+}
+
+/// The statement from the log of `store`, the directory the bundle sits in.
+fn store_history(
+    name: &str,
+    files: &BundleFiles,
+    store: &Path,
+    trusted: &VerifyingKey,
+) -> Result<String> {
+    let Some(log) = runlog::verify_store(store, trusted)? else {
+        return Ok(format!(
+            "unknown: no run log beside the bundle in {} ({} and {}); nothing shows whether other runs of this commit failed",
+            untrusted(&store.to_string_lossy()),
+            runlog::LOG_FILE,
+            runlog::HEAD_FILE
+        ));
     };
     match log.entry_for(name) {
         Some(entry) => {
+            let entry = log.covering(entry)?;
             check_entry(entry, files)?;
-            Ok(Some(statement(&log, entry)))
+            Ok(statement(&log, entry))
         }
-        None => Ok(Some(format!(
-            "not recorded in the run log of its store ({} runs recorded)",
-            log.entries.len()
-        ))),
+        None => Ok(format!(
+            "unknown: not recorded in the run log of its store (entries 1..{} {})",
+            log.head.entries,
+            as_of(&log)
+        )),
     }
 }

@@ -13,6 +13,7 @@ pub mod history;
 pub mod host;
 pub mod inputs;
 pub mod measure;
+pub mod numbers;
 pub mod report;
 pub mod reproduce;
 pub mod run;

@@ -51,9 +51,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-/// SLSA `buildType` of a proof run.
+/// SLSA `buildType` of a proof run; its meaning: `docs/provenance-types.md`.
 pub const BUILD_TYPE: &str = "https://capos.dev/evidence/run/v1";
-/// SLSA builder id of the local `capos` CLI.
+/// SLSA builder id of the local `capos` CLI; its meaning: `docs/provenance-types.md`.
 pub const BUILDER_ID: &str = "https://capos.dev/evidence/builder/capos-cli";
 /// Environment variables a run reads besides the contract's repetition variable.
 const RECORDED_VARIABLES: &[&str] = &[
@@ -145,6 +145,8 @@ pub struct RunOutcome {
     pub bundle: PathBuf,
     /// The stored summary.
     pub summary: SummaryDocument,
+    /// Commit and dirtiness of the checkout as inputs.json records them.
+    pub source: (Option<String>, Option<bool>),
 }
 
 impl RunOutcome {
@@ -261,14 +263,16 @@ pub fn finish(outcome: &RunOutcome) -> Result<()> {
 /// store's run log.
 pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
     let started_on = crate::time::rfc3339(SystemTime::now());
-    // The commit as the run starts, as inputs.json records it: a commit
-    // made while the run boots must not make the log entry disagree with
-    // its bundle (`capos log verify` and `capos report` refuse that).
-    let commit = git_state(root);
+    let commit_at_start = git_state(root);
     let result = execute_unrecorded(root, plan, &started_on);
     let run = history::RunEnd {
         contract: &plan.contract.spec.name,
-        commit,
+        // What the bundle records (the checkout may move during a long run),
+        // else what the checkout was when the run started.
+        commit: match &result {
+            Ok(outcome) => outcome.source.clone(),
+            Err(_) => commit_at_start,
+        },
         started: started_on.clone(),
         finished: crate::time::rfc3339(SystemTime::now()),
         outcome: match &result {
@@ -549,7 +553,11 @@ fn execute_unrecorded(root: &Path, plan: &RunPlan<'_>, started_on: &str) -> Resu
         summary.claim.level, summary.claim.reason
     );
     println!("{}", bundle.display());
-    Ok(RunOutcome { bundle, summary })
+    Ok(RunOutcome {
+        bundle,
+        summary,
+        source: (inputs.source.git_commit.clone(), inputs.source.git_dirty),
+    })
 }
 
 /// `[proof] round N: gate=value [lower, upper] width W, ... -> continue`:

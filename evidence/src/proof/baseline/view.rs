@@ -3,7 +3,6 @@
 //! from summary.json's `comparison`, which `capos verify` recomputed.
 
 use super::Os;
-use crate::proof::stats;
 use crate::proof::summary::ComparisonSummary;
 use serde::Serialize;
 
@@ -32,15 +31,10 @@ pub struct ComparisonView {
     pub scaling: bool,
 }
 
-/// A large count with an SI prefix (`7.981 G`), a small one whole.
+/// A count for the comparison table ([`crate::proof::numbers::readable`]):
+/// `7.98 G`, `5,072`.
 pub fn quantity(value: f64) -> String {
-    if value.abs() >= 1e9 {
-        format!("{:.3} G", value / 1e9)
-    } else if value.abs() >= 1e6 {
-        format!("{:.3} M", value / 1e6)
-    } else {
-        format!("{value:.0}")
-    }
+    crate::proof::numbers::readable(value)
 }
 
 fn cell(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
@@ -58,7 +52,7 @@ pub fn rows(comparison: &ComparisonSummary) -> Vec<ComparisonView> {
                 (
                     cell(figure.and_then(|f| f.median), quantity),
                     cell(figure.and_then(|f| f.speedup), |v| {
-                        format!("{}x", stats::format_figure(v))
+                        format!("{}x", crate::proof::numbers::readable(v))
                     }),
                 )
             };
@@ -70,8 +64,8 @@ pub fn rows(comparison: &ComparisonSummary) -> Vec<ComparisonView> {
                 capos: system(Os::Capos),
                 linux: system(Os::Linux),
                 native: system(Os::Native),
-                median_ratio: cell(row.median_ratio, stats::format_figure),
-                speedup_ratio: cell(row.speedup_ratio, stats::format_figure),
+                median_ratio: cell(row.median_ratio, crate::proof::numbers::readable),
+                speedup_ratio: cell(row.speedup_ratio, crate::proof::numbers::readable),
                 scaling: row.systems.iter().any(|figure| figure.speedup.is_some()),
             }
         })
@@ -176,8 +170,8 @@ mod tests {
 
     #[test]
     fn quantities_read_well() {
-        assert_eq!(quantity(7_980_911_260.0), "7.981 G");
-        assert_eq!(quantity(4_952_209.0), "4.952 M");
-        assert_eq!(quantity(5072.0), "5072");
+        assert_eq!(quantity(7_980_911_260.0), "7.98 G");
+        assert_eq!(quantity(4_952_209.0), "4.95 M");
+        assert_eq!(quantity(5072.0), "5,072");
     }
 }

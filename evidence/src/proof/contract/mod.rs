@@ -72,13 +72,13 @@ pub enum ContractError {
         cause: std::io::Error,
     },
     /// The YAML does not fit the contract format (unknown field, wrong type, ...).
-    #[error("{}: {cause}", path.display())]
+    #[error("{}: {}", path.display(), crate::terminal::untrusted(&cause.to_string()))]
     Syntax {
         path: PathBuf,
         cause: serde_yaml::Error,
     },
     /// The YAML parsed but is inconsistent; every problem found is listed.
-    #[error("{}: invalid contract:\n  - {}", path.display(), problems.join("\n  - "))]
+    #[error("{}: invalid contract:\n  - {}", path.display(), problems.iter().map(|problem| crate::terminal::untrusted(problem)).collect::<Vec<_>>().join("\n  - "))]
     Invalid {
         path: PathBuf,
         problems: Vec<String>,

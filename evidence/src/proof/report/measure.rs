@@ -152,13 +152,10 @@ pub fn case_view(
     }
 }
 
-/// A median of counts: whole, or with one decimal between two counts.
+/// A median of counts, readable ([`crate::proof::numbers::readable`]): whole, or
+/// with one decimal between two counts, large ones with a unit.
 fn count_figure(median: f64) -> String {
-    if median.fract() == 0.0 {
-        format!("{median:.0}")
-    } else {
-        format!("{median:.1}")
-    }
+    crate::proof::numbers::readable(median)
 }
 
 #[cfg(test)]

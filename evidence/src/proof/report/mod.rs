@@ -7,8 +7,13 @@
 //! receive preformatted figures, so the same bundle always renders to the
 //! same bytes: nothing depends on the time of rendering or on float
 //! formatting inside the template engine. Charts are SVG generated here.
+//! Every value a template prints is escaped for Markdown or HTML by the
+//! report's formatter ([`escape`]): a validly signed bundle may still carry
+//! hostile strings. Table figures are made readable ([`crate::proof::numbers`]); the
+//! bundle's CSV and JSON keep every digit.
 
 mod charts;
+mod escape;
 mod host;
 mod measure;
 
@@ -18,7 +23,6 @@ use crate::bundle::verify::LimitArgs;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
 use crate::proof::inputs::Inputs;
-use crate::proof::stats;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
 use crate::proof::{audit, history};
 use anyhow::{Context, Result};
@@ -112,7 +116,7 @@ pub struct BundleFacts {
     pub tool: BTreeMap<String, String>,
     /// What the store's run log says about this run and its siblings, when
     /// the log is at hand.
-    pub history: Option<String>,
+    pub history: String,
 }
 
 /// A rendered report.
@@ -166,7 +170,8 @@ pub fn run_command(args: ReportArgs) -> Result<()> {
             .builder
             .version
             .clone(),
-        history: history::history(&verified.name, &verified.files, &trusted)?,
+        history: history::history(&verified.name, &verified.files, &trusted)
+            .with_context(|| format!("refusing to report on {}", args.bundle.display()))?,
     };
     let rendered = render(&templates, &verified.files, &facts)?;
     write(&out, &rendered)?;
@@ -423,7 +428,15 @@ pub fn render(
     environment.set_trim_blocks(true);
     environment.set_lstrip_blocks(true);
     environment.set_keep_trailing_newline(true);
+    environment.set_auto_escape_callback(escape::auto_escape_for);
+    environment.set_formatter(escape::formatter);
     environment.add_filter("md_cell", markdown_cell);
+    environment.add_filter("md_code", |value: String| {
+        minijinja::Value::from_safe_string(escape::markdown_code(&value))
+    });
+    environment.add_filter("md_paragraph", |value: String| {
+        minijinja::Value::from_safe_string(escape::markdown_paragraph(&value))
+    });
     environment.add_filter("href", href);
     for (name, source) in [
         (MARKDOWN_TEMPLATE, &templates.markdown),
@@ -449,17 +462,16 @@ pub fn render(
     })
 }
 
-/// Escape text for a Markdown table cell (pipes and line breaks).
+/// Kept for custom templates: every printed value is escaped by the
+/// formatter ([`escape::formatter`]), table cells included.
 fn markdown_cell(value: String) -> String {
     value
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\r', '\n'], " ")
 }
 
-/// An attribute value escaped for HTML but with `/` kept readable.
+/// A relative link target, percent-encoded ([`escape::url_path`]); safe in
+/// Markdown link destinations and HTML attributes alike.
 fn href(value: String) -> minijinja::Value {
-    minijinja::Value::from_safe_string(charts::xml_escape(&value).replace('\'', "&#39;"))
+    minijinja::Value::from_safe_string(escape::url_path(&value))
 }
 
 /// `[lower, upper]`, or `—` without an interval.
@@ -468,8 +480,8 @@ fn interval_text(interval: Option<crate::proof::bootstrap::Interval>) -> String 
         .map(|interval| {
             format!(
                 "[{}, {}]",
-                stats::format_figure(interval.lower),
-                stats::format_figure(interval.upper)
+                crate::proof::stats::format_figure(interval.lower),
+                crate::proof::stats::format_figure(interval.upper)
             )
         })
         .unwrap_or_else(|| "—".into())
@@ -484,7 +496,7 @@ fn statistics_view(inputs: &Inputs, summary: &SummaryDocument) -> Option<Statist
             inputs.repetitions.source,
             adaptive.rule.min_rounds,
             adaptive.rule.max_rounds,
-            stats::format_figure(adaptive.rule.target_relative_width),
+            crate::proof::stats::format_figure(adaptive.rule.target_relative_width),
             adaptive.rounds,
             match adaptive.stopped {
                 crate::proof::adaptive::Decision::TargetReached => "every gated interval narrow enough",
@@ -521,9 +533,10 @@ fn statistics_view(inputs: &Inputs, summary: &SummaryDocument) -> Option<Statist
     })
 }
 
+/// A figure for a report table ([`crate::proof::numbers::readable`]), `—` when absent.
 fn figure(value: Option<f64>) -> String {
     value
-        .map(stats::format_figure)
+        .map(crate::proof::numbers::readable)
         .unwrap_or_else(|| "—".into())
 }
 
@@ -596,8 +609,14 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
             id: gate.id.clone(),
             kind: gate.kind.to_string(),
             description: gate.description.trim().to_string(),
-            threshold: gate.threshold.map(stats::format_figure).unwrap_or_default(),
-            value: gate.value.map(stats::format_figure).unwrap_or_default(),
+            threshold: gate
+                .threshold
+                .map(crate::proof::numbers::readable)
+                .unwrap_or_default(),
+            value: gate
+                .value
+                .map(crate::proof::numbers::readable)
+                .unwrap_or_default(),
             verdict: gate.verdict,
             detail: gate.detail.clone(),
             interval: interval_text(gate.interval),
@@ -622,7 +641,7 @@ fn gate_rows(summary: &SummaryDocument) -> Vec<GateRow> {
                         host.speedup,
                         figure(host.value),
                         interval_text(host.interval),
-                        stats::format_figure(host.needed)
+                        crate::proof::stats::format_figure(host.needed)
                     )
                 })
                 .unwrap_or_default(),
@@ -667,11 +686,6 @@ fn log_rows(summary: &SummaryDocument, files: &BundleFiles) -> Vec<LogRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn markdown_cells_are_escaped() {
-        assert_eq!(markdown_cell("a|b\nc".into()), "a\\|b c");
-    }
 
     #[test]
     fn relative_links_walk_up_and_down() {
