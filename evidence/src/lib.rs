@@ -2,7 +2,7 @@
 //! It takes typed inputs and returns values, reports or typed errors; it
 //! never parses arguments or prints. Long runs report progress through a
 //! callback the caller passes in (`&mut dyn FnMut(&Step)`); the binary's
-//! `cli/` folder owns clap and the terminal.
+//! `cli/` folder owns argument parsing and the terminal.
 //!
 //! Three layers, each a folder, each depending only on the ones listed before it:
 //! - [`guest`]: building the kernel, the user programs, the boot manifests and

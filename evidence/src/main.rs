@@ -10,7 +10,6 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::bundle::keys;
 use capos_evidence::guest::qemu;
 use capos_evidence::paths;
 use capos_evidence::proof::{audit, report, reproduce, run};
@@ -33,7 +32,7 @@ enum Command {
     #[command(subcommand)]
     Build(cli::build::BuildCommand),
     /// Boot the ISO once under QEMU and report pass/fail from isa-debug-exit.
-    Qemu(qemu::QemuArgs),
+    Qemu(cli::qemu::QemuArgs),
     /// Decide which accelerator `--accel auto` would use here, and say why.
     Accel,
     /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
@@ -45,7 +44,7 @@ enum Command {
     /// Pack a bundle directory into a deterministic tar archive.
     Pack(cli::pack::PackArgs),
     /// Generate an Ed25519 key pair for signing provenance.
-    Keygen(keys::KeygenArgs),
+    Keygen(cli::keygen::KeygenArgs),
     /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
     Reproduce(reproduce::ReproduceArgs),
     /// Validate YAML boot manifests and pack them for the kernel.
@@ -87,7 +86,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let workspace = || paths::workspace_root(explicit_root.as_deref());
     match cli.command {
         Command::Build(command) => cli::build::run_command(&workspace()?, command),
-        Command::Qemu(args) => qemu::run_command(&workspace()?, args),
+        Command::Qemu(args) => cli::qemu::run_command(&workspace()?, args),
         Command::Accel => {
             let choice = qemu::detect_accel(&workspace()?, qemu::AccelRequest::Auto)?;
             println!("accel={} reason={}", choice.accel, choice.reason);
@@ -97,7 +96,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Verify(args) => audit::run_command(args),
         Command::Report(args) => report::run_command(args),
         Command::Pack(args) => cli::pack::run_command(args),
-        Command::Keygen(args) => keys::run_command(args, workspace),
+        Command::Keygen(args) => cli::keygen::run_command(args, workspace),
         Command::Reproduce(args) => reproduce::run_command(args, workspace),
         Command::Manifest(command) => cli::manifest::run_command(&workspace()?, command),
         Command::Smokes(args) => cli::smokes::run_command(&workspace()?, args),
