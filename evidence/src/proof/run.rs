@@ -21,6 +21,7 @@
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
 use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
+use crate::bundle::runlog;
 use crate::bundle::writer::BundleWriter;
 use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
@@ -43,6 +44,7 @@ use crate::proof::summary::wording::Wording;
 use crate::proof::summary::{
     self, ClaimLevel, ExitRecord, GateVerdict, GatedWidth, RunRecord, SummaryDocument,
 };
+use crate::terminal::untrusted;
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -280,7 +282,17 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
             Err(error) => Err(format!("{error:#}")),
         },
     };
-    match (history::record(&plan.store, &plan.signing_key, run), result) {
+    let contract_name = run.contract;
+    let recorded = history::record(&plan.store, &plan.signing_key, run);
+    if let Ok(entry) = &recorded {
+        eprintln!(
+            "capos: [{}] recorded as entry {} of {}",
+            untrusted(contract_name),
+            entry.sequence,
+            plan.store.join(runlog::LOG_FILE).display()
+        );
+    }
+    match (recorded, result) {
         (Ok(_), result) => result,
         (Err(log_error), Ok(outcome)) => Err(log_error.context(format!(
             "the bundle is sealed at {}, but its run was not recorded",
