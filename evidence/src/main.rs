@@ -36,7 +36,7 @@ enum Command {
     /// Decide which accelerator `--accel auto` would use here, and say why.
     Accel,
     /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
-    Run(run::RunArgs),
+    Run(cli::run::RunArgs),
     /// Audit a bundle or packed archive offline against a trusted public key.
     Verify(audit::VerifyArgs),
     /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
@@ -92,7 +92,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("accel={} reason={}", choice.accel, choice.reason);
             Ok(())
         }
-        Command::Run(args) => run::run_command(&workspace()?, args),
+        Command::Run(args) => cli::run::run_command(&workspace()?, args),
         Command::Verify(args) => audit::run_command(args),
         Command::Report(args) => report::run_command(args),
         Command::Pack(args) => cli::pack::run_command(args),

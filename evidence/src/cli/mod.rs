@@ -14,5 +14,6 @@ pub mod keygen;
 pub mod manifest;
 pub mod pack;
 pub mod qemu;
+pub mod run;
 pub mod smokes;
 pub mod soak;
