@@ -1,4 +1,8 @@
 //! Library half of the `capos` host CLI, so integration tests drive the same code.
+//! It takes typed inputs and returns values, reports or typed errors; it
+//! never parses arguments or prints. Long runs report progress through a
+//! callback the caller passes in (`&mut dyn FnMut(&Step)`); the binary's
+//! `cli/` folder owns argument parsing and the terminal.
 //!
 //! Three layers, each a folder, each depending only on the ones listed before it:
 //! - [`guest`]: building the kernel, the user programs, the boot manifests and

@@ -8,9 +8,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use capos_evidence::bundle::{keys, pack};
 use capos_evidence::cli;
-use capos_evidence::guest::{build, fuzz, manifest, qemu, smokes, soak};
+use capos_evidence::guest::qemu;
 use capos_evidence::paths;
 use capos_evidence::proof::{audit, report, reproduce, run};
 
@@ -30,26 +29,26 @@ struct Cli {
 enum Command {
     /// Build the kernel ELF or the bootable ISO.
     #[command(subcommand)]
-    Build(build::BuildCommand),
+    Build(cli::build::BuildCommand),
     /// Boot the ISO once under QEMU and report pass/fail from isa-debug-exit.
-    Qemu(qemu::QemuArgs),
+    Qemu(cli::qemu::QemuArgs),
     /// Decide which accelerator `--accel auto` would use here, and say why.
     Accel,
     /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
-    Run(run::RunArgs),
+    Run(cli::run::RunArgs),
     /// Audit a bundle or packed archive offline against a trusted public key.
     Verify(audit::VerifyArgs),
     /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
     Report(report::ReportArgs),
     /// Pack a bundle directory into a deterministic tar archive.
-    Pack(pack::PackArgs),
+    Pack(cli::pack::PackArgs),
     /// Generate an Ed25519 key pair for signing provenance.
-    Keygen(keys::KeygenArgs),
+    Keygen(cli::keygen::KeygenArgs),
     /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
     Reproduce(reproduce::ReproduceArgs),
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
-    Manifest(manifest::ManifestCommand),
+    Manifest(cli::manifest::ManifestCommand),
     /// Sign a reproduction attestation about a bundle for an existing reproduction bundle.
     Attest(cli::attest::AttestArgs),
     /// Push a bundle (or a reproduction attestation) to an OCI registry.
@@ -65,11 +64,11 @@ enum Command {
     #[command(subcommand)]
     Log(audit::LogCommand),
     /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
-    Smokes(smokes::SmokeArgs),
+    Smokes(cli::smokes::SmokeArgs),
     /// Boot the random submission fuzzer once per seed; ends with `N passed, N failed`.
-    Fuzz(fuzz::FuzzArgs),
+    Fuzz(cli::fuzz::FuzzArgs),
     /// Boot the whole smoke suite N times, counting failures and keeping failing logs.
-    Soak(soak::SoakArgs),
+    Soak(cli::soak::SoakArgs),
     /// Pack --copies extra programs and manifests into the boot archive, boot
     /// the last one, and check that a damaged archive is refused at boot.
     ArchiveTest(cli::archive_test::ArchiveTestArgs),
@@ -96,23 +95,23 @@ fn dispatch(cli: Cli) -> Result<()> {
     let explicit_root = cli.root;
     let workspace = || paths::workspace_root(explicit_root.as_deref());
     match cli.command {
-        Command::Build(command) => build::run(&workspace()?, command),
-        Command::Qemu(args) => qemu::run_command(&workspace()?, args),
+        Command::Build(command) => cli::build::run_command(&workspace()?, command),
+        Command::Qemu(args) => cli::qemu::run_command(&workspace()?, args),
         Command::Accel => {
             let choice = qemu::detect_accel(&workspace()?, qemu::AccelRequest::Auto)?;
             println!("accel={} reason={}", choice.accel, choice.reason);
             Ok(())
         }
-        Command::Run(args) => run::run_command(&workspace()?, args),
+        Command::Run(args) => cli::run::run_command(&workspace()?, args),
         Command::Verify(args) => audit::run_command(args),
         Command::Report(args) => report::run_command(args),
-        Command::Pack(args) => pack::run_command(args),
-        Command::Keygen(args) => keys::run_command(args, workspace),
+        Command::Pack(args) => cli::pack::run_command(args),
+        Command::Keygen(args) => cli::keygen::run_command(args, workspace),
         Command::Reproduce(args) => reproduce::run_command(args, workspace),
-        Command::Manifest(command) => manifest::run_command(&workspace()?, command),
-        Command::Smokes(args) => smokes::run_command(&workspace()?, args),
-        Command::Fuzz(args) => fuzz::run_command(&workspace()?, args),
-        Command::Soak(args) => soak::run_command(&workspace()?, args),
+        Command::Manifest(command) => cli::manifest::run_command(&workspace()?, command),
+        Command::Smokes(args) => cli::smokes::run_command(&workspace()?, args),
+        Command::Fuzz(args) => cli::fuzz::run_command(&workspace()?, args),
+        Command::Soak(args) => cli::soak::run_command(&workspace()?, args),
         Command::ArchiveTest(args) => cli::archive_test::run_command(&workspace()?, args),
         Command::Log(command) => audit::log_command(command),
         Command::Archive(command) => cli::archive::run_command(command),

@@ -1,4 +1,4 @@
-//! `capos keygen` and Ed25519 key files: PKCS#8 PEM private keys, SPKI PEM public keys.
+//! Ed25519 key files (`capos keygen`): PKCS#8 PEM private keys, SPKI PEM public keys.
 //!
 //! Invariants:
 //! - Private keys are written as PKCS#8 v1 (RFC 5208 `PrivateKeyInfo`, no
@@ -14,25 +14,13 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use crate::bundle::provenance::key_id;
-
-/// Arguments of `capos keygen`.
-#[derive(clap::Args, Debug)]
-pub struct KeygenArgs {
-    /// Where to write the private key (default: target/keys/capos-signing.pem);
-    /// the public key goes to `<path>.pub`.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Replace an existing key at that path.
-    #[arg(long)]
-    pub force: bool,
-}
 
 /// Why a key file cannot be read or written.
 #[derive(thiserror::Error, Debug)]
@@ -242,15 +230,10 @@ pub fn ensure_signing_key(root: &Path, explicit: Option<&Path>) -> Result<Signin
     Ok(key)
 }
 
-/// Generate an Ed25519 signing key pair for provenance. `workspace` finds
-/// the checkout for the default path; it is not called with `--out`.
-pub fn run_command(args: KeygenArgs, workspace: impl FnOnce() -> Result<PathBuf>) -> Result<()> {
-    let path = match args.out {
-        Some(path) => path,
-        None => default_signing_key_path(&workspace().context(
-            "the default key lives in the checkout's target/keys; outside a checkout, pass --out <path>",
-        )?),
-    };
+/// `capos keygen`: generate an Ed25519 signing key pair at `path` (the
+/// public half at `<path>.pub`), replacing an existing one only when
+/// `force`; returns the public key.
+pub fn generate_key_pair(path: &Path, force: bool) -> Result<VerifyingKey> {
     if path.is_dir() {
         bail!(
             "{} is a directory; --out names the key file",
@@ -258,10 +241,8 @@ pub fn run_command(args: KeygenArgs, workspace: impl FnOnce() -> Result<PathBuf>
         );
     }
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    write_key_pair(&path, &key, args.force)?;
-    println!("public key: {}", public_key_path(&path).display());
-    println!("key id: {}", key_id(&key.verifying_key()));
-    Ok(())
+    write_key_pair(path, &key, force)?;
+    Ok(key.verifying_key())
 }
 
 #[cfg(test)]

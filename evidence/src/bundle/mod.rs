@@ -9,11 +9,13 @@
 //! This layer knows the bundle as a format only: [`manifest`] (the digest
 //! list and the tree rules), [`provenance`] (the signed statement),
 //! [`keys`], [`writer`] (staging and sealing), [`pack`] (archives) and
-//! [`verify`] (integrity and signature). What the files mean — contracts,
+//! [`verify`] (integrity and signature); [`format`] holds the frozen record
+//! types a run writes (exit records, the accelerator tag). What the files mean — contracts,
 //! figures, reports — is the business of the `proof` layer.
 
 pub mod archive;
 pub mod files;
+pub mod format;
 pub mod keys;
 pub mod manifest;
 pub mod oci;

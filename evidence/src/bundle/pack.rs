@@ -21,21 +21,6 @@ use crate::bundle::manifest::{self, BundleError};
 use crate::bundle::runlog::{self, LogBytes};
 use crate::terminal::untrusted;
 
-/// Arguments of `capos pack`.
-#[derive(clap::Args, Debug)]
-pub struct PackArgs {
-    /// The bundle directory to pack.
-    pub bundle: PathBuf,
-    /// Where to write the archive (default: `<bundle-dir>.tar`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Also pack the segment of the store's run log for the bundle's commit
-    /// (every run of that commit since its first, with the signed head), so
-    /// an auditor sees the runs behind the bundle, failed ones included.
-    #[arg(long)]
-    pub with_log: bool,
-}
-
 /// Why a bundle directory cannot be packed.
 #[derive(thiserror::Error, Debug)]
 pub enum PackError {
@@ -226,18 +211,19 @@ pub fn default_archive_path(bundle_dir: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// Pack a bundle directory into a deterministic tar archive.
-pub fn run_command(args: PackArgs) -> Result<()> {
-    if !args.bundle.is_dir() {
-        bail!("{} is not a bundle directory", args.bundle.display());
+/// `capos pack`: pack `bundle` (with the store's run-log segment for its
+/// commit when `with_log`) into `out`, default `<bundle-dir>.tar`; returns
+/// the archive's path. Refuses an archive path inside the bundle.
+pub fn pack_bundle(bundle: &Path, out: Option<&Path>, with_log: bool) -> Result<PathBuf> {
+    if !bundle.is_dir() {
+        bail!("{} is not a bundle directory", bundle.display());
     }
-    let out = args
-        .out
-        .unwrap_or_else(|| default_archive_path(&args.bundle));
-    let bundle_dir = args
-        .bundle
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_archive_path(bundle));
+    let bundle_dir = bundle
         .canonicalize()
-        .with_context(|| format!("resolving {}", args.bundle.display()))?;
+        .with_context(|| format!("resolving {}", bundle.display()))?;
     let out_parent = out
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -250,7 +236,7 @@ pub fn run_command(args: PackArgs) -> Result<()> {
             out.display()
         );
     }
-    let log = if args.with_log {
+    let log = if with_log {
         let store = bundle_dir.parent().unwrap_or(Path::new("/"));
         let name = bundle_dir
             .file_name()
@@ -267,10 +253,9 @@ pub fn run_command(args: PackArgs) -> Result<()> {
     } else {
         None
     };
-    pack_with_log_to(&args.bundle, log.as_ref(), &out)
-        .with_context(|| format!("packing {} into {}", args.bundle.display(), out.display()))?;
-    println!("{}", out.display());
-    Ok(())
+    pack_with_log_to(bundle, log.as_ref(), &out)
+        .with_context(|| format!("packing {} into {}", bundle.display(), out.display()))?;
+    Ok(out)
 }
 
 #[cfg(test)]

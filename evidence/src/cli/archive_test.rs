@@ -1,7 +1,7 @@
 //! `capos archive-test`: build an ISO whose boot archive holds `--copies`
 //! extra programs and manifests, boot the last of them, and boot a damaged
 //! copy of the archive that the kernel must refuse (see
-//! `capos_evidence::guest::archive_test`).
+//! `crate::guest::archive_test`).
 
 use crate::guest::archive_test::{self, ArchiveBoot, ArchiveTestOptions};
 use crate::guest::build::display_relative;

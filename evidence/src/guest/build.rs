@@ -1,4 +1,4 @@
-//! `capos build`: the bare-metal kernel ELF and the bootable, bit-reproducible GRUB ISO.
+//! The bare-metal kernel ELF and the bootable, bit-reproducible GRUB ISO.
 //!
 //! Reproducibility rests on: pinned toolchain and Cargo.lock, path remapping
 //! (no checkout path reaches the binary), `SOURCE_DATE_EPOCH` from the commit
@@ -13,7 +13,6 @@
 use crate::guest::cargo::cargo_build_bare_metal;
 use crate::{paths, tools};
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -83,74 +82,6 @@ impl KernelFlavor {
     }
 }
 
-#[derive(Subcommand, Debug)]
-pub enum BuildCommand {
-    /// Build the kernel ELF (target/kernel/.../capos-kernel; target/kernel-measure
-    /// with CAPOS_THREAD_SCALE_GUEST_MEASURE=1) and print its sha256.
-    Kernel,
-    /// Build kernel and ISO (target/iso/capos.iso; target/iso-measure with
-    /// CAPOS_THREAD_SCALE_GUEST_MEASURE=1) and print the ISO's sha256.
-    Iso {
-        /// Write the ISO here instead of target/iso/capos.iso.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-    /// Build the static Linux baseline programs (capos-baseline, capos-empty) and print their sha256.
-    Baseline {
-        /// Also copy them into this directory.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-}
-
-/// Entry point of `capos build`.
-pub fn run(root: &Path, command: BuildCommand) -> Result<()> {
-    match command {
-        BuildCommand::Kernel => {
-            let flavor = KernelFlavor::from_environment()?;
-            let elf = build_kernel(root, source_date_epoch(root)?, flavor)?;
-            println!(
-                "{}  {}",
-                crate::digest::file_sha256(&elf)
-                    .with_context(|| format!("reading {}", elf.display()))?
-                    .0,
-                display_relative(root, &elf)
-            );
-        }
-        BuildCommand::Baseline { output } => {
-            let built = crate::proof::baseline::program::build(root, source_date_epoch(root)?)?;
-            for program in [&built.baseline, &built.empty] {
-                let path = match &output {
-                    Some(directory) => {
-                        std::fs::create_dir_all(directory)
-                            .with_context(|| format!("creating {}", directory.display()))?;
-                        let copy = directory.join(program.file_name().unwrap_or_default());
-                        std::fs::copy(program, &copy).with_context(|| {
-                            format!("copying {} to {}", program.display(), copy.display())
-                        })?;
-                        copy
-                    }
-                    None => program.clone(),
-                };
-                println!(
-                    "{}  {}",
-                    crate::digest::file_sha256(&path)
-                        .with_context(|| format!("reading {}", path.display()))?
-                        .0,
-                    display_relative(root, &path)
-                );
-            }
-        }
-        BuildCommand::Iso { output } => {
-            let flavor = KernelFlavor::from_environment()?;
-            let iso = output.unwrap_or_else(|| flavor.iso_path(root));
-            let built = build_iso(root, &iso, flavor)?;
-            println!("{}  {}", built.sha256, display_relative(root, &built.path));
-        }
-    }
-    Ok(())
-}
-
 /// Compile the kernel of `flavor` for bare metal (stamped with `epoch`, see
 /// [`source_date_epoch`]) and return the ELF path.
 pub fn build_kernel(root: &Path, epoch: u64, flavor: KernelFlavor) -> Result<PathBuf> {
@@ -182,15 +113,17 @@ pub struct BuiltIso {
 }
 
 /// Build the ISO of the flavor the environment asks for at its usual path
-/// (`target/iso/capos.iso`, or `target/iso-measure/capos.iso`).
-pub fn build_default_iso(root: &Path) -> Result<BuiltIso> {
+/// (`target/iso/capos.iso`, or `target/iso-measure/capos.iso`). A flavor
+/// other than the standard one is announced through `announce` before the
+/// build starts (the caller decides where the sentence goes).
+pub fn build_default_iso(root: &Path, announce: &mut dyn FnMut(&str)) -> Result<BuiltIso> {
     let flavor = KernelFlavor::from_environment()?;
     if flavor != KernelFlavor::Standard {
-        eprintln!(
-            "capos: {GUEST_MEASURE_VARIABLE}=1: building the kernel with features [{}] into {}",
+        announce(&format!(
+            "{GUEST_MEASURE_VARIABLE}=1: building the kernel with features [{}] into {}",
             flavor.features().join(", "),
             display_relative(root, &flavor.iso_path(root))
-        );
+        ));
     }
     build_iso(root, &flavor.iso_path(root), flavor)
 }

@@ -5,7 +5,6 @@
 
 pub mod archive_test;
 pub mod boot_archive;
-pub mod boot_options;
 pub mod build;
 pub mod cargo;
 pub mod fuzz;

@@ -34,22 +34,8 @@ pub const STDERR_LOG: &str = "stderr.log";
 /// The exact QEMU command line, shell-quoted.
 pub const COMMAND_FILE: &str = "command.txt";
 
-/// Which accelerator QEMU runs the guest with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
-}
+/// Which accelerator QEMU runs the guest with (a frozen bundle-format tag).
+pub use crate::bundle::format::Accel;
 
 impl Accel {
     /// QEMU arguments selecting this accelerator and a CPU model it supports.
@@ -599,73 +585,6 @@ pub fn shell_words(words: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Arguments of `capos qemu`.
-#[derive(clap::Args, Debug)]
-pub struct QemuArgs {
-    /// Number of virtual CPUs (-smp).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub smp: u32,
-    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
-    /// Kill QEMU and fail after this many seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub timeout: u64,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=65_536))]
-    pub memory: u32,
-    /// Boot options for the kernel, e.g. `mode=fault` or `mode=hang`.
-    #[arg(long, default_value = "")]
-    pub cmdline: String,
-    /// Boot this ISO instead of building target/iso/capos.iso first.
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
-    /// Directory for the raw logs (default: target/qemu/<timestamp>).
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-}
-
-/// `capos qemu`: one boot, serial echoed, verdict as the exit status.
-pub fn run_command(root: &Path, args: QemuArgs) -> Result<()> {
-    let iso = match args.iso {
-        Some(iso) => iso,
-        None => build::build_default_iso(root)?.path,
-    };
-    let choice = detect_accel(root, args.accel)?;
-    eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
-    let log_dir = args.log_dir.unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        paths::qemu_log_root(root).join(format!("run-{stamp}"))
-    });
-    let spec = CaseSpec {
-        iso,
-        cpus: args.smp,
-        memory_mib: args.memory,
-        accel: choice.accel,
-        cmdline: args.cmdline,
-        timeout: Duration::from_secs(args.timeout),
-        log_dir,
-    };
-    let outcome = run_case(&spec)?;
-    for line in &outcome.lines {
-        println!("{}", line.text);
-    }
-    eprintln!(
-        "capos: {} in {:.2}s; raw logs in {}",
-        outcome.verdict,
-        outcome.wall.as_secs_f64(),
-        build::display_relative(root, &spec.log_dir)
-    );
-    match outcome.verdict {
-        Verdict::Pass => Ok(()),
-        Verdict::Timeout => bail!("timed out after {}s", args.timeout),
-        Verdict::Fail { reason, .. } => bail!("{reason}"),
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! `capos smokes`: the in-QEMU smoke suite. Each smoke boots the ISO with one
-//! manifest (`mode=user manifest=<name>`) and checks the guest verdict and
-//! the serial lines listed in `userland/smokes.yaml`. Ends with the line
-//! `N passed, N failed`.
+//! The in-QEMU smoke suite (`capos smokes`). Each smoke boots the ISO with
+//! one manifest (`mode=user manifest=<name>`) and checks the guest verdict
+//! and the serial lines listed in `userland/smokes.yaml`. [`run`] reports
+//! each smoke to the caller's callback as it ends and returns the tally; it
+//! prints nothing.
 //!
 //! Expected lines are matched at the start of a serial line (`expect`: a
 //! literal prefix; `expect_matching`: a regex anchored at the line start).
@@ -12,8 +13,7 @@
 //! is where an unframed forgery of a kernel or process line would appear
 //! (the same text framed as `[u:<process>] ...` is harmless).
 
-use crate::guest::build;
-use crate::guest::qemu::{self, AccelRequest, CaseSpec, Verdict};
+use crate::guest::qemu::{self, Accel, CaseSpec, Verdict};
 use crate::paths;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -39,10 +39,10 @@ enum GuestVerdict {
     Failure,
 }
 
-/// One smoke.
+/// One smoke of a smoke list.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-struct Smoke {
+pub struct Smoke {
     name: String,
     manifest: String,
     #[serde(default)]
@@ -68,24 +68,47 @@ fn default_timeout() -> u64 {
     60
 }
 
-/// Arguments of `capos smokes`.
-#[derive(clap::Args, Debug)]
-pub struct SmokeArgs {
+/// How every smoke of one suite run boots.
+#[derive(Debug, Clone)]
+pub struct SmokeOptions {
     /// Virtual CPUs for every smoke.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub smp: u32,
-    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
-    /// Boot this ISO instead of building target/iso/capos.iso first.
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
-    /// Run only the smokes with these names (repeatable).
-    #[arg(long = "only")]
-    pub only: Vec<String>,
-    /// Smoke list (default: userland/smokes.yaml).
-    #[arg(long)]
-    pub list: Option<PathBuf>,
+    pub cpus: u32,
+    /// The accelerator, already chosen (see [`qemu::detect_accel`]).
+    pub accel: Accel,
+    /// The ISO to boot.
+    pub iso: PathBuf,
+}
+
+/// How one smoke ended.
+#[derive(Debug)]
+pub struct SmokeRun {
+    /// The smoke's name.
+    pub name: String,
+    /// Wall-clock time of its boot.
+    pub wall: Duration,
+    /// Its raw serial log.
+    pub serial_log: PathBuf,
+    /// Why it failed; None if it passed.
+    pub failure: Option<SmokeFailure>,
+}
+
+/// Why a smoke failed and how its boot ended.
+#[derive(Debug)]
+pub struct SmokeFailure {
+    /// The first rule the boot broke.
+    pub reason: String,
+    /// The serial lines worth showing (see [`failure_context`]).
+    pub context: Vec<String>,
+}
+
+/// How many smokes of a suite run passed and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct SmokeTally {
+    /// Smokes that passed.
+    pub passed: usize,
+    /// Smokes that failed.
+    pub failed: usize,
 }
 
 /// Why a smoke failed, or None if it passed.
@@ -186,15 +209,16 @@ fn load(path: &Path) -> Result<Vec<Smoke>> {
     Ok(file.smokes)
 }
 
-/// `capos smokes`: run the suite, print one line per smoke and the summary.
-pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
-    let list = args
-        .list
+/// The smokes of the list at `path` (default `userland/smokes.yaml` under
+/// `root`), only those named in `only` when it is not empty; an unknown
+/// name is an error listing the available ones.
+pub fn select(root: &Path, path: Option<&Path>, only: &[String]) -> Result<Vec<Smoke>> {
+    let list = path
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| root.join("userland").join("smokes.yaml"));
     let mut smokes = load(&list)?;
-    if !args.only.is_empty() {
-        if let Some(unknown) = args
-            .only
+    if !only.is_empty() {
+        if let Some(unknown) = only
             .iter()
             .find(|name| !smokes.iter().any(|smoke| &smoke.name == *name))
         {
@@ -204,63 +228,58 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
                 names.join(", ")
             );
         }
-        smokes.retain(|smoke| args.only.contains(&smoke.name));
+        smokes.retain(|smoke| only.contains(&smoke.name));
     }
-    let iso = match args.iso {
-        Some(iso) => iso,
-        None => build::build_default_iso(root)?.path,
-    };
-    let choice = qemu::detect_accel(root, args.accel)?;
-    eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
-    let (mut passed, mut failed) = (0, 0);
-    for smoke in &smokes {
+    Ok(smokes)
+}
+
+/// Boot and judge each of `smokes` in order, handing each result to
+/// `observe` as it ends; raw logs go to `target/smokes/smp<N>/<name>/`.
+/// An error means a boot could not be made at all (not that a smoke failed).
+pub fn run(
+    root: &Path,
+    smokes: &[Smoke],
+    options: &SmokeOptions,
+    observe: &mut dyn FnMut(&SmokeRun),
+) -> Result<SmokeTally> {
+    let mut tally = SmokeTally::default();
+    for smoke in smokes {
         let log_dir = paths::target_dir(root)
             .join("smokes")
-            .join(format!("smp{}", args.smp))
+            .join(format!("smp{}", options.cpus))
             .join(&smoke.name);
         let spec = CaseSpec {
-            iso: iso.clone(),
-            cpus: args.smp,
+            iso: options.iso.clone(),
+            cpus: options.cpus,
             memory_mib: 256,
-            accel: choice.accel,
+            accel: options.accel,
             cmdline: format!("mode=user manifest={} {}", smoke.manifest, smoke.options)
                 .trim_end()
                 .to_string(),
             timeout: Duration::from_secs(smoke.timeout_secs),
-            log_dir: log_dir.clone(),
+            log_dir,
         };
         let outcome = qemu::run_case(&spec)?;
         let lines: Vec<String> = outcome.lines.iter().map(|line| line.text.clone()).collect();
-        match judge(smoke, &outcome.verdict, &lines) {
-            None => {
-                passed += 1;
-                println!(
-                    "[smoke] {} smp={} pass ({:.2}s)",
-                    smoke.name,
-                    args.smp,
-                    outcome.wall.as_secs_f64()
-                );
-            }
-            Some(reason) => {
-                failed += 1;
-                println!(
-                    "[smoke] {} smp={} FAIL: {reason} (raw log: {})",
-                    smoke.name,
-                    args.smp,
-                    build::display_relative(root, &outcome.serial_log)
-                );
-                // CI keeps only the output, not the logs: show how it ended.
-                for line in failure_context(&lines) {
-                    println!("    | {line}");
-                }
-            }
+        let failure = judge(smoke, &outcome.verdict, &lines).map(|reason| SmokeFailure {
+            reason,
+            context: failure_context(&lines)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        });
+        match failure {
+            None => tally.passed += 1,
+            Some(_) => tally.failed += 1,
         }
+        observe(&SmokeRun {
+            name: smoke.name.clone(),
+            wall: outcome.wall,
+            serial_log: outcome.serial_log,
+            failure,
+        });
     }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        bail!("{failed} of {} smokes failed", smokes.len());
-    }
-    Ok(())
+    Ok(tally)
 }
 
 #[cfg(test)]

@@ -1,35 +1,71 @@
-//! `capos soak`: boot the whole smoke suite again and again to catch rare
-//! races, counting failures per smoke.
+//! Soaking (`capos soak`): boot the whole smoke suite again and again to
+//! catch rare races, counting failures per smoke.
 //!
 //! Each round runs `capos smokes` (this same executable) as a child process
 //! on one ISO built up front, so one round's crash or hang cannot end the
 //! soak and the suite is judged by exactly the smoke rules. A round's output
 //! goes to `target/soak/smp<N>/round-<i>.log`; the raw logs of every failing
 //! smoke are copied to `target/soak/smp<N>/round-<i>/<smoke>/` before the
-//! next round overwrites them. Ends with the per-smoke failure counts and
-//! `N passed, N failed` counted in rounds.
+//! next round overwrites them. [`run`] hands each round to the caller's
+//! callback as it ends and returns the per-smoke failure counts; it prints
+//! nothing.
 
-use crate::guest::boot_options::BootOptions;
-use crate::guest::build;
 use crate::guest::qemu::AccelRequest;
 use crate::paths;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Arguments of `capos soak`.
-#[derive(clap::Args, Debug)]
-pub struct SoakArgs {
+/// What a soak boots, and how often.
+#[derive(Debug, Clone)]
+pub struct SoakOptions {
     /// Rounds: boots of the whole suite.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub boots: u32,
-    #[command(flatten)]
-    pub boot: BootOptions,
-    /// Soak only the smokes with these names (repeatable).
-    #[arg(long = "only")]
+    /// Virtual CPUs for every boot.
+    pub cpus: u32,
+    /// Accelerator request passed to each round's `capos smokes`.
+    pub accel: AccelRequest,
+    /// The ISO every round boots.
+    pub iso: PathBuf,
+    /// Soak only the smokes with these names (all when empty).
     pub only: Vec<String>,
+}
+
+/// How one round ended, with the counts so far.
+#[derive(Debug)]
+pub struct RoundReport {
+    /// The round's number, from 1.
+    pub round: u32,
+    /// Smokes the round ran.
+    pub smokes: usize,
+    /// The smokes that failed in it.
+    pub failed: Vec<String>,
+    /// Wall-clock time of the round.
+    pub wall: Duration,
+    /// Smoke failures in every round so far, this one included.
+    pub failures_so_far: u32,
+    /// Smoke runs in every round so far, this one included.
+    pub runs_so_far: u32,
+}
+
+/// What a whole soak found.
+#[derive(Debug)]
+#[must_use]
+pub struct SoakReport {
+    /// Smoke runs over all rounds.
+    pub smoke_runs: u32,
+    /// Failure count per smoke that failed at least once.
+    pub failures: BTreeMap<String, u32>,
+    /// Rounds in which every smoke passed and `capos smokes` succeeded.
+    pub rounds_passed: u32,
+    /// The other rounds.
+    pub rounds_failed: u32,
+    /// Wall-clock time of the whole soak.
+    pub wall: Duration,
+    /// Where the round logs and kept failing logs are.
+    pub directory: PathBuf,
 }
 
 /// What `capos smokes` reported for one smoke.
@@ -63,16 +99,21 @@ pub fn parse_smoke_lines(output: &str) -> Vec<SmokeReport> {
         .collect()
 }
 
-/// `capos soak`: the rounds, a progress line each, then the summary.
-pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
-    let iso = args.boot.iso(root)?;
-    let executable = std::env::current_exe().context("locating the capos executable")?;
+/// Run `options.boots` rounds of `capos smokes` (the executable `capos`)
+/// on one ISO, handing each round to `observe` as it ends. An error means a
+/// round could not be run or ran no smoke, not that a smoke failed.
+pub fn run(
+    root: &Path,
+    capos: &Path,
+    options: &SoakOptions,
+    observe: &mut dyn FnMut(&RoundReport),
+) -> Result<SoakReport> {
     let soak_dir = paths::target_dir(root)
         .join("soak")
-        .join(format!("smp{}", args.boot.smp));
+        .join(format!("smp{}", options.cpus));
     std::fs::create_dir_all(&soak_dir)
         .with_context(|| format!("creating {}", soak_dir.display()))?;
-    let accel = match args.boot.accel {
+    let accel = match options.accel {
         AccelRequest::Auto => "auto",
         AccelRequest::Kvm => "kvm",
         AccelRequest::Tcg => "tcg",
@@ -80,22 +121,22 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
     let started = Instant::now();
     let mut failures: BTreeMap<String, u32> = BTreeMap::new();
     let (mut rounds_passed, mut rounds_failed, mut smoke_runs) = (0u32, 0u32, 0u32);
-    for round in 1..=args.boots {
+    for round in 1..=options.boots {
         let round_start = Instant::now();
-        let mut command = Command::new(&executable);
+        let mut command = Command::new(capos);
         command
             .arg("--root")
             .arg(root)
             .args([
                 "smokes",
                 "--smp",
-                &args.boot.smp.to_string(),
+                &options.cpus.to_string(),
                 "--accel",
                 accel,
             ])
             .arg("--iso")
-            .arg(&iso);
-        for name in &args.only {
+            .arg(&options.iso);
+        for name in &options.only {
             command.args(["--only", name]);
         }
         let output = command
@@ -124,7 +165,7 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
             smoke_runs += 1;
             if let SmokeReport::Fail(name, serial_log) = report {
                 *failures.entry(name.clone()).or_default() += 1;
-                failed_here.push(name.as_str());
+                failed_here.push(name.clone());
                 if let Some(serial_log) = serial_log {
                     keep_logs(
                         root,
@@ -139,37 +180,23 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
         } else {
             rounds_failed += 1;
         }
-        println!(
-            "[soak] round {round}/{} smp={}: {} smokes, failed: {} ({:.1}s; {} failures in {} runs so far)",
-            args.boots,
-            args.boot.smp,
-            reports.len(),
-            if failed_here.is_empty() {
-                "none".to_string()
-            } else {
-                failed_here.join(", ")
-            },
-            round_start.elapsed().as_secs_f64(),
-            failures.values().sum::<u32>(),
-            smoke_runs
-        );
+        observe(&RoundReport {
+            round,
+            smokes: reports.len(),
+            failed: failed_here,
+            wall: round_start.elapsed(),
+            failures_so_far: failures.values().sum(),
+            runs_so_far: smoke_runs,
+        });
     }
-    println!(
-        "[soak] boots={} smp={} smoke-runs={smoke_runs} failures={} wall={:.0}s logs={}",
-        args.boots,
-        args.boot.smp,
-        failures.values().sum::<u32>(),
-        started.elapsed().as_secs_f64(),
-        build::display_relative(root, &soak_dir)
-    );
-    for (name, count) in &failures {
-        println!("[soak] {name} failed {count} of {} rounds", args.boots);
-    }
-    println!("{rounds_passed} passed, {rounds_failed} failed");
-    if rounds_failed > 0 {
-        bail!("{rounds_failed} of {} soak rounds failed", args.boots);
-    }
-    Ok(())
+    Ok(SoakReport {
+        smoke_runs,
+        failures,
+        rounds_passed,
+        rounds_failed,
+        wall: started.elapsed(),
+        directory: soak_dir,
+    })
 }
 
 /// Copy the log directory holding `serial_log` (as printed, relative to

@@ -801,7 +801,9 @@ pub fn gather_store(store: &Path) -> anyhow::Result<Gathered> {
     }
     // Bounded reads of regular files only; the signature is checked when
     // the audit verifies the gathered log against its key.
-    let read = || -> Result<Option<(Vec<u8>, Vec<u8>)>, runlog::LogError> {
+    /// A store's log lines and head, read but not yet verified.
+    type UnverifiedLog = (Vec<u8>, Vec<u8>);
+    let read = || -> Result<Option<UnverifiedLog>, runlog::LogError> {
         if !runlog::present(store) {
             return Ok(None);
         }

@@ -48,7 +48,8 @@ pub struct RunEnd<'a> {
     pub outcome: std::result::Result<(&'a Path, &'a SummaryDocument), String>,
 }
 
-/// Append the run to `store`'s log and sign the new head with `key`.
+/// Append the run to `store`'s log and sign the new head with `key`;
+/// returns the new entry (its `sequence` is the run's number in the log).
 pub fn record(store: &Path, key: &SigningKey, run: RunEnd<'_>) -> Result<Entry> {
     let (bundle, verdict, detail) = match run.outcome {
         Ok((bundle, summary)) => (
@@ -75,12 +76,6 @@ pub fn record(store: &Path, key: &SigningKey, run: RunEnd<'_>) -> Result<Entry> 
         key,
     )
     .with_context(|| format!("recording the run in the run log of {}", store.display()))?;
-    eprintln!(
-        "capos: [{}] recorded as entry {} of {}",
-        untrusted(run.contract),
-        entry.sequence,
-        store.join(runlog::LOG_FILE).display()
-    );
     Ok(entry)
 }
 

@@ -21,6 +21,7 @@
 use crate::bundle::files::BundleFiles;
 use crate::bundle::keys;
 use crate::bundle::provenance::{BuildFacts, ResourceDescriptor};
+use crate::bundle::runlog;
 use crate::bundle::writer::BundleWriter;
 use crate::guest::build::{self, KernelFlavor};
 use crate::guest::qemu::{self, Accel, AccelRequest, CaseSpec, Verdict};
@@ -43,6 +44,7 @@ use crate::proof::summary::wording::Wording;
 use crate::proof::summary::{
     self, ClaimLevel, ExitRecord, GateVerdict, GatedWidth, RunRecord, SummaryDocument,
 };
+use crate::terminal::untrusted;
 use crate::tools;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -76,43 +78,42 @@ const RECORDED_VARIABLES: &[&str] = &[
     crate::proof::baseline::program::PROGRAM_VARIABLE,
 ];
 
-/// Arguments of `capos run`.
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
-    /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
+/// What `capos run` was asked to do, before anything is resolved.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Proof contract name: `evidence/contracts/<proof>.yaml`.
     pub proof: String,
-    /// Repetitions per case, 1..=100, or `auto` / `auto:<cap>`: interleaved
-    /// rounds until every gated interval spans at most 5% of its figure
-    /// (3 to 15 or <cap> rounds). Default: the contract's CAPOS_*_RUNS
-    /// variable, which takes the same values, else its default.
-    #[arg(long)]
+    /// Repetitions per case as given (`1..=100`, `auto`, `auto:<cap>`);
+    /// None: the contract's variable, else its default.
     pub runs: Option<String>,
-    /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    /// Accelerator request.
     pub accel: AccelRequest,
-    /// Boot this ISO instead of building target/iso/capos.iso first.
-    #[arg(long)]
+    /// An ISO to boot instead of building one.
     pub iso: Option<PathBuf>,
-    /// Bundle store directory (default: target/evidence).
-    #[arg(long, env = "CAPOS_EVIDENCE_STORE")]
+    /// Bundle store directory (None: `target/evidence`).
     pub store: Option<PathBuf>,
-    /// Ed25519 signing key (PKCS#8 PEM); default: the workspace key, generated on first use.
-    #[arg(long, env = "CAPOS_SIGNING_KEY")]
+    /// Signing key (None: the workspace key, generated on first use).
     pub signing_key: Option<PathBuf>,
 }
 
 /// The accelerator request as recorded: its `--accel` name (`auto`, `kvm`, `tcg`).
 pub fn accel_request_name(request: AccelRequest) -> String {
-    use clap::ValueEnum;
-    request
-        .to_possible_value()
-        .map(|value| value.get_name().to_string())
-        .unwrap_or_default()
+    match request {
+        AccelRequest::Auto => "auto",
+        AccelRequest::Kvm => "kvm",
+        AccelRequest::Tcg => "tcg",
+    }
+    .to_string()
 }
 
-/// Parse a recorded accelerator request (the `--accel` names).
+/// Parse a recorded accelerator request (the `--accel` names, exactly).
 pub fn parse_accel_request(name: &str) -> Option<AccelRequest> {
-    <AccelRequest as clap::ValueEnum>::from_str(name, false).ok()
+    match name {
+        "auto" => Some(AccelRequest::Auto),
+        "kvm" => Some(AccelRequest::Kvm),
+        "tcg" => Some(AccelRequest::Tcg),
+        _ => None,
+    }
 }
 
 /// What a run needs, already resolved (shared by `run` and `reproduce`).
@@ -180,8 +181,9 @@ fn check_threshold_variables(contract: &Contract) -> Result<()> {
     Ok(())
 }
 
-/// `capos run`: resolve the plan, run it, print the verdicts and the bundle path last.
-pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
+/// `capos run`: resolve the plan, run it, print the verdicts and the bundle
+/// path last; an error when anything failed ([`finish`]).
+pub fn run(root: &Path, args: RunRequest) -> Result<()> {
     let contract = contract::find(root, &args.proof)?;
     let repetitions = contract.choose_repetitions(args.runs.as_deref())?;
     check_threshold_variables(&contract)?;
@@ -196,7 +198,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
             (iso, sha256, false)
         }
         None => {
-            let built = build::build_default_iso(root)?;
+            let built = build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?;
             (built.path, built.sha256, true)
         }
     };
@@ -280,7 +282,17 @@ pub fn execute(root: &Path, plan: &RunPlan<'_>) -> Result<RunOutcome> {
             Err(error) => Err(format!("{error:#}")),
         },
     };
-    match (history::record(&plan.store, &plan.signing_key, run), result) {
+    let contract_name = run.contract;
+    let recorded = history::record(&plan.store, &plan.signing_key, run);
+    if let Ok(entry) = &recorded {
+        eprintln!(
+            "capos: [{}] recorded as entry {} of {}",
+            untrusted(contract_name),
+            entry.sequence,
+            plan.store.join(runlog::LOG_FILE).display()
+        );
+    }
+    match (recorded, result) {
         (Ok(_), result) => result,
         (Err(log_error), Ok(outcome)) => Err(log_error.context(format!(
             "the bundle is sealed at {}, but its run was not recorded",

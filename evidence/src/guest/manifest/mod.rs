@@ -19,7 +19,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use capos_abi::limits;
 use capos_abi::manifest::spec::ManifestSpec;
 use capos_abi::manifest::Manifest;
@@ -42,130 +42,20 @@ pub const CAPABILITIES_MAX: usize = limits::GRANTS_MAX as usize;
 pub const NAME_MAX: usize = limits::NAME_MAX as usize;
 
 /// Where the manifests live, relative to the workspace root.
-const MANIFEST_DIRECTORY: &str = "userland/manifests";
-
-/// Manifest subcommands.
-#[derive(clap::Subcommand, Debug)]
-pub enum ManifestCommand {
-    /// Validate manifests; print `ok <file> (N processes, M objects)` or every problem found.
-    Check(CheckArgs),
-    /// Validate one manifest and write its packed binary form (atomically).
-    Pack(PackArgs),
-}
-
-/// Arguments of `capos manifest check`.
-#[derive(clap::Args, Debug)]
-pub struct CheckArgs {
-    /// Manifests to check (default: every userland/manifests/system-*.yaml).
-    pub files: Vec<PathBuf>,
-    #[command(flatten)]
-    pub binaries: BinariesArgs,
-}
-
-/// Arguments of `capos manifest pack`.
-#[derive(clap::Args, Debug)]
-pub struct PackArgs {
-    /// The manifest to pack.
-    pub file: PathBuf,
-    /// Where to write the packed manifest (parent directories are created).
-    #[arg(long)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub binaries: BinariesArgs,
-}
-
-/// Which boot-module names a manifest may use as `binary`.
-#[derive(clap::Args, Debug)]
-pub struct BinariesArgs {
-    /// Known binaries, comma-separated (default: the programs of userland/programs, from cargo metadata).
-    #[arg(long, value_delimiter = ',')]
-    pub binaries: Option<Vec<String>>,
-}
-
-impl BinariesArgs {
-    /// The names given with `--binaries`, else those of the workspace's user programs.
-    fn resolve(&self, root: &Path) -> Result<Vec<String>> {
-        match &self.binaries {
-            Some(names) => Ok(names.clone()),
-            None => known_binaries(root),
-        }
-    }
-}
-
-/// `capos manifest ...`
-pub fn run_command(root: &Path, command: ManifestCommand) -> Result<()> {
-    match command {
-        ManifestCommand::Check(args) => check_command(root, &args),
-        ManifestCommand::Pack(args) => pack_command(root, &args),
-    }
-}
-
-/// Validate each file, reporting on all of them before failing.
-fn check_command(root: &Path, args: &CheckArgs) -> Result<()> {
-    let known = args.binaries.resolve(root)?;
-    let files = if args.files.is_empty() {
-        discover(root)?
-            .into_iter()
-            .map(relative_to_current_directory)
-            .collect()
-    } else {
-        args.files.clone()
-    };
-    if files.is_empty() {
-        bail!("no manifests to check (none under {MANIFEST_DIRECTORY}/ and none given)");
-    }
-    let mut failed = 0usize;
-    for file in &files {
-        match load(file, &known) {
-            Ok(spec) => println!(
-                "ok {} ({} processes, {} objects)",
-                file.display(),
-                spec.processes.len(),
-                spec.objects.len()
-            ),
-            Err(error) => {
-                failed += 1;
-                eprintln!("{error:#}");
-            }
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} of {} manifests failed validation", files.len());
-    }
-    Ok(())
-}
+pub const MANIFEST_DIRECTORY: &str = "userland/manifests";
 
 /// `path` relative to the current directory when it lies below it, for
 /// shorter messages.
-fn relative_to_current_directory(path: PathBuf) -> PathBuf {
+pub fn relative_to_current_directory(path: PathBuf) -> PathBuf {
     std::env::current_dir()
         .ok()
         .and_then(|current| path.strip_prefix(current).ok().map(Path::to_path_buf))
         .unwrap_or(path)
 }
 
-/// Validate, pack, and write the result atomically.
-fn pack_command(root: &Path, args: &PackArgs) -> Result<()> {
-    let known = args.binaries.resolve(root)?;
-    let bytes = pack(&args.file, &known)?;
-    write_atomically(&args.output, &bytes).with_context(|| {
-        format!(
-            "cannot write the packed manifest to {}",
-            args.output.display()
-        )
-    })?;
-    println!(
-        "packed {} -> {} ({} bytes)",
-        args.file.display(),
-        args.output.display(),
-        bytes.len()
-    );
-    Ok(())
-}
-
 /// Write `bytes` to a temporary file beside `output`, then rename it over
 /// `output`, so readers see the old file or the whole new one.
-fn write_atomically(output: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(output: &Path, bytes: &[u8]) -> Result<()> {
     let parent = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

@@ -1,168 +1,25 @@
-//! The per-system rules: what a contract with baseline cases must satisfy,
-//! and how a run on each system is judged.
+//! The per-system rules: how a run on each system is judged (what a
+//! contract with baseline cases must satisfy is `contract::baseline`).
 //!
 //! Invariants a reader must know:
-//! - Validation collects every problem (the contract loader lists them all).
 //! - Judging is pure: it reads only the recorded logs and exit record, so
 //!   `capos verify` recomputes exactly what the run stored.
 //! - Fail closed: a baseline line without its `os=` word, a capOS line from
 //!   another process, a missing pinned-CPU record or a kernel panic make the
 //!   run fail with a message naming the problem.
 
-use super::{Os, Ratio, PROGRAMS};
-use crate::proof::contract::{CaseSpec, ContractSpec};
+use super::Os;
+use crate::proof::contract::CaseSpec;
 use crate::proof::exit::ExitRecord;
 use crate::proof::summary::wording::{Note, RunProblem};
-use std::collections::BTreeSet;
 
 /// A Linux console line that means the guest kernel died.
 pub const KERNEL_PANIC: &str = "Kernel panic";
 
-/// Check the baseline parts of `spec`: case systems, the baseline program,
-/// the result line's process, speedups within one system, conditional
-/// cases, and ratios. Returns every problem and the resolved ratios (None
-/// where a reference is dangling).
-pub fn check_contract(spec: &ContractSpec) -> (Vec<String>, Vec<Option<Ratio>>) {
-    let mut problems = Vec::new();
-    let has_baselines = spec.cases.iter().any(|case| !case.os.is_capos());
-    match (&spec.baseline, has_baselines) {
-        (None, true) => problems.push(
-            "cases with os: linux or native need `baseline: {program: ...}` (the capos-baseline mode they run)"
-                .into(),
-        ),
-        (Some(baseline), _) if !PROGRAMS.contains(&baseline.program.as_str()) => {
-            problems.push(format!(
-                "baseline.program {:?} is not a capos-baseline program (known: {})",
-                baseline.program,
-                PROGRAMS.join(", ")
-            ))
-        }
-        (Some(_), false) => problems
-            .push("baseline is set but no case has os: linux or native".into()),
-        _ => {}
-    }
-    for case in &spec.cases {
-        if !case.os.is_capos() && !case.cmdline.is_empty() {
-            problems.push(format!(
-                "case {:?}: cmdline is for capOS (fw_cfg boot options); an os: {} case takes none",
-                case.id, case.os
-            ));
-        }
-        if let Some(condition) = &case.condition {
-            let env = &condition.env;
-            if !env.starts_with("CAPOS_")
-                || !env
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            {
-                problems.push(format!(
-                    "case {:?}: condition.env {env:?} must be an upper-case variable named CAPOS_...",
-                    case.id
-                ));
-            }
-        }
-    }
-    if let Some(process) = &spec.result_line.process {
-        let valid = !process.is_empty()
-            && process.len() <= 64
-            && process
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
-            problems.push(format!(
-                "result_line.process {process:?} must be a manifest process name (letters, digits, '-', '_', '.')"
-            ));
-        }
-        if spec.result_line.prefix.starts_with("[u:") {
-            problems.push(
-                "result_line.prefix starts with a console frame `[u:`; with `process` set, write the prefix and pattern without it"
-                    .into(),
-            );
-        }
-    }
-    let case = |id: &str| spec.cases.iter().find(|case| case.id == id);
-    for speedup in &spec.speedups {
-        if let (Some(baseline), Some(compared)) =
-            (case(&speedup.baseline_case), case(&speedup.case))
-        {
-            if baseline.os != compared.os {
-                problems.push(format!(
-                    "speedup {:?} compares case {:?} (os {}) with case {:?} (os {}); a speedup stays within one system",
-                    speedup.id, baseline.id, baseline.os, compared.id, compared.os
-                ));
-            }
-            let conditional = baseline.condition.is_some() || compared.condition.is_some();
-            if conditional && !speedup.diagnostic {
-                problems.push(format!(
-                    "speedup {:?} uses a conditional case, which may not run; mark it diagnostic: true",
-                    speedup.id
-                ));
-            }
-        }
-    }
-    let ratios = check_ratios(spec, &mut problems);
-    (problems, ratios)
-}
-
-/// Resolve the ratios: both speedups exist, measure one metric over the
-/// same CPU step, and ids are unique.
-fn check_ratios(spec: &ContractSpec, problems: &mut Vec<String>) -> Vec<Option<Ratio>> {
-    let mut ids = BTreeSet::new();
-    let speedup_index = |id: &str| spec.speedups.iter().position(|speedup| speedup.id == id);
-    let cpus = |id: &str| spec.cases.iter().find(|case| case.id == id).map(|c| c.cpus);
-    let mut resolved = Vec::new();
-    for ratio in &spec.ratios {
-        let what = format!("ratio {:?}", ratio.id);
-        if !ids.insert(ratio.id.as_str()) {
-            problems.push(format!("duplicate ratio id {:?}", ratio.id));
-        }
-        let numerator = speedup_index(&ratio.speedup);
-        let denominator = speedup_index(&ratio.reference);
-        if numerator.is_none() {
-            problems.push(format!(
-                "{what} refers to unknown speedup {:?}",
-                ratio.speedup
-            ));
-        }
-        if denominator.is_none() {
-            problems.push(format!(
-                "{what} refers to unknown speedup {:?}",
-                ratio.reference
-            ));
-        }
-        if let (Some(numerator), Some(denominator)) = (numerator, denominator) {
-            let (top, bottom) = (&spec.speedups[numerator], &spec.speedups[denominator]);
-            if numerator == denominator {
-                problems.push(format!("{what} compares speedup {:?} with itself", top.id));
-            }
-            if top.metric != bottom.metric {
-                problems.push(format!(
-                    "{what}: speedups {:?} and {:?} measure different metrics",
-                    top.id, bottom.id
-                ));
-            }
-            let step = |speedup: &crate::proof::contract::SpeedupSpec| {
-                (cpus(&speedup.baseline_case), cpus(&speedup.case))
-            };
-            if step(top) != step(bottom) {
-                problems.push(format!(
-                    "{what}: speedups {:?} and {:?} cover different CPU counts",
-                    top.id, bottom.id
-                ));
-            }
-        }
-        resolved.push(match (numerator, denominator) {
-            (Some(speedup), Some(reference)) => Some(Ratio { speedup, reference }),
-            _ => None,
-        });
-    }
-    resolved
-}
-
 /// Why a run on `os` did not end well, or None.
 pub fn exit_problem(os: Os, exit: &ExitRecord) -> Option<RunProblem<'static>> {
     match os {
-        Os::Capos => exit.problem(),
+        Os::Capos => crate::proof::exit::problem(exit),
         Os::Linux | Os::Native if exit.timed_out => Some(RunProblem::BaselineTimedOut),
         Os::Linux => match exit.exit_code {
             Some(0) => None,

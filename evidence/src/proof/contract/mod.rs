@@ -41,12 +41,13 @@
 //! literals (`true`, `5`, `"0x1f"`) or a case attribute with an optional
 //! offset: `case.cpus`, `case.workers`, `case.cpus - 1`.
 
+mod baseline;
 mod schema;
 mod validate;
 
 pub use schema::*;
 
-use crate::proof::baseline::Ratio;
+pub use baseline::{BaselineSpec, CaseCondition, Os, Ratio, RatioSpec, PROGRAMS};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use super::baseline::{BaselineSpec, CaseCondition, Os, RatioSpec};
 use super::DEFAULT_MEMORY_MIB;
-use crate::proof::baseline::{BaselineSpec, CaseCondition, Os, RatioSpec};
 
 /// The contract exactly as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,9 +7,9 @@
 use regex::Regex;
 use std::collections::BTreeSet;
 
+use super::baseline::Ratio;
 use super::schema::*;
 use super::{Gate, MetricSource, Speedup, MAX_REPETITIONS};
-use crate::proof::baseline::Ratio;
 
 /// Check every rule of `spec`: its resolved parts, or every problem found.
 pub(super) fn validate(spec: &ContractSpec) -> Result<Resolved, Vec<String>> {
@@ -56,7 +56,7 @@ impl Validator<'_> {
         self.check_phases();
         self.check_workload_size();
         let speedups = self.resolve_speedups();
-        let (problems, ratios) = crate::proof::baseline::rules::check_contract(self.spec);
+        let (problems, ratios) = super::baseline::check_contract(self.spec);
         self.problems.extend(problems);
         let gates = self.resolve_gates(&speedups, &ratios);
         Some(Resolved {

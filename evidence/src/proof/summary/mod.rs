@@ -13,6 +13,7 @@
 
 mod figures;
 mod judge;
+mod problems;
 mod render;
 mod schema;
 pub mod wording;

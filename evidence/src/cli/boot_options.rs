@@ -26,7 +26,9 @@ impl BootOptions {
     pub fn iso(&self, root: &Path) -> Result<PathBuf> {
         match &self.iso {
             Some(iso) => Ok(iso.clone()),
-            None => Ok(build::build_default_iso(root)?.path),
+            None => Ok(
+                build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?.path,
+            ),
         }
     }
 }
