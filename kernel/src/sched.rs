@@ -1,34 +1,30 @@
 //! Threads and the per-CPU scheduler (design: `docs/scheduler.md`).
 //!
-//! Each CPU owns a run queue under its own lock and runs [`scheduler_loop`]
-//! on its own boot stack. A thread runs until it blocks, exits or is
-//! preempted, then switches back to its CPU's loop, which requeues it on
-//! that CPU's queue if still runnable. Requeueing only after the switch
-//! means no CPU can pick a thread whose context is not yet saved.
+//! The scheduler is `capos_kcore::sched`: each thread's [`RunState`], and
+//! the run-queue operations [`make_runnable`], [`pick_next`],
+//! [`work_waiting`] and [`should_preempt`], host-tested by the interleaving
+//! model that drives them in this file's order. This file is the glue: the
+//! locks, the context switch, IPIs and CR3 writes.
 //!
-//! Policy (the decisions are `capos_kcore::sched` functions, host-tested):
-//! - A CPU takes from its own queue first; an idle CPU steals the oldest
-//!   entry of the busiest other queue ([`choose_steal_victim`]).
-//! - A woken or new thread goes where [`place_wake`] says (its last CPU if
-//!   idle, else another idle CPU, else its last CPU; new threads to an idle
-//!   or the least loaded CPU), and only that CPU gets a reschedule IPI, and
-//!   only if it is halting (an idle CPU still polling sees the work itself).
-//!   Never a broadcast.
-//! - A tick preempts only when the CPU's own queue has another thread: the
-//!   only runnable thread just continues, with no switch and no CR3 write.
+//! - Each CPU owns a FIFO run queue under its own lock ([`KernelQueues`])
+//!   and runs [`scheduler_loop`] on its own boot stack. A thread runs until
+//!   it blocks, exits or is preempted, then switches back to its CPU's loop,
+//!   which records the switch-out and requeues it on that CPU's queue if
+//!   still runnable. Requeueing only after the switch means no CPU can pick
+//!   a thread whose context is not yet saved.
+//! - Lock order: a thread's run lock, then one run-queue lock. A wake-up and
+//!   a kill decide, queue and send their IPI under the woken thread's run
+//!   lock, so nothing sees a runnable thread that is in no queue.
 //! - CR3 is written only when the next thread's address space differs from
 //!   the one this CPU has loaded; the idle loop keeps the old one. A CPU
 //!   holds a reference to the process whose space it has loaded, so a space
 //!   is never freed while loaded; a loaded space of an exited process is
 //!   let go before the CPU halts.
-//! - Idle: after running a thread, poll the own queue (and steal
-//!   candidates) for [`IDLE_POLL_MICROSECONDS`]; then set the halting bit,
-//!   fence, re-check, and `sti; hlt`. An idle CPU's queue is not stolen
-//!   from: that CPU runs it next.
-//!
-//! Wake-ups are never lost: a thread sets `blocked` before re-checking its
-//! wait condition, and a waker that finds the thread still on a CPU only
-//! clears `blocked`, leaving the requeue to that CPU's scheduler loop.
+//! - Idle: after running a thread, poll [`work_waiting`] for
+//!   [`IDLE_POLL_MICROSECONDS`]; then set the halting bit, fence, re-check,
+//!   and `sti; hlt` (`platform::smp::idle`). A waker reads the halting bits
+//!   after queueing, so either the re-check sees the thread or the waker
+//!   sends the IPI.
 //!
 //! Lifetime: a thread's own kernel stack never holds an owning reference to
 //! the thread across a switch it may not come back from. A thread ends only
@@ -49,8 +45,8 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::sched::{
-    choose_steal_victim, exclude_idle_from_stealing, needs_address_space_switch, place_wake,
-    CpuIndex, CpuSet, Waker, MAX_CPUS,
+    make_runnable, needs_address_space_switch, pick_next, should_preempt as preempt_due,
+    work_waiting, AfterSwitch, CpuIndex, CpuSet, Dispatch, RunQueues, RunState, Wake, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -102,49 +98,61 @@ pub fn thread_capacity_left() -> bool {
     (LIVE_THREADS.load(Ordering::Relaxed) as usize) < THREADS_MAX
 }
 
-fn push(cpu: usize, thread: Arc<Thread>) {
-    let queue = &QUEUES[cpu];
-    let mut threads = measure::lock_run_queue(&queue.threads);
-    threads.push_back(thread);
-    queue.length.store(threads.len(), Ordering::Release);
-}
+/// The run queues as `kcore::sched` reaches them: one lock per queue, the
+/// lengths in atomics, the idle masks of `platform::smp::idle`.
+struct KernelQueues;
 
-fn pop(cpu: usize) -> Option<Arc<Thread>> {
-    let queue = &QUEUES[cpu];
-    let mut threads = measure::lock_run_queue(&queue.threads);
-    let thread = threads.pop_front();
-    queue.length.store(threads.len(), Ordering::Release);
-    thread
-}
-
-/// Queue lengths of the online CPUs.
-fn loads(out: &mut [usize; MAX_CPUS]) -> &mut [usize] {
-    let count = percpu::count().clamp(1, MAX_CPUS);
-    for (index, load) in out.iter_mut().enumerate().take(count) {
-        *load = QUEUES[index].length.load(Ordering::Acquire);
+impl RunQueues<Arc<Thread>> for KernelQueues {
+    fn cpu_count(&self) -> usize {
+        percpu::count().clamp(1, MAX_CPUS)
     }
-    &mut out[..count]
+
+    fn push(&self, cpu: CpuIndex, thread: Arc<Thread>) {
+        let queue = &QUEUES[cpu.get()];
+        let mut threads = measure::lock_run_queue(&queue.threads);
+        threads.push_back(thread);
+        queue.length.store(threads.len(), Ordering::Release);
+    }
+
+    fn pop(&self, cpu: CpuIndex) -> Option<Arc<Thread>> {
+        let queue = &QUEUES[cpu.get()];
+        let mut threads = measure::lock_run_queue(&queue.threads);
+        let thread = threads.pop_front();
+        queue.length.store(threads.len(), Ordering::Release);
+        thread
+    }
+
+    fn length(&self, cpu: CpuIndex) -> usize {
+        QUEUES[cpu.get()].length.load(Ordering::Acquire)
+    }
+
+    fn idle(&self) -> CpuSet {
+        CpuSet::from_bits(crate::platform::smp::idle_mask())
+    }
+
+    fn halting(&self) -> CpuSet {
+        CpuSet::from_bits(crate::platform::smp::halting_mask())
+    }
 }
 
-/// Queue `thread` (new when `last_cpu` is None) where the placement policy
-/// says, and interrupt that CPU only if it is halting.
-fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
-    let here = percpu::current().index;
-    let mut buffer = [0; MAX_CPUS];
-    let loads = loads(&mut buffer);
-    let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
-    let waker = Waker {
-        cpu: CpuIndex::new(here).unwrap_or(CpuIndex::FIRST),
-        goes_idle: false,
-    };
-    let placement = place_wake(last_cpu.and_then(CpuIndex::new), waker, idle, loads);
-    let target = placement.cpu.get();
-    push(target, thread);
-    if target == here {
+/// This CPU's index as `kcore::sched` names CPUs.
+fn here() -> CpuIndex {
+    CpuIndex::new(percpu::current().index).unwrap_or(CpuIndex::FIRST)
+}
+
+/// Queue `thread` (runnable, off every CPU; `last_cpu` None when new) where
+/// the placement policy says, and interrupt that CPU if it is halting.
+/// Called under the thread's run lock (or before anyone else knows it).
+fn queue_runnable(thread: Arc<Thread>, last_cpu: Option<CpuIndex>) {
+    let here = here();
+    let wakeup = make_runnable(&KernelQueues, thread, last_cpu, here);
+    if wakeup.cpu == here {
         measure::count(Counter::WakeLocal);
     } else {
         measure::count(Counter::WakeRemote);
-        crate::platform::smp::kick_if_halting(target);
+    }
+    if let Some(cpu) = wakeup.interrupt {
+        crate::platform::smp::send_reschedule(cpu.get());
     }
 }
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -160,17 +168,6 @@ extern "C" {
 /// FXSAVE / XSAVE area (64-byte aligned, as XSAVE requires).
 #[repr(C, align(64))]
 struct FpuArea([u8; crate::platform::cpu::FPU_AREA_BYTES]);
-
-/// Scheduling state, under one lock.
-#[derive(Default)]
-struct RunState {
-    on_cpu: bool,
-    /// The CPU the thread runs or last ran on.
-    cpu: usize,
-    blocked: bool,
-    /// Finished: never runs again.
-    dead: bool,
-}
 
 /// A thread of a user process.
 pub struct Thread {
@@ -270,7 +267,7 @@ impl Thread {
             kernel_stack_top: stack_top,
             context: UnsafeCell::new(0),
             fpu: UnsafeCell::new(fpu),
-            run: Mutex::new(RunState::default()),
+            run: Mutex::new(RunState::new()),
             killed: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
             ring,
@@ -315,19 +312,22 @@ impl Thread {
 
     /// Make the thread runnable for the first time.
     pub fn start(self: &Arc<Self>) {
-        make_runnable(self.clone(), None);
+        let _state = self.run.lock();
+        queue_runnable(self.clone(), None);
     }
 
     /// Wake the thread if it is blocked.
     pub fn wake(self: &Arc<Self>) {
         let mut state = self.run.lock();
-        if state.blocked && !state.dead {
-            state.blocked = false;
-            if !state.on_cpu {
-                let last_cpu = state.cpu;
-                drop(state);
-                make_runnable(self.clone(), Some(last_cpu));
-            }
+        self.wake_locked(&mut state);
+    }
+
+    /// [`Self::wake`] with the run lock held: a thread woken off its CPU is
+    /// queued before the lock is released.
+    fn wake_locked(self: &Arc<Self>, state: &mut RunState) {
+        match state.wake() {
+            Wake::Place { last_cpu } => queue_runnable(self.clone(), last_cpu),
+            Wake::StillOnCpu | Wake::Nothing => {}
         }
     }
 
@@ -335,15 +335,12 @@ impl Thread {
     /// return towards user mode. A thread running on another CPU gets a
     /// reschedule IPI so it leaves user mode now.
     pub fn kill(self: &Arc<Self>) {
-        let running_elsewhere = {
-            let state = self.run.lock();
-            self.killed.store(true, Ordering::SeqCst);
-            (state.on_cpu && state.cpu != percpu::current().index).then_some(state.cpu)
-        };
-        self.wake();
-        if let Some(cpu) = running_elsewhere {
-            crate::platform::smp::send_reschedule(cpu);
+        let mut state = self.run.lock();
+        self.killed.store(true, Ordering::SeqCst);
+        if let Some(cpu) = state.interrupt_for_kill(here()) {
+            crate::platform::smp::send_reschedule(cpu.get());
         }
+        self.wake_locked(&mut state);
     }
 
     /// The thread's end now (exit value, killed), or None after registering
@@ -455,9 +452,9 @@ pub fn current() -> Option<Arc<Thread>> {
 /// wake) or the thread is killed.
 pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
-        thread.run.lock().blocked = true;
+        thread.run.lock().begin_block();
         if ready() || thread.killed() {
-            thread.run.lock().blocked = false;
+            thread.run.lock().cancel_block();
             return;
         }
         switch_to_scheduler(thread);
@@ -498,7 +495,7 @@ pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
     if thread.process.thread_finished() {
         thread.process.exit(value, false);
     }
-    thread.run.lock().dead = true;
+    thread.run.lock().exit();
     let context = thread.context.get();
     drop(thread);
     let cpu = percpu::current();
@@ -535,62 +532,38 @@ const IDLE_POLL_MICROSECONDS: u64 = 100;
 
 /// Run threads forever on this CPU.
 pub fn scheduler_loop() -> ! {
-    let here = percpu::current().index;
+    let here = here();
     let poll_cycles = crate::platform::apic::tsc_hz() / 1_000_000 * IDLE_POLL_MICROSECONDS;
     // Poll only after running a thread: a CPU woken from its halt by a
     // tick with nothing to do halts again at once.
     let mut poll = false;
     loop {
         crate::process::reap_retired();
-        let picked = pop(here).inspect(|_| measure::count(Counter::Picks));
-        match picked.or_else(|| steal(here)) {
-            Some(thread) => {
-                run(thread);
+        match pick_next(&KernelQueues, here) {
+            Some(picked) => {
+                measure::count(match picked.stolen_from {
+                    None => Counter::Picks,
+                    Some(_) => Counter::Steals,
+                });
+                run(picked.thread);
                 poll = true;
             }
             None => {
-                release_exited_space(here);
+                release_exited_space(here.get());
                 // The timer interrupt that ends the halt also fires due
                 // waiters and, at the next pass, steals again.
                 let cycles = if poll { poll_cycles } else { 0 };
-                crate::platform::smp::idle(cycles, || work_waiting(here));
+                crate::platform::smp::idle(cycles, || work_waiting(&KernelQueues, here));
                 poll = false;
             }
         }
     }
 }
 
-/// Whether CPU `here` has a thread queued or could steal one.
-fn work_waiting(here: usize) -> bool {
-    if QUEUES[here].length.load(Ordering::Acquire) > 0 {
-        return true;
-    }
-    steal_victim(here).is_some()
-}
-
-/// Take the oldest thread of the busiest other queue, if any.
-fn steal(thief: usize) -> Option<Arc<Thread>> {
-    let victim = steal_victim(thief)?;
-    pop(victim.get()).inspect(|_| measure::count(Counter::Steals))
-}
-
-/// The CPU `thief` would steal from: the busiest other queue, counting an
-/// idle CPU's queue as empty (that CPU is about to run it itself: it
-/// polls, or got an IPI).
-fn steal_victim(thief: usize) -> Option<CpuIndex> {
-    let mut buffer = [0; MAX_CPUS];
-    let loads = loads(&mut buffer);
-    exclude_idle_from_stealing(loads, CpuSet::from_bits(crate::platform::smp::idle_mask()));
-    choose_steal_victim(CpuIndex::new(thief)?, loads)
-}
-
 /// Whether this CPU should stop running the current thread at a tick: only
 /// when its own queue holds another.
 pub fn should_preempt() -> bool {
-    QUEUES[percpu::current().index]
-        .length
-        .load(Ordering::Acquire)
-        > 0
+    preempt_due(&KernelQueues, here())
 }
 
 /// Load `process`'s address space on CPU `here` unless it is loaded already.
@@ -623,13 +596,8 @@ fn release_exited_space(here: usize) {
 }
 
 fn run(thread: Arc<Thread>) {
-    {
-        let mut state = thread.run.lock();
-        if state.dead {
-            return;
-        }
-        state.on_cpu = true;
-        state.cpu = percpu::current().index;
+    if thread.run.lock().dispatch(here()) == Dispatch::Skip {
+        return;
     }
     let cpu = percpu::current();
     CURRENT[cpu.index].store(Arc::as_ptr(&thread).cast_mut(), Ordering::Relaxed);
@@ -644,9 +612,9 @@ fn run(thread: Arc<Thread>) {
     let cpu = percpu::current();
     CURRENT[cpu.index].store(core::ptr::null_mut(), Ordering::Relaxed);
     let mut state = thread.run.lock();
-    state.on_cpu = false;
-    if !state.dead && !state.blocked {
-        push(cpu.index, thread.clone());
+    match state.switched_out() {
+        AfterSwitch::Requeue => KernelQueues.push(here(), thread.clone()),
+        AfterSwitch::Leave => {}
     }
 }
 
