@@ -449,7 +449,9 @@ pub fn current() -> Option<Arc<Thread>> {
 }
 
 /// Block the running thread until `ready()` holds (re-checked after each
-/// wake) or the thread is killed.
+/// wake) or the thread is killed. Called inside a system call (or an
+/// interrupt from user mode: the system-call FPU switch is correct there
+/// too, since the entry saved the whole state already).
 pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
         thread.run.lock().begin_block();
@@ -457,23 +459,39 @@ pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
             thread.run.lock().cancel_block();
             return;
         }
-        switch_to_scheduler(thread);
+        switch_to_scheduler(thread, SwitchFrom::SystemCall);
     }
 }
 
-/// Give up the CPU; the thread is requeued unless blocked or dead.
-/// Its FPU state is saved whole before and loaded after, so it may resume
-/// on any CPU.
-pub fn switch_to_scheduler(thread: &Thread) {
+/// Where the running thread is when it gives up its CPU, which decides
+/// the FPU work of the switch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SwitchFrom {
+    /// In an interrupt from user mode: the entry saved the whole FPU state
+    /// to the thread's area and `interrupt_return` restores it, so the
+    /// switch does no FPU work.
+    Interrupt,
+    /// In a system call (`block_until`): the switch saves and restores what
+    /// the system call preserves (x87/MMX, upper AVX).
+    SystemCall,
+}
+
+/// Give up the CPU; the thread is requeued unless blocked or dead, and may
+/// resume on any CPU.
+pub fn switch_to_scheduler(thread: &Thread, from: SwitchFrom) {
     let cpu = percpu::current();
     let fpu = thread.fpu.get().cast::<u8>();
     // SAFETY: `context` and `fpu` belong to this thread, which is running
-    // here (the entry code saved into this `fpu` since its last entry); the
+    // here; `from` says where its FPU state is (see `SwitchFrom`); the
     // scheduler context was saved by this CPU's loop when it switched to us.
     unsafe {
-        crate::platform::cpu::save_fpu_at_switch(fpu);
+        if from == SwitchFrom::SystemCall {
+            crate::platform::cpu::save_fpu_in_system_call(fpu);
+        }
         switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get());
-        crate::platform::cpu::restore_fpu_at_switch(fpu);
+        if from == SwitchFrom::SystemCall {
+            crate::platform::cpu::restore_fpu_in_system_call(fpu);
+        }
     }
 }
 
