@@ -79,7 +79,10 @@ pub fn park(
         Some(timer::add(
             deadline,
             thread,
-            timer::Expiry::Park { user_data, address },
+            timer::Expiry {
+                action: |thread, [user_data, address]| timed_out(thread, user_data, address),
+                words: [user_data, address],
+            },
         )?)
     };
     waiters.push(Waiter {
@@ -129,7 +132,7 @@ pub fn unpark(thread: &Thread, address: u64, count: u64) -> Result<u64, Error> {
 
 /// A park's timeout fired: complete it with `TimedOut` unless it was
 /// unparked first.
-pub fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
+fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
     let removed = {
         let mut waiters = bucket(thread.process.id, address).lock();
         waiters

@@ -64,6 +64,12 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     wait_for_completions(thread, wanted, timeout_ns)
 }
 
+/// A timed `cap_enter` wait's deadline: wake the thread, which re-checks.
+const TIMED_WAIT_EXPIRY: timer::Expiry = timer::Expiry {
+    action: |thread, _| thread.wake(),
+    words: [0, 0],
+};
+
 /// `cap_enter`'s wait: block until `wanted` completions are available or
 /// `timeout_ns` passes.
 #[inline(never)]
@@ -77,7 +83,7 @@ fn wait_for_completions(thread: &Arc<Thread>, wanted: u32, timeout_ns: u64) -> i
     let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
     // The registration lives exactly as long as this wait.
     let registration = match deadline {
-        Some(deadline) => match timer::add(deadline, thread, timer::Expiry::Wake) {
+        Some(deadline) => match timer::add(deadline, thread, TIMED_WAIT_EXPIRY) {
             Ok(token) => Some(token),
             Err(error) => return error.as_result(),
         },
@@ -253,8 +259,9 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             let _registration = timer::add(
                 deadline,
                 thread,
-                timer::Expiry::Sleep {
-                    user_data: submission.user_data,
+                timer::Expiry {
+                    action: |thread, [user_data, _]| crate::ring::post(thread, user_data, 0, 0, 0),
+                    words: [submission.user_data, 0],
                 },
             )?;
             Outcome::Later
