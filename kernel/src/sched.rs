@@ -39,7 +39,7 @@
 use crate::measure::{self, Counter};
 use crate::mem::{paging, stacks};
 use crate::platform::interrupts::InterruptFrame;
-use crate::platform::percpu;
+use crate::platform::{context, percpu};
 use crate::process::Process;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -51,9 +51,6 @@ use capos_kcore::sched::{
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
-use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::PhysFrame;
-use x86_64::PhysAddr;
 
 /// Pages per thread kernel stack.
 const KERNEL_STACK_PAGES: u64 = 8;
@@ -160,22 +157,13 @@ static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 /// Threads created and not yet dropped.
 static LIVE_THREADS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" {
-    fn switch_kernel_stack(save: *mut u64, load: u64);
-    fn thread_first_entry();
-}
-
-/// FXSAVE / XSAVE area (64-byte aligned, as XSAVE requires).
-#[repr(C, align(64))]
-struct FpuArea([u8; crate::platform::cpu::FPU_AREA_BYTES]);
-
 /// A thread of a user process.
 pub struct Thread {
     pub id: u64,
     pub process: Arc<Process>,
     kernel_stack_top: u64,
     context: UnsafeCell<u64>,
-    fpu: UnsafeCell<FpuArea>,
+    fpu: UnsafeCell<context::FpuArea>,
     run: Mutex<RunState>,
     /// Asked to stop: the thread unwinds to its user boundary and exits.
     /// An atomic, not part of `RunState`, so the check on every return to
@@ -255,18 +243,12 @@ impl Thread {
             crate::process::retire_thread_memory(process, memory);
             return None;
         };
-        // Legacy region: x87 control word and MXCSR defaults. The XSAVE
-        // header (bytes 512..576) stays zero: every component starts in its
-        // initial state.
-        let mut fpu = FpuArea([0; crate::platform::cpu::FPU_AREA_BYTES]);
-        fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
-        fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
         let thread = Arc::new(Self {
             id,
             process,
             kernel_stack_top: stack_top,
             context: UnsafeCell::new(0),
-            fpu: UnsafeCell::new(fpu),
+            fpu: UnsafeCell::new(context::FpuArea::initial()),
             run: Mutex::new(RunState::new()),
             killed: AtomicBool::new(false),
             syscalls: AtomicU64::new(0),
@@ -278,21 +260,12 @@ impl Thread {
             exit_waits: Mutex::new(Vec::new()),
         });
         LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
-        // Stack from the top: the user frame `interrupt_return` pops, the
-        // return address `switch_kernel_stack` jumps to, six callee-saved
-        // registers and the kernel RFLAGS (reserved bit only: interrupts
-        // off, DF/AC/NT clear).
         let frame = InterruptFrame::user_entry(start.entry, start.stack_top, start.arguments);
-        let frame_bottom = stack_top - core::mem::size_of::<InterruptFrame>() as u64;
-        let context = frame_bottom - 8 - 7 * 8;
         // SAFETY: the stack is freshly mapped kernel memory owned by this
-        // thread, 16-byte aligned at its top; nothing runs on it yet.
+        // thread, 16-byte aligned at its top; nothing runs on it yet, and
+        // nothing reads `context` before the thread is started.
         unsafe {
-            (frame_bottom as *mut InterruptFrame).write(frame);
-            ((frame_bottom - 8) as *mut u64).write(thread_first_entry as *const () as u64);
-            core::ptr::write_bytes(context as *mut u64, 0, 7);
-            ((context + 6 * 8) as *mut u64).write(KERNEL_RFLAGS);
-            *thread.context.get() = context;
+            *thread.context.get() = context::prepare_first_entry(stack_top, frame);
         }
         Some(thread)
     }
@@ -419,9 +392,6 @@ impl Drop for Thread {
     }
 }
 
-/// RFLAGS kernel code runs with after a switch: only the reserved bit.
-const KERNEL_RFLAGS: u64 = 1 << 1;
-
 /// Threads created and not yet torn down.
 pub fn live_threads() -> u64 {
     LIVE_THREADS.load(Ordering::Relaxed)
@@ -488,7 +458,7 @@ pub fn switch_to_scheduler(thread: &Thread, from: SwitchFrom) {
         if from == SwitchFrom::SystemCall {
             crate::platform::cpu::save_fpu_in_system_call(fpu);
         }
-        switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get());
+        context::switch(thread.context.get(), *cpu.scheduler_context.get());
         if from == SwitchFrom::SystemCall {
             crate::platform::cpu::restore_fpu_in_system_call(fpu);
         }
@@ -514,13 +484,13 @@ pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
         thread.process.exit(value, false);
     }
     thread.run.lock().exit();
-    let context = thread.context.get();
+    let saved = thread.context.get();
     drop(thread);
     let cpu = percpu::current();
     // SAFETY: the scheduler loop of this CPU holds a reference to the
-    // thread until after this switch, so `context` stays valid; the thread
+    // thread until after this switch, so `saved` stays valid; the thread
     // is dead, so nothing ever switches back to the saved context.
-    unsafe { switch_kernel_stack(context, *cpu.scheduler_context.get()) };
+    unsafe { context::switch(saved, *cpu.scheduler_context.get()) };
     crate::kprintln!("[kernel] error: a dead thread was resumed");
     crate::platform::exit::failure()
 }
@@ -592,7 +562,7 @@ fn switch_address_space(here: usize, process: &Arc<Process>) {
         return;
     }
     process.address_space().note_loaded(here);
-    load_address_space(process.address_space_root());
+    context::load_address_space(process.address_space_root());
     if let Some(previous) = loaded.replace(process.clone()) {
         previous.address_space().note_unloaded(here);
     }
@@ -606,7 +576,7 @@ fn release_exited_space(here: usize) {
         .as_ref()
         .is_some_and(|process| process.exit_code().is_some())
     {
-        load_address_space(paging::kernel_table());
+        context::load_address_space(paging::kernel_table());
         if let Some(previous) = loaded.take() {
             previous.address_space().note_unloaded(here);
         }
@@ -624,7 +594,7 @@ fn run(thread: Arc<Thread>) {
     switch_address_space(cpu.index, &thread.process);
     // SAFETY: the thread is off every other CPU (on_cpu was false) so its
     // saved context is complete; the scheduler context slot is this CPU's.
-    unsafe { switch_kernel_stack(cpu.scheduler_context.get(), *thread.context.get()) };
+    unsafe { context::switch(cpu.scheduler_context.get(), *thread.context.get()) };
     // Back on the scheduler stack of the same CPU (threads switch back to
     // the loop of the CPU they run on).
     let cpu = percpu::current();
@@ -634,14 +604,6 @@ fn run(thread: Arc<Thread>) {
         AfterSwitch::Requeue => KernelQueues.push(here(), thread.clone()),
         AfterSwitch::Leave => {}
     }
-}
-
-fn load_address_space(root: u64) {
-    let frame = PhysFrame::containing_address(PhysAddr::new(root));
-    measure::count(Counter::Cr3Writes);
-    // SAFETY: every address space maps the kernel half identically, so the
-    // code and stack in use stay mapped across the switch.
-    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
 }
 
 /// Threads waiting in all run queues (for diagnostics).
