@@ -29,7 +29,8 @@
 //! - `kill`: a killed thread never stays blocked, and one in user mode has an IPI pending.
 //! - `starvation`: a queued thread runs within [`STARVATION_BOUND_ROUNDS`] rounds of ticks.
 //! - `address space`: each address space's CPU mask is exactly the CPUs that have it loaded,
-//!   and a thread on a CPU has its address space loaded there.
+//!   a thread on a CPU has its address space loaded there, and a halted CPU holds no address
+//!   space of a process that exited before the CPU last went idle.
 
 use super::tests::TestQueues;
 use super::*;
@@ -50,8 +51,9 @@ const STARVATION_BOUND_ROUNDS: u64 = MOST_LIVE as u64 + 2;
 const MOST_THREADS: usize = 400;
 
 /// Steps one CPU may take to reach user mode or a halt in a round before the model calls it
-/// stuck.
-const SETTLE_STEPS: usize = 32;
+/// stuck: enough for every live thread to be taken, run to its kill check and end (about six
+/// steps each), and then to go idle.
+const SETTLE_STEPS: usize = 8 * MOST_LIVE + 16;
 
 type ThreadId = u16;
 
@@ -102,6 +104,8 @@ enum Call {
     Kill { thread: u8 },
     /// End the calling thread.
     Exit,
+    /// End the calling thread's process: kill every thread of its address space.
+    ExitProcess,
 }
 
 /// One step of the model; indices are reduced modulo what exists.
@@ -133,6 +137,8 @@ struct SimThread {
 #[derive(Debug)]
 struct SimCpu {
     context: Context,
+    /// The step at which the CPU last passed `release_exited_space`.
+    released_at: u64,
     interrupt_pending: bool,
     loaded_space: Option<usize>,
 }
@@ -149,6 +155,7 @@ struct Statistics {
     wake_interrupts: u64,
     preemptions: u64,
     kills: u64,
+    space_releases: u64,
     longest_wait: u64,
 }
 
@@ -157,6 +164,10 @@ struct Model {
     cpus: Vec<SimCpu>,
     threads: Vec<SimThread>,
     space_masks: [CpuSet; SPACES],
+    /// Address spaces whose process has exited (no new thread starts in them).
+    exited_spaces: [bool; SPACES],
+    /// The step at which each address space's process last exited.
+    exited_at: [u64; SPACES],
     round: u64,
     statistics: Statistics,
 }
@@ -174,12 +185,15 @@ impl Model {
             cpus: (0..cpus)
                 .map(|_| SimCpu {
                     context: Context::Loop,
+                    released_at: 0,
                     interrupt_pending: false,
                     loaded_space: None,
                 })
                 .collect(),
             threads: Vec::new(),
             space_masks: [CpuSet::EMPTY; SPACES],
+            exited_spaces: [false; SPACES],
+            exited_at: [0; SPACES],
             round: 0,
             statistics: Statistics::default(),
         }
@@ -333,12 +347,27 @@ impl Model {
                 self.set_context(cpu, Context::Picked(picked.thread));
             }
             None => {
+                self.release_exited_space(cpu);
                 let idle = self.queues.idle.get().with(cpu);
                 self.queues.idle.set(idle);
                 self.set_context(cpu, Context::Polling);
             }
         }
         Ok(())
+    }
+
+    /// `release_exited_space`: before it idles, a CPU lets go of a loaded
+    /// address space whose process has exited (loading the kernel's).
+    fn release_exited_space(&mut self, cpu: CpuIndex) {
+        self.cpus[cpu.get()].released_at = self.statistics.steps;
+        if let Some(space) = self.cpus[cpu.get()].loaded_space {
+            if self.exited_spaces[space] {
+                self.space_masks[space].remove(cpu);
+                self.cpus[cpu.get()].loaded_space = None;
+                self.statistics.cr3_writes += 1;
+                self.statistics.space_releases += 1;
+            }
+        }
     }
 
     /// `idle` returns: clear both bits, back to the loop.
@@ -411,13 +440,42 @@ impl Model {
                 self.exit_current(cpu, id);
                 return Ok(());
             }
+            Call::ExitProcess => {
+                // `Process::exit`: kill every thread of the process, the
+                // caller included (it ends at its kill check on the way out).
+                let space = self.thread(id).space;
+                self.exited_spaces[space] = true;
+                self.exited_at[space] = self.statistics.steps;
+                for target in self.live() {
+                    if self.threads[usize::from(target)].space == space {
+                        self.kill(target, cpu)?;
+                    }
+                }
+            }
             Call::Spawn { space } => {
-                if self.live().len() < MOST_LIVE && self.threads.len() < MOST_THREADS {
+                let space = usize::from(space) % SPACES;
+                // A thread starts only in a live process (`create_thread`
+                // refuses an exited one). An exited process whose threads
+                // are all gone and whose space no CPU holds any more stands
+                // for a new process: its slot is reused.
+                let gone = self.exited_spaces[space]
+                    && self.space_masks[space].is_empty()
+                    && self
+                        .threads
+                        .iter()
+                        .all(|thread| thread.space != space || thread.state.dead());
+                if gone {
+                    self.exited_spaces[space] = false;
+                }
+                if !self.exited_spaces[space]
+                    && self.live().len() < MOST_LIVE
+                    && self.threads.len() < MOST_THREADS
+                {
                     let new = self.threads.len() as ThreadId;
                     self.threads.push(SimThread {
                         state: RunState::new(),
                         killed: false,
-                        space: usize::from(space) % SPACES,
+                        space,
                         resume: Resume::Returning,
                         queued_since: None,
                     });
@@ -671,6 +729,20 @@ impl Model {
     }
 
     fn check_address_spaces(&self) -> Checked {
+        for cpu in CpuIndex::all(self.cpus.len()) {
+            let state = &self.cpus[cpu.get()];
+            // A process that exits while a CPU idles stays loaded there until
+            // that CPU's next pass through its loop (a tick, or the IPI of the
+            // teardown's shootdown); one that exited before the CPU's last pass
+            // must be gone.
+            if let (Context::Halted, Some(space)) = (state.context, state.loaded_space) {
+                if self.exited_spaces[space] && self.exited_at[space] < state.released_at {
+                    return Err(format!(
+                        "address space: {cpu:?} halted with exited space {space} loaded"
+                    ));
+                }
+            }
+        }
         for (space, mask) in self.space_masks.iter().enumerate() {
             let loaded = CpuIndex::all(self.cpus.len())
                 .filter(|cpu| self.cpus[cpu.get()].loaded_space == Some(space))
@@ -751,6 +823,7 @@ fn call() -> impl Strategy<Value = Call> {
         5 => byte().prop_map(|thread| Call::Wake { thread }),
         1 => byte().prop_map(|thread| Call::Kill { thread }),
         1 => Just(Call::Exit),
+        1 => Just(Call::ExitProcess),
     ]
 }
 
@@ -821,10 +894,11 @@ impl SplitMix {
                 choice: self.next().is_multiple_of(2),
             },
             1 => {
-                let calls: [u64; 5] = if busy {
-                    [1, 3, 3, 1, 1]
+                // Process exits are rare: each ends a third of the model's threads.
+                let calls: [u64; 6] = if busy {
+                    [20, 60, 60, 20, 20, 1]
                 } else {
-                    [4, 3, 5, 1, 1]
+                    [80, 60, 100, 20, 20, 1]
                 };
                 let call = match self.weighted(&calls) {
                     0 => Call::Block,
@@ -835,7 +909,8 @@ impl SplitMix {
                     3 => Call::Kill {
                         thread: self.byte(),
                     },
-                    _ => Call::Exit,
+                    4 => Call::Exit,
+                    _ => Call::ExitProcess,
                 };
                 Event::Syscall { cpu, call }
             }
@@ -872,15 +947,16 @@ fn seeded_long_runs_keep_every_invariant() {
         total.wake_interrupts += statistics.wake_interrupts;
         total.preemptions += statistics.preemptions;
         total.kills += statistics.kills;
+        total.space_releases += statistics.space_releases;
         total.longest_wait = total.longest_wait.max(statistics.longest_wait);
     }
     println!(
-        "scheduler model: {SEEDED_RUNS} runs, {} interleaved steps, {} rounds, {} dispatches, {} CR3 writes, {} steals, {} halts, {} wake IPIs, {} preemptions, {} kills, longest wait {} rounds (bound {STARVATION_BOUND_ROUNDS})",
+        "scheduler model: {SEEDED_RUNS} runs, {} interleaved steps, {} rounds, {} dispatches, {} CR3 writes, {} steals, {} halts, {} wake IPIs, {} preemptions, {} kills, {} exited spaces let go, longest wait {} rounds (bound {STARVATION_BOUND_ROUNDS})",
         total.steps, total.rounds, total.dispatches, total.cr3_writes, total.steals, total.halts,
-        total.wake_interrupts, total.preemptions, total.kills, total.longest_wait
+        total.wake_interrupts, total.preemptions, total.kills, total.space_releases, total.longest_wait
     );
     assert!(total.steals > 0 && total.halts > 0 && total.wake_interrupts > 0);
-    assert!(total.preemptions > 0 && total.kills > 0);
+    assert!(total.preemptions > 0 && total.kills > 0 && total.space_releases > 0);
     assert!(
         total.longest_wait > 1,
         "no thread ever waited behind another"
