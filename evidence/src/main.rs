@@ -5,6 +5,8 @@
 //! auditing (`verify`, `report`, `pack`, `reproduce --check-only`, `log
 //! verify`) needs nothing but this binary, the bundle and a public key.
 
+mod cli;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -58,6 +60,9 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// Boot the whole smoke suite N times, counting failures and keeping failing logs.
     Soak(soak::SoakArgs),
+    /// Pack --copies extra programs and manifests into the boot archive, boot
+    /// the last one, and check that a damaged archive is refused at boot.
+    ArchiveTest(cli::archive_test::ArchiveTestArgs),
 }
 
 fn main() {
@@ -93,6 +98,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Smokes(args) => smokes::run_command(&workspace()?, args),
         Command::Fuzz(args) => fuzz::run_command(&workspace()?, args),
         Command::Soak(args) => soak::run_command(&workspace()?, args),
+        Command::ArchiveTest(args) => cli::archive_test::run_command(&workspace()?, args),
         Command::Log(command) => audit::log_command(command),
     }
 }

@@ -82,7 +82,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     );
     let boot_info = boot::load(multiboot_magic, multiboot_info);
     mem::init(&boot_info);
-    userspace::collect_modules(&boot_info);
+    userspace::load_archive(&boot_info);
     let cmdline = platform::fwcfg::boot_options();
     let mode = match BootMode::parse(capos_kcore::cmdline::option(cmdline.as_str(), "mode")) {
         Ok(mode) => mode,

@@ -1,7 +1,11 @@
-//! Boot of user space: the boot modules (programs and packed manifests) GRUB
-//! loaded, the selected manifest's objects, init, and the end of the run.
+//! Boot of user space: the boot archive GRUB loaded (every program and packed
+//! manifest), the selected manifest's objects, init, and the end of the run.
 //!
-//! Module command lines name them: `program <name>` or `manifest <name>`.
+//! The archive is the one boot module whose command line is `archive`; it is
+//! checked whole at boot (`kcore::boot_archive`), so a malformed archive
+//! stops the boot with a line naming the fault, before any CPU starts user
+//! code. Its entries are then indexed (two name-ordered lists of slices into
+//! the archive), so a spawn finds its program by binary search.
 //! The boot option `manifest=<name>` selects the manifest; the kernel
 //! creates its objects, starts its init process, and ends the QEMU run when
 //! init exits (success iff init's exit code is 0).
@@ -15,17 +19,45 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::manifest::{Grant, Manifest};
 use capos_abi::CapabilityKind;
+use capos_kcore::boot_archive::{BootArchive, Entry, EntryKind};
 use core::sync::atomic::{AtomicU64, Ordering};
 use multiboot2::BootInformation;
 use spin::Once;
 
-struct Module {
-    kind: String,
-    name: String,
-    bytes: &'static [u8],
+/// The boot archive's entries by kind, each list in name order (the
+/// archive's own order), so a spawn finds its program by binary search.
+struct ArchiveIndex {
+    programs: Vec<Entry<'static>>,
+    manifests: Vec<Entry<'static>>,
 }
 
-static MODULES: Once<Vec<Module>> = Once::new();
+impl ArchiveIndex {
+    fn new(archive: BootArchive<'static>) -> Self {
+        let (manifests, programs) = archive
+            .entries()
+            .partition(|entry| entry.kind == EntryKind::Manifest);
+        Self {
+            programs,
+            manifests,
+        }
+    }
+
+    fn list(&self, kind: EntryKind) -> &[Entry<'static>] {
+        match kind {
+            EntryKind::Program => &self.programs,
+            EntryKind::Manifest => &self.manifests,
+        }
+    }
+
+    /// The bytes of the `kind` entry called `name`.
+    fn find(&self, kind: EntryKind, name: &str) -> Option<&'static [u8]> {
+        let list = self.list(kind);
+        let index = list.binary_search_by(|entry| entry.name.cmp(name)).ok()?;
+        list.get(index).map(|entry| entry.data)
+    }
+}
+
+static ARCHIVE: Once<ArchiveIndex> = Once::new();
 static MANIFEST: Once<Manifest<'static>> = Once::new();
 static ENDPOINTS: Once<Vec<Option<Arc<Endpoint>>>> = Once::new();
 static SPAWNS: AtomicU64 = AtomicU64::new(0);
@@ -49,50 +81,58 @@ pub fn set_user_options(cmdline: &str) {
     });
 }
 
-/// Record the boot modules (call once at boot).
-pub fn collect_modules(boot_info: &BootInformation) {
-    MODULES.call_once(|| {
-        let mut modules = Vec::new();
-        for tag in boot_info.module_tags() {
-            let Ok(cmdline) = tag.cmdline() else { continue };
-            // `<kind> <name>`; a loader may put the file path first.
-            let words: Vec<&str> = cmdline.split_whitespace().collect();
-            let Some(position) = words
-                .iter()
-                .position(|word| *word == "program" || *word == "manifest")
-            else {
-                continue;
-            };
-            let (Some(kind), Some(name)) = (words.get(position), words.get(position + 1)) else {
-                continue;
-            };
-            let start = u64::from(tag.start_address());
-            let length = (tag.end_address() - tag.start_address()) as usize;
-            let Some(bytes) = mem::physical_slice(start, length) else {
-                kprintln!("[boot] warning: module {name} lies outside mapped memory");
-                continue;
-            };
-            modules.push(Module {
-                kind: String::from(*kind),
-                name: String::from(*name),
-                bytes,
-            });
-        }
-        modules
-    });
-}
+/// The command-line word that marks the boot archive module.
+const ARCHIVE_MODULE: &str = "archive";
 
-fn find_module(kind: &str, name: &str) -> Option<&'static [u8]> {
-    MODULES
-        .get()?
-        .iter()
-        .find(|module| module.kind == kind && module.name == name)
-        .map(|module| module.bytes)
+/// Find and check the boot archive (call once at boot). Fails the boot when
+/// there is none, more than one, or a malformed one.
+pub fn load_archive(boot_info: &BootInformation) {
+    let mut found = None;
+    for tag in boot_info.module_tags() {
+        let Ok(cmdline) = tag.cmdline() else { continue };
+        // A loader may put the file path first.
+        if !cmdline
+            .split_whitespace()
+            .any(|word| word == ARCHIVE_MODULE)
+        {
+            continue;
+        }
+        if found.is_some() {
+            kprintln!("[boot] error: more than one boot archive module");
+            platform::exit::failure()
+        }
+        found = Some(tag);
+    }
+    let Some(tag) = found else {
+        kprintln!("[boot] error: no boot archive module (a GRUB module2 line ending in `{ARCHIVE_MODULE}`)");
+        platform::exit::failure()
+    };
+    let start = u64::from(tag.start_address());
+    let length = tag.end_address().saturating_sub(tag.start_address()) as usize;
+    let Some(bytes) = mem::physical_slice(start, length) else {
+        kprintln!("[boot] error: the boot archive at {start:#x} lies outside mapped memory");
+        platform::exit::failure()
+    };
+    match BootArchive::parse(bytes) {
+        Ok(archive) => {
+            let index = ARCHIVE.call_once(|| ArchiveIndex::new(archive));
+            kprintln!(
+                "[boot] archive bytes={} programs={} manifests={}",
+                bytes.len(),
+                index.programs.len(),
+                index.manifests.len()
+            );
+        }
+        Err(error) => {
+            kprintln!("[boot] error: boot archive: {error}");
+            platform::exit::failure()
+        }
+    }
 }
 
 /// The ELF image of program `name`.
 pub fn module(name: &str) -> Option<&'static [u8]> {
-    find_module("program", name)
+    ARCHIVE.get()?.find(EntryKind::Program, name)
 }
 
 /// The active manifest.
@@ -160,18 +200,17 @@ fn manifest_arguments(entry: &capos_abi::manifest::Process) -> String {
 /// init's thread is queued, so init can run and even exit on another CPU
 /// before this function returns.
 pub fn start(name: &str, bsp_delay_ms: u64) {
-    let Some(bytes) = find_module("manifest", name) else {
-        let available: Vec<&str> = MODULES
+    let Some(bytes) = ARCHIVE
+        .get()
+        .and_then(|archive| archive.find(EntryKind::Manifest, name))
+    else {
+        let available: Vec<&str> = ARCHIVE
             .get()
-            .map(|modules| {
-                modules
-                    .iter()
-                    .filter(|module| module.kind == "manifest")
-                    .map(|module| module.name.as_str())
-                    .collect()
-            })
+            .map(|archive| archive.manifests.iter().map(|entry| entry.name).collect())
             .unwrap_or_default();
-        kprintln!("[user] error: no manifest module {name:?} (available: {available:?})");
+        kprintln!(
+            "[user] error: no manifest {name:?} in the boot archive (available: {available:?})"
+        );
         platform::exit::failure()
     };
     let manifest = match Manifest::parse(bytes) {

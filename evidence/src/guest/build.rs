@@ -195,18 +195,40 @@ pub fn build_default_iso(root: &Path) -> Result<BuiltIso> {
     build_iso(root, &flavor.iso_path(root), flavor)
 }
 
-/// Build the kernel of `flavor`, then pack it with GRUB into a bootable ISO
-/// at `output`.
+/// Build the kernel of `flavor`, then pack it with GRUB and the boot archive
+/// (every program and manifest) into a bootable ISO at `output`.
 pub fn build_iso(root: &Path, output: &Path, flavor: KernelFlavor) -> Result<BuiltIso> {
+    let grub = preflight(output)?;
+    let inputs = iso_inputs(root, flavor)?;
+    let archive = crate::guest::boot_archive::write(&inputs.files, inputs.epoch)?;
+    let staging = paths::iso_dir(root, flavor.directory_suffix()).join("staging");
+    make_iso(&grub, &inputs, &archive, &staging, output)?;
+    Ok(BuiltIso {
+        path: output.to_path_buf(),
+        sha256: crate::digest::file_sha256(output)
+            .with_context(|| format!("reading {}", output.display()))?
+            .0,
+        flavor,
+    })
+}
+
+/// GRUB's tools, found before anything expensive is built.
+pub struct GrubTools {
+    grub_mkrescue: PathBuf,
+    platform: PathBuf,
+}
+
+/// Check that the ISO tools are installed and that `output`'s directory is
+/// writable (created if missing).
+pub fn preflight(output: &Path) -> Result<GrubTools> {
     let grub_mkrescue = tools::require(&tools::GRUB_MKRESCUE)?;
     tools::require(&tools::XORRISO)?;
     tools::require(&tools::MFORMAT)?;
-    let grub_platform = grub_platform_dir();
-    let grub_platform = grub_platform.as_path();
-    if !grub_platform.join("cdboot.img").is_file() {
+    let platform = grub_platform_dir();
+    if !platform.join("cdboot.img").is_file() {
         bail!(
             "GRUB BIOS images missing ({}); install them with `sudo ci/install-deps` (Debian package: grub-pc-bin), or set CAPOS_GRUB_PLATFORM_DIR",
-            grub_platform.display()
+            platform.display()
         );
     }
     let output_dir = output
@@ -219,38 +241,82 @@ pub fn build_iso(root: &Path, output: &Path, flavor: KernelFlavor) -> Result<Bui
     std::fs::write(&probe, b"")
         .with_context(|| format!("output directory {} is not writable", output_dir.display()))?;
     let _ = std::fs::remove_file(&probe);
+    Ok(GrubTools {
+        grub_mkrescue,
+        platform,
+    })
+}
 
+/// What an ISO is made of besides GRUB: the kernel ELF and the files of its
+/// boot archive, built at one `SOURCE_DATE_EPOCH`.
+pub struct IsoInputs {
+    pub epoch: u64,
+    pub kernel: PathBuf,
+    /// Every user program (in the `[[bin]]` order) and packed manifest (by name).
+    pub files: Vec<crate::guest::boot_archive::ArchiveFile>,
+}
+
+/// Build the kernel of `flavor` and the user programs, and validate and pack
+/// every manifest against the program list.
+pub fn iso_inputs(root: &Path, flavor: KernelFlavor) -> Result<IsoInputs> {
+    use crate::guest::boot_archive::ArchiveFile;
+    use capos_kcore::boot_archive::EntryKind;
     let epoch = source_date_epoch(root)?;
     let kernel = build_kernel(root, epoch, flavor)?;
     let programs = crate::guest::userland::build_userland(root, epoch)?;
     let program_names: Vec<String> = programs.iter().map(|(name, _)| name.clone()).collect();
-    let mut manifests = Vec::new();
+    let mut files = Vec::with_capacity(programs.len());
+    for (name, elf) in programs {
+        let bytes = std::fs::read(&elf)
+            .with_context(|| format!("reading program {name} ({})", elf.display()))?;
+        files.push(ArchiveFile {
+            kind: EntryKind::Program,
+            name,
+            bytes,
+        });
+    }
     for path in crate::guest::manifest::discover(root)? {
         let name = path
             .file_stem()
             .and_then(|stem| stem.to_str())
             .with_context(|| format!("manifest file name {} is not UTF-8", path.display()))?
             .to_string();
-        manifests.push((name, crate::guest::manifest::pack(&path, &program_names)?));
+        let bytes = crate::guest::manifest::pack(&path, &program_names)?;
+        files.push(ArchiveFile {
+            kind: EntryKind::Manifest,
+            name,
+            bytes,
+        });
     }
-    let staging = paths::iso_dir(root, flavor.directory_suffix()).join("staging");
-    let contents = IsoContents {
-        kernel: &kernel,
-        programs: &programs,
-        manifests: &manifests,
-    };
-    stage_iso_tree(&staging, &contents, epoch)?;
+    Ok(IsoInputs {
+        epoch,
+        kernel,
+        files,
+    })
+}
 
+/// Stage `inputs.kernel` and `archive` (the boot archive's bytes, taken as
+/// they are) in `staging` and pack them with GRUB into the ISO `output`,
+/// written beside it and renamed into place.
+pub fn make_iso(
+    grub: &GrubTools,
+    inputs: &IsoInputs,
+    archive: &[u8],
+    staging: &Path,
+    output: &Path,
+) -> Result<()> {
+    let epoch = inputs.epoch;
+    stage_iso_tree(staging, &inputs.kernel, archive, epoch)?;
     let partial = output.with_extension("iso.partial");
     let _ = std::fs::remove_file(&partial);
     let volume_date = utc_stamp(epoch);
-    let result = Command::new(&grub_mkrescue)
+    let result = Command::new(&grub.grub_mkrescue)
         .arg("-d")
-        .arg(grub_platform)
+        .arg(&grub.platform)
         .arg("-o")
         .arg(&partial)
         .args(["--fonts=", "--locales=", "--themes=", "--compress=no"])
-        .arg(&staging)
+        .arg(staging)
         .arg("--")
         .args(["-volume_date", "all_file_dates", &format!("={epoch}")])
         .args(["-volume_date", "c", &format!("={epoch}")])
@@ -271,14 +337,7 @@ pub fn build_iso(root: &Path, output: &Path, flavor: KernelFlavor) -> Result<Bui
     }
     check_iso_signature(&partial)?;
     std::fs::rename(&partial, output)
-        .with_context(|| format!("moving the ISO into place at {}", output.display()))?;
-    Ok(BuiltIso {
-        path: output.to_path_buf(),
-        sha256: crate::digest::file_sha256(output)
-            .with_context(|| format!("reading {}", output.display()))?
-            .0,
-        flavor,
-    })
+        .with_context(|| format!("moving the ISO into place at {}", output.display()))
 }
 
 /// GRUB's BIOS platform files: `CAPOS_GRUB_PLATFORM_DIR`, else Debian's path.
@@ -289,36 +348,23 @@ fn grub_platform_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/grub/i386-pc"))
 }
 
-/// Everything that goes into the ISO besides GRUB itself.
-struct IsoContents<'a> {
-    kernel: &'a Path,
-    /// (program name, ELF path)
-    programs: &'a [(String, PathBuf)],
-    /// (manifest name, packed bytes)
-    manifests: &'a [(String, Vec<u8>)],
-}
+/// Path of the boot archive inside the ISO.
+pub const ARCHIVE_PATH: &str = "/boot/capos.cpio";
 
-/// Lay out `boot/` (kernel, programs, packed manifests, grub.cfg), every
-/// mtime set to `epoch`.
-fn stage_iso_tree(staging: &Path, contents: &IsoContents, epoch: u64) -> Result<()> {
+/// Lay out `boot/` (kernel, boot archive, grub.cfg), every mtime set to
+/// `epoch`.
+fn stage_iso_tree(staging: &Path, kernel: &Path, archive: &[u8], epoch: u64) -> Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(staging)
             .with_context(|| format!("clearing {}", staging.display()))?;
     }
     let boot = staging.join("boot");
-    for directory in ["grub", "programs", "manifests"] {
-        std::fs::create_dir_all(boot.join(directory))?;
-    }
-    std::fs::copy(contents.kernel, boot.join("capos.elf"))
+    std::fs::create_dir_all(boot.join("grub"))?;
+    std::fs::copy(kernel, boot.join("capos.elf"))
         .context("copying the kernel into the ISO tree")?;
-    for (name, elf) in contents.programs {
-        std::fs::copy(elf, boot.join("programs").join(name))
-            .with_context(|| format!("copying program {name} into the ISO tree"))?;
-    }
-    for (name, bytes) in contents.manifests {
-        std::fs::write(boot.join("manifests").join(format!("{name}.bin")), bytes)?;
-    }
-    std::fs::write(boot.join("grub").join("grub.cfg"), grub_config(contents))?;
+    std::fs::write(staging.join(ARCHIVE_PATH.trim_start_matches('/')), archive)
+        .context("writing the boot archive into the ISO tree")?;
+    std::fs::write(boot.join("grub").join("grub.cfg"), GRUB_CONFIG)?;
     set_tree_mtime(
         staging,
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
@@ -337,23 +383,9 @@ fn set_tree_mtime(path: &Path, time: std::time::SystemTime) -> Result<()> {
         .with_context(|| format!("setting mtime of {}", path.display()))
 }
 
-/// GRUB menu: the kernel plus one `module2` per program (`program <name>`)
-/// and per packed manifest (`manifest <name>`), in a fixed order.
-fn grub_config(contents: &IsoContents) -> String {
-    let mut config = String::from(
-        "set timeout=0\nset default=0\nmenuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n",
-    );
-    for (name, _) in contents.programs {
-        config.push_str(&format!("  module2 /boot/programs/{name} program {name}\n"));
-    }
-    for (name, _) in contents.manifests {
-        config.push_str(&format!(
-            "  module2 /boot/manifests/{name}.bin manifest {name}\n"
-        ));
-    }
-    config.push_str("  boot\n}\n");
-    config
-}
+/// GRUB menu: the kernel and one module, the boot archive (command line
+/// `archive`, which is how the kernel finds it).
+const GRUB_CONFIG: &str = "set timeout=0\nset default=0\nmenuentry \"capOS\" {\n  multiboot2 /boot/capos.elf\n  module2 /boot/capos.cpio archive\n  boot\n}\n";
 
 /// Fail unless `path` carries the ISO 9660 primary volume signature.
 pub fn check_iso_signature(path: &Path) -> Result<()> {
@@ -446,6 +478,12 @@ mod tests {
         );
         assert_eq!(KernelFlavor::Measure.features(), ["measure"]);
         assert!(KernelFlavor::Standard.features().is_empty());
+    }
+
+    #[test]
+    fn grub_loads_the_kernel_and_the_one_archive() {
+        assert_eq!(GRUB_CONFIG.matches("module2").count(), 1);
+        assert!(GRUB_CONFIG.contains(&format!("module2 {ARCHIVE_PATH} archive\n")));
     }
 
     #[test]

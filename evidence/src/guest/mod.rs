@@ -3,6 +3,8 @@
 //! Everything here needs a capOS checkout (the workspace root) except the
 //! pure parts: ELF checks, manifest validation and QEMU argument building.
 
+pub mod archive_test;
+pub mod boot_archive;
 pub mod boot_options;
 pub mod build;
 pub mod cargo;

@@ -15,9 +15,6 @@
 //! - An accepted [`UserImage`] satisfies every rule above; its segments are in table order.
 //! - At most `MAX_SEGMENTS` loaded segments; more is [`UserImageError::TooManySegments`].
 //! - Nothing allocates; malformed input is reported through [`UserImageError`].
-//!
-//! [`program_headers_fit`] is the older table-bounds-and-alignment check made before letting
-//! `xmas-elf` (which slices unchecked and asserts alignment) read an image.
 
 use core::fmt;
 
@@ -27,28 +24,6 @@ use crate::bytes;
 
 /// Size of one ELF64 program header.
 pub const PROGRAM_HEADER_SIZE: u16 = 56;
-
-/// Whether `count` program headers of `entry_size` bytes at `offset` lie
-/// inside an image of `image_length` bytes that starts at `image_address`,
-/// each 8-byte aligned. An empty table always fits.
-pub fn program_headers_fit(
-    image_address: usize,
-    image_length: usize,
-    offset: u64,
-    count: u16,
-    entry_size: u16,
-) -> bool {
-    if count == 0 {
-        return true;
-    }
-    let table_bytes = u64::from(count) * u64::from(PROGRAM_HEADER_SIZE);
-    entry_size == PROGRAM_HEADER_SIZE
-        && image_address.is_multiple_of(8)
-        && offset.is_multiple_of(8)
-        && offset
-            .checked_add(table_bytes)
-            .is_some_and(|end| end <= image_length as u64)
-}
 
 /// Size of the ELF64 file header.
 pub const FILE_HEADER_SIZE: usize = 64;
@@ -563,31 +538,6 @@ pub fn check_user_image<const MAX_SEGMENTS: usize>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn a_table_inside_an_aligned_image_fits() {
-        assert!(program_headers_fit(0x1000, 64 + 3 * 56, 64, 3, 56));
-        assert!(program_headers_fit(0x1000, 0, 0, 0, 0));
-    }
-
-    #[test]
-    fn truncated_misaligned_or_odd_tables_do_not() {
-        assert!(!program_headers_fit(0x1000, 64 + 3 * 56 - 1, 64, 3, 56));
-        assert!(!program_headers_fit(0x1000, 1 << 20, 60, 1, 56));
-        assert!(!program_headers_fit(0x1004, 1 << 20, 64, 1, 56));
-        assert!(!program_headers_fit(0x1000, 1 << 20, 64, 1, 32));
-        assert!(!program_headers_fit(0x1000, 1 << 20, u64::MAX - 7, 1, 56));
-    }
-
-    proptest! {
-        #[test]
-        fn fitting_tables_are_in_bounds(address in 0usize..4096, length in 0usize..4096, offset in 0u64..4096, count in 0u16..80) {
-            if count > 0 && program_headers_fit(address, length, offset, count, 56) {
-                prop_assert!(offset as usize + count as usize * 56 <= length);
-                prop_assert!((address + offset as usize).is_multiple_of(8));
-            }
-        }
-    }
 
     /// `check_user_image` with room for eight segments.
     fn check(image: &[u8]) -> Result<UserImage<8>, UserImageError> {

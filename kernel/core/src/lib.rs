@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod acpi;
+pub mod boot_archive;
 pub mod captable;
 pub mod cmdline;
 pub mod elf;

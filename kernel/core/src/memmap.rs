@@ -140,6 +140,43 @@ pub fn usable_ranges(
     Ok(count)
 }
 
+/// Add `range` to the reserved-range table `table[..count]` and return the new count.
+///
+/// Ranges are kept widened to whole pages (as [`usable_ranges`] treats them anyway), and the
+/// new one is merged with every entry it overlaps or touches, so a boot loader that lays its
+/// modules end to end costs one entry however many modules it loads. Empty ranges add
+/// nothing. A full table is [`MemoryMapError::TooManyRanges`]; an inverted range is
+/// [`MemoryMapError::InvertedRange`].
+pub fn add_reserved(
+    table: &mut [PhysRange],
+    count: usize,
+    range: PhysRange,
+) -> Result<usize, MemoryMapError> {
+    reject_inverted(&[range])?;
+    let mut count = count.min(table.len());
+    if range.is_empty() {
+        return Ok(count);
+    }
+    let mut merged = range.widened_to_pages();
+    while let Some(index) = table[..count]
+        .iter()
+        .position(|entry| entry.start <= merged.end && merged.start <= entry.end)
+    {
+        merged = PhysRange::new(
+            merged.start.min(table[index].start),
+            merged.end.max(table[index].end),
+        );
+        count -= 1;
+        table.swap(index, count);
+    }
+    let capacity = table.len();
+    let slot = table
+        .get_mut(count)
+        .ok_or(MemoryMapError::TooManyRanges { capacity })?;
+    *slot = merged;
+    Ok(count + 1)
+}
+
 /// Fail on the first range whose end lies before its start.
 fn reject_inverted(ranges: &[PhysRange]) -> Result<(), MemoryMapError> {
     match ranges.iter().find(|range| range.start > range.end) {
@@ -428,7 +465,64 @@ mod tests {
             .all(|address| in_any(available, address) && !in_any(reserved, address))
     }
 
+    #[test]
+    fn reserved_ranges_laid_end_to_end_take_one_entry() {
+        let mut table = [PhysRange::new(0, 0); 4];
+        let mut count = 0;
+        for module in 0..200u64 {
+            let start = 0x20_0000 + module * 0x1800;
+            count = add_reserved(&mut table, count, PhysRange::new(start, start + 0x1234)).unwrap();
+        }
+        assert_eq!(count, 1);
+        assert_eq!(table[0], PhysRange::new(0x20_0000, 0x32_C000));
+        count = add_reserved(&mut table, count, PhysRange::new(0, 0x10_0000)).unwrap();
+        count = add_reserved(&mut table, count, PhysRange::new(0x5000, 0x5000)).unwrap();
+        assert_eq!(count, 2, "an empty range adds nothing");
+        // A range bridging the two merges all three.
+        count = add_reserved(&mut table, count, PhysRange::new(0xF_F000, 0x20_0001)).unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(table[0].start, 0);
+    }
+
+    #[test]
+    fn a_full_reserved_table_is_an_error() {
+        let mut table = [PhysRange::new(0, 0); 2];
+        let mut count = add_reserved(&mut table, 0, PhysRange::new(0, 0x1000)).unwrap();
+        count = add_reserved(&mut table, count, PhysRange::new(0x10_000, 0x11_000)).unwrap();
+        assert_eq!(
+            add_reserved(&mut table, count, PhysRange::new(0x20_000, 0x21_000)),
+            Err(MemoryMapError::TooManyRanges { capacity: 2 })
+        );
+        assert_eq!(
+            add_reserved(&mut table, count, PhysRange::new(9, 8)),
+            Err(MemoryMapError::InvertedRange { start: 9, end: 8 })
+        );
+    }
+
     proptest! {
+        #[test]
+        fn add_reserved_covers_the_same_pages_as_the_raw_list(
+            ranges in proptest::collection::vec((0u64..0x40_000, 0u64..0x8_000), 0..40),
+        ) {
+            let raw: Vec<PhysRange> = ranges.iter().map(|&(start, length)| PhysRange::new(start, start + length)).collect();
+            let mut table = [PhysRange::new(0, 0); 64];
+            let mut count = 0;
+            for range in &raw {
+                count = add_reserved(&mut table, count, *range).unwrap();
+            }
+            let available = [PhysRange::new(0, 0x100_000)];
+            let mut from_raw = [PhysRange::new(0, 0); 128];
+            let mut from_table = [PhysRange::new(0, 0); 128];
+            let raw_count = usable_ranges(&available, &raw, &mut from_raw).unwrap();
+            let table_count = usable_ranges(&available, &table[..count], &mut from_table).unwrap();
+            prop_assert_eq!(&from_raw[..raw_count], &from_table[..table_count]);
+            for (index, entry) in table[..count].iter().enumerate() {
+                for other in &table[index + 1..count] {
+                    prop_assert!(entry.end < other.start || other.end < entry.start, "merged entries neither touch nor overlap");
+                }
+            }
+        }
+
         #[test]
         fn usable_ranges_properties(
             available in prop::collection::vec(arbitrary_range(), 0..12),

@@ -3,17 +3,22 @@
 //! Reserved before anything is handed out: the first MiB (real-mode data,
 //! the AP trampoline page), the kernel image, the boot information and
 //! every boot module, and the allocator's own bitmap.
+//!
+//! The reserved table holds page-widened ranges merged when they overlap or
+//! touch (`kcore::memmap::add_reserved`), so modules GRUB lays end to end
+//! take one entry; a table that still overflows fails the boot with the
+//! module count, never silently.
 
 use super::fail;
 use crate::kprintln;
 use capos_kcore::frame::FrameBitmap;
-use capos_kcore::memmap::{usable_ranges, PhysRange};
+use capos_kcore::memmap::{add_reserved, usable_ranges, PhysRange};
 use multiboot2::{BootInformation, MemoryAreaType};
 use spin::Mutex;
 
 static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 
-/// Most memory-map entries and reserved ranges the kernel handles.
+/// Most memory-map entries and (merged) reserved ranges the kernel handles.
 const MAX_RANGES: usize = 64;
 
 /// What the rest of memory set-up needs to know about physical memory.
@@ -47,12 +52,14 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
     }
     let mut reserved = [PhysRange::new(0, 0); MAX_RANGES];
     let mut reserved_count = 0;
+    let modules = boot_info.module_tags().count();
     let mut reserve = |range: PhysRange| {
-        if reserved_count == MAX_RANGES {
-            fail(format_args!("more than 64 reserved ranges"));
-        }
-        reserved[reserved_count] = range;
-        reserved_count += 1;
+        reserved_count = match add_reserved(&mut reserved, reserved_count, range) {
+            Ok(count) => count,
+            Err(error) => fail(format_args!(
+                "reserved ranges: {error} ({modules} boot modules; programs and manifests belong in the one boot archive)"
+            )),
+        };
     };
     reserve(PhysRange::new(0, 0x10_0000));
     // Linker-script symbols: only their addresses are used.
@@ -67,10 +74,16 @@ pub fn init(boot_info: &BootInformation) -> PhysicalLayout {
         info_start + boot_info.total_size() as u64,
     ));
     for module in boot_info.module_tags() {
-        reserve(PhysRange::new(
+        let (start, end) = (
             u64::from(module.start_address()),
             u64::from(module.end_address()),
-        ));
+        );
+        if end < start {
+            fail(format_args!(
+                "boot module at {start:#x} ends before it starts ({end:#x})"
+            ));
+        }
+        reserve(PhysRange::new(start, end));
     }
 
     let mut usable = [PhysRange::new(0, 0); MAX_RANGES];

@@ -205,7 +205,19 @@ pub fn load(path: &Path, known_binaries: &[String]) -> Result<ManifestSpec> {
 /// kernel reads.
 pub fn pack(path: &Path, known_binaries: &[String]) -> Result<Vec<u8>> {
     let spec = load(path, known_binaries)?;
-    let bytes = capos_abi::manifest::spec::encode(&spec);
+    encode_checked(path, &spec)
+}
+
+/// Validate manifest `text` (`file` only names it in messages) and encode
+/// it like [`pack`].
+pub fn pack_text(file: &Path, text: &str, known_binaries: &[String]) -> Result<Vec<u8>> {
+    let spec = validate_text(file, text, known_binaries)?;
+    encode_checked(file, &spec)
+}
+
+/// The packed bytes of `spec`, decoded once by the kernel's reader.
+fn encode_checked(path: &Path, spec: &ManifestSpec) -> Result<Vec<u8>> {
+    let bytes = capos_abi::manifest::spec::encode(spec);
     Manifest::parse(&bytes).map_err(|error| {
         anyhow::anyhow!(
             "{}: internal error: the packed manifest does not decode ({error})",
