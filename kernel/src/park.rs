@@ -125,7 +125,7 @@ pub fn unpark(thread: &Thread, address: u64, count: u64) -> Result<u64, Error> {
         if let Some(token) = waiter.timeout {
             timer::cancel(&waiter.thread, token);
         }
-        crate::ring::post(&waiter.thread, waiter.user_data, 0, 0, 0);
+        crate::ring::post(&waiter.thread, waiter.user_data, crate::ring::Answer::ok(0));
     }
     Ok(total)
 }
@@ -142,7 +142,11 @@ fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
     };
     if removed.is_some() {
         PARKED.fetch_sub(1, Ordering::Relaxed);
-        crate::ring::post(thread, user_data, Error::TimedOut.as_result(), 0, 0);
+        crate::ring::post(
+            thread,
+            user_data,
+            crate::ring::Answer::error(Error::TimedOut),
+        );
     }
 }
 

@@ -195,7 +195,7 @@ pub struct Thread {
 #[derive(Default)]
 struct ThreadEnd {
     /// (exit value, killed) once ended.
-    result: Option<(i64, bool)>,
+    result: Option<crate::process::ExitStatus>,
     joiners: Vec<(Arc<Thread>, u64)>,
 }
 
@@ -323,7 +323,7 @@ impl Thread {
         &self,
         joiner: &Arc<Thread>,
         user_data: u64,
-    ) -> Result<Option<(i64, bool)>, capos_abi::Error> {
+    ) -> Result<Option<crate::process::ExitStatus>, capos_abi::Error> {
         let mut end = self.end.lock();
         if let Some(result) = end.result {
             return Ok(Some(result));
@@ -361,14 +361,14 @@ impl Thread {
     }
 
     /// Record the thread's end and complete its joiners.
-    fn finish(&self, value: i64, killed: bool) {
+    fn finish(&self, status: crate::process::ExitStatus) {
         let joiners = {
             let mut end = self.end.lock();
-            end.result = Some((value, killed));
+            end.result = Some(status);
             core::mem::take(&mut end.joiners)
         };
         for (joiner, user_data) in joiners {
-            crate::ring::post(&joiner, user_data, 0, value as u64, u32::from(killed));
+            crate::ring::post(&joiner, user_data, crate::ring::Answer::exit(status));
         }
     }
 
@@ -478,10 +478,14 @@ pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
         process.forget_waiter(&thread);
     }
     drop(waits);
-    let killed = thread.killed();
-    thread.finish(value, killed);
+    thread.finish(crate::process::ExitStatus {
+        code: value,
+        killed: thread.killed(),
+    });
     if thread.process.thread_finished() {
-        thread.process.exit(value, false);
+        thread
+            .process
+            .exit(crate::process::ExitStatus::exited(value));
     }
     thread.run.lock().exit();
     let saved = thread.context.get();
