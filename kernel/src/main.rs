@@ -30,6 +30,7 @@ mod process;
 mod ring;
 mod sched;
 mod syscall;
+mod thread;
 mod timer;
 mod userspace;
 
@@ -100,7 +101,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     }
     sched::init_queues(platform::percpu::count());
     measure::init(platform::percpu::count());
-    process::init_retired(sched::THREADS_MAX);
+    process::init_retired(thread::THREADS_MAX);
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),

@@ -18,7 +18,7 @@
 
 use crate::process::Process;
 use crate::ring::Answer;
-use crate::sched::Thread;
+use crate::thread::Thread;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

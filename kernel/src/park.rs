@@ -10,7 +10,7 @@
 //!   or when its thread ends ([`forget_thread`]); each wait is an operation
 //!   in flight of its thread, so buckets are bounded by the per-thread quota.
 
-use crate::sched::Thread;
+use crate::thread::Thread;
 use crate::timer;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

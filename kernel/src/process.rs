@@ -13,7 +13,7 @@
 use crate::mem::address_space::{AddressSpace, UserAccess};
 use crate::objects::KernelObject;
 use crate::ring::ThreadRing;
-use crate::sched::{Thread, UserStart};
+use crate::thread::{Thread, UserStart};
 use crate::{kprintln, userspace};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -282,7 +282,7 @@ impl Process {
         {
             return Err(Error::InvalidArgument);
         }
-        if !crate::sched::thread_capacity_left() {
+        if !crate::thread::thread_capacity_left() {
             return Err(Error::QuotaExhausted);
         }
         let slot = {
@@ -314,7 +314,7 @@ impl Process {
         } else {
             stack_top
         };
-        let id = crate::sched::next_thread_id();
+        let id = crate::thread::next_thread_id();
         let start = UserStart {
             entry,
             stack_top,
@@ -560,7 +560,7 @@ fn spawn_entry(
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
-    if !crate::sched::thread_capacity_left() {
+    if !crate::thread::thread_capacity_left() {
         return Err(Error::QuotaExhausted);
     }
     if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= LIVE_PROCESSES_MAX {
@@ -625,7 +625,7 @@ fn build(
         parent: parent.map(Arc::downgrade),
         live_children: AtomicUsize::new(0),
     });
-    let id = crate::sched::next_thread_id();
+    let id = crate::thread::next_thread_id();
     let start = UserStart {
         entry: entry_point,
         stack_top: STACK_TOP,

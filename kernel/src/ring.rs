@@ -8,7 +8,7 @@
 
 use crate::mem::physical_to_virtual;
 use crate::process::ExitStatus;
-use crate::sched::Thread;
+use crate::thread::Thread;
 use alloc::sync::Arc;
 use capos_abi::ring::Completion;
 use capos_abi::{CapabilityHandle, Error};

@@ -1,4 +1,4 @@
-//! Threads and the per-CPU scheduler (design: `docs/scheduler.md`).
+//! The per-CPU scheduler (design: `docs/scheduler.md`).
 //!
 //! The scheduler is `capos_kcore::sched`: each thread's [`RunState`], and
 //! the run-queue operations [`make_runnable`], [`pick_next`],
@@ -27,20 +27,22 @@
 //!   sends the IPI.
 //!
 //! Lifetime: a thread's own kernel stack never holds an owning reference to
-//! the thread across a switch it may not come back from. A thread ends only
-//! through [`exit_current`], which cancels its timers, marks it dead, drops
-//! the caller's reference and switches away for good; the scheduler loop's
-//! reference is then the last one, and dropping it frees the kernel stack
-//! (to the stack cache) and releases the process. A thread asked to stop
-//! ([`Thread::kill`]) is woken if blocked and runs until its next return
-//! towards user mode, where the syscall and interrupt paths call
-//! `exit_current`. So teardown always runs, from a known place.
+//! the thread across a switch it may not come back from. A thread ends
+//! only through `thread::exit_current`, which ends in
+//! [`switch_away_for_good`]: dead, the caller's reference dropped, a switch
+//! to the loop for good; the loop's reference is then the last one, and
+//! dropping it frees the kernel stack (to the stack cache) and releases the
+//! process. A thread asked to stop ([`kill`]) is woken if blocked and runs
+//! until its next return towards user mode, where the syscall and
+//! interrupt paths call `exit_current`. So teardown always runs, from a
+//! known place.
 
 use crate::measure::{self, Counter};
 use crate::mem::{paging, stacks};
 use crate::platform::interrupts::InterruptFrame;
 use crate::platform::{context, percpu};
 use crate::process::Process;
+use crate::thread::{Thread, THREADS_MAX};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -49,7 +51,7 @@ use capos_kcore::sched::{
     work_waiting, AfterSwitch, CpuIndex, CpuSet, Dispatch, RunQueues, RunState, Wake, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// Pages per thread kernel stack.
@@ -77,9 +79,6 @@ static CURRENT: [AtomicPtr<Thread>; MAX_CPUS] =
 /// The process whose address space each CPU has loaded (None: the kernel's).
 static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 
-/// Threads alive at once, kernel-wide; every run queue has room for all.
-pub const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
-
 /// Give each CPU's queue room for [`THREADS_MAX`] threads, so a wake-up
 /// never allocates (call once CPUs are known).
 pub fn init_queues(cpus: usize) {
@@ -88,11 +87,6 @@ pub fn init_queues(cpus: usize) {
             crate::mem::fail(format_args!("no heap for the run queues"));
         }
     }
-}
-
-/// Whether a thread may be created (kernel-wide thread limit).
-pub fn thread_capacity_left() -> bool {
-    (LIVE_THREADS.load(Ordering::Relaxed) as usize) < THREADS_MAX
 }
 
 /// The run queues as `kcore::sched` reaches them: one lock per queue, the
@@ -153,73 +147,22 @@ fn queue_runnable(thread: Arc<Thread>, last_cpu: Option<CpuIndex>) {
     }
 }
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
-/// Threads created and not yet dropped.
-static LIVE_THREADS: AtomicU64 = AtomicU64::new(0);
 
-/// A thread of a user process.
-pub struct Thread {
-    pub id: u64,
-    pub process: Arc<Process>,
-    kernel_stack_top: u64,
+/// What the scheduler keeps of a thread: its run state (under the run
+/// lock), the saved kernel context, the FPU area and the kernel stack. The
+/// rest of the thread (`thread::Thread`) is not the scheduler's.
+pub struct Scheduled {
+    run: Mutex<RunState>,
     context: UnsafeCell<u64>,
     fpu: UnsafeCell<context::FpuArea>,
-    run: Mutex<RunState>,
-    /// Asked to stop: the thread unwinds to its user boundary and exits.
-    /// An atomic, not part of `RunState`, so the check on every return to
-    /// user mode takes no lock; it is set under the run lock (see `kill`)
-    /// and read after `blocked` is set (see `block_until`), so a kill and a
-    /// block never miss each other.
-    killed: AtomicBool,
-    /// System calls the thread has made (`ThreadInfo` reports it, so a
-    /// benchmark can show its timed section made none). Written only by
-    /// the thread itself.
-    syscalls: AtomicU64,
-    /// The thread's capability ring.
-    pub ring: crate::ring::ThreadRing,
-    /// The thread's registered deadlines (see `timer`).
-    pub timers: crate::timer::ThreadTimers,
-    /// FS base (the user thread pointer), loaded whenever the thread runs.
-    fs_base: u64,
-    /// The user memory the thread owns (ring, kernel-mapped stack) and its
-    /// slot in the process; unmapped after the thread is gone.
-    memory: Option<crate::process::ThreadMemory>,
-    /// How the thread ended, and who waits to hear it.
-    end: Mutex<ThreadEnd>,
-    /// Processes this thread has registered exit waits on (withdrawn when
-    /// it ends); at most one entry per process.
-    exit_waits: Mutex<Vec<alloc::sync::Weak<Process>>>,
-}
-
-/// A thread's end and its joiners.
-#[derive(Default)]
-struct ThreadEnd {
-    /// (exit value, killed) once ended.
-    result: Option<crate::process::ExitStatus>,
-    joiners: Vec<(Arc<Thread>, u64)>,
+    kernel_stack_top: u64,
 }
 
 // SAFETY: `context` and `fpu` are touched only by the CPU running the thread
-// or switching it (serialised by `RunState::on_cpu`); everything else is
-// behind locks or atomics.
-unsafe impl Sync for Thread {}
+// or switching it (serialised by `RunState::on_cpu`); `run` is a lock.
+unsafe impl Sync for Scheduled {}
 // SAFETY: as above; a thread moves between CPUs only while switched out.
-unsafe impl Send for Thread {}
-
-/// Initial user register state for a new thread.
-pub struct UserStart {
-    pub entry: u64,
-    pub stack_top: u64,
-    /// rdi, rsi, rdx.
-    pub arguments: [u64; 3],
-    /// FS base (user thread pointer); a canonical user address or 0.
-    pub fs_base: u64,
-}
-
-/// A fresh thread id (ids are never reused).
-pub fn next_thread_id() -> u64 {
-    NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed)
-}
+unsafe impl Send for Scheduled {}
 
 fn allocate_kernel_stack() -> Option<u64> {
     if let Some(top) = FREE_STACKS.lock().pop() {
@@ -228,173 +171,82 @@ fn allocate_kernel_stack() -> Option<u64> {
     stacks::allocate(KERNEL_STACK_PAGES).ok()
 }
 
-impl Thread {
-    /// A new thread `id` (from [`next_thread_id`]) that will enter user
-    /// mode at `start`, owning `memory`. None when out of memory (then
-    /// `memory` is retired at once).
-    pub fn new(
-        id: u64,
-        process: Arc<Process>,
-        ring: crate::ring::ThreadRing,
-        memory: crate::process::ThreadMemory,
-        start: &UserStart,
-    ) -> Option<Arc<Self>> {
-        let Some(stack_top) = allocate_kernel_stack() else {
-            crate::process::retire_thread_memory(process, memory);
-            return None;
-        };
-        let thread = Arc::new(Self {
-            id,
-            process,
-            kernel_stack_top: stack_top,
-            context: UnsafeCell::new(0),
-            fpu: UnsafeCell::new(context::FpuArea::initial()),
+impl Scheduled {
+    /// A new thread's scheduling state: runnable, never run, with a kernel
+    /// stack laid out to enter user mode with `frame` and the initial FPU
+    /// state. None when out of memory.
+    pub fn new(frame: InterruptFrame) -> Option<Self> {
+        let stack_top = allocate_kernel_stack()?;
+        // SAFETY: the stack is freshly mapped (or cached) kernel memory
+        // that belongs to this thread alone, 16-byte aligned at its top;
+        // nothing runs on it yet.
+        let saved = unsafe { context::prepare_first_entry(stack_top, frame) };
+        Some(Self {
             run: Mutex::new(RunState::new()),
-            killed: AtomicBool::new(false),
-            syscalls: AtomicU64::new(0),
-            ring,
-            timers: crate::timer::ThreadTimers::new(),
-            fs_base: start.fs_base,
-            memory: Some(memory),
-            end: Mutex::new(ThreadEnd::default()),
-            exit_waits: Mutex::new(Vec::new()),
-        });
-        LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
-        let frame = InterruptFrame::user_entry(start.entry, start.stack_top, start.arguments);
-        // SAFETY: the stack is freshly mapped kernel memory owned by this
-        // thread, 16-byte aligned at its top; nothing runs on it yet, and
-        // nothing reads `context` before the thread is started.
-        unsafe {
-            *thread.context.get() = context::prepare_first_entry(stack_top, frame);
-        }
-        Some(thread)
-    }
-
-    /// Count one system call of this thread (called on its own syscall
-    /// path). The thread is the only writer, so a plain load and store
-    /// suffice: no locked read-modify-write on every system call.
-    pub fn count_syscall(&self) {
-        let count = self.syscalls.load(Ordering::Relaxed);
-        self.syscalls.store(count + 1, Ordering::Relaxed);
-    }
-
-    /// System calls this thread has made, the current one included.
-    pub fn syscalls(&self) -> u64 {
-        self.syscalls.load(Ordering::Relaxed)
-    }
-
-    /// Make the thread runnable for the first time.
-    pub fn start(self: &Arc<Self>) {
-        let _state = self.run.lock();
-        queue_runnable(self.clone(), None);
-    }
-
-    /// Wake the thread if it is blocked.
-    pub fn wake(self: &Arc<Self>) {
-        let mut state = self.run.lock();
-        self.wake_locked(&mut state);
-    }
-
-    /// [`Self::wake`] with the run lock held: a thread woken off its CPU is
-    /// queued before the lock is released.
-    fn wake_locked(self: &Arc<Self>, state: &mut RunState) {
-        match state.wake() {
-            Wake::Place { last_cpu } => queue_runnable(self.clone(), last_cpu),
-            Wake::StillOnCpu | Wake::Nothing => {}
-        }
-    }
-
-    /// Ask the thread to stop: it is woken if blocked and exits at its next
-    /// return towards user mode. A thread running on another CPU gets a
-    /// reschedule IPI so it leaves user mode now.
-    pub fn kill(self: &Arc<Self>) {
-        let mut state = self.run.lock();
-        self.killed.store(true, Ordering::SeqCst);
-        if let Some(cpu) = state.interrupt_for_kill(here()) {
-            crate::platform::smp::send_reschedule(cpu.get());
-        }
-        self.wake_locked(&mut state);
-    }
-
-    /// The thread's end now (exit value, killed), or None after registering
-    /// `(joiner, user_data)` to be completed when it ends. Registrations of
-    /// joiners that have since been killed are dropped first.
-    pub fn join(
-        &self,
-        joiner: &Arc<Thread>,
-        user_data: u64,
-    ) -> Result<Option<crate::process::ExitStatus>, capos_abi::Error> {
-        let mut end = self.end.lock();
-        if let Some(result) = end.result {
-            return Ok(Some(result));
-        }
-        end.joiners.retain(|(waiter, _)| !waiter.killed());
-        end.joiners
-            .try_reserve(1)
-            .map_err(|_| capos_abi::Error::OutOfMemory)?;
-        end.joiners.push((joiner.clone(), user_data));
-        Ok(None)
-    }
-
-    /// Remember that this thread waits for `process` to exit.
-    pub fn note_exit_wait(
-        &self,
-        process: alloc::sync::Weak<Process>,
-    ) -> Result<(), capos_abi::Error> {
-        let mut waits = self.exit_waits.lock();
-        waits.retain(|known| known.strong_count() > 0);
-        if waits.iter().any(|known| known.ptr_eq(&process)) {
-            return Ok(());
-        }
-        waits
-            .try_reserve(1)
-            .map_err(|_| capos_abi::Error::OutOfMemory)?;
-        waits.push(process);
-        Ok(())
-    }
-
-    /// `process` has exited and answered this thread's waits on it.
-    pub fn forget_exit_wait(&self, process: &Process) {
-        self.exit_waits
-            .lock()
-            .retain(|known| !core::ptr::eq(known.as_ptr(), process));
-    }
-
-    /// Record the thread's end and complete its joiners.
-    fn finish(&self, status: crate::process::ExitStatus) {
-        let joiners = {
-            let mut end = self.end.lock();
-            end.result = Some(status);
-            core::mem::take(&mut end.joiners)
-        };
-        for (joiner, user_data) in joiners {
-            crate::ring::post(&joiner, user_data, crate::ring::Answer::exit(status));
-        }
-    }
-
-    /// Whether the thread has been asked to stop.
-    pub fn killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
+            context: UnsafeCell::new(saved),
+            fpu: UnsafeCell::new(context::FpuArea::initial()),
+            kernel_stack_top: stack_top,
+        })
     }
 }
 
-impl Drop for Thread {
+impl Drop for Scheduled {
     fn drop(&mut self) {
-        if let Some(memory) = self.memory.take() {
-            crate::process::retire_thread_memory(self.process.clone(), memory);
-        }
         // The stack cache is bounded by the most threads ever alive at once.
         let mut stacks = FREE_STACKS.lock();
         if stacks.try_reserve(1).is_ok() {
             stacks.push(self.kernel_stack_top);
         }
-        LIVE_THREADS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Threads created and not yet torn down.
-pub fn live_threads() -> u64 {
-    LIVE_THREADS.load(Ordering::Relaxed)
+/// Make a new thread runnable for the first time.
+pub fn start(thread: &Arc<Thread>) {
+    let _state = thread.scheduled.run.lock();
+    queue_runnable(thread.clone(), None);
+}
+
+/// Wake `thread` if it is blocked.
+pub fn wake(thread: &Arc<Thread>) {
+    let mut state = thread.scheduled.run.lock();
+    wake_locked(thread, &mut state);
+}
+
+/// [`wake`] with the run lock held: a thread woken off its CPU is queued
+/// before the lock is released.
+fn wake_locked(thread: &Arc<Thread>, state: &mut RunState) {
+    match state.wake() {
+        Wake::Place { last_cpu } => queue_runnable(thread.clone(), last_cpu),
+        Wake::StillOnCpu | Wake::Nothing => {}
+    }
+}
+
+/// Ask `thread` to stop: under its run lock, set its kill flag, interrupt
+/// its CPU if it runs on another one (so it leaves user mode now) and wake
+/// it if it is blocked. It exits at its next return towards user mode.
+pub fn kill(thread: &Arc<Thread>) {
+    let mut state = thread.scheduled.run.lock();
+    thread.note_killed();
+    if let Some(cpu) = state.interrupt_for_kill(here()) {
+        crate::platform::smp::send_reschedule(cpu.get());
+    }
+    wake_locked(thread, &mut state);
+}
+
+/// The running thread has ended (`thread::exit_current`): mark it dead,
+/// drop the caller's reference (this CPU's loop holds another, so the
+/// thread outlives this function) and switch to the loop for good.
+pub fn switch_away_for_good(thread: Arc<Thread>) -> ! {
+    thread.scheduled.run.lock().exit();
+    let saved = thread.scheduled.context.get();
+    drop(thread);
+    let cpu = percpu::current();
+    // SAFETY: the scheduler loop of this CPU holds a reference to the
+    // thread until after this switch, so `saved` stays valid; the thread
+    // is dead, so nothing ever switches back to the saved context.
+    unsafe { context::switch(saved, *cpu.scheduler_context.get()) };
+    crate::kprintln!("[kernel] error: a dead thread was resumed");
+    crate::platform::exit::failure()
 }
 
 /// Kernel stacks cached for reuse.
@@ -424,9 +276,9 @@ pub fn current() -> Option<Arc<Thread>> {
 /// too, since the entry saved the whole state already).
 pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
-        thread.run.lock().begin_block();
+        thread.scheduled.run.lock().begin_block();
         if ready() || thread.killed() {
-            thread.run.lock().cancel_block();
+            thread.scheduled.run.lock().cancel_block();
             return;
         }
         switch_to_scheduler(thread, SwitchFrom::SystemCall);
@@ -450,7 +302,7 @@ pub enum SwitchFrom {
 /// resume on any CPU.
 pub fn switch_to_scheduler(thread: &Thread, from: SwitchFrom) {
     let cpu = percpu::current();
-    let fpu = thread.fpu.get().cast::<u8>();
+    let fpu = thread.scheduled.fpu.get().cast::<u8>();
     // SAFETY: `context` and `fpu` belong to this thread, which is running
     // here; `from` says where its FPU state is (see `SwitchFrom`); the
     // scheduler context was saved by this CPU's loop when it switched to us.
@@ -458,61 +310,10 @@ pub fn switch_to_scheduler(thread: &Thread, from: SwitchFrom) {
         if from == SwitchFrom::SystemCall {
             crate::platform::cpu::save_fpu_in_system_call(fpu);
         }
-        context::switch(thread.context.get(), *cpu.scheduler_context.get());
+        context::switch(thread.scheduled.context.get(), *cpu.scheduler_context.get());
         if from == SwitchFrom::SystemCall {
             crate::platform::cpu::restore_fpu_in_system_call(fpu);
         }
-    }
-}
-
-/// End the running thread for good with exit `value`: cancel its timers
-/// and park waits, complete its joiners, end the process if it was the last
-/// thread, mark it dead, drop the caller's reference (the scheduler loop
-/// still holds one, so the thread outlives this function) and switch away
-/// without coming back.
-pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
-    thread.timers.cancel_all();
-    crate::park::forget_thread(&thread);
-    let waits = core::mem::take(&mut *thread.exit_waits.lock());
-    for process in waits.iter().filter_map(alloc::sync::Weak::upgrade) {
-        process.forget_waiter(&thread);
-    }
-    drop(waits);
-    thread.finish(crate::process::ExitStatus {
-        code: value,
-        killed: thread.killed(),
-    });
-    if thread.process.thread_finished() {
-        thread
-            .process
-            .exit(crate::process::ExitStatus::exited(value));
-    }
-    thread.run.lock().exit();
-    let saved = thread.context.get();
-    drop(thread);
-    let cpu = percpu::current();
-    // SAFETY: the scheduler loop of this CPU holds a reference to the
-    // thread until after this switch, so `saved` stays valid; the thread
-    // is dead, so nothing ever switches back to the saved context.
-    unsafe { context::switch(saved, *cpu.scheduler_context.get()) };
-    crate::kprintln!("[kernel] error: a dead thread was resumed");
-    crate::platform::exit::failure()
-}
-
-/// Called on a new thread's stack before its first entry to user mode.
-#[no_mangle]
-extern "C" fn thread_start_check() {
-    if let Some(thread) = current() {
-        exit_if_killed(thread);
-    }
-}
-
-/// If the running thread has been killed, end it now (called on every
-/// return towards user mode); its exit value is the process's exit code.
-pub fn exit_if_killed(thread: Arc<Thread>) {
-    if thread.killed() {
-        let code = thread.process.exit_code().unwrap_or(-1);
-        exit_current(thread, code);
     }
 }
 
@@ -588,22 +389,25 @@ fn release_exited_space(here: usize) {
 }
 
 fn run(thread: Arc<Thread>) {
-    if thread.run.lock().dispatch(here()) == Dispatch::Skip {
+    if thread.scheduled.run.lock().dispatch(here()) == Dispatch::Skip {
         return;
     }
     let cpu = percpu::current();
     CURRENT[cpu.index].store(Arc::as_ptr(&thread).cast_mut(), Ordering::Relaxed);
-    cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
+    cpu.set_thread_context(
+        thread.scheduled.kernel_stack_top,
+        thread.scheduled.fpu.get() as u64,
+    );
     crate::platform::cpu::set_fs_base(thread.fs_base);
     switch_address_space(cpu.index, &thread.process);
     // SAFETY: the thread is off every other CPU (on_cpu was false) so its
     // saved context is complete; the scheduler context slot is this CPU's.
-    unsafe { context::switch(cpu.scheduler_context.get(), *thread.context.get()) };
+    unsafe { context::switch(cpu.scheduler_context.get(), *thread.scheduled.context.get()) };
     // Back on the scheduler stack of the same CPU (threads switch back to
     // the loop of the CPU they run on).
     let cpu = percpu::current();
     CURRENT[cpu.index].store(core::ptr::null_mut(), Ordering::Relaxed);
-    let mut state = thread.run.lock();
+    let mut state = thread.scheduled.run.lock();
     match state.switched_out() {
         AfterSwitch::Requeue => KernelQueues.push(here(), thread.clone()),
         AfterSwitch::Leave => {}

@@ -8,7 +8,8 @@
 use crate::objects::{KernelObject, Message, UserBuffer};
 use crate::platform::interrupts::InterruptFrame;
 use crate::ring::Answer;
-use crate::sched::{self, Thread};
+use crate::sched;
+use crate::thread::Thread;
 use crate::{console, process, timer, userspace};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -34,13 +35,13 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
             thread
                 .process
                 .exit(process::ExitStatus::exited(frame.rdi as i64));
-            sched::exit_current(thread, frame.rdi as i64)
+            crate::thread::exit_current(thread, frame.rdi as i64)
         }
-        Some(Syscall::ThreadExit) => sched::exit_current(thread, frame.rdi as i64),
+        Some(Syscall::ThreadExit) => crate::thread::exit_current(thread, frame.rdi as i64),
         None => Error::InvalidOpcode.as_result() as u64,
     };
     frame.sanitize_user_flags();
-    sched::exit_if_killed(thread);
+    crate::thread::exit_if_killed(thread);
 }
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.

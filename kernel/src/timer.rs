@@ -17,7 +17,7 @@
 //! - Lock order: a thread's slot table, then a CPU queue.
 
 use crate::platform::{apic, cpu, percpu};
-use crate::sched::Thread;
+use crate::thread::Thread;
 use alloc::alloc::{alloc, Layout};
 use alloc::sync::Arc;
 use capos_abi::limits::{PENDING_PER_THREAD, TIMERS_PER_CPU};
