@@ -1,11 +1,15 @@
 //! Serial console on COM1, shared by every CPU under one lock.
 //!
 //! Lines are written whole under the lock so output from several CPUs never
-//! interleaves mid-line. Fault and panic paths use [`emergency_print`], which
+//! interleaves mid-line. The lock is a ticket lock: CPUs get it in the order
+//! they asked, so a process flooding the console (taking the lock again a
+//! few hundred cycles after each line) delays another CPU's line by at most
+//! one piece per CPU ahead of it, where a test-and-set lock let the flooder
+//! win again and again (a probe line once waited 539 ms behind a flood). Fault and panic paths use [`emergency_print`], which
 //! takes the lock if it can and writes anyway if the holder is stuck.
 
 use core::fmt::{self, Write};
-use spin::Mutex;
+use spin::mutex::TicketMutex;
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3F8;
@@ -51,7 +55,7 @@ impl Write for Serial {
     }
 }
 
-static SERIAL: Mutex<Serial> = Mutex::new(Serial::new(COM1));
+static SERIAL: TicketMutex<Serial> = TicketMutex::new(Serial::new(COM1));
 
 /// Program COM1 for 115200 8N1, FIFO on, interrupts off.
 pub fn init() {

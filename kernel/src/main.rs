@@ -27,6 +27,7 @@ mod objects;
 mod panic;
 mod park;
 mod process;
+mod registrations;
 mod ring;
 mod sched;
 mod syscall;

@@ -14,9 +14,16 @@
 //!   any other thread, or a second reply, is refused with `NotFound`.
 //! - Every queued call and receive is an operation in flight of its thread
 //!   (bounded by `PENDING_PER_THREAD`); queues grow fallibly
-//!   (`OutOfMemory`), and a process's entries are all removed when it exits.
+//!   (`OutOfMemory`). A thread's entries (its receives, its calls, the
+//!   calls it received and has not answered) are all removed when the
+//!   thread ends (it notes the endpoint in its `registrations` before it
+//!   queues anything), and a process's when it exits; an unanswered call
+//!   whose receiver ended completes with `PeerGone`.
+//! - A capability transferred to an exited process is refused
+//!   (`ProcessExited`, see `Process::grant`).
 
 use crate::process::Process;
+use crate::registrations::Registration;
 use crate::ring::Answer;
 use crate::thread::Thread;
 use alloc::collections::VecDeque;
@@ -189,15 +196,19 @@ impl Endpoint {
     }
 
     /// Queue a call; delivered at once if a receiver waits. The caller's
-    /// completion is posted when the reply comes.
+    /// completion is posted when the reply comes. Noted in the caller's
+    /// registrations first, so its end withdraws the call.
     pub fn call(
-        &self,
+        self: &Arc<Self>,
         caller: &Arc<Thread>,
         user_data: u64,
         message: Message,
         transfer: Option<KernelObject>,
         reply: UserBuffer,
     ) -> Result<(), Error> {
+        caller
+            .registrations
+            .note(Registration::Endpoint(Arc::downgrade(self)))?;
         let mut call = Call {
             caller: caller.clone(),
             user_data,
@@ -225,13 +236,18 @@ impl Endpoint {
     }
 
     /// Take the next call into `buffer` of `thread`; the receive completes
-    /// now (a call was queued) or later.
+    /// now (a call was queued) or later. Noted in the thread's
+    /// registrations first, so its end withdraws the receive and answers
+    /// the calls it received with `PeerGone`.
     pub fn receive(
-        &self,
+        self: &Arc<Self>,
         thread: &Arc<Thread>,
         user_data: u64,
         buffer: UserBuffer,
     ) -> Result<(), Error> {
+        thread
+            .registrations
+            .note(Registration::Endpoint(Arc::downgrade(self)))?;
         let receive = Receive {
             thread: thread.clone(),
             user_data,
@@ -302,27 +318,37 @@ impl Endpoint {
 impl Endpoint {
     /// Process `process_id` has exited: its waiting receives go away, calls
     /// it sent are dropped, and every call it received but never answered
-    /// completes with `PeerGone`, so no caller waits forever.
+    /// completes with `PeerGone`, so no caller waits forever. (Each of its
+    /// threads does the same for itself as it ends; this does it for all
+    /// at once, at the exit.)
     pub fn process_exited(&self, process_id: u64) {
+        self.withdraw(|thread| thread.process.id == process_id);
+    }
+
+    /// `thread` is ending (`registrations::withdraw_all`): its waiting
+    /// receives go away, its calls are dropped, and every call it received
+    /// but never answered completes with `PeerGone`.
+    pub fn thread_ended(&self, thread: &Thread) {
+        self.withdraw(|entry| core::ptr::eq(entry, thread));
+    }
+
+    /// Take off every entry of the threads `gone` selects: receives, calls
+    /// queued or awaiting their reply (forgotten: a later reply finds
+    /// nothing), and calls they received and never answered (back to their
+    /// callers as `PeerGone`, after the endpoint lock is released).
+    fn withdraw(&self, gone: impl Fn(&Thread) -> bool) {
         let mut orphaned: Vec<Call> = Vec::new();
         {
             let mut state = self.state.lock();
             let before = state.receives.len() + state.calls.len() + state.awaiting_reply.len();
-            state
-                .receives
-                .retain(|receive| receive.thread.process.id != process_id);
-            state
-                .calls
-                .retain(|call| call.caller.process.id != process_id);
-            // Calls the exited process made and is still owed a reply for
-            // are forgotten (a later reply finds nothing); calls it received
-            // and never answered go back to their callers as `PeerGone`.
+            state.receives.retain(|receive| !gone(&receive.thread));
+            state.calls.retain(|call| !gone(&call.caller));
             let mut index = 0;
             while index < state.awaiting_reply.len() {
                 let awaiting = &state.awaiting_reply[index];
-                if awaiting.call.caller.process.id == process_id {
+                if gone(&awaiting.call.caller) {
                     state.awaiting_reply.swap_remove(index);
-                } else if awaiting.receiver.process.id == process_id {
+                } else if gone(&awaiting.receiver) {
                     let awaiting = state.awaiting_reply.swap_remove(index);
                     if orphaned.try_reserve(1).is_ok() {
                         orphaned.push(awaiting.call);

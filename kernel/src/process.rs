@@ -3,7 +3,9 @@
 //!
 //! Invariants: a process's capabilities come only from its manifest entry
 //! and its spawner's grants; exit happens once (the first code wins), kills
-//! every thread, drops every capability and completes every waiter.
+//! every thread, drops every capability and completes every waiter; after
+//! it, no grant is accepted (`ProcessExited`), so the emptied table stays
+//! empty.
 //! A process counts against [`LIVE_PROCESSES_MAX`] and its parent's
 //! [`LIVE_CHILDREN_PER_PROCESS`] until it is torn down (its last reference
 //! is dropped: threads gone, no handle left), because until then it holds
@@ -240,12 +242,24 @@ impl Process {
             .map_err(|error| error.as_abi())
     }
 
-    /// Add a capability; returns its handle.
+    /// Add a capability; returns its handle. An exited process accepts no
+    /// grant (`ProcessExited`): the exit check and the insert happen under
+    /// the table lock, and `exit` records its code before it empties the
+    /// table under that lock, so an entry is either refused here or dropped
+    /// by `exit`. Never left behind in an emptied table, where it could
+    /// keep its process alive for good (a handle of one of its own threads
+    /// is a cycle: table, thread, process). A refused object is dropped
+    /// after the lock is released (its drop may tear down a process).
     pub fn grant(&self, object: KernelObject) -> Result<CapabilityHandle, Error> {
-        self.capabilities
-            .lock()
-            .insert(object)
-            .map_err(|error| error.as_abi())
+        let refused = {
+            let mut table = self.capabilities.lock();
+            if self.exit_code().is_none() {
+                return table.insert(object).map_err(|error| error.as_abi());
+            }
+            object
+        };
+        drop(refused);
+        Err(Error::ProcessExited)
     }
 
     /// Release a handle.
@@ -266,7 +280,8 @@ impl Process {
     /// (0: map a stack with a guard page) are user addresses, `fs_base` the
     /// thread pointer. Refused: addresses outside user space
     /// (`InvalidArgument`), all slots taken (`QuotaExhausted`), no memory
-    /// (`OutOfMemory`); nothing stays allocated on refusal.
+    /// (`OutOfMemory`), the process exiting (`ProcessExited`); nothing
+    /// stays allocated on refusal.
     pub fn create_thread(
         self: &Arc<Self>,
         entry: u64,
@@ -291,7 +306,7 @@ impl Process {
             // walks the slots, so a thread registered here is either
             // refused or seen (and killed) by that walk.
             if self.exit_code().is_some() {
-                return Err(Error::PeerGone);
+                return Err(Error::ProcessExited);
             }
             let slot = threads
                 .iter()
@@ -327,8 +342,12 @@ impl Process {
         let mut threads = self.threads.lock();
         threads[slot] = SlotState::Used(Arc::downgrade(&thread));
         if self.exit_code().is_some() {
+            // The exit's walk of the slots may have run before this slot
+            // was filled: refuse; the unstarted thread is dropped here and
+            // its memory and slot retired.
             drop(threads);
-            thread.kill();
+            drop(thread);
+            return Err(Error::ProcessExited);
         }
         Ok(thread)
     }
@@ -463,7 +482,11 @@ impl Process {
         // Recorded on the waiting thread too, so its end withdraws the
         // registration at once (`forget_waiter`); forgotten again when this
         // process exits (lock order: exit state, then the thread's list).
-        thread.note_exit_wait(Arc::downgrade(self))?;
+        thread
+            .registrations
+            .note(crate::registrations::Registration::ExitWait(
+                Arc::downgrade(self),
+            ))?;
         let before = exit.waiters.len();
         exit.waiters.retain(|(waiter, _)| !waiter.killed());
         EXIT_WAITERS.fetch_sub(before - exit.waiters.len(), Ordering::Relaxed);
@@ -513,7 +536,7 @@ impl Process {
         drop(capabilities);
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
-            thread.forget_exit_wait(self);
+            thread.registrations.forget_exit_wait(self);
             crate::ring::post(&thread, user_data, crate::ring::Answer::exit(status));
         }
         userspace::process_exited(self, code);

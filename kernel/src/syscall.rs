@@ -52,6 +52,12 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
 #[link_section = ".text.syscall_path"]
 fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     let available = loop {
+        // A killed thread takes no more submissions (issue 19, finding 4):
+        // it ends on its way out, and what it took after its process's exit
+        // had withdrawn its entries would otherwise be queued for nobody.
+        if thread.killed() {
+            return Error::ProcessExited.as_result();
+        }
         match thread.ring.with(take_submission) {
             Ok(Taken::Operation(submission)) => execute(thread, &submission),
             Ok(Taken::Drained(available)) => break available,
@@ -293,7 +299,8 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 request.argument,
                 request.thread_pointer,
             )?;
-            // Dropping `child` on a refused grant retires it unstarted.
+            // Dropping `child` on a refused grant retires it unstarted (a
+            // process that exited meanwhile refuses it: `ProcessExited`).
             let handle = thread
                 .process
                 .grant(KernelObject::ThreadHandle(child.clone()))?;
@@ -425,7 +432,8 @@ fn spawn(thread: &Arc<Thread>, arguments: &[u64; 6]) -> Result<Outcome, Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     // The child starts only once its handle is granted: a spawn whose
-    // handle cannot be granted is undone before the child ever runs.
+    // handle cannot be granted (no slot, or the parent exited meanwhile:
+    // `ProcessExited`) is undone before the child ever runs.
     let child = process::spawn(name, grants, &thread.process)?;
     let handle = thread
         .process

@@ -6,7 +6,8 @@
 //!
 //! Invariants:
 //! - A thread ends only through [`exit_current`], on its own kernel stack:
-//!   it withdraws what it registered (timers, park waits, exit waits),
+//!   it withdraws every registration it made (`registrations`: timers,
+//!   parks, exit waits, joins, endpoint entries),
 //!   records its [`ExitStatus`] and completes its joiners, ends its process
 //!   if it was the last thread, and switches away for good
 //!   (`sched::switch_away_for_good`), holding no reference on that stack.
@@ -19,7 +20,7 @@
 use crate::platform::interrupts::InterruptFrame;
 use crate::process::{ExitStatus, Process};
 use crate::sched::Scheduled;
-use alloc::sync::{Arc, Weak};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::Error;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,9 +60,9 @@ pub struct Thread {
     memory: Option<crate::process::ThreadMemory>,
     /// How the thread ended, and who waits to hear it.
     end: Mutex<ThreadEnd>,
-    /// Processes this thread has registered exit waits on (withdrawn when
-    /// it ends); at most one entry per process.
-    exit_waits: Mutex<Vec<Weak<Process>>>,
+    /// What the thread has registered with other objects (exit waits,
+    /// joins, endpoints), all withdrawn when it ends (`registrations`).
+    pub registrations: crate::registrations::Registrations,
 }
 
 /// A thread's end and its joiners.
@@ -124,7 +125,7 @@ impl Thread {
             fs_base: start.fs_base,
             memory: Some(memory),
             end: Mutex::new(ThreadEnd::default()),
-            exit_waits: Mutex::new(Vec::new()),
+            registrations: crate::registrations::Registrations::new(),
         });
         LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
         Some(thread)
@@ -169,9 +170,19 @@ impl Thread {
     }
 
     /// The thread's end now, or None after registering `(joiner,
-    /// user_data)` to be completed when it ends. Registrations of joiners
-    /// that have since been killed are dropped first.
-    pub fn join(&self, joiner: &Arc<Thread>, user_data: u64) -> Result<Option<ExitStatus>, Error> {
+    /// user_data)` to be completed when it ends (noted in the joiner's
+    /// registrations, so the joiner's end withdraws it). Registrations of
+    /// joiners that have since been killed are dropped first.
+    pub fn join(
+        self: &Arc<Self>,
+        joiner: &Arc<Thread>,
+        user_data: u64,
+    ) -> Result<Option<ExitStatus>, Error> {
+        joiner
+            .registrations
+            .note(crate::registrations::Registration::Join(Arc::downgrade(
+                self,
+            )))?;
         let mut end = self.end.lock();
         if let Some(result) = end.result {
             return Ok(Some(result));
@@ -182,23 +193,17 @@ impl Thread {
         Ok(None)
     }
 
-    /// Remember that this thread waits for `process` to exit.
-    pub fn note_exit_wait(&self, process: Weak<Process>) -> Result<(), Error> {
-        let mut waits = self.exit_waits.lock();
-        waits.retain(|known| known.strong_count() > 0);
-        if waits.iter().any(|known| known.ptr_eq(&process)) {
-            return Ok(());
-        }
-        waits.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
-        waits.push(process);
-        Ok(())
+    /// Withdraw every join `joiner` registered on this thread (it is ending).
+    pub fn forget_joiner(&self, joiner: &Thread) {
+        self.end
+            .lock()
+            .joiners
+            .retain(|(waiter, _)| !core::ptr::eq(Arc::as_ptr(waiter), joiner));
     }
 
-    /// `process` has exited and answered this thread's waits on it.
-    pub fn forget_exit_wait(&self, process: &Process) {
-        self.exit_waits
-            .lock()
-            .retain(|known| !core::ptr::eq(known.as_ptr(), process));
+    /// Whether the thread has ended (its joiners are answered).
+    pub fn ended(&self) -> bool {
+        self.end.lock().result.is_some()
     }
 
     /// Record the thread's end and complete its joiners.
@@ -223,18 +228,13 @@ impl Drop for Thread {
     }
 }
 
-/// End the running thread for good with exit `value`: cancel its timers
-/// and park waits, withdraw its exit waits, complete its joiners, end the
+/// End the running thread for good with exit `value`: withdraw every
+/// registration it made (timers, parks, exit waits, joins, endpoint
+/// entries: `registrations::withdraw_all`), complete its joiners, end the
 /// process if it was the last thread, and switch away without coming back
 /// (`sched::switch_away_for_good`).
 pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
-    thread.timers.cancel_all();
-    crate::park::forget_thread(&thread);
-    let waits = core::mem::take(&mut *thread.exit_waits.lock());
-    for process in waits.iter().filter_map(Weak::upgrade) {
-        process.forget_waiter(&thread);
-    }
-    drop(waits);
+    crate::registrations::withdraw_all(&thread);
     thread.finish(ExitStatus {
         code: value,
         killed: thread.killed(),

@@ -82,11 +82,16 @@ pub enum Error {
     /// The capability lacks the right the operation needs (e.g. receiving
     /// on a call-only `endpoint` capability).
     MissingRight = 13,
+    /// The process the operation would grant a capability into has exited
+    /// (an exited process accepts no grant: a thread or child spawned by a
+    /// process that is exiting, a capability transferred to it by a call or
+    /// reply).
+    ProcessExited = 14,
 }
 
 impl Error {
     /// All errors, for decoding and tests.
-    pub const ALL: [Error; 13] = [
+    pub const ALL: [Error; 14] = [
         Error::InvalidOpcode,
         Error::InvalidCapability,
         Error::WrongObjectType,
@@ -100,6 +105,7 @@ impl Error {
         Error::TimedOut,
         Error::OutOfMemory,
         Error::MissingRight,
+        Error::ProcessExited,
     ];
 
     /// The negative value carried in a result.
@@ -130,6 +136,7 @@ impl Error {
             Error::TimedOut => "timed-out",
             Error::OutOfMemory => "out-of-memory",
             Error::MissingRight => "missing-right",
+            Error::ProcessExited => "process-exited",
         }
     }
 }
