@@ -9,7 +9,7 @@
 //! - A thread owns at most [`SLOTS_PER_THREAD`] registrations, recorded in
 //!   its [`ThreadTimers`]; a registration is removed from its queue when it
 //!   fires, when the wait it bounds ends first, and at the latest when the
-//!   thread ends ([`ThreadTimers::cancel_all`] from `sched::exit_current`).
+//!   thread ends ([`ThreadTimers::cancel_all`] from `thread::exit_current`).
 //! - Queue entries name their thread by address. An entry exists only while
 //!   its thread is alive (a thread cancels every entry before it can be
 //!   freed), and a firing CPU takes a strong reference while still holding
