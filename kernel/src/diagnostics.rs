@@ -11,7 +11,7 @@ pub fn counters() -> KernelCounters {
     KernelCounters {
         free_frames: crate::mem::frames::free_frames(),
         heap_used_bytes: crate::mem::heap::used_bytes() as u64,
-        live_threads: crate::sched::live_threads(),
+        live_threads: crate::thread::live_threads(),
         live_processes: crate::process::live_processes(),
         timer_waiters: crate::timer::registered(),
         endpoint_waiters: crate::objects::endpoint_waiters(),

@@ -17,9 +17,9 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
                 if let Some(thread) = sched::current() {
                     measure::sample_user_pc(thread.process.id, frame.rip);
                     if sched::should_preempt() {
-                        sched::switch_to_scheduler(&thread);
+                        sched::switch_to_scheduler(&thread, sched::SwitchFrom::Interrupt);
                     }
-                    sched::exit_if_killed(thread);
+                    crate::thread::exit_if_killed(thread);
                 }
             }
         }
@@ -29,7 +29,7 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             measure::count(Counter::RescheduleIpiReceived);
             if from_user {
                 if let Some(thread) = sched::current() {
-                    sched::exit_if_killed(thread);
+                    crate::thread::exit_if_killed(thread);
                 }
             }
         }

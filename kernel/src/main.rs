@@ -10,6 +10,8 @@
 
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -29,6 +31,7 @@ mod registrations;
 mod ring;
 mod sched;
 mod syscall;
+mod thread;
 mod timer;
 mod userspace;
 
@@ -99,7 +102,7 @@ extern "C" fn kernel_entry(multiboot_magic: u32, multiboot_info: u32) -> ! {
     }
     sched::init_queues(platform::percpu::count());
     measure::init(platform::percpu::count());
-    process::init_retired(sched::THREADS_MAX);
+    process::init_retired(thread::THREADS_MAX);
     match mode {
         BootMode::SmpBoot => platform::smp::report_and_exit(),
         BootMode::Fault => platform::faults::touch_unmapped(),

@@ -24,7 +24,8 @@
 
 use crate::process::Process;
 use crate::registrations::Registration;
-use crate::sched::Thread;
+use crate::ring::Answer;
+use crate::thread::Thread;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -101,22 +102,32 @@ impl Message {
     }
 }
 
+/// A buffer in a process's memory, checked to lie in user space, that an
+/// answer is copied into later (a call's reply, a receive's message).
+#[derive(Clone, Copy, Debug)]
+pub struct UserBuffer {
+    /// User address of the first byte.
+    pub address: u64,
+    /// Bytes it holds.
+    pub capacity: u64,
+}
+
 /// A call waiting for a receiver, or for its reply.
 struct Call {
     caller: Arc<Thread>,
     user_data: u64,
     message: Message,
     transfer: Option<KernelObject>,
-    reply_address: u64,
-    reply_capacity: u64,
+    /// Where the reply goes in the caller.
+    reply: UserBuffer,
 }
 
 /// A receive waiting for a call.
 struct Receive {
     thread: Arc<Thread>,
     user_data: u64,
-    address: u64,
-    capacity: u64,
+    /// Where the call's message goes in the receiver.
+    buffer: UserBuffer,
 }
 
 /// A delivered call waiting for its reply.
@@ -193,7 +204,7 @@ impl Endpoint {
         user_data: u64,
         message: Message,
         transfer: Option<KernelObject>,
-        reply: (u64, u64),
+        reply: UserBuffer,
     ) -> Result<(), Error> {
         caller
             .registrations
@@ -203,8 +214,7 @@ impl Endpoint {
             user_data,
             message,
             transfer,
-            reply_address: reply.0,
-            reply_capacity: reply.1,
+            reply,
         };
         let mut state = self.state.lock();
         // Room for the call either way: queued, or awaiting its reply.
@@ -225,16 +235,15 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Take the next call into (address, capacity) of `thread`; the
-    /// receive completes now (a call was queued) or later. Noted in the
-    /// thread's registrations first, so its end withdraws the receive and
-    /// answers the calls it received with `PeerGone`.
+    /// Take the next call into `buffer` of `thread`; the receive completes
+    /// now (a call was queued) or later. Noted in the thread's
+    /// registrations first, so its end withdraws the receive and answers
+    /// the calls it received with `PeerGone`.
     pub fn receive(
         self: &Arc<Self>,
         thread: &Arc<Thread>,
         user_data: u64,
-        address: u64,
-        capacity: u64,
+        buffer: UserBuffer,
     ) -> Result<(), Error> {
         thread
             .registrations
@@ -242,8 +251,7 @@ impl Endpoint {
         let receive = Receive {
             thread: thread.clone(),
             user_data,
-            address,
-            capacity,
+            buffer,
         };
         let mut state = self.state.lock();
         state
@@ -291,22 +299,18 @@ impl Endpoint {
             state.awaiting_reply.swap_remove(position).call
         };
         let process = &call.caller.process;
-        let answer = if message.len() as u64 > call.reply_capacity {
-            (
-                Error::TooLarge.as_result(),
-                CapabilityHandle::NONE.0 as u64,
-                0,
-            )
-        } else if let Err(error) = process.address_space().write(call.reply_address, message) {
-            (error.as_result(), CapabilityHandle::NONE.0 as u64, 0)
+        let answer = if message.len() as u64 > call.reply.capacity {
+            Answer::error_without_capability(Error::TooLarge)
+        } else if let Err(error) = process.address_space().write(call.reply.address, message) {
+            Answer::error_without_capability(error)
         } else {
             match transfer.map(|object| process.grant(object)) {
-                Some(Err(error)) => (error.as_result(), CapabilityHandle::NONE.0 as u64, 0),
-                Some(Ok(handle)) => (message.len() as i64, handle.0 as u64, 0),
-                None => (message.len() as i64, CapabilityHandle::NONE.0 as u64, 0),
+                Some(Err(error)) => Answer::error_without_capability(error),
+                Some(Ok(handle)) => Answer::ok_with(message.len() as i64, u64::from(handle.0)),
+                None => Answer::ok_with(message.len() as i64, u64::from(CapabilityHandle::NONE.0)),
             }
         };
-        crate::ring::post(&call.caller, call.user_data, answer.0, answer.1, answer.2);
+        crate::ring::post(&call.caller, call.user_data, answer);
         Ok(())
     }
 }
@@ -370,9 +374,7 @@ fn complete_orphan(call: Call) {
     crate::ring::post(
         &call.caller,
         call.user_data,
-        Error::PeerGone.as_result(),
-        u64::from(CapabilityHandle::NONE.0),
-        0,
+        Answer::error_without_capability(Error::PeerGone),
     );
 }
 
@@ -386,27 +388,25 @@ fn complete_orphan(call: Call) {
 fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<(), Call> {
     let process = &receive.thread.process;
     let length = call.message.as_bytes().len() as u64;
-    if length > receive.capacity {
+    if length > receive.buffer.capacity {
         crate::ring::post(
             &receive.thread,
             receive.user_data,
-            Error::TooLarge.as_result(),
-            0,
-            0,
+            Answer::error(Error::TooLarge),
         );
         return Err(call);
     }
     if let Err(error) = process
         .address_space()
-        .write(receive.address, call.message.as_bytes())
+        .write(receive.buffer.address, call.message.as_bytes())
     {
-        crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
+        crate::ring::post(&receive.thread, receive.user_data, Answer::error(error));
         return Err(call);
     }
     let transferred = match call.transfer.clone().map(|object| process.grant(object)) {
         Some(Ok(handle)) => handle,
         Some(Err(error)) => {
-            crate::ring::post(&receive.thread, receive.user_data, error.as_result(), 0, 0);
+            crate::ring::post(&receive.thread, receive.user_data, Answer::error(error));
             return Err(call);
         }
         None => CapabilityHandle::NONE,
@@ -416,9 +416,11 @@ fn deliver(state: &mut EndpointState, call: Call, receive: Receive) -> Result<()
     crate::ring::post(
         &receive.thread,
         receive.user_data,
-        length as i64,
-        token,
-        transferred.0,
+        Answer {
+            result: length as i64,
+            value: token,
+            extra: transferred.0,
+        },
     );
     state.awaiting_reply.push(Awaiting {
         token,

@@ -10,7 +10,7 @@
 //!   or when its thread ends ([`forget_thread`]); each wait is an operation
 //!   in flight of its thread, so buckets are bounded by the per-thread quota.
 
-use crate::sched::Thread;
+use crate::thread::Thread;
 use crate::timer;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -79,7 +79,10 @@ pub fn park(
         Some(timer::add(
             deadline,
             thread,
-            timer::Expiry::Park { user_data, address },
+            timer::Expiry {
+                action: |thread, [user_data, address]| timed_out(thread, user_data, address),
+                words: [user_data, address],
+            },
         )?)
     };
     waiters.push(Waiter {
@@ -122,14 +125,14 @@ pub fn unpark(thread: &Thread, address: u64, count: u64) -> Result<u64, Error> {
         if let Some(token) = waiter.timeout {
             timer::cancel(&waiter.thread, token);
         }
-        crate::ring::post(&waiter.thread, waiter.user_data, 0, 0, 0);
+        crate::ring::post(&waiter.thread, waiter.user_data, crate::ring::Answer::ok(0));
     }
     Ok(total)
 }
 
 /// A park's timeout fired: complete it with `TimedOut` unless it was
 /// unparked first.
-pub fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
+fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
     let removed = {
         let mut waiters = bucket(thread.process.id, address).lock();
         waiters
@@ -139,7 +142,11 @@ pub fn timed_out(thread: &Arc<Thread>, user_data: u64, address: u64) {
     };
     if removed.is_some() {
         PARKED.fetch_sub(1, Ordering::Relaxed);
-        crate::ring::post(thread, user_data, Error::TimedOut.as_result(), 0, 0);
+        crate::ring::post(
+            thread,
+            user_data,
+            crate::ring::Answer::error(Error::TimedOut),
+        );
     }
 }
 

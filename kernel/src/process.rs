@@ -15,7 +15,7 @@
 use crate::mem::address_space::{AddressSpace, UserAccess};
 use crate::objects::KernelObject;
 use crate::ring::ThreadRing;
-use crate::sched::{Thread, UserStart};
+use crate::thread::{Thread, UserStart};
 use crate::{kprintln, userspace};
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -41,9 +41,32 @@ static NEXT_PROCESS_ID: AtomicU64 = AtomicU64::new(1);
 static LIVE_PROCESSES: AtomicUsize = AtomicUsize::new(0);
 static EXIT_WAITERS: AtomicUsize = AtomicUsize::new(0);
 
+/// How a process or a thread ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code (for a killed thread, its process's).
+    pub code: i64,
+    /// Ended by the kernel (a fault, or its process's exit), not by itself.
+    pub killed: bool,
+}
+
+impl ExitStatus {
+    /// Ended by its own exit call with `code`.
+    pub const fn exited(code: i64) -> Self {
+        Self {
+            code,
+            killed: false,
+        }
+    }
+
+    /// Ended by the kernel with `code`.
+    pub const fn killed(code: i64) -> Self {
+        Self { code, killed: true }
+    }
+}
+
 struct ExitState {
-    code: Option<i64>,
-    killed: bool,
+    status: Option<ExitStatus>,
     waiters: Vec<(Arc<Thread>, u64)>,
 }
 
@@ -274,7 +297,7 @@ impl Process {
         {
             return Err(Error::InvalidArgument);
         }
-        if !crate::sched::thread_capacity_left() {
+        if !crate::thread::thread_capacity_left() {
             return Err(Error::QuotaExhausted);
         }
         let slot = {
@@ -306,7 +329,7 @@ impl Process {
         } else {
             stack_top
         };
-        let id = crate::sched::next_thread_id();
+        let id = crate::thread::next_thread_id();
         let start = UserStart {
             entry,
             stack_top,
@@ -440,10 +463,10 @@ impl Process {
 
     /// The exit code, once exited.
     pub fn exit_code(&self) -> Option<i64> {
-        self.exit.lock().code
+        self.exit.lock().status.map(|status| status.code)
     }
 
-    /// The exit status now (code, killed by a fault), or None after
+    /// The exit status now, or None after
     /// registering `(thread, user_data)` to be completed when it exits.
     /// Registrations of threads that have since been killed are dropped
     /// first, so the list never outgrows the live waiters.
@@ -451,10 +474,10 @@ impl Process {
         self: &Arc<Self>,
         thread: &Arc<Thread>,
         user_data: u64,
-    ) -> Result<Option<(i64, bool)>, Error> {
+    ) -> Result<Option<ExitStatus>, Error> {
         let mut exit = self.exit.lock();
-        if let Some(code) = exit.code {
-            return Ok(Some((code, exit.killed)));
+        if let Some(status) = exit.status {
+            return Ok(Some(status));
         }
         // Recorded on the waiting thread too, so its end withdraws the
         // registration at once (`forget_waiter`); forgotten again when this
@@ -484,17 +507,17 @@ impl Process {
         EXIT_WAITERS.fetch_sub(before - exit.waiters.len(), Ordering::Relaxed);
     }
 
-    /// End the process with `code` (`killed`: by the kernel, after a fault):
-    /// stop its threads, drop its capabilities, complete its waiters. Later
-    /// calls do nothing.
-    pub fn exit(&self, code: i64, killed: bool) {
+    /// End the process with `status` (killed: by the kernel, after a
+    /// fault): stop its threads, drop its capabilities, complete its
+    /// waiters. Later calls do nothing.
+    pub fn exit(&self, status: ExitStatus) {
+        let code = status.code;
         let waiters = {
             let mut exit = self.exit.lock();
-            if exit.code.is_some() {
+            if exit.status.is_some() {
                 return;
             }
-            exit.code = Some(code);
-            exit.killed = killed;
+            exit.status = Some(status);
             let waiters = core::mem::take(&mut exit.waiters);
             EXIT_WAITERS.fetch_sub(waiters.len(), Ordering::Relaxed);
             waiters
@@ -514,7 +537,7 @@ impl Process {
         kprintln!("[process] pid={} name={} exit={}", self.id, self.name, code);
         for (thread, user_data) in waiters {
             thread.registrations.forget_exit_wait(self);
-            crate::ring::post(&thread, user_data, 0, code as u64, u32::from(killed));
+            crate::ring::post(&thread, user_data, crate::ring::Answer::exit(status));
         }
         userspace::process_exited(self, code);
     }
@@ -560,7 +583,7 @@ fn spawn_entry(
     let manifest = userspace::manifest().ok_or(Error::NotFound)?;
     let (_, entry) = manifest.find_process(entry_name).ok_or(Error::NotFound)?;
     let image = userspace::module(entry.binary).ok_or(Error::NotFound)?;
-    if !crate::sched::thread_capacity_left() {
+    if !crate::thread::thread_capacity_left() {
         return Err(Error::QuotaExhausted);
     }
     if LIVE_PROCESSES.fetch_add(1, Ordering::AcqRel) >= LIVE_PROCESSES_MAX {
@@ -617,8 +640,7 @@ fn build(
         address_space: space,
         capabilities: Mutex::new(table),
         exit: Mutex::new(ExitState {
-            code: None,
-            killed: false,
+            status: None,
             waiters: Vec::new(),
         }),
         threads: Mutex::new(threads),
@@ -626,7 +648,7 @@ fn build(
         parent: parent.map(Arc::downgrade),
         live_children: AtomicUsize::new(0),
     });
-    let id = crate::sched::next_thread_id();
+    let id = crate::thread::next_thread_id();
     let start = UserStart {
         entry: entry_point,
         stack_top: STACK_TOP,

@@ -11,7 +11,7 @@
 //! Invariants:
 //! - Only the thread itself makes registrations (on its own system call
 //!   path), and [`withdraw_all`] runs on that same path as the first step
-//!   of its end (`sched::exit_current`), so no registration can be made
+//!   of its end (`thread::exit_current`), so no registration can be made
 //!   after the withdrawal.
 //! - Every kind is a [`Kind`]; [`withdraw_all`] matches on all of them, so
 //!   a new kind does not compile until its withdrawal is written. Timers
@@ -28,7 +28,7 @@
 
 use crate::objects::Endpoint;
 use crate::process::Process;
-use crate::sched::Thread;
+use crate::thread::Thread;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use capos_abi::Error;

@@ -7,9 +7,11 @@
 //! address space. Header indices are accessed as atomics.
 
 use crate::mem::physical_to_virtual;
-use crate::sched::Thread;
+use crate::process::ExitStatus;
+use crate::thread::Thread;
 use alloc::sync::Arc;
 use capos_abi::ring::Completion;
+use capos_abi::{CapabilityHandle, Error};
 use capos_kcore::ring::{KernelRing, RingFault, RingMemory};
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
@@ -109,14 +111,79 @@ impl ThreadRing {
     }
 }
 
+/// What an operation answers: its completion but the caller's `user_data`.
+/// The one type an answer travels in, from `syscall` through `objects`,
+/// `park`, `process` and `sched` to [`post`] (`docs/abi.md` says what each
+/// opcode puts in each field).
+#[must_use = "an answer is posted, or the operation never completes"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// Non-negative on success (operation-specific), else an `Error`.
+    pub result: i64,
+    /// A second operation-specific value (a handle's id, a reply token, an
+    /// exit code...).
+    pub value: u64,
+    /// A third (a transferred capability, whether an exit was a kill...).
+    pub extra: u32,
+}
+
+impl Answer {
+    /// Success with this result and nothing else.
+    pub const fn ok(result: i64) -> Self {
+        Self {
+            result,
+            value: 0,
+            extra: 0,
+        }
+    }
+
+    /// Success with this result and a second value.
+    pub const fn ok_with(result: i64, value: u64) -> Self {
+        Self {
+            result,
+            value,
+            extra: 0,
+        }
+    }
+
+    /// The refusal `error`.
+    pub const fn error(error: Error) -> Self {
+        Self::ok(error.as_result())
+    }
+
+    /// The refusal `error` of an operation whose answer names a
+    /// capability: the handle field says "none".
+    pub const fn error_without_capability(error: Error) -> Self {
+        Self::ok_with(error.as_result(), CapabilityHandle::NONE.0 as u64)
+    }
+
+    /// A value or a refusal.
+    pub fn from_result(result: Result<i64, Error>) -> Self {
+        match result {
+            Ok(value) => Self::ok(value),
+            Err(error) => Self::error(error),
+        }
+    }
+
+    /// How a process or thread ended: result 0, the exit code, and whether
+    /// it was killed.
+    pub const fn exit(status: ExitStatus) -> Self {
+        Self {
+            result: 0,
+            value: status.code as u64,
+            extra: status.killed as u32,
+        }
+    }
+}
+
 /// Post the completion of one of `thread`'s operations to its ring (from
 /// any CPU, through the physical window) and wake the thread.
-pub fn post(thread: &Arc<Thread>, user_data: u64, result: i64, value: u64, extra: u32) {
+pub fn post(thread: &Arc<Thread>, user_data: u64, answer: Answer) {
     let completion = Completion {
         user_data,
-        result,
-        value,
-        extra,
+        result: answer.result,
+        value: answer.value,
+        extra: answer.extra,
         flags: 0,
     };
     if thread.ring.complete_deferred(completion).is_err() {

@@ -1,64 +1,58 @@
-//! Threads and the per-CPU scheduler (design: `docs/scheduler.md`).
+//! The per-CPU scheduler (design: `docs/scheduler.md`).
 //!
-//! Each CPU owns a run queue under its own lock and runs [`scheduler_loop`]
-//! on its own boot stack. A thread runs until it blocks, exits or is
-//! preempted, then switches back to its CPU's loop, which requeues it on
-//! that CPU's queue if still runnable. Requeueing only after the switch
-//! means no CPU can pick a thread whose context is not yet saved.
+//! The scheduler is `capos_kcore::sched`: each thread's [`RunState`], and
+//! the run-queue operations [`make_runnable`], [`pick_next`],
+//! [`work_waiting`] and [`should_preempt`], host-tested by the interleaving
+//! model that drives them in this file's order. This file is the glue: the
+//! locks, the context switch, IPIs and CR3 writes.
 //!
-//! Policy (the decisions are `capos_kcore::sched` functions, host-tested):
-//! - A CPU takes from its own queue first; an idle CPU steals the oldest
-//!   entry of the busiest other queue ([`choose_steal_victim`]).
-//! - A woken or new thread goes where [`place_wake`] says (its last CPU if
-//!   idle, else another idle CPU, else its last CPU; new threads to an idle
-//!   or the least loaded CPU), and only that CPU gets a reschedule IPI, and
-//!   only if it is halting (an idle CPU still polling sees the work itself).
-//!   Never a broadcast.
-//! - A tick preempts only when the CPU's own queue has another thread: the
-//!   only runnable thread just continues, with no switch and no CR3 write.
+//! - Each CPU owns a FIFO run queue under its own lock ([`KernelQueues`])
+//!   and runs [`scheduler_loop`] on its own boot stack. A thread runs until
+//!   it blocks, exits or is preempted, then switches back to its CPU's loop,
+//!   which records the switch-out and requeues it on that CPU's queue if
+//!   still runnable. Requeueing only after the switch means no CPU can pick
+//!   a thread whose context is not yet saved.
+//! - Lock order: a thread's run lock, then one run-queue lock. A wake-up and
+//!   a kill decide, queue and send their IPI under the woken thread's run
+//!   lock, so nothing sees a runnable thread that is in no queue.
 //! - CR3 is written only when the next thread's address space differs from
 //!   the one this CPU has loaded; the idle loop keeps the old one. A CPU
 //!   holds a reference to the process whose space it has loaded, so a space
 //!   is never freed while loaded; a loaded space of an exited process is
 //!   let go before the CPU halts.
-//! - Idle: after running a thread, poll the own queue (and steal
-//!   candidates) for [`IDLE_POLL_MICROSECONDS`]; then set the halting bit,
-//!   fence, re-check, and `sti; hlt`. An idle CPU's queue is not stolen
-//!   from: that CPU runs it next.
-//!
-//! Wake-ups are never lost: a thread sets `blocked` before re-checking its
-//! wait condition, and a waker that finds the thread still on a CPU only
-//! clears `blocked`, leaving the requeue to that CPU's scheduler loop.
+//! - Idle: after running a thread, poll [`work_waiting`] for
+//!   [`IDLE_POLL_MICROSECONDS`]; then set the halting bit, fence, re-check,
+//!   and `sti; hlt` (`platform::smp::idle`). A waker reads the halting bits
+//!   after queueing, so either the re-check sees the thread or the waker
+//!   sends the IPI.
 //!
 //! Lifetime: a thread's own kernel stack never holds an owning reference to
-//! the thread across a switch it may not come back from. A thread ends only
-//! through [`exit_current`], which withdraws every registration it made
-//! (`registrations`: timers, parks, waits, joins, endpoint entries), marks
-//! it dead, drops the caller's reference and switches away for good; the
-//! scheduler loop's reference is then the last one, and dropping it frees
-//! the kernel stack (to the stack cache) and releases the process. A thread asked to stop
-//! ([`Thread::kill`]) is woken if blocked and runs until its next return
-//! towards user mode, where the syscall and interrupt paths call
-//! `exit_current`. So teardown always runs, from a known place.
+//! the thread across a switch it may not come back from. A thread ends
+//! only through `thread::exit_current`, which ends in
+//! [`switch_away_for_good`]: dead, the caller's reference dropped, a switch
+//! to the loop for good; the loop's reference is then the last one, and
+//! dropping it frees the kernel stack (to the stack cache) and releases the
+//! process. A thread asked to stop ([`kill`]) is woken if blocked and runs
+//! until its next return towards user mode, where the syscall and
+//! interrupt paths call `exit_current`. So teardown always runs, from a
+//! known place.
 
 use crate::measure::{self, Counter};
 use crate::mem::{paging, stacks};
 use crate::platform::interrupts::InterruptFrame;
-use crate::platform::percpu;
+use crate::platform::{context, percpu};
 use crate::process::Process;
+use crate::thread::{Thread, THREADS_MAX};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::sched::{
-    choose_steal_victim, exclude_idle_from_stealing, needs_address_space_switch, place_wake,
-    CpuIndex, CpuSet, Waker, MAX_CPUS,
+    make_runnable, needs_address_space_switch, pick_next, should_preempt as preempt_due,
+    work_waiting, AfterSwitch, CpuIndex, CpuSet, Dispatch, RunQueues, RunState, Wake, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use spin::Mutex;
-use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::PhysFrame;
-use x86_64::PhysAddr;
 
 /// Pages per thread kernel stack.
 const KERNEL_STACK_PAGES: u64 = 8;
@@ -85,9 +79,6 @@ static CURRENT: [AtomicPtr<Thread>; MAX_CPUS] =
 /// The process whose address space each CPU has loaded (None: the kernel's).
 static LOADED: [Mutex<Option<Arc<Process>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 
-/// Threads alive at once, kernel-wide; every run queue has room for all.
-pub const THREADS_MAX: usize = capos_abi::limits::THREADS_MAX;
-
 /// Give each CPU's queue room for [`THREADS_MAX`] threads, so a wake-up
 /// never allocates (call once CPUs are known).
 pub fn init_queues(cpus: usize) {
@@ -98,144 +89,80 @@ pub fn init_queues(cpus: usize) {
     }
 }
 
-/// Whether a thread may be created (kernel-wide thread limit).
-pub fn thread_capacity_left() -> bool {
-    (LIVE_THREADS.load(Ordering::Relaxed) as usize) < THREADS_MAX
-}
+/// The run queues as `kcore::sched` reaches them: one lock per queue, the
+/// lengths in atomics, the idle masks of `platform::smp::idle`.
+struct KernelQueues;
 
-fn push(cpu: usize, thread: Arc<Thread>) {
-    let queue = &QUEUES[cpu];
-    let mut threads = measure::lock_run_queue(&queue.threads);
-    threads.push_back(thread);
-    queue.length.store(threads.len(), Ordering::Release);
-}
-
-fn pop(cpu: usize) -> Option<Arc<Thread>> {
-    let queue = &QUEUES[cpu];
-    let mut threads = measure::lock_run_queue(&queue.threads);
-    let thread = threads.pop_front();
-    queue.length.store(threads.len(), Ordering::Release);
-    thread
-}
-
-/// Queue lengths of the online CPUs.
-fn loads(out: &mut [usize; MAX_CPUS]) -> &mut [usize] {
-    let count = percpu::count().clamp(1, MAX_CPUS);
-    for (index, load) in out.iter_mut().enumerate().take(count) {
-        *load = QUEUES[index].length.load(Ordering::Acquire);
+impl RunQueues<Arc<Thread>> for KernelQueues {
+    fn cpu_count(&self) -> usize {
+        percpu::count().clamp(1, MAX_CPUS)
     }
-    &mut out[..count]
+
+    fn push(&self, cpu: CpuIndex, thread: Arc<Thread>) {
+        let queue = &QUEUES[cpu.get()];
+        let mut threads = measure::lock_run_queue(&queue.threads);
+        threads.push_back(thread);
+        queue.length.store(threads.len(), Ordering::Release);
+    }
+
+    fn pop(&self, cpu: CpuIndex) -> Option<Arc<Thread>> {
+        let queue = &QUEUES[cpu.get()];
+        let mut threads = measure::lock_run_queue(&queue.threads);
+        let thread = threads.pop_front();
+        queue.length.store(threads.len(), Ordering::Release);
+        thread
+    }
+
+    fn length(&self, cpu: CpuIndex) -> usize {
+        QUEUES[cpu.get()].length.load(Ordering::Acquire)
+    }
+
+    fn idle(&self) -> CpuSet {
+        CpuSet::from_bits(crate::platform::smp::idle_mask())
+    }
+
+    fn halting(&self) -> CpuSet {
+        CpuSet::from_bits(crate::platform::smp::halting_mask())
+    }
 }
 
-/// Queue `thread` (new when `last_cpu` is None) where the placement policy
-/// says, and interrupt that CPU only if it is halting.
-fn make_runnable(thread: Arc<Thread>, last_cpu: Option<usize>) {
-    let here = percpu::current().index;
-    let mut buffer = [0; MAX_CPUS];
-    let loads = loads(&mut buffer);
-    let idle = CpuSet::from_bits(crate::platform::smp::idle_mask());
-    let waker = Waker {
-        cpu: CpuIndex::new(here).unwrap_or(CpuIndex::FIRST),
-        goes_idle: false,
-    };
-    let placement = place_wake(last_cpu.and_then(CpuIndex::new), waker, idle, loads);
-    let target = placement.cpu.get();
-    push(target, thread);
-    if target == here {
+/// This CPU's index as `kcore::sched` names CPUs.
+fn here() -> CpuIndex {
+    CpuIndex::new(percpu::current().index).unwrap_or(CpuIndex::FIRST)
+}
+
+/// Queue `thread` (runnable, off every CPU; `last_cpu` None when new) where
+/// the placement policy says, and interrupt that CPU if it is halting.
+/// Called under the thread's run lock (or before anyone else knows it).
+fn queue_runnable(thread: Arc<Thread>, last_cpu: Option<CpuIndex>) {
+    let here = here();
+    let wakeup = make_runnable(&KernelQueues, thread, last_cpu, here);
+    if wakeup.cpu == here {
         measure::count(Counter::WakeLocal);
     } else {
         measure::count(Counter::WakeRemote);
-        crate::platform::smp::kick_if_halting(target);
+    }
+    if let Some(cpu) = wakeup.interrupt {
+        crate::platform::smp::send_reschedule(cpu.get());
     }
 }
 static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
-/// Threads created and not yet dropped.
-static LIVE_THREADS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" {
-    fn switch_kernel_stack(save: *mut u64, load: u64);
-    fn thread_first_entry();
-}
-
-/// FXSAVE / XSAVE area (64-byte aligned, as XSAVE requires).
-#[repr(C, align(64))]
-struct FpuArea([u8; crate::platform::cpu::FPU_AREA_BYTES]);
-
-/// Scheduling state, under one lock.
-#[derive(Default)]
-struct RunState {
-    on_cpu: bool,
-    /// The CPU the thread runs or last ran on.
-    cpu: usize,
-    blocked: bool,
-    /// Finished: never runs again.
-    dead: bool,
-}
-
-/// A thread of a user process.
-pub struct Thread {
-    pub id: u64,
-    pub process: Arc<Process>,
-    kernel_stack_top: u64,
-    context: UnsafeCell<u64>,
-    fpu: UnsafeCell<FpuArea>,
+/// What the scheduler keeps of a thread: its run state (under the run
+/// lock), the saved kernel context, the FPU area and the kernel stack. The
+/// rest of the thread (`thread::Thread`) is not the scheduler's.
+pub struct Scheduled {
     run: Mutex<RunState>,
-    /// Asked to stop: the thread unwinds to its user boundary and exits.
-    /// An atomic, not part of `RunState`, so the check on every return to
-    /// user mode takes no lock; it is set under the run lock (see `kill`)
-    /// and read after `blocked` is set (see `block_until`), so a kill and a
-    /// block never miss each other.
-    killed: AtomicBool,
-    /// System calls the thread has made (`ThreadInfo` reports it, so a
-    /// benchmark can show its timed section made none). Written only by
-    /// the thread itself.
-    syscalls: AtomicU64,
-    /// The thread's capability ring.
-    pub ring: crate::ring::ThreadRing,
-    /// The thread's registered deadlines (see `timer`).
-    pub timers: crate::timer::ThreadTimers,
-    /// FS base (the user thread pointer), loaded whenever the thread runs.
-    fs_base: u64,
-    /// The user memory the thread owns (ring, kernel-mapped stack) and its
-    /// slot in the process; unmapped after the thread is gone.
-    memory: Option<crate::process::ThreadMemory>,
-    /// How the thread ended, and who waits to hear it.
-    end: Mutex<ThreadEnd>,
-    /// What the thread has registered with other objects (exit waits,
-    /// joins, endpoints), all withdrawn when it ends (`registrations`).
-    pub registrations: crate::registrations::Registrations,
-}
-
-/// A thread's end and its joiners.
-#[derive(Default)]
-struct ThreadEnd {
-    /// (exit value, killed) once ended.
-    result: Option<(i64, bool)>,
-    joiners: Vec<(Arc<Thread>, u64)>,
+    context: UnsafeCell<u64>,
+    fpu: UnsafeCell<context::FpuArea>,
+    kernel_stack_top: u64,
 }
 
 // SAFETY: `context` and `fpu` are touched only by the CPU running the thread
-// or switching it (serialised by `RunState::on_cpu`); everything else is
-// behind locks or atomics.
-unsafe impl Sync for Thread {}
+// or switching it (serialised by `RunState::on_cpu`); `run` is a lock.
+unsafe impl Sync for Scheduled {}
 // SAFETY: as above; a thread moves between CPUs only while switched out.
-unsafe impl Send for Thread {}
-
-/// Initial user register state for a new thread.
-pub struct UserStart {
-    pub entry: u64,
-    pub stack_top: u64,
-    /// rdi, rsi, rdx.
-    pub arguments: [u64; 3],
-    /// FS base (user thread pointer); a canonical user address or 0.
-    pub fs_base: u64,
-}
-
-/// A fresh thread id (ids are never reused).
-pub fn next_thread_id() -> u64 {
-    NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed)
-}
+unsafe impl Send for Scheduled {}
 
 fn allocate_kernel_stack() -> Option<u64> {
     if let Some(top) = FREE_STACKS.lock().pop() {
@@ -244,187 +171,82 @@ fn allocate_kernel_stack() -> Option<u64> {
     stacks::allocate(KERNEL_STACK_PAGES).ok()
 }
 
-impl Thread {
-    /// A new thread `id` (from [`next_thread_id`]) that will enter user
-    /// mode at `start`, owning `memory`. None when out of memory (then
-    /// `memory` is retired at once).
-    pub fn new(
-        id: u64,
-        process: Arc<Process>,
-        ring: crate::ring::ThreadRing,
-        memory: crate::process::ThreadMemory,
-        start: &UserStart,
-    ) -> Option<Arc<Self>> {
-        let Some(stack_top) = allocate_kernel_stack() else {
-            crate::process::retire_thread_memory(process, memory);
-            return None;
-        };
-        // Legacy region: x87 control word and MXCSR defaults. The XSAVE
-        // header (bytes 512..576) stays zero: every component starts in its
-        // initial state.
-        let mut fpu = FpuArea([0; crate::platform::cpu::FPU_AREA_BYTES]);
-        fpu.0[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // x87 control word
-        fpu.0[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR
-        let thread = Arc::new(Self {
-            id,
-            process,
+impl Scheduled {
+    /// A new thread's scheduling state: runnable, never run, with a kernel
+    /// stack laid out to enter user mode with `frame` and the initial FPU
+    /// state. None when out of memory.
+    pub fn new(frame: InterruptFrame) -> Option<Self> {
+        let stack_top = allocate_kernel_stack()?;
+        // SAFETY: the stack is freshly mapped (or cached) kernel memory
+        // that belongs to this thread alone, 16-byte aligned at its top;
+        // nothing runs on it yet.
+        let saved = unsafe { context::prepare_first_entry(stack_top, frame) };
+        Some(Self {
+            run: Mutex::new(RunState::new()),
+            context: UnsafeCell::new(saved),
+            fpu: UnsafeCell::new(context::FpuArea::initial()),
             kernel_stack_top: stack_top,
-            context: UnsafeCell::new(0),
-            fpu: UnsafeCell::new(fpu),
-            run: Mutex::new(RunState::default()),
-            killed: AtomicBool::new(false),
-            syscalls: AtomicU64::new(0),
-            ring,
-            timers: crate::timer::ThreadTimers::new(),
-            fs_base: start.fs_base,
-            memory: Some(memory),
-            end: Mutex::new(ThreadEnd::default()),
-            registrations: crate::registrations::Registrations::new(),
-        });
-        LIVE_THREADS.fetch_add(1, Ordering::Relaxed);
-        // Stack from the top: the user frame `interrupt_return` pops, the
-        // return address `switch_kernel_stack` jumps to, six callee-saved
-        // registers and the kernel RFLAGS (reserved bit only: interrupts
-        // off, DF/AC/NT clear).
-        let frame = InterruptFrame::user_entry(start.entry, start.stack_top, start.arguments);
-        let frame_bottom = stack_top - core::mem::size_of::<InterruptFrame>() as u64;
-        let context = frame_bottom - 8 - 7 * 8;
-        // SAFETY: the stack is freshly mapped kernel memory owned by this
-        // thread, 16-byte aligned at its top; nothing runs on it yet.
-        unsafe {
-            (frame_bottom as *mut InterruptFrame).write(frame);
-            ((frame_bottom - 8) as *mut u64).write(thread_first_entry as *const () as u64);
-            core::ptr::write_bytes(context as *mut u64, 0, 7);
-            ((context + 6 * 8) as *mut u64).write(KERNEL_RFLAGS);
-            *thread.context.get() = context;
-        }
-        Some(thread)
-    }
-
-    /// Count one system call of this thread (called on its own syscall
-    /// path). The thread is the only writer, so a plain load and store
-    /// suffice: no locked read-modify-write on every system call.
-    pub fn count_syscall(&self) {
-        let count = self.syscalls.load(Ordering::Relaxed);
-        self.syscalls.store(count + 1, Ordering::Relaxed);
-    }
-
-    /// System calls this thread has made, the current one included.
-    pub fn syscalls(&self) -> u64 {
-        self.syscalls.load(Ordering::Relaxed)
-    }
-
-    /// Make the thread runnable for the first time.
-    pub fn start(self: &Arc<Self>) {
-        make_runnable(self.clone(), None);
-    }
-
-    /// Wake the thread if it is blocked.
-    pub fn wake(self: &Arc<Self>) {
-        let mut state = self.run.lock();
-        if state.blocked && !state.dead {
-            state.blocked = false;
-            if !state.on_cpu {
-                let last_cpu = state.cpu;
-                drop(state);
-                make_runnable(self.clone(), Some(last_cpu));
-            }
-        }
-    }
-
-    /// Ask the thread to stop: it is woken if blocked and exits at its next
-    /// return towards user mode. A thread running on another CPU gets a
-    /// reschedule IPI so it leaves user mode now.
-    pub fn kill(self: &Arc<Self>) {
-        let running_elsewhere = {
-            let state = self.run.lock();
-            self.killed.store(true, Ordering::SeqCst);
-            (state.on_cpu && state.cpu != percpu::current().index).then_some(state.cpu)
-        };
-        self.wake();
-        if let Some(cpu) = running_elsewhere {
-            crate::platform::smp::send_reschedule(cpu);
-        }
-    }
-
-    /// The thread's end now (exit value, killed), or None after registering
-    /// `(joiner, user_data)` to be completed when it ends (noted in the
-    /// joiner's registrations, so the joiner's end withdraws it).
-    /// Registrations of joiners that have since been killed are dropped
-    /// first.
-    pub fn join(
-        self: &Arc<Self>,
-        joiner: &Arc<Thread>,
-        user_data: u64,
-    ) -> Result<Option<(i64, bool)>, capos_abi::Error> {
-        joiner
-            .registrations
-            .note(crate::registrations::Registration::Join(Arc::downgrade(
-                self,
-            )))?;
-        let mut end = self.end.lock();
-        if let Some(result) = end.result {
-            return Ok(Some(result));
-        }
-        end.joiners.retain(|(waiter, _)| !waiter.killed());
-        end.joiners
-            .try_reserve(1)
-            .map_err(|_| capos_abi::Error::OutOfMemory)?;
-        end.joiners.push((joiner.clone(), user_data));
-        Ok(None)
-    }
-
-    /// Withdraw every join `joiner` registered on this thread (it is ending).
-    pub fn forget_joiner(&self, joiner: &Thread) {
-        self.end
-            .lock()
-            .joiners
-            .retain(|(waiter, _)| !core::ptr::eq(Arc::as_ptr(waiter), joiner));
-    }
-
-    /// Whether the thread has ended (its joiners are answered).
-    pub fn ended(&self) -> bool {
-        self.end.lock().result.is_some()
-    }
-
-    /// Record the thread's end and complete its joiners.
-    fn finish(&self, value: i64, killed: bool) {
-        let joiners = {
-            let mut end = self.end.lock();
-            end.result = Some((value, killed));
-            core::mem::take(&mut end.joiners)
-        };
-        for (joiner, user_data) in joiners {
-            crate::ring::post(&joiner, user_data, 0, value as u64, u32::from(killed));
-        }
-    }
-
-    /// Whether the thread has been asked to stop.
-    pub fn killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
+        })
     }
 }
 
-impl Drop for Thread {
+impl Drop for Scheduled {
     fn drop(&mut self) {
-        if let Some(memory) = self.memory.take() {
-            crate::process::retire_thread_memory(self.process.clone(), memory);
-        }
         // The stack cache is bounded by the most threads ever alive at once.
         let mut stacks = FREE_STACKS.lock();
         if stacks.try_reserve(1).is_ok() {
             stacks.push(self.kernel_stack_top);
         }
-        LIVE_THREADS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// RFLAGS kernel code runs with after a switch: only the reserved bit.
-const KERNEL_RFLAGS: u64 = 1 << 1;
+/// Make a new thread runnable for the first time.
+pub fn start(thread: &Arc<Thread>) {
+    let _state = thread.scheduled.run.lock();
+    queue_runnable(thread.clone(), None);
+}
 
-/// Threads created and not yet torn down.
-pub fn live_threads() -> u64 {
-    LIVE_THREADS.load(Ordering::Relaxed)
+/// Wake `thread` if it is blocked.
+pub fn wake(thread: &Arc<Thread>) {
+    let mut state = thread.scheduled.run.lock();
+    wake_locked(thread, &mut state);
+}
+
+/// [`wake`] with the run lock held: a thread woken off its CPU is queued
+/// before the lock is released.
+fn wake_locked(thread: &Arc<Thread>, state: &mut RunState) {
+    match state.wake() {
+        Wake::Place { last_cpu } => queue_runnable(thread.clone(), last_cpu),
+        Wake::StillOnCpu | Wake::Nothing => {}
+    }
+}
+
+/// Ask `thread` to stop: under its run lock, set its kill flag, interrupt
+/// its CPU if it runs on another one (so it leaves user mode now) and wake
+/// it if it is blocked. It exits at its next return towards user mode.
+pub fn kill(thread: &Arc<Thread>) {
+    let mut state = thread.scheduled.run.lock();
+    thread.note_killed();
+    if let Some(cpu) = state.interrupt_for_kill(here()) {
+        crate::platform::smp::send_reschedule(cpu.get());
+    }
+    wake_locked(thread, &mut state);
+}
+
+/// The running thread has ended (`thread::exit_current`): mark it dead,
+/// drop the caller's reference (this CPU's loop holds another, so the
+/// thread outlives this function) and switch to the loop for good.
+pub fn switch_away_for_good(thread: Arc<Thread>) -> ! {
+    thread.scheduled.run.lock().exit();
+    let saved = thread.scheduled.context.get();
+    drop(thread);
+    let cpu = percpu::current();
+    // SAFETY: the scheduler loop of this CPU holds a reference to the
+    // thread until after this switch, so `saved` stays valid; the thread
+    // is dead, so nothing ever switches back to the saved context.
+    unsafe { context::switch(saved, *cpu.scheduler_context.get()) };
+    crate::kprintln!("[kernel] error: a dead thread was resumed");
+    crate::platform::exit::failure()
 }
 
 /// Kernel stacks cached for reuse.
@@ -449,73 +271,49 @@ pub fn current() -> Option<Arc<Thread>> {
 }
 
 /// Block the running thread until `ready()` holds (re-checked after each
-/// wake) or the thread is killed.
+/// wake) or the thread is killed. Called inside a system call (or an
+/// interrupt from user mode: the system-call FPU switch is correct there
+/// too, since the entry saved the whole state already).
 pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
     loop {
-        thread.run.lock().blocked = true;
+        thread.scheduled.run.lock().begin_block();
         if ready() || thread.killed() {
-            thread.run.lock().blocked = false;
+            thread.scheduled.run.lock().cancel_block();
             return;
         }
-        switch_to_scheduler(thread);
+        switch_to_scheduler(thread, SwitchFrom::SystemCall);
     }
 }
 
-/// Give up the CPU; the thread is requeued unless blocked or dead.
-/// Its FPU state is saved whole before and loaded after, so it may resume
-/// on any CPU.
-pub fn switch_to_scheduler(thread: &Thread) {
+/// Where the running thread is when it gives up its CPU, which decides
+/// the FPU work of the switch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SwitchFrom {
+    /// In an interrupt from user mode: the entry saved the whole FPU state
+    /// to the thread's area and `interrupt_return` restores it, so the
+    /// switch does no FPU work.
+    Interrupt,
+    /// In a system call (`block_until`): the switch saves and restores what
+    /// the system call preserves (x87/MMX, upper AVX).
+    SystemCall,
+}
+
+/// Give up the CPU; the thread is requeued unless blocked or dead, and may
+/// resume on any CPU.
+pub fn switch_to_scheduler(thread: &Thread, from: SwitchFrom) {
     let cpu = percpu::current();
-    let fpu = thread.fpu.get().cast::<u8>();
+    let fpu = thread.scheduled.fpu.get().cast::<u8>();
     // SAFETY: `context` and `fpu` belong to this thread, which is running
-    // here (the entry code saved into this `fpu` since its last entry); the
+    // here; `from` says where its FPU state is (see `SwitchFrom`); the
     // scheduler context was saved by this CPU's loop when it switched to us.
     unsafe {
-        crate::platform::cpu::save_fpu_at_switch(fpu);
-        switch_kernel_stack(thread.context.get(), *cpu.scheduler_context.get());
-        crate::platform::cpu::restore_fpu_at_switch(fpu);
-    }
-}
-
-/// End the running thread for good with exit `value`: withdraw every
-/// registration it made (timers, parks, exit waits, joins, endpoint
-/// entries: `registrations::withdraw_all`), complete its joiners, end the
-/// process if it was the last thread, mark it dead, drop the caller's
-/// reference (the scheduler loop still holds one, so the thread outlives
-/// this function) and switch away without coming back.
-pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
-    crate::registrations::withdraw_all(&thread);
-    let killed = thread.killed();
-    thread.finish(value, killed);
-    if thread.process.thread_finished() {
-        thread.process.exit(value, false);
-    }
-    thread.run.lock().dead = true;
-    let context = thread.context.get();
-    drop(thread);
-    let cpu = percpu::current();
-    // SAFETY: the scheduler loop of this CPU holds a reference to the
-    // thread until after this switch, so `context` stays valid; the thread
-    // is dead, so nothing ever switches back to the saved context.
-    unsafe { switch_kernel_stack(context, *cpu.scheduler_context.get()) };
-    crate::kprintln!("[kernel] error: a dead thread was resumed");
-    crate::platform::exit::failure()
-}
-
-/// Called on a new thread's stack before its first entry to user mode.
-#[no_mangle]
-extern "C" fn thread_start_check() {
-    if let Some(thread) = current() {
-        exit_if_killed(thread);
-    }
-}
-
-/// If the running thread has been killed, end it now (called on every
-/// return towards user mode); its exit value is the process's exit code.
-pub fn exit_if_killed(thread: Arc<Thread>) {
-    if thread.killed() {
-        let code = thread.process.exit_code().unwrap_or(-1);
-        exit_current(thread, code);
+        if from == SwitchFrom::SystemCall {
+            crate::platform::cpu::save_fpu_in_system_call(fpu);
+        }
+        context::switch(thread.scheduled.context.get(), *cpu.scheduler_context.get());
+        if from == SwitchFrom::SystemCall {
+            crate::platform::cpu::restore_fpu_in_system_call(fpu);
+        }
     }
 }
 
@@ -527,62 +325,38 @@ const IDLE_POLL_MICROSECONDS: u64 = 100;
 
 /// Run threads forever on this CPU.
 pub fn scheduler_loop() -> ! {
-    let here = percpu::current().index;
+    let here = here();
     let poll_cycles = crate::platform::apic::tsc_hz() / 1_000_000 * IDLE_POLL_MICROSECONDS;
     // Poll only after running a thread: a CPU woken from its halt by a
     // tick with nothing to do halts again at once.
     let mut poll = false;
     loop {
         crate::process::reap_retired();
-        let picked = pop(here).inspect(|_| measure::count(Counter::Picks));
-        match picked.or_else(|| steal(here)) {
-            Some(thread) => {
-                run(thread);
+        match pick_next(&KernelQueues, here) {
+            Some(picked) => {
+                measure::count(match picked.stolen_from {
+                    None => Counter::Picks,
+                    Some(_) => Counter::Steals,
+                });
+                run(picked.thread);
                 poll = true;
             }
             None => {
-                release_exited_space(here);
+                release_exited_space(here.get());
                 // The timer interrupt that ends the halt also fires due
                 // waiters and, at the next pass, steals again.
                 let cycles = if poll { poll_cycles } else { 0 };
-                crate::platform::smp::idle(cycles, || work_waiting(here));
+                crate::platform::smp::idle(cycles, || work_waiting(&KernelQueues, here));
                 poll = false;
             }
         }
     }
 }
 
-/// Whether CPU `here` has a thread queued or could steal one.
-fn work_waiting(here: usize) -> bool {
-    if QUEUES[here].length.load(Ordering::Acquire) > 0 {
-        return true;
-    }
-    steal_victim(here).is_some()
-}
-
-/// Take the oldest thread of the busiest other queue, if any.
-fn steal(thief: usize) -> Option<Arc<Thread>> {
-    let victim = steal_victim(thief)?;
-    pop(victim.get()).inspect(|_| measure::count(Counter::Steals))
-}
-
-/// The CPU `thief` would steal from: the busiest other queue, counting an
-/// idle CPU's queue as empty (that CPU is about to run it itself: it
-/// polls, or got an IPI).
-fn steal_victim(thief: usize) -> Option<CpuIndex> {
-    let mut buffer = [0; MAX_CPUS];
-    let loads = loads(&mut buffer);
-    exclude_idle_from_stealing(loads, CpuSet::from_bits(crate::platform::smp::idle_mask()));
-    choose_steal_victim(CpuIndex::new(thief)?, loads)
-}
-
 /// Whether this CPU should stop running the current thread at a tick: only
 /// when its own queue holds another.
 pub fn should_preempt() -> bool {
-    QUEUES[percpu::current().index]
-        .length
-        .load(Ordering::Acquire)
-        > 0
+    preempt_due(&KernelQueues, here())
 }
 
 /// Load `process`'s address space on CPU `here` unless it is loaded already.
@@ -593,7 +367,7 @@ fn switch_address_space(here: usize, process: &Arc<Process>) {
         return;
     }
     process.address_space().note_loaded(here);
-    load_address_space(process.address_space_root());
+    context::load_address_space(process.address_space_root());
     if let Some(previous) = loaded.replace(process.clone()) {
         previous.address_space().note_unloaded(here);
     }
@@ -607,7 +381,7 @@ fn release_exited_space(here: usize) {
         .as_ref()
         .is_some_and(|process| process.exit_code().is_some())
     {
-        load_address_space(paging::kernel_table());
+        context::load_address_space(paging::kernel_table());
         if let Some(previous) = loaded.take() {
             previous.address_space().note_unloaded(here);
         }
@@ -615,39 +389,29 @@ fn release_exited_space(here: usize) {
 }
 
 fn run(thread: Arc<Thread>) {
-    {
-        let mut state = thread.run.lock();
-        if state.dead {
-            return;
-        }
-        state.on_cpu = true;
-        state.cpu = percpu::current().index;
+    if thread.scheduled.run.lock().dispatch(here()) == Dispatch::Skip {
+        return;
     }
     let cpu = percpu::current();
     CURRENT[cpu.index].store(Arc::as_ptr(&thread).cast_mut(), Ordering::Relaxed);
-    cpu.set_thread_context(thread.kernel_stack_top, thread.fpu.get() as u64);
+    cpu.set_thread_context(
+        thread.scheduled.kernel_stack_top,
+        thread.scheduled.fpu.get() as u64,
+    );
     crate::platform::cpu::set_fs_base(thread.fs_base);
     switch_address_space(cpu.index, &thread.process);
     // SAFETY: the thread is off every other CPU (on_cpu was false) so its
     // saved context is complete; the scheduler context slot is this CPU's.
-    unsafe { switch_kernel_stack(cpu.scheduler_context.get(), *thread.context.get()) };
+    unsafe { context::switch(cpu.scheduler_context.get(), *thread.scheduled.context.get()) };
     // Back on the scheduler stack of the same CPU (threads switch back to
     // the loop of the CPU they run on).
     let cpu = percpu::current();
     CURRENT[cpu.index].store(core::ptr::null_mut(), Ordering::Relaxed);
-    let mut state = thread.run.lock();
-    state.on_cpu = false;
-    if !state.dead && !state.blocked {
-        push(cpu.index, thread.clone());
+    let mut state = thread.scheduled.run.lock();
+    match state.switched_out() {
+        AfterSwitch::Requeue => KernelQueues.push(here(), thread.clone()),
+        AfterSwitch::Leave => {}
     }
-}
-
-fn load_address_space(root: u64) {
-    let frame = PhysFrame::containing_address(PhysAddr::new(root));
-    measure::count(Counter::Cr3Writes);
-    // SAFETY: every address space maps the kernel half identically, so the
-    // code and stack in use stay mapped across the switch.
-    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
 }
 
 /// Threads waiting in all run queues (for diagnostics).

@@ -5,9 +5,11 @@
 //! completion, now or later. Bad input of any kind becomes an error
 //! completion; nothing here panics on user data.
 
-use crate::objects::{KernelObject, Message};
+use crate::objects::{KernelObject, Message, UserBuffer};
 use crate::platform::interrupts::InterruptFrame;
-use crate::sched::{self, Thread};
+use crate::ring::Answer;
+use crate::sched;
+use crate::thread::Thread;
 use crate::{console, process, timer, userspace};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,14 +32,16 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
     frame.rax = match Syscall::from_number(frame.rax) {
         Some(Syscall::CapEnter) => cap_enter(&thread, frame.rdi, frame.rsi) as u64,
         Some(Syscall::Exit) => {
-            thread.process.exit(frame.rdi as i64, false);
-            sched::exit_current(thread, frame.rdi as i64)
+            thread
+                .process
+                .exit(process::ExitStatus::exited(frame.rdi as i64));
+            crate::thread::exit_current(thread, frame.rdi as i64)
         }
-        Some(Syscall::ThreadExit) => sched::exit_current(thread, frame.rdi as i64),
+        Some(Syscall::ThreadExit) => crate::thread::exit_current(thread, frame.rdi as i64),
         None => Error::InvalidOpcode.as_result() as u64,
     };
     frame.sanitize_user_flags();
-    sched::exit_if_killed(thread);
+    crate::thread::exit_if_killed(thread);
 }
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.
@@ -70,6 +74,12 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     wait_for_completions(thread, wanted, timeout_ns)
 }
 
+/// A timed `cap_enter` wait's deadline: wake the thread, which re-checks.
+const TIMED_WAIT_EXPIRY: timer::Expiry = timer::Expiry {
+    action: |thread, _| thread.wake(),
+    words: [0, 0],
+};
+
 /// `cap_enter`'s wait: block until `wanted` completions are available or
 /// `timeout_ns` passes.
 #[inline(never)]
@@ -83,7 +93,7 @@ fn wait_for_completions(thread: &Arc<Thread>, wanted: u32, timeout_ns: u64) -> i
     let deadline = (timeout_ns != NO_TIMEOUT).then(|| timer::now_ns().saturating_add(timeout_ns));
     // The registration lives exactly as long as this wait.
     let registration = match deadline {
-        Some(deadline) => match timer::add(deadline, thread, timer::Expiry::Wake) {
+        Some(deadline) => match timer::add(deadline, thread, TIMED_WAIT_EXPIRY) {
             Ok(token) => Some(token),
             Err(error) => return error.as_result(),
         },
@@ -142,17 +152,14 @@ fn take_submission(
 
 /// What an operation produced.
 enum Outcome {
-    /// Complete now with (result, value, extra).
-    Done(i64, u64, u32),
+    /// Complete now with this answer.
+    Done(Answer),
     /// The operation registered itself and completes later.
     Later,
 }
 
 fn done(result: Result<i64, Error>) -> Outcome {
-    match result {
-        Ok(value) => Outcome::Done(value, 0, 0),
-        Err(error) => Outcome::Done(error.as_result(), 0, 0),
-    }
+    Outcome::Done(Answer::from_result(result))
 }
 
 #[inline(never)]
@@ -165,8 +172,8 @@ fn execute(thread: &Arc<Thread>, submission: &Submission) {
     } else {
         operate(thread, submission).unwrap_or_else(|error| done(Err(error)))
     };
-    if let Outcome::Done(result, value, extra) = outcome {
-        crate::ring::post(thread, submission.user_data, result, value, extra);
+    if let Outcome::Done(answer) = outcome {
+        crate::ring::post(thread, submission.user_data, answer);
     }
 }
 
@@ -235,11 +242,10 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             )?;
             done(Ok(size as i64))
         }
-        (Opcode::ThreadInfo, KernelObject::Diagnostics) => Outcome::Done(
+        (Opcode::ThreadInfo, KernelObject::Diagnostics) => Outcome::Done(Answer::ok_with(
             crate::platform::percpu::current().index as i64,
             thread.syscalls(),
-            0,
-        ),
+        )),
         (Opcode::MeasureMark, KernelObject::Diagnostics) => {
             let request = args::MeasureMark::decode(arguments);
             crate::measure::mark(thread.process.id, request.mark)?;
@@ -259,8 +265,11 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             let _registration = timer::add(
                 deadline,
                 thread,
-                timer::Expiry::Sleep {
-                    user_data: submission.user_data,
+                timer::Expiry {
+                    action: |thread, [user_data, _]| {
+                        crate::ring::post(thread, user_data, Answer::ok(0))
+                    },
+                    words: [submission.user_data, 0],
                 },
             )?;
             Outcome::Later
@@ -275,13 +284,12 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 .process
                 .address_space()
                 .write(request.buffer_address, &piece[..length])?;
-            Outcome::Done(length as i64, text.len() as u64, 0)
+            Outcome::Done(Answer::ok_with(length as i64, text.len() as u64))
         }
-        (Opcode::BootInfo, KernelObject::BootManifest) => Outcome::Done(
+        (Opcode::BootInfo, KernelObject::BootManifest) => Outcome::Done(Answer::ok_with(
             crate::platform::smp::online_count() as i64,
             crate::platform::apic::tsc_hz(),
-            0,
-        ),
+        )),
         (Opcode::Spawn, KernelObject::ProcessSpawner) => spawn(thread, arguments)?,
         (Opcode::ThreadSpawn, KernelObject::ThreadSpawner) => {
             let request = args::ThreadSpawn::decode(arguments);
@@ -299,11 +307,11 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             let id = child.id;
             thread.process.thread_starting();
             child.start();
-            Outcome::Done(i64::from(handle.0), id, 0)
+            Outcome::Done(Answer::ok_with(i64::from(handle.0), id))
         }
         (Opcode::ThreadJoin, KernelObject::ThreadHandle(target)) => {
             match target.join(thread, submission.user_data)? {
-                Some((value, killed)) => Outcome::Done(0, value as u64, u32::from(killed)),
+                Some(status) => Outcome::Done(Answer::exit(status)),
                 None => Outcome::Later,
             }
         }
@@ -347,7 +355,7 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
         (Opcode::ProcessWait, KernelObject::ProcessHandle(process)) => {
             // result 0; value: the exit status; extra: 1 if killed by a fault.
             match process.wait(thread, submission.user_data)? {
-                Some((code, killed)) => Outcome::Done(0, code as u64, u32::from(killed)),
+                Some(status) => Outcome::Done(Answer::exit(status)),
                 None => Outcome::Later,
             }
         }
@@ -364,7 +372,10 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
                 submission.user_data,
                 message,
                 transfer,
-                (request.reply_address, request.reply_capacity),
+                UserBuffer {
+                    address: request.reply_address,
+                    capacity: request.reply_capacity,
+                },
             )?;
             Outcome::Later
         }
@@ -378,8 +389,10 @@ fn operate(thread: &Arc<Thread>, submission: &Submission) -> Result<Outcome, Err
             endpoint.receive(
                 thread,
                 submission.user_data,
-                request.buffer_address,
-                request.buffer_capacity,
+                UserBuffer {
+                    address: request.buffer_address,
+                    capacity: request.buffer_capacity,
+                },
             )?;
             Outcome::Later
         }
@@ -427,5 +440,5 @@ fn spawn(thread: &Arc<Thread>, arguments: &[u64; 6]) -> Result<Outcome, Error> {
         .grant(KernelObject::ProcessHandle(child.process.clone()))?;
     child.start();
     userspace::note_spawn();
-    Ok(Outcome::Done(i64::from(handle.0), 0, 0))
+    Ok(Outcome::Done(Answer::ok(i64::from(handle.0))))
 }

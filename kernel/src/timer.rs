@@ -9,7 +9,7 @@
 //! - A thread owns at most [`SLOTS_PER_THREAD`] registrations, recorded in
 //!   its [`ThreadTimers`]; a registration is removed from its queue when it
 //!   fires, when the wait it bounds ends first, and at the latest when the
-//!   thread ends ([`ThreadTimers::cancel_all`] from `sched::exit_current`).
+//!   thread ends ([`ThreadTimers::cancel_all`] from `thread::exit_current`).
 //! - Queue entries name their thread by address. An entry exists only while
 //!   its thread is alive (a thread cancels every entry before it can be
 //!   freed), and a firing CPU takes a strong reference while still holding
@@ -17,7 +17,7 @@
 //! - Lock order: a thread's slot table, then a CPU queue.
 
 use crate::platform::{apic, cpu, percpu};
-use crate::sched::Thread;
+use crate::thread::Thread;
 use alloc::alloc::{alloc, Layout};
 use alloc::sync::Arc;
 use capos_abi::limits::{PENDING_PER_THREAD, TIMERS_PER_CPU};
@@ -33,15 +33,18 @@ static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// timeout of its own `cap_enter`.
 pub const SLOTS_PER_THREAD: usize = PENDING_PER_THREAD + 1;
 
-/// What happens when a deadline passes.
+/// What happens when a deadline passes: the registering client's function,
+/// called on the firing CPU with the thread and the two words the client
+/// chose (a TimerSleep's user_data, a park's user_data and address...).
+/// So the timer knows no client: `syscall` (sleep, timed wait) and `park`
+/// register their own.
 #[derive(Clone, Copy)]
-pub enum Expiry {
-    /// Complete a TimerSleep with this user_data.
-    Sleep { user_data: u64 },
-    /// Wake a thread waiting in `cap_enter` with a timeout.
-    Wake,
-    /// End a `Park` with `TimedOut` (unless it was unparked first).
-    Park { user_data: u64, address: u64 },
+pub struct Expiry {
+    /// Called once, unless the registration is cancelled first. No timer
+    /// lock is held during the call.
+    pub action: fn(&Arc<Thread>, [u64; 2]),
+    /// The words passed to `action`.
+    pub words: [u64; 2],
 }
 
 /// A queue entry's key: the thread's address and its slot.
@@ -229,15 +232,8 @@ pub fn poll() {
                 _ => None,
             }
         };
-        match expiry {
-            Some(Expiry::Sleep { user_data }) => {
-                crate::ring::post(&thread, user_data, 0, 0, 0);
-            }
-            Some(Expiry::Wake) => thread.wake(),
-            Some(Expiry::Park { user_data, address }) => {
-                crate::park::timed_out(&thread, user_data, address);
-            }
-            None => {}
+        if let Some(expiry) = expiry {
+            (expiry.action)(&thread, expiry.words);
         }
     }
 }

@@ -302,6 +302,8 @@ pub fn user_fault(frame: &InterruptFrame, name: &str) -> ! {
         frame.rip
     );
     let code = -(128 + frame.vector as i64);
-    thread.process.exit(code, true);
-    sched::exit_current(thread, code)
+    thread
+        .process
+        .exit(crate::process::ExitStatus::killed(code));
+    crate::thread::exit_current(thread, code)
 }

@@ -1,116 +1,50 @@
-//! Scheduling policy for per-CPU run queues, as plain code over thread ids: which thread a CPU
-//! runs next, where a woken thread goes, whom to interrupt, when to write CR3, and whom a TLB
-//! shootdown must wait for. `docs/scheduler.md` is the design; this is its executable part.
+//! The scheduler the kernel runs, as plain code: a thread's run state ([`RunState`]), where a
+//! woken or new thread goes ([`place_wake`], [`make_runnable`]), what an idle CPU takes or
+//! steals ([`pick_next`], [`work_waiting`]), when a tick preempts ([`should_preempt`]) and when
+//! to write CR3 ([`needs_address_space_switch`]). `docs/scheduler.md` is the design; the kernel
+//! (`kernel/src/sched.rs`) adds only locks, the context switch, IPIs and CR3 writes.
 //!
 //! How the locking maps onto it:
-//! - The kernel keeps one [`RunQueue`] per CPU, each under its own spin lock, and implements
-//!   [`RunQueues`]: `with_queue(cpu, action)` runs `action` under that CPU's lock and then
-//!   publishes the queue's [`QueueHint`] (idle bit, stealable count) in lock-free atomics.
-//! - Decisions about one CPU are methods of its queue, called under its lock: `enqueue` (with
-//!   the IPI decision), `on_tick`, `on_reschedule`, `on_block`, `on_exit`, `finish_switch`.
-//! - Decisions across CPUs ([`pick_next`], [`make_runnable`]) read the hints, then lock one
-//!   queue at a time: nothing ever holds two run-queue locks, so queues need no lock order.
-//! - Each thread has a [`ThreadState`] under the thread's own lock, taken before any queue
-//!   lock (lock order: thread, then queue).
-//! - `now` is a time in ticks from a clock all CPUs share (for example nanoseconds since boot
-//!   divided by the tick period); it only orders arrivals and measures waits for aging.
+//! - Each thread's [`RunState`] lives under the thread's run lock; each CPU's FIFO run queue
+//!   under its own spin lock, reached through [`RunQueues`]. The lock order is thread, then
+//!   queue; no code holds two queue locks.
+//! - A CPU runs threads from its scheduler loop, on its own stack: it takes a thread
+//!   ([`pick_next`]), marks it on the CPU ([`RunState::dispatch`]), switches to it, and when the
+//!   thread switches back (blocked, preempted or ended) records the switch-out
+//!   ([`RunState::switched_out`]) and requeues it if still runnable. Requeueing only after the
+//!   switch means no CPU can take a thread whose registers are not saved yet.
 //!
-//! Invariants (each checked after every step of the randomized model in `model_tests`):
-//! - A live thread is in exactly one place: one queue entry (ready), one CPU's current slot
-//!   (running, blocking), the switch-out in progress on one CPU, or nowhere (blocked, dead).
-//! - Only a ready thread is dispatched: a blocked thread never runs.
-//! - Every queued thread runs within [`AGING_TICKS`] plus one tick per older entry of its
-//!   queue, as long as CPUs keep ticking.
-//! - A CPU that halts has found no stealable entry in any queue; a halting CPU has an empty
-//!   queue, so enqueueing onto it always sends the IPI that ends its halt.
-//! - A reschedule IPI goes to one CPU only, never the sender's, and only when the target is
-//!   halting or runs a strictly less urgent thread.
-//! - Nothing here allocates, panics or uses `unsafe`; capacities are fixed, a full queue is
-//!   [`ScheduleError::QueueFull`].
+//! Invariants (each checked after every step of the interleaving model in `model_tests`,
+//! which drives these functions in the kernel's order):
+//! - A live thread is in exactly one place: one queue entry (runnable), one CPU (running, or
+//!   switching back to the loop), or nowhere (blocked, ended).
+//! - Only a runnable thread is dispatched: a blocked or ended thread never runs.
+//! - A wake-up and a kill are never lost, and a halted CPU whose queue holds a thread has an
+//!   IPI on its way.
+//! - A reschedule IPI goes to one halting CPU only, never the sender's; a wake-up never queues
+//!   behind a busy CPU while another CPU is idle.
+//! - Every queued thread runs within one tick of its CPU per thread queued before it.
+//! - Each address space's CPU mask is exactly the CPUs that have it loaded, and a running
+//!   thread's address space is the loaded one.
+//! - Nothing here allocates, panics or uses `unsafe`.
 
 mod address_space;
 mod cpu;
 mod placement;
-mod queue;
+mod run_queues;
 mod thread;
 
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
-mod shootdown_tests;
-#[cfg(test)]
 mod tests;
 
-use core::fmt;
-
-pub use address_space::{
-    address_space_switch, flush_method, needs_address_space_switch, respond_to_shootdown,
-    shootdown_targets, AddressSpaceSwitch, FlushMethod, Shootdown, ShootdownResponse, TargetView,
-    FLUSH_PAGE_LIMIT,
-};
+pub use address_space::needs_address_space_switch;
 pub use cpu::{CpuIndex, CpuSet, MAX_CPUS};
 pub use placement::{
-    choose_steal_victim, exclude_idle_from_stealing, make_runnable, pick_next, place_wake, Pick,
-    Placement, PlacementRule, RunQueues, Waker, Wakeup,
+    choose_steal_victim, exclude_idle_from_stealing, place_wake, Placement, PlacementRule,
 };
-pub use queue::{
-    Activity, Handoff, QueueHint, QueuedThread, RunQueue, Stolen, TickDecision, AGING_TICKS,
+pub use run_queues::{
+    make_runnable, pick_next, should_preempt, steal_victim, work_waiting, Picked, RunQueues, Wakeup,
 };
-pub use thread::{
-    AfterSwitch, BlockDecision, KillAction, Phase, SwitchReason, ThreadEvent, ThreadState,
-    TransitionError, WakeAction,
-};
-
-/// How urgent a thread is; higher runs first. The kernel starts every thread at
-/// [`Priority::NORMAL`], which makes every queue plain round robin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u8);
-
-impl Priority {
-    /// The least urgent.
-    pub const LOWEST: Self = Self(0);
-    /// Every thread's priority unless the kernel decides otherwise.
-    pub const NORMAL: Self = Self(128);
-    /// The most urgent.
-    pub const HIGHEST: Self = Self(u8::MAX);
-}
-
-/// Whom to notify after a thread was queued.
-#[must_use = "an ignored Interrupt can leave a halted CPU asleep on its work"]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Notify {
-    /// Nobody: the target is looking for work, or runs something at least as urgent.
-    Nothing,
-    /// Send one reschedule IPI to this CPU (never the sender's own).
-    Interrupt(CpuIndex),
-    /// The target is the sender's own CPU and runs something less urgent: call
-    /// [`RunQueue::on_reschedule`] before returning to user mode.
-    RescheduleLocal,
-}
-
-/// Why a scheduling operation was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScheduleError {
-    /// The run queue (or, for `make_runnable`, every run queue) is full.
-    QueueFull,
-    /// The thread is already queued on, or current on, this CPU.
-    AlreadyQueued,
-    /// The CPU already runs a thread.
-    CpuBusy,
-    /// The CPU runs no thread.
-    NothingRunning,
-    /// The CPU count is 0 or above [`MAX_CPUS`], or the CPU is not below it.
-    NoSuchCpu,
-}
-
-impl fmt::Display for ScheduleError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Self::QueueFull => "run queue is full",
-            Self::AlreadyQueued => "thread is already queued or running on this CPU",
-            Self::CpuBusy => "CPU already runs a thread",
-            Self::NothingRunning => "CPU runs no thread",
-            Self::NoSuchCpu => "no such CPU",
-        })
-    }
-}
+pub use thread::{AfterSwitch, Dispatch, RunState, Wake};

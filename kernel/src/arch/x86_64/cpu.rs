@@ -48,32 +48,42 @@ pub fn enable_sse() {
     }
 }
 
+/// Where the x87 image of a thread switched out in a system call lies in
+/// its FPU area when the CPU has no XSAVE (`entry.S`, `X87_IMAGE_OFFSET`):
+/// past the 512-byte FXSAVE image, 108 bytes.
+const X87_IMAGE_END: usize = 512 + 108;
+const _: () = assert!(X87_IMAGE_END <= FPU_AREA_BYTES);
+
 extern "C" {
-    fn fpu_save_at_switch(area: *mut u8);
-    fn fpu_restore_at_switch(area: *const u8);
+    fn fpu_save_in_system_call(area: *mut u8);
+    fn fpu_restore_in_system_call(area: *const u8);
 }
 
-/// Before the running thread switches away inside the kernel: complete
-/// its FPU save (the syscall path saved only the SSE registers and MXCSR).
+/// Before the running thread switches away inside a system call: save the
+/// FPU state the system call preserves (x87/MMX, upper AVX; MXCSR is in
+/// the area since the entry). The SSE registers are not saved: the return
+/// to user mode zeroes them.
 ///
 /// # Safety
 /// `area` is the running thread's FPU area ([`FPU_AREA_BYTES`], 64-byte
-/// aligned), the one the entry code saved into since its last entry.
-pub unsafe fn save_fpu_at_switch(area: *mut u8) {
+/// aligned), and the thread is inside a system call (or an interrupt from
+/// user mode, whose entry saved the whole state already).
+pub unsafe fn save_fpu_in_system_call(area: *mut u8) {
     // SAFETY: as the caller promises; the routine writes only `area` and
-    // clobbers only registers the C calling convention lets it clobber.
-    unsafe { fpu_save_at_switch(area) }
+    // clobbers only registers the C calling convention lets it clobber
+    // (the x87 unit is reset by FNSAVE, which no kernel code uses).
+    unsafe { fpu_save_in_system_call(area) }
 }
 
-/// After a thread is back on a CPU inside the kernel: load its whole FPU
-/// state, saved by [`save_fpu_at_switch`] (or complete for a new thread).
+/// After a thread switched out by [`save_fpu_in_system_call`] is back on a
+/// CPU inside the kernel: load that state.
 ///
 /// # Safety
-/// `area` is that thread's FPU area and holds a state saved by this CPU
-/// model's save instruction (or the initial state).
-pub unsafe fn restore_fpu_at_switch(area: *const u8) {
+/// `area` is that thread's FPU area, saved by [`save_fpu_in_system_call`]
+/// on a CPU of this model.
+pub unsafe fn restore_fpu_in_system_call(area: *const u8) {
     // SAFETY: as the caller promises; reads only `area`.
-    unsafe { fpu_restore_at_switch(area) }
+    unsafe { fpu_restore_in_system_call(area) }
 }
 
 /// Whether user FPU state is saved with XSAVE (diagnostics).

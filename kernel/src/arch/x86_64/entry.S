@@ -3,8 +3,9 @@
  * and restored on return, because kernel code (and the precompiled `core`)
  * uses SSE registers. The syscall path saves only MXCSR (the SSE registers
  * are caller-saved there and come back zero); a thread that switches away
- * inside the kernel completes the save first (`fpu_save_at_switch`), so
- * the area is whole whenever the thread is off its CPU.
+ * inside a system call saves its x87/MMX and upper-AVX state too
+ * (`fpu_save_in_system_call`), so what the return to user mode needs is in
+ * the area whenever the thread is off its CPU.
  * Save the general registers into an `InterruptFrame`, switch GS if we came
  * from user mode, call `interrupt_dispatch(frame)`, restore, return.
  * The stack is 16-byte aligned at the call (5 CPU words + 2 stub words +
@@ -35,29 +36,6 @@
     jmp 94f
 93: fxrstor64 (%rax)
 94:
-.endm
-
-/* Load the SSE registers XMM0-15 and MXCSR from their slots of the legacy
- * region of the save area at (%rax) (FXSAVE and XSAVE share that layout:
- * MXCSR at 24, XMMn at 160 + 16n). */
-.macro LOAD_SSE_SLOTS
-    movaps 160(%rax), %xmm0
-    movaps 176(%rax), %xmm1
-    movaps 192(%rax), %xmm2
-    movaps 208(%rax), %xmm3
-    movaps 224(%rax), %xmm4
-    movaps 240(%rax), %xmm5
-    movaps 256(%rax), %xmm6
-    movaps 272(%rax), %xmm7
-    movaps 288(%rax), %xmm8
-    movaps 304(%rax), %xmm9
-    movaps 320(%rax), %xmm10
-    movaps 336(%rax), %xmm11
-    movaps 352(%rax), %xmm12
-    movaps 368(%rax), %xmm13
-    movaps 384(%rax), %xmm14
-    movaps 400(%rax), %xmm15
-    ldmxcsr 24(%rax)
 .endm
 
 /* The InterruptFrame register block, rax pushed first (highest address). */
@@ -248,31 +226,44 @@ syscall_entry:
 
 .text
 
-/* fpu_save_at_switch(area): the running thread switches away inside the
- * kernel. After an interrupt from user mode the area is complete; after a
- * system call only its MXCSR slot is current (the SSE registers are the
- * kernel's, and come back zero on SYSRET), and the rest of its FPU state is
- * still in the registers. Load the SSE slots and MXCSR from the area (the
- * same values after an interrupt, the thread's own older ones after a
- * system call) and save the whole state, so the thread can resume on any
- * CPU and no kernel value is kept in the area. */
-.global fpu_save_at_switch
-fpu_save_at_switch:
-    movq %rdi, %rax
-    LOAD_SSE_SLOTS
-    movq %rdi, %rax
-    SAVE_FPU_STATE
+/* A thread that switches away inside a system call keeps only what the
+ * system call preserves (docs/abi.md): MXCSR, already in its slot since the
+ * entry, and the x87/MMX and upper-AVX state, still in the registers. The
+ * SSE registers are the kernel's and come back zero on SYSRET, so they are
+ * neither saved nor loaded here (before, the switch reloaded all sixteen
+ * from the area and saved and restored the whole FXSAVE/XSAVE image: under
+ * TCG every 8 bytes of it is a helper call). With XSAVE: XSAVE/XRSTOR of
+ * x87 and AVX only (bits 0 and 2; MXCSR, which comes with AVX, is loaded
+ * from its slot first so the slot keeps the thread's value). Without: FNSAVE
+ * (which also resets the x87 unit) / FRSTOR of the 108-byte x87 image at
+ * X87_IMAGE_OFFSET, a part of the area FXSAVE does not use.
+ *
+ * fpu_save_in_system_call(area), fpu_restore_in_system_call(area). */
+.set X87_IMAGE_OFFSET, 512
+.set XSAVE_X87_AVX, 0b101
+.global fpu_save_in_system_call
+fpu_save_in_system_call:
+    cmpb $0, use_xsave(%rip)
+    je 1f
+    ldmxcsr 24(%rdi)
+    movl $XSAVE_X87_AVX, %eax
+    xorl %edx, %edx
+    xsave64 (%rdi)
     ldmxcsr kernel_mxcsr(%rip)
     retq
+1:  fnsave X87_IMAGE_OFFSET(%rdi)
+    retq
 
-/* fpu_restore_at_switch(area): the thread is back on a CPU inside the
- * kernel; load its whole FPU state (the return to user mode then reloads
- * the SSE part from the same slots). */
-.global fpu_restore_at_switch
-fpu_restore_at_switch:
-    movq %rdi, %rax
-    RESTORE_FPU_STATE
+.global fpu_restore_in_system_call
+fpu_restore_in_system_call:
+    cmpb $0, use_xsave(%rip)
+    je 1f
+    movl $XSAVE_X87_AVX, %eax
+    xorl %edx, %edx
+    xrstor64 (%rdi)
     ldmxcsr kernel_mxcsr(%rip)
+    retq
+1:  frstor X87_IMAGE_OFFSET(%rdi)
     retq
 
 /* MXCSR while kernel code runs: every exception masked, round to nearest,

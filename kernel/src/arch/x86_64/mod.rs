@@ -2,6 +2,7 @@
 //! SMP start-up, per-CPU data, and QEMU devices (fw_cfg, isa-debug-exit).
 
 pub mod apic;
+pub mod context;
 pub mod cpu;
 pub mod exit;
 pub mod faults;

@@ -177,7 +177,7 @@ static HALTING_CPUS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 ///
 /// The order closes the lost-wake-up window: the halting bit is set and
 /// fenced before the last re-check, and a waker queues work and fences
-/// before it reads the halting bits ([`kick_if_halting`]). Either this
+/// before it reads the halting bits ([`halting_mask`]). Either this
 /// re-check sees the work, or the waker sees the bit and sends an IPI,
 /// which ends the `sti; hlt` (the interrupt shadow of `sti` means it cannot
 /// slip in between). A waker that finds the CPU still polling sends nothing:
@@ -207,14 +207,12 @@ pub fn idle_mask() -> u64 {
     IDLE_CPUS.load(Ordering::SeqCst)
 }
 
-/// Send a reschedule IPI to CPU `index` if it is halting (an idle CPU that
-/// still polls sees the work itself). Call after the work is queued: the
-/// fence pairs with the one in [`idle`].
-pub fn kick_if_halting(index: usize) {
+/// CPUs past their poll, about to halt or halted: only these need an IPI
+/// to notice new work. Call after the work is queued: the fence pairs with
+/// the one in [`idle`].
+pub fn halting_mask() -> u64 {
     core::sync::atomic::fence(Ordering::SeqCst);
-    if HALTING_CPUS.load(Ordering::SeqCst) & (1 << (index % 64)) != 0 {
-        send_reschedule(index);
-    }
+    HALTING_CPUS.load(Ordering::SeqCst)
 }
 
 /// Send a reschedule IPI to CPU `index`.
