@@ -13,7 +13,7 @@
 //! - [`proof`]: proof contracts, runs and baselines, statistics and summaries,
 //!   reports and reproduction; it uses the two layers above.
 //!
-//! [`cli`] holds the clap arguments and printing of newer verbs, on top of all three.
+//! [`cli`] holds the command-line arguments and printing of every verb, on top of all three.
 //!
 //! [`paths`], [`tools`], [`digest`], [`git`], [`time`], [`terminal`] and [`tool`] are leaves every
 //! layer may use; so is [`host`] (the machine's CPU topology, vCPU pinning

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use capos_evidence::cli;
 use capos_evidence::guest::qemu;
 use capos_evidence::paths;
-use capos_evidence::proof::{audit, report, reproduce, run};
+use capos_evidence::proof::run;
 
 /// Build capOS, boot it under QEMU, and turn runs into auditable evidence.
 #[derive(Parser, Debug)]
@@ -37,15 +37,15 @@ enum Command {
     /// Run a proof contract (e.g. smp-boot): every case and repetition, then a signed bundle.
     Run(cli::run::RunArgs),
     /// Audit a bundle or packed archive offline against a trusted public key.
-    Verify(audit::VerifyArgs),
+    Verify(cli::verify::VerifyArgs),
     /// Render the proof-contract report (Markdown and HTML) from a verified bundle.
-    Report(report::ReportArgs),
+    Report(cli::report::ReportArgs),
     /// Pack a bundle directory into a deterministic tar archive.
     Pack(cli::pack::PackArgs),
     /// Generate an Ed25519 key pair for signing provenance.
     Keygen(cli::keygen::KeygenArgs),
     /// Rebuild and re-run a bundle's recorded configuration, and compare medians.
-    Reproduce(reproduce::ReproduceArgs),
+    Reproduce(cli::reproduce::ReproduceArgs),
     /// Validate YAML boot manifests and pack them for the kernel.
     #[command(subcommand)]
     Manifest(cli::manifest::ManifestCommand),
@@ -62,7 +62,7 @@ enum Command {
     Archive(cli::archive::ArchiveCommand),
     /// Audit a store's signed run log and every bundle it names.
     #[command(subcommand)]
-    Log(audit::LogCommand),
+    Log(cli::log::LogCommand),
     /// Run the in-QEMU smoke suite (userland/smokes.yaml); ends with `N passed, N failed`.
     Smokes(cli::smokes::SmokeArgs),
     /// Boot the random submission fuzzer once per seed; ends with `N passed, N failed`.
@@ -103,17 +103,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => cli::run::run_command(&workspace()?, args),
-        Command::Verify(args) => audit::run_command(args),
-        Command::Report(args) => report::run_command(args),
+        Command::Verify(args) => cli::verify::run_command(args),
+        Command::Report(args) => cli::report::run_command(args),
         Command::Pack(args) => cli::pack::run_command(args),
         Command::Keygen(args) => cli::keygen::run_command(args, workspace),
-        Command::Reproduce(args) => reproduce::run_command(args, workspace),
+        Command::Reproduce(args) => cli::reproduce::run_command(args, workspace),
         Command::Manifest(command) => cli::manifest::run_command(&workspace()?, command),
         Command::Smokes(args) => cli::smokes::run_command(&workspace()?, args),
         Command::Fuzz(args) => cli::fuzz::run_command(&workspace()?, args),
         Command::Soak(args) => cli::soak::run_command(&workspace()?, args),
         Command::ArchiveTest(args) => cli::archive_test::run_command(&workspace()?, args),
-        Command::Log(command) => audit::log_command(command),
+        Command::Log(command) => cli::log::log_command(command),
         Command::Archive(command) => cli::archive::run_command(command),
         Command::Attest(args) => cli::attest::run_command(args),
         Command::Push(args) => cli::push::run_command(args),

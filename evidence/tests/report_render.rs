@@ -192,7 +192,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
     let dir = tempfile::tempdir().unwrap();
     let (sealed, public_key) = sealed_bundle(dir.path());
     let name = sealed.file_name().unwrap().to_str().unwrap().to_string();
-    let args = report::ReportArgs {
+    let args = capos_evidence::cli::report::ReportArgs {
         bundle: sealed.clone(),
         trusted_key: public_key.clone(),
         out: None,
@@ -200,7 +200,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         limits: Default::default(),
         reproductions: Default::default(),
     };
-    report::run_command(args).unwrap();
+    capos_evidence::cli::report::run_command(args).unwrap();
     let out = dir.path().join("store/reports").join(&name);
     let first = std::fs::read(out.join("report.html")).unwrap();
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -211,7 +211,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
     );
     assert!(out.join("chart-online_ms.svg").is_file());
 
-    let again = report::ReportArgs {
+    let again = capos_evidence::cli::report::ReportArgs {
         bundle: sealed,
         trusted_key: public_key,
         out: None,
@@ -219,7 +219,7 @@ fn report_command_renders_verified_bundles_into_the_default_directory() {
         limits: Default::default(),
         reproductions: Default::default(),
     };
-    report::run_command(again).unwrap();
+    capos_evidence::cli::report::run_command(again).unwrap();
     assert_eq!(first, std::fs::read(out.join("report.html")).unwrap());
 }
 
@@ -235,7 +235,7 @@ fn report_command_refuses_tampered_evidence() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let args = report::ReportArgs {
+    let args = capos_evidence::cli::report::ReportArgs {
         bundle: sealed,
         trusted_key: public_key,
         out: Some(out.clone()),
@@ -243,7 +243,10 @@ fn report_command_refuses_tampered_evidence() {
         limits: Default::default(),
         reproductions: Default::default(),
     };
-    let message = format!("{:#}", report::run_command(args).unwrap_err());
+    let message = format!(
+        "{:#}",
+        capos_evidence::cli::report::run_command(args).unwrap_err()
+    );
     assert!(message.contains("refusing to report"), "{message}");
     assert!(message.contains("summary.json"), "{message}");
     assert!(!out.join("report.md").exists());

@@ -58,32 +58,6 @@ impl Default for Limits {
     }
 }
 
-/// The size cap option shared by every command that reads a bundle.
-#[derive(clap::Args, Debug, Clone)]
-pub struct LimitArgs {
-    /// Refuse bundles larger than this (bytes, or with a K, M or G suffix; 1K = 1024).
-    #[arg(long = "max-bundle-size", env = "CAPOS_MAX_BUNDLE_SIZE", value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
-    pub max_bundle_size: u64,
-}
-
-impl Default for LimitArgs {
-    fn default() -> Self {
-        Self {
-            max_bundle_size: DEFAULT_MAX_BUNDLE_BYTES,
-        }
-    }
-}
-
-impl LimitArgs {
-    /// The limits these options ask for.
-    #[must_use]
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_bundle_bytes: self.max_bundle_size,
-        }
-    }
-}
-
 /// Parse `1048576`, `64K`, `512M` or `2G` (binary multiples) into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();

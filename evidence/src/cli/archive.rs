@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::bundle::keys;
 use crate::bundle::oci::{self, Archive};
-use crate::bundle::verify::LimitArgs;
+use crate::cli::limits::LimitArgs;
 use crate::proof::archive_audit::{self, BundleInput, Gathered};
 use crate::proof::policy;
 

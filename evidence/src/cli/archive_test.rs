@@ -3,9 +3,10 @@
 //! copy of the archive that the kernel must refuse (see
 //! `crate::guest::archive_test`).
 
+use crate::cli::accel::AccelOption;
 use crate::guest::archive_test::{self, ArchiveBoot, ArchiveTestOptions};
 use crate::guest::build::display_relative;
-use crate::guest::qemu::{self, AccelRequest};
+use crate::guest::qemu;
 use crate::paths;
 use anyhow::Result;
 use std::path::Path;
@@ -22,8 +23,8 @@ pub struct ArchiveTestArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
+    #[arg(long, value_enum, default_value_t = AccelOption::Auto)]
+    pub accel: AccelOption,
     /// Kill QEMU and fail after this many seconds, per boot.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub timeout: u64,
@@ -31,7 +32,7 @@ pub struct ArchiveTestArgs {
 
 /// Run the test and print what it built and what each boot showed.
 pub fn run_command(root: &Path, args: ArchiveTestArgs) -> Result<()> {
-    let choice = qemu::detect_accel(root, args.accel)?;
+    let choice = qemu::detect_accel(root, args.accel.into())?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

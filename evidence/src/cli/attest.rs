@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 
 use crate::bundle::keys;
-use crate::bundle::verify::LimitArgs;
+use crate::cli::limits::LimitArgs;
 use crate::proof::audit;
 use crate::proof::reproduce::{self, DEFAULT_TOLERANCE_PERCENT};
 

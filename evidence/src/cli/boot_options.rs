@@ -2,8 +2,8 @@
 //! times (`capos fuzz`, `capos soak`): CPU count, accelerator, and an
 //! already built ISO.
 
+use crate::cli::accel::AccelOption;
 use crate::guest::build;
-use crate::guest::qemu::AccelRequest;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +14,8 @@ pub struct BootOptions {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
+    #[arg(long, value_enum, default_value_t = AccelOption::Auto)]
+    pub accel: AccelOption,
     /// Boot this ISO instead of building target/iso/capos.iso first.
     #[arg(long)]
     pub iso: Option<PathBuf>,

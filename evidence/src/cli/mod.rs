@@ -7,6 +7,7 @@
 //! reports its progress through a callback (`&mut dyn FnMut(&Step)`) that
 //! the verb here turns into lines.
 
+pub mod accel;
 pub mod archive;
 pub mod archive_test;
 pub mod attest;
@@ -14,14 +15,19 @@ pub mod boot_options;
 pub mod build;
 pub mod fuzz;
 pub mod keygen;
+pub mod limits;
+pub mod log;
 pub mod manifest;
 pub mod pack;
 pub mod pull;
 pub mod push;
 pub mod qemu;
+pub mod report;
+pub mod reproduce;
 pub mod reproduction_options;
 pub mod reproductions;
 pub mod run;
 pub mod smokes;
 pub mod soak;
 pub mod source;
+pub mod verify;

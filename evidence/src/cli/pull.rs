@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 
 use crate::bundle::oci::{self, Archive};
-use crate::bundle::verify::LimitArgs;
+use crate::cli::limits::LimitArgs;
 
 use super::source::RegistryArgs;
 

@@ -2,8 +2,9 @@
 //! `crate::guest::qemu`), echo the serial lines, and make the
 //! guest's verdict the exit status.
 
+use crate::cli::accel::AccelOption;
 use crate::guest::build;
-use crate::guest::qemu::{self, AccelRequest, CaseSpec, Verdict};
+use crate::guest::qemu::{self, CaseSpec, Verdict};
 use crate::paths;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ pub struct QemuArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
+    #[arg(long, value_enum, default_value_t = AccelOption::Auto)]
+    pub accel: AccelOption,
     /// Kill QEMU and fail after this many seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
@@ -41,7 +42,7 @@ pub fn run_command(root: &Path, args: QemuArgs) -> Result<()> {
         Some(iso) => iso,
         None => build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?.path,
     };
-    let choice = qemu::detect_accel(root, args.accel)?;
+    let choice = qemu::detect_accel(root, args.accel.into())?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
     let log_dir = args.log_dir.unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()

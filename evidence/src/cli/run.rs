@@ -2,7 +2,7 @@
 //! `crate::proof::run`); the run itself still prints its progress
 //! and verdicts (to be moved here behind a callback).
 
-use crate::guest::qemu::AccelRequest;
+use crate::cli::accel::AccelOption;
 use crate::proof::run::{self, RunRequest};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -19,8 +19,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub runs: Option<String>,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
+    #[arg(long, value_enum, default_value_t = AccelOption::Auto)]
+    pub accel: AccelOption,
     /// Boot this ISO instead of building target/iso/capos.iso first.
     #[arg(long)]
     pub iso: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
         RunRequest {
             proof: args.proof,
             runs: args.runs,
-            accel: args.accel,
+            accel: args.accel.into(),
             iso: args.iso,
             store: args.store,
             signing_key: args.signing_key,
@@ -50,17 +50,20 @@ pub fn run_command(root: &Path, args: RunArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest::qemu::AccelRequest;
     use clap::ValueEnum;
 
     #[test]
     fn recorded_accelerator_names_are_the_accel_option_names() {
-        for request in AccelRequest::value_variants() {
-            let name = request
+        for option in AccelOption::value_variants() {
+            let name = option
                 .to_possible_value()
                 .map(|value| value.get_name().to_string())
                 .unwrap_or_default();
-            assert_eq!(run::accel_request_name(*request), name);
-            assert_eq!(run::parse_accel_request(&name), Some(*request));
+            let request: AccelRequest = (*option).into();
+            assert_eq!(AccelOption::from(request), *option);
+            assert_eq!(run::accel_request_name(request), name);
+            assert_eq!(run::parse_accel_request(&name), Some(request));
         }
         assert_eq!(run::parse_accel_request("KVM"), None);
         assert_eq!(run::parse_accel_request(""), None);

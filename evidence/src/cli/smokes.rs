@@ -2,8 +2,9 @@
 //! `crate::guest::smokes`), one line per smoke as it ends, then
 //! `N passed, N failed`; fails when any smoke failed.
 
+use crate::cli::accel::AccelOption;
 use crate::guest::build::{self, display_relative};
-use crate::guest::qemu::{self, AccelRequest};
+use crate::guest::qemu;
 use crate::guest::smokes::{self, SmokeOptions, SmokeRun};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -15,8 +16,8 @@ pub struct SmokeArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
     /// Accelerator: auto probes KVM and falls back to multi-threaded TCG.
-    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
-    pub accel: AccelRequest,
+    #[arg(long, value_enum, default_value_t = AccelOption::Auto)]
+    pub accel: AccelOption,
     /// Boot this ISO instead of building target/iso/capos.iso first.
     #[arg(long)]
     pub iso: Option<PathBuf>,
@@ -35,7 +36,7 @@ pub fn run_command(root: &Path, args: SmokeArgs) -> Result<()> {
         Some(iso) => iso,
         None => build::build_default_iso(root, &mut |notice| eprintln!("capos: {notice}"))?.path,
     };
-    let choice = qemu::detect_accel(root, args.accel)?;
+    let choice = qemu::detect_accel(root, args.accel.into())?;
     eprintln!("capos: accel={} ({})", choice.accel, choice.reason);
     let options = SmokeOptions {
         cpus: args.smp,

@@ -28,7 +28,7 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
     let options = SoakOptions {
         boots: args.boots,
         cpus: args.boot.smp,
-        accel: args.boot.accel,
+        accel: args.boot.accel.into(),
         iso,
         only: args.only,
     };

@@ -48,7 +48,7 @@ impl Accel {
 }
 
 /// What the user asked for with `--accel`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccelRequest {
     /// KVM only if a short probe shows it is really usable, else multi-threaded TCG.
     Auto,

@@ -14,35 +14,19 @@
 //! passed [`verify_bundle`]; auditing needs only the bundle and the trusted
 //! public key, never a capOS checkout.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use ed25519_dalek::VerifyingKey;
 
 use crate::bundle::files::FileError;
 use crate::bundle::runlog::{self, Verdict};
-use crate::bundle::verify::{verify_integrity, LimitArgs, Limits, VerifiedBundle, VerifyError};
+use crate::bundle::verify::{verify_integrity, Limits, VerifiedBundle, VerifyError};
 use crate::proof::{history, summary};
 use crate::terminal::untrusted;
 
 /// The recomputed files, in the order they are compared.
 pub const RECOMPUTED_FILES: [&str; 2] = ["results.csv", "summary.json"];
-
-/// Arguments of `capos verify`.
-#[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
-    /// Bundle directory or packed `.tar` archive.
-    pub bundle: PathBuf,
-    /// Public key (SPKI PEM, e.g. `capos-signing.pem.pub`) the provenance must be signed with.
-    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
-    pub trusted_key: PathBuf,
-    /// Size cap.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// Reproduction attestations and the trust policy.
-    #[command(flatten)]
-    pub reproductions: crate::cli::reproduction_options::ReproductionOptions,
-}
 
 /// Why a bundle fails the full audit.
 #[derive(thiserror::Error, Debug)]
@@ -160,58 +144,6 @@ pub fn audit(path: &Path, trusted: &VerifyingKey, limits: Limits) -> Result<Audi
     Ok(Audit { bundle, history })
 }
 
-/// Audit a bundle (directory or packed archive) offline against a trusted public key.
-pub fn run_command(args: VerifyArgs) -> Result<()> {
-    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    let limits = args.limits.limits();
-    let source = crate::cli::source::resolve(
-        &args.bundle,
-        &args.reproductions.registry,
-        limits.max_bundle_bytes,
-    )?;
-    if let Some((_, artifact)) = &source.pulled {
-        println!("pulled {} ({} bytes)", artifact.reference, artifact.size);
-    }
-    let audit = audit(&source.path, &trusted, limits)?;
-    // Every check (reproductions included) before anything that reads as success.
-    let reproductions = crate::cli::reproduction_options::check(
-        &args.reproductions,
-        &source,
-        &audit.bundle.name,
-        &trusted,
-    )?;
-    println!(
-        "verified: {} ({} files, key {})",
-        audit.bundle.name, audit.bundle.file_count, audit.bundle.key_id
-    );
-    println!("run history: {}", audit.history);
-    if let Some((_, view)) = &reproductions {
-        crate::cli::reproduction_options::print(view);
-    }
-    Ok(())
-}
-
-/// Run-log subcommands.
-#[derive(clap::Subcommand, Debug)]
-pub enum LogCommand {
-    /// Verify a store's run log (chain, signed head) and audit every bundle it names.
-    Verify(LogVerifyArgs),
-}
-
-/// Arguments of `capos log verify`.
-#[derive(clap::Args, Debug)]
-pub struct LogVerifyArgs {
-    /// The evidence store (the directory holding runlog.jsonl and the
-    /// bundles), or an archive packed with `capos pack --with-log`.
-    pub store: PathBuf,
-    /// Public key (SPKI PEM) the log's head and every bundle must be signed with.
-    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
-    pub trusted_key: PathBuf,
-    /// Size cap, per bundle.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-}
-
 /// Counts of a verified store's runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreAudit {
@@ -303,50 +235,32 @@ fn unlogged_bundles(store: &Path, log: &runlog::VerifiedLog) -> Result<Vec<Strin
     Ok(unlogged)
 }
 
-/// `capos log verify`.
-pub fn log_command(command: LogCommand) -> Result<()> {
-    let LogCommand::Verify(args) = command;
-    let trusted = crate::bundle::keys::load_verifying_key(&args.trusted_key)?;
-    if args.store.is_file() {
-        return log_verify_archive(&args, &trusted);
-    }
-    let audit = verify_store(&args.store, &trusted, args.limits.limits())?;
-    println!(
-        "run log verified: {} runs ({} passed, {} failed, {} broken off by an error{}) as of {}, every bundle present and verified, key {}",
-        audit.entries,
-        audit.passed,
-        audit.failed,
-        audit.errors,
-        if audit.inconclusive > 0 {
-            format!(", {} inconclusive", audit.inconclusive)
-        } else {
-            String::new()
-        },
-        audit
-            .signed
-            .as_deref()
-            .map_or_else(|| "an unrecorded time (v1 head)".into(), untrusted),
-        crate::bundle::provenance::key_id(&trusted)
-    );
-    if !audit.unlogged.is_empty() {
-        println!(
-            "not in the run log: {} bundle(s) in the store that no entry names, so the log says nothing about the runs behind them: {}",
-            audit.unlogged.len(),
-            crate::terminal::untrusted_list(&audit.unlogged)
-        );
-    }
-    Ok(())
+/// What `capos log verify <archive>` found: the bundle, verified in full,
+/// and the run-log segment packed with it.
+#[derive(Debug)]
+pub struct PackedLogAudit {
+    /// The bundle, verified in full.
+    pub bundle: VerifiedBundle,
+    /// The packed segment, chain and signed head verified.
+    pub log: runlog::VerifiedLog,
+    /// The sequence number of the bundle's entry in the segment.
+    pub sequence: u64,
 }
 
-/// `capos log verify <archive>`: the bundle in full, then the segment packed
-/// with it (which must reach back to the first run of the bundle's commit).
-fn log_verify_archive(args: &LogVerifyArgs, trusted: &VerifyingKey) -> Result<()> {
-    let bundle = verify_bundle(&args.store, trusted, args.limits.limits())
-        .with_context(|| format!("{} failed verification", args.store.display()))?;
+/// Verify the bundle packed at `path` in full, then the run-log segment
+/// packed with it (which must reach back to the first run of the bundle's
+/// commit and name the bundle).
+pub fn verify_packed_log(
+    path: &Path,
+    trusted: &VerifyingKey,
+    limits: Limits,
+) -> Result<PackedLogAudit> {
+    let bundle = verify_bundle(path, trusted, limits)
+        .with_context(|| format!("{} failed verification", path.display()))?;
     let Some(head) = bundle.files.packed_runlog_head(runlog::MAX_HEAD_BYTES)? else {
         bail!(
             "{} carries no run log; pack the bundle with `capos pack --with-log`",
-            args.store.display()
+            path.display()
         );
     };
     let segment = (|| -> Result<(runlog::VerifiedLog, u64)> {
@@ -362,36 +276,13 @@ fn log_verify_archive(args: &LogVerifyArgs, trusted: &VerifyingKey) -> Result<()
         history::check_entry(entry, &bundle.files)?;
         Ok((log, sequence))
     })()
-    .with_context(|| {
-        format!(
-            "the run log packed in {} does not verify",
-            args.store.display()
-        )
-    })?;
+    .with_context(|| format!("the run log packed in {} does not verify", path.display()))?;
     let (log, sequence) = segment;
-    let count = |verdict: Option<Verdict>| {
-        log.entries
-            .iter()
-            .filter(|entry| verdict.is_none_or(|verdict| entry.run.verdict == verdict))
-            .count()
-    };
-    println!(
-        "run log segment verified: entries {}..{} as of {} ({} runs: {} passed, {} failed, {} broken off by an error); bundle {} is entry {}, the other entries' bundles are not in the archive; key {}",
-        log.start(),
-        log.head.entries,
-        log.head
-            .signed
-            .as_deref()
-            .map_or_else(|| "an unrecorded time (v1 head)".into(), untrusted),
-        count(None),
-        count(Some(Verdict::Pass)),
-        count(Some(Verdict::Fail)),
-        count(Some(Verdict::Error)),
-        bundle.name,
+    Ok(PackedLogAudit {
+        bundle,
+        log,
         sequence,
-        crate::bundle::provenance::key_id(trusted)
-    );
-    Ok(())
+    })
 }
 
 #[cfg(test)]

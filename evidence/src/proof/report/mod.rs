@@ -18,17 +18,14 @@ mod host;
 mod measure;
 
 use crate::bundle::files::BundleFiles;
-use crate::bundle::keys;
-use crate::bundle::verify::LimitArgs;
 use crate::proof::baseline::view as baseline_view;
 use crate::proof::contract::ContractSpec;
 use crate::proof::inputs::Inputs;
 use crate::proof::summary::{self, GateVerdict, SummaryDocument};
-use crate::proof::{audit, history};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 /// Markdown report template.
 pub const MARKDOWN_TEMPLATE: &str = "report.md.j2";
@@ -42,29 +39,6 @@ const RUN_FILES: [&str; 5] = [
     crate::guest::qemu::COMMAND_FILE,
     summary::EXIT_FILE,
 ];
-
-/// Arguments of `capos report`.
-#[derive(clap::Args, Debug)]
-pub struct ReportArgs {
-    /// Bundle directory or packed `.tar` archive.
-    pub bundle: PathBuf,
-    /// Public key (SPKI PEM) the bundle's provenance must be signed with.
-    #[arg(long, env = "CAPOS_TRUSTED_KEY")]
-    pub trusted_key: PathBuf,
-    /// Output directory (default: <bundle>/../reports/<bundle name>/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Render with the `report.md.j2` and `report.html.j2` in this directory
-    /// instead of the templates built into capos.
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
-    /// Size cap.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// Reproduction attestations and the trust policy.
-    #[command(flatten)]
-    pub reproductions: crate::cli::reproduction_options::ReproductionOptions,
-}
 
 /// The two report templates' sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,75 +109,6 @@ pub struct Rendered {
     pub charts: Vec<(String, String)>,
 }
 
-/// `capos report`: verify, render, write report.md, report.html and the charts.
-pub fn run_command(args: ReportArgs) -> Result<()> {
-    let trusted = keys::load_verifying_key(&args.trusted_key)?;
-    let templates = match &args.templates {
-        Some(dir) => Templates::from_dir(dir)?,
-        None => Templates::builtin(),
-    };
-    let limits = args.limits.limits();
-    let source = crate::cli::source::resolve(
-        &args.bundle,
-        &args.reproductions.registry,
-        limits.max_bundle_bytes,
-    )?;
-    let verified = audit::verify_bundle(&source.path, &trusted, limits).with_context(|| {
-        format!(
-            "refusing to report on {}: verification failed",
-            args.bundle.display()
-        )
-    })?;
-    let reproductions = crate::cli::reproduction_options::check(
-        &args.reproductions,
-        &source,
-        &verified.name,
-        &trusted,
-    )?
-    .map(|(_, view)| view);
-    if let Some(view) = &reproductions {
-        crate::cli::reproduction_options::print(view);
-    }
-    let parent = match &source.pulled {
-        Some(_) => Path::new("."),
-        None => args
-            .bundle
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    };
-    let out = args
-        .out
-        .unwrap_or_else(|| parent.join("reports").join(&verified.name));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let link_prefix = if source.pulled.is_none() && args.bundle.is_dir() {
-        relative_link(&out, &args.bundle)
-    } else {
-        None
-    };
-    let facts = BundleFacts {
-        name: verified.name.clone(),
-        key_id: verified.key_id.clone(),
-        files: verified.file_count,
-        link_prefix,
-        tool: verified
-            .statement
-            .predicate
-            .run_details
-            .builder
-            .version
-            .clone(),
-        history: history::history(&verified.name, &verified.files, &trusted)
-            .with_context(|| format!("refusing to report on {}", args.bundle.display()))?,
-        reproductions,
-    };
-    let rendered = render(&templates, &verified.files, &facts)?;
-    write(&out, &rendered)?;
-    println!("{}", out.join("report.md").display());
-    println!("{}", out.join("report.html").display());
-    Ok(())
-}
-
 /// Write a rendered report into `out`.
 pub fn write(out: &Path, rendered: &Rendered) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -224,7 +129,8 @@ pub fn write(out: &Path, rendered: &Rendered) -> Result<()> {
 }
 
 /// `target` relative to `from` as a `/`-separated prefix ending in `/`, when both resolve.
-fn relative_link(from: &Path, target: &Path) -> Option<String> {
+#[must_use]
+pub fn relative_link(from: &Path, target: &Path) -> Option<String> {
     let from = from.canonicalize().ok()?;
     let target = target.canonicalize().ok()?;
     let from_parts: Vec<Component> = from.components().collect();
