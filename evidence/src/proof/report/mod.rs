@@ -410,8 +410,8 @@ fn interval_text(interval: Option<crate::proof::bootstrap::Interval>) -> String 
         .map(|interval| {
             format!(
                 "[{}, {}]",
-                crate::proof::stats::format_figure(interval.lower),
-                crate::proof::stats::format_figure(interval.upper)
+                crate::proof::numbers::readable(interval.lower),
+                crate::proof::numbers::readable(interval.upper)
             )
         })
         .unwrap_or_else(|| "—".into())
