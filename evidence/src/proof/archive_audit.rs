@@ -553,15 +553,16 @@ fn chart(contract: &str, speedup_ids: &[String], rows: &[ClaimRow]) -> String {
     svg
 }
 
+/// Text from bundles, logs and attestations for the HTML index: the
+/// report's escaping (markup, quotes, controls and bidi shown visibly).
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::proof::report::escape::html_text(text)
 }
 
+/// Text from bundles, logs and attestations for the Markdown index: the
+/// report's escaping (inline markup, pipes, line breaks, controls and bidi).
 fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+    crate::proof::report::escape::markdown_text(text)
 }
 
 fn figure(value: Option<f64>) -> String {

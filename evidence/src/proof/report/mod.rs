@@ -13,7 +13,7 @@
 //! bundle's CSV and JSON keep every digit.
 
 mod charts;
-mod escape;
+pub(crate) mod escape;
 mod host;
 mod measure;
 
