@@ -565,6 +565,11 @@ fn md_cell(text: &str) -> String {
     crate::proof::report::escape::markdown_text(text)
 }
 
+/// A whole code span for the Markdown index (delimiters included).
+fn md_code(text: &str) -> String {
+    crate::proof::report::escape::markdown_code(text)
+}
+
 fn figure(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), crate::proof::stats::format_figure)
 }
@@ -601,10 +606,10 @@ pub fn render_markdown(audit: &ArchiveAudit) -> String {
         let _ = writeln!(out, "{header}\n{rule}");
         for row in &section.rows {
             let mut line = format!(
-                "| {} | `{}` | `{}` | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 md_cell(&row.started),
-                row.commit,
-                row.bundle,
+                md_code(&row.commit),
+                md_code(&row.bundle),
                 md_cell(&row.status),
                 row.claim,
                 row.runs
@@ -649,7 +654,7 @@ fn problems_markdown(audit: &ArchiveAudit, out: &mut String) {
     if !audit.failed.is_empty() {
         let _ = writeln!(out, "## Bundles that failed verification\n");
         for (origin, error) in &audit.failed {
-            let _ = writeln!(out, "- `{}`: {}", md_cell(origin), md_cell(error));
+            let _ = writeln!(out, "- {}: {}", md_code(origin), md_cell(error));
         }
         out.push('\n');
     }
@@ -663,7 +668,7 @@ fn problems_markdown(audit: &ArchiveAudit, out: &mut String) {
     if !audit.bad_logs.is_empty() || !audit.attestations_refused.is_empty() {
         let _ = writeln!(out, "## Refused run logs and attestations\n");
         for (origin, error) in audit.bad_logs.iter().chain(&audit.attestations_refused) {
-            let _ = writeln!(out, "- `{}`: {}", md_cell(origin), md_cell(error));
+            let _ = writeln!(out, "- {}: {}", md_code(origin), md_cell(error));
         }
         out.push('\n');
     }
