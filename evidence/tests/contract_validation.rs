@@ -237,7 +237,34 @@ fn repetitions_come_from_flag_then_environment_then_default() {
     );
     let choice = contract.choose_repetitions(Some("auto:6")).unwrap();
     assert_eq!((choice.count, choice.adaptive.unwrap().max_rounds), (6, 6));
-    for bad in ["auto:2", "auto:101", "auto:", "automatic", "auto:x"] {
+    // `auto:<cap>:<width>%` sets the target width too; `auto::<width>%`
+    // keeps the default cap.
+    let rule = contract
+        .choose_repetitions(Some("auto:8:20%"))
+        .unwrap()
+        .adaptive
+        .unwrap();
+    assert_eq!((rule.max_rounds, rule.target_relative_width), (8, 0.2));
+    let rule = contract
+        .choose_repetitions(Some("auto::12.5%"))
+        .unwrap()
+        .adaptive
+        .unwrap();
+    assert_eq!((rule.max_rounds, rule.target_relative_width), (15, 0.125));
+    for bad in [
+        "auto:2",
+        "auto:101",
+        "auto:",
+        "automatic",
+        "auto:x",
+        "auto::",
+        "auto::20",
+        "auto::0%",
+        "auto::101%",
+        "auto::-5%",
+        "auto::NaN%",
+        "auto:6:20%:1",
+    ] {
         let message = contract
             .choose_repetitions(Some(bad))
             .unwrap_err()

@@ -155,7 +155,7 @@ fn every_run_is_recorded_and_the_whole_store_verifies() {
 fn verify_and_report_name_the_failed_sibling_runs() {
     let store = setup();
     let expected = format!(
-        "run 4 of 4 for contract smp-boot at commit {COMMIT}; failed runs: run 2 (error: QEMU exited before the first boot), run 3 (fail, bundle {}) (signed run log: entry 4 of entries 1..4 as of ",
+        "run 4 of 4 for contract smp-boot at commit {COMMIT}; runs that did not pass: run 2 (error: QEMU exited before the first boot), run 3 (fail, bundle {}) (signed run log: entry 4 of entries 1..4 as of ",
         short(&store.failed)
     );
     let output = verify_cli(&store, &store.last);

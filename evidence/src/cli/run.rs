@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 pub struct RunArgs {
     /// Proof contract name: evidence/contracts/<proof>.yaml (e.g. smp-boot).
     pub proof: String,
-    /// Repetitions per case, 1..=100, or `auto` / `auto:<cap>`: interleaved
-    /// rounds until every gated interval spans at most 5% of its figure
-    /// (3 to 15 or <cap> rounds). Default: the contract's CAPOS_*_RUNS
+    /// Repetitions per case, 1..=100, or `auto` / `auto:<cap>` /
+    /// `auto:<cap>:<width>%`: interleaved rounds until every gated interval
+    /// spans at most 5% (or <width>%) of its figure (3 to 15 or <cap>
+    /// rounds; `auto::20%` keeps the cap of 15). Default: the contract's CAPOS_*_RUNS
     /// variable, which takes the same values, else its default.
     #[arg(long)]
     pub runs: Option<String>,

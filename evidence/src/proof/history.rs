@@ -1,6 +1,6 @@
 //! The runs behind a bundle: every `capos run` recorded in its store's run
 //! log (`bundle::runlog`), and the statement "run k of n for this contract
-//! and commit; failed runs: ..." that `capos verify` and `capos report` make
+//! and commit; runs that did not pass: ..." that `capos verify` and `capos report` make
 //! from the log when it is at hand.
 //!
 //! Invariants:
@@ -108,7 +108,7 @@ pub fn check_entry(entry: &Entry, files: &BundleFiles) -> Result<()> {
     Ok(())
 }
 
-/// "run k of n for contract C at commit X (...as signed at T); failed runs:
+/// "run k of n for contract C at commit X (...as signed at T); runs that did not pass:
 /// ..." for `entry`, counting the log's runs of the same contract and
 /// commit. The caller made sure the log shows all of them
 /// ([`VerifiedLog::covering`]).
@@ -151,7 +151,7 @@ pub fn statement(log: &VerifiedLog, entry: &Entry) -> String {
         ""
     };
     format!(
-        "run {position} of {} for contract {} at commit {}{dirty}; failed runs: {} (signed run log: entry {} of entries {}..{} {})",
+        "run {position} of {} for contract {} at commit {}{dirty}; runs that did not pass: {} (signed run log: entry {} of entries {}..{} {})",
         siblings.len(),
         untrusted(&entry.run.contract),
         shown_commit(entry.run.commit.as_deref()),

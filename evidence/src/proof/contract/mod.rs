@@ -240,7 +240,7 @@ pub struct RepetitionChoice {
 /// A repetition override that is not a whole number in 1..=100.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, `auto` (rounds until every gated interval is narrow enough, at most 15) or `auto:<cap>` (at most <cap> rounds, 3 to {MAX_REPETITIONS})"
+    "{origin}={value:?} is not a repetition count: give a whole number from 1 to {MAX_REPETITIONS}, `auto` (rounds until every gated interval is narrow enough, at most 15), `auto:<cap>` (at most <cap> rounds, 3 to {MAX_REPETITIONS}) or `auto:<cap>:<width>%` (stop once every gated interval spans at most <width>% of its figure; default 5%; the cap may be left empty: `auto::20%`)"
 )]
 pub struct RepetitionError {
     /// `--runs` or the environment variable's name.
@@ -263,8 +263,10 @@ pub fn parse_repetitions(origin: &str, value: &str) -> Result<u32, RepetitionErr
 }
 
 /// A repetition choice from `origin`'s `value`: a count, `auto` (the
-/// default stopping rule; `count` is its cap until the rounds are done) or
-/// `auto:<cap>` (the same rule with at most `cap` rounds, 3..=100).
+/// default stopping rule; `count` is its cap until the rounds are done),
+/// `auto:<cap>` (the same rule with at most `cap` rounds, 3..=100) or
+/// `auto:<cap>:<width>%` (also a target width other than 5%; `auto::<width>%`
+/// keeps the default cap).
 fn choice_from(
     origin: &str,
     value: &str,
@@ -272,21 +274,35 @@ fn choice_from(
 ) -> Result<RepetitionChoice, RepetitionError> {
     let text = value.trim();
     if let Some(rest) = text.strip_prefix("auto") {
+        let refused = || RepetitionError {
+            origin: origin.to_string(),
+            value: value.to_string(),
+        };
         let mut rule = crate::proof::adaptive::DEFAULT_RULE;
-        if let Some(cap) = rest.strip_prefix(':') {
-            rule.max_rounds = cap
-                .parse::<u32>()
-                .ok()
-                .filter(|cap| (rule.min_rounds..=MAX_REPETITIONS).contains(cap))
-                .ok_or_else(|| RepetitionError {
-                    origin: origin.to_string(),
-                    value: value.to_string(),
-                })?;
-        } else if !rest.is_empty() {
-            return Err(RepetitionError {
-                origin: origin.to_string(),
-                value: value.to_string(),
-            });
+        if !rest.is_empty() {
+            let rest = rest.strip_prefix(':').ok_or_else(refused)?;
+            let (cap, width) = match rest.split_once(':') {
+                Some((cap, width)) => (cap, Some(width)),
+                None => (rest, None),
+            };
+            if cap.is_empty() && width.is_none() {
+                return Err(refused());
+            }
+            if !cap.is_empty() {
+                rule.max_rounds = cap
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|cap| (rule.min_rounds..=MAX_REPETITIONS).contains(cap))
+                    .ok_or_else(refused)?;
+            }
+            if let Some(width) = width {
+                rule.target_relative_width = width
+                    .strip_suffix('%')
+                    .and_then(|percent| percent.parse::<f64>().ok())
+                    .filter(|percent| percent.is_finite() && *percent > 0.0 && *percent <= 100.0)
+                    .map(|percent| percent / 100.0)
+                    .ok_or_else(refused)?;
+            }
         }
         return Ok(RepetitionChoice {
             count: rule.max_rounds,
