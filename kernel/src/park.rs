@@ -61,14 +61,13 @@ pub fn park(
         return Err(Error::InvalidArgument);
     }
     let process = thread.process.id;
-    let read_word = || -> Result<u32, Error> {
-        let mut bytes = [0u8; 4];
-        thread.process.address_space().read(address, &mut bytes)?;
-        Ok(u32::from_le_bytes(bytes))
-    };
-    read_word()?;
+    // The word is read once, under the bucket lock (a bad address is
+    // refused from there too): an unpark takes the same lock, so a waker
+    // that changed the word before it unparks is seen either way.
     let mut waiters = bucket(process, address).lock();
-    if read_word()? != expected {
+    let mut bytes = [0u8; 4];
+    thread.process.address_space().read(address, &mut bytes)?;
+    if u32::from_le_bytes(bytes) != expected {
         return Ok(Parked::Differed);
     }
     waiters.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
@@ -103,25 +102,31 @@ pub fn unpark(thread: &Thread, address: u64, count: u64) -> Result<u64, Error> {
         return Err(Error::InvalidArgument);
     }
     let process = thread.process.id;
-    let mut woken: Vec<Waiter> = Vec::new();
-    {
-        let mut waiters = bucket(process, address).lock();
-        let mut index = 0;
-        while index < waiters.len() && (woken.len() as u64) < count {
-            let waiter = &waiters[index];
-            if waiter.process == process && waiter.address == address {
-                if woken.try_reserve(1).is_err() {
-                    break;
-                }
-                woken.push(waiters.remove(index));
-            } else {
-                index += 1;
+    // One waiter per hold of the bucket lock, completed after the lock is
+    // released: no heap and no batch on the path of a wake-up. A thread
+    // that parks meanwhile may be woken by a later step; its park then
+    // completes with 0 like any other, and it re-checks its word, as every
+    // parker must. At most as many as the bucket held at the first look
+    // are woken, so threads that park again at once cannot keep this loop
+    // going.
+    let mut total = 0u64;
+    let mut limit = count;
+    while total < limit {
+        let waiter = {
+            let mut waiters = bucket(process, address).lock();
+            if total == 0 {
+                limit = limit.min(waiters.len() as u64);
             }
-        }
-    }
-    PARKED.fetch_sub(woken.len() as u64, Ordering::Relaxed);
-    let total = woken.len() as u64;
-    for waiter in woken {
+            match waiters
+                .iter()
+                .position(|waiter| waiter.process == process && waiter.address == address)
+            {
+                Some(index) => waiters.remove(index),
+                None => break,
+            }
+        };
+        PARKED.fetch_sub(1, Ordering::Relaxed);
+        total += 1;
         if let Some(token) = waiter.timeout {
             timer::cancel(&waiter.thread, token);
         }

@@ -59,7 +59,7 @@ fn cap_enter(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
             return Error::ProcessExited.as_result();
         }
         match thread.ring.with(take_submission) {
-            Ok(Taken::Operation(submission)) => execute(thread, &submission),
+            Ok(Taken::Operation(submission, in_flight)) => execute(thread, &submission, in_flight),
             Ok(Taken::Drained(available)) => break available,
             Err(RingFault::Overrun { .. }) => return Error::RingOverrun.as_result(),
             Err(_) => return Error::BadAddress.as_result(),
@@ -121,8 +121,9 @@ fn finish_enter(available: Result<u32, RingFault>, wanted: u32) -> i64 {
 
 /// What [`take_submission`] found in the submission queue.
 enum Taken {
-    /// The next submission that needs [`execute`].
-    Operation(Submission),
+    /// The next submission that needs [`execute`], and the thread's
+    /// operations in flight with it counted.
+    Operation(Submission, u32),
     /// None left; the completions available at that moment.
     Drained(Result<u32, RingFault>),
 }
@@ -144,7 +145,7 @@ fn take_submission(
     match ring.next_submission(memory)? {
         Some(submission) => {
             ring.defer()?;
-            Ok(Taken::Operation(submission))
+            Ok(Taken::Operation(submission, ring.deferred()))
         }
         None => Ok(Taken::Drained(ring.available(memory))),
     }
@@ -163,10 +164,10 @@ fn done(result: Result<i64, Error>) -> Outcome {
 }
 
 #[inline(never)]
-fn execute(thread: &Arc<Thread>, submission: &Submission) {
-    // `deferred()` already counts this submission: with PENDING_PER_THREAD
-    // operations waiting, the next one is refused.
-    let in_flight = thread.ring.with(|_, ring| ring.deferred());
+fn execute(thread: &Arc<Thread>, submission: &Submission, in_flight: u32) {
+    // `in_flight` (taken under the ring lock with the submission) already
+    // counts this submission: with PENDING_PER_THREAD operations waiting,
+    // the next one is refused.
     let outcome = if in_flight as usize > PENDING_PER_THREAD {
         done(Err(Error::QuotaExhausted))
     } else {

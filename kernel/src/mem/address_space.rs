@@ -273,6 +273,13 @@ impl AddressSpace {
     ) -> Result<(), Error> {
         capos_kcore::usermem::check_user_range(address, length)?;
         let _tables = self.tables.read();
+        // Within one page (a park word, a message, a reply): one
+        // translation, no list of pieces.
+        if length > 0 && (address & (PAGE_SIZE - 1)) + length <= PAGE_SIZE {
+            let physical = self.translate(address, write).ok_or(Error::BadAddress)?;
+            copy(physical, 0, length as usize);
+            return Ok(());
+        }
         let count = length.div_ceil(PAGE_SIZE) as usize + 1;
         let mut inline = [(0u64, 0usize, 0usize); INLINE_PIECES];
         let mut listed = Vec::new();

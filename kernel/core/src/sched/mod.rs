@@ -42,7 +42,8 @@ mod tests;
 pub use address_space::needs_address_space_switch;
 pub use cpu::{CpuIndex, CpuSet, MAX_CPUS};
 pub use placement::{
-    choose_steal_victim, exclude_idle_from_stealing, place_wake, Placement, PlacementRule,
+    choose_steal_victim, exclude_idle_from_stealing, place_wake, place_wake_with, Placement,
+    PlacementRule,
 };
 pub use run_queues::{
     make_runnable, pick_next, should_preempt, steal_victim, work_waiting, Picked, RunQueues, Wakeup,

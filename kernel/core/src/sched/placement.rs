@@ -47,7 +47,23 @@ pub fn place_wake(
     idle: CpuSet,
     loads: &[usize],
 ) -> Placement {
-    let count = loads.len().min(MAX_CPUS);
+    place_wake_with(last_cpu, waker, idle, loads.len(), |cpu| {
+        loads.get(cpu.get()).copied().unwrap_or(usize::MAX)
+    })
+}
+
+/// [`place_wake`] with the queue lengths read on demand: `count` CPUs,
+/// `load(cpu)` the length of one CPU's queue. Only rule 4 reads lengths,
+/// so a wake-up that rules 1 to 3 place reads none (and builds no array
+/// of them).
+pub fn place_wake_with(
+    last_cpu: Option<CpuIndex>,
+    waker: CpuIndex,
+    idle: CpuSet,
+    count: usize,
+    load: impl Fn(CpuIndex) -> usize,
+) -> Placement {
+    let count = count.min(MAX_CPUS);
     let online = CpuSet::first(count);
     let idle = idle.intersection(online);
     let last = last_cpu.filter(|cpu| online.contains(*cpu));
@@ -71,7 +87,7 @@ pub fn place_wake(
     }
     let least_loaded = start
         .cyclic_from(count)
-        .min_by_key(|cpu| loads.get(cpu.get()).copied().unwrap_or(usize::MAX))
+        .min_by_key(|cpu| load(*cpu))
         .unwrap_or(start);
     placement(least_loaded, PlacementRule::LeastLoaded)
 }

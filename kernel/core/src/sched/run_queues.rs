@@ -21,8 +21,8 @@
 //!   that runs a thread or polls its queue sees the work without one.
 
 use super::{
-    choose_steal_victim, exclude_idle_from_stealing, place_wake, CpuIndex, CpuSet, PlacementRule,
-    MAX_CPUS,
+    choose_steal_victim, exclude_idle_from_stealing, place_wake_with, CpuIndex, CpuSet,
+    PlacementRule, MAX_CPUS,
 };
 
 /// The kernel's per-CPU run queues, as the scheduling operations reach them.
@@ -87,9 +87,10 @@ pub fn make_runnable<T, Q: RunQueues<T>>(
     last_cpu: Option<CpuIndex>,
     waker: CpuIndex,
 ) -> Wakeup {
-    let mut buffer = [0; MAX_CPUS];
-    let count = lengths(queues, &mut buffer);
-    let placement = place_wake(last_cpu, waker, queues.idle(), &buffer[..count]);
+    let count = queues.cpu_count().clamp(1, MAX_CPUS);
+    let placement = place_wake_with(last_cpu, waker, queues.idle(), count, |cpu| {
+        queues.length(cpu)
+    });
     queues.push(placement.cpu, thread);
     let interrupt = (placement.cpu != waker && queues.halting().contains(placement.cpu))
         .then_some(placement.cpu);

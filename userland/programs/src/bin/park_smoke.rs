@@ -13,7 +13,12 @@
 //! - `timeout`: a 20 ms park on an unchanged word times out after >= 20 ms;
 //! - `unpark-count`: with 3 threads parked on a word (the kernel's
 //!   `parked_threads` counter says so), unpark(2) wakes 2, unpark(10)
-//!   wakes the last 1, and unpark with nobody parked wakes 0.
+//!   wakes the last 1, and unpark with nobody parked wakes 0;
+//! - `re-park-storm`: 24 threads park again as soon as they are woken while
+//!   this one unparks "all" 300 times: every unpark returns, each waking
+//!   at most the 24 parked at its start (an unpark that kept taking the
+//!   threads that re-parked behind it would loop for as long as they keep
+//!   up, inside the kernel).
 //!
 //! Then `[park] done failed=<n>`; exits 0 iff every case passed.
 #![no_std]
@@ -51,6 +56,7 @@ fn main(context: &mut Context) -> i32 {
             ("differ", differ),
             ("timeout", timeout),
             ("unpark-count", unpark_count),
+            ("re-park-storm", re_park_storm),
         ],
     );
     println!(context, "[park] done failed={}", tally.failed);
@@ -298,4 +304,51 @@ fn unpark_count(context: &Context) -> Result<String, String> {
         return Err(format!("woken={woken:?} park results={values:?}"));
     }
     Ok(String::from("parked=3 woken=2,1,0"))
+}
+
+const STORM_THREADS: u64 = 24;
+const STORM_UNPARKS: u32 = 300;
+
+/// Threads that park again at once cannot keep an unpark of "all" going:
+/// each wakes at most the threads parked when it began.
+fn re_park_storm(context: &Context) -> Result<String, String> {
+    let baseline = parked_threads(context)?;
+    let word = Arc::new(AtomicU32::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..STORM_THREADS {
+        let word = word.clone();
+        handles.push(spawn(context, move |context, park| {
+            let parker = context.park_space(park);
+            let mut parks = 0i64;
+            while word.load(Ordering::Acquire) == 0 {
+                match parker.park(&word, 0, u64::MAX) {
+                    Ok(_) => parks += 1,
+                    Err(error) => return error.as_result(),
+                }
+            }
+            parks
+        })?);
+    }
+    wait_until_parked(context, baseline + STORM_THREADS)?;
+    let parker = context.park_space(context.capability(PARK_SLOT));
+    let mut most = 0;
+    for _ in 0..STORM_UNPARKS {
+        let woken = parker
+            .unpark(&word, u64::MAX)
+            .map_err(|error| failure("unpark", error))?;
+        most = most.max(woken);
+    }
+    word.store(1, Ordering::Release);
+    parker
+        .unpark(&word, u64::MAX)
+        .map_err(|error| failure("unpark", error))?;
+    let values = join_all(context, handles)?;
+    if most > STORM_THREADS || values.iter().any(|parks| *parks < 0) {
+        return Err(format!(
+            "most woken by one unpark={most} (at most {STORM_THREADS}) park results={values:?}"
+        ));
+    }
+    Ok(format!(
+        "threads={STORM_THREADS} unparks={STORM_UNPARKS} most-woken={most}"
+    ))
 }
