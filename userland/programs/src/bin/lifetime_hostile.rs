@@ -35,6 +35,8 @@
 //!   cases of the attack surface instead ([`run_ring`]): *ring-corrupt*
 //!   (a sibling scribbles on a thread's SQ/CQ indices while it submits
 //!   and enters), *cq-overflow* (more completions owed than the CQ holds),
+//!   *cq-rejected* (completions rejected by a corrupted CQ give their
+//!   pending-quota slots back),
 //!   *console-flood* (`life-flooder` floods the console while this
 //!   process's probe lines must each get out within a bound),
 //!   *mxcsr-blocking* (every SSE exception unmasked across sleeps, timed
@@ -737,9 +739,10 @@ fn server(context: &mut Context) -> i32 {
 fn run_ring(context: &mut Context) -> i32 {
     let mut tally = Tally::default();
     let initial = initial_counters(context);
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("ring-corrupt", ring_corrupt),
         ("cq-overflow", cq_overflow),
+        ("cq-rejected", cq_rejected),
         ("console-flood", console_flood),
         ("mxcsr-blocking", mxcsr_blocking),
         ("syscall-trap-flag", syscall_trap_flag),
@@ -982,6 +985,104 @@ fn cq_overflow(context: &mut Context) -> Result<String, String> {
         expected.len(),
         capos_abi::ring::CQ_ENTRIES,
         seen.len()
+    ))
+}
+
+/// Sleeps a thread leaves in flight while its CQ head is corrupted, and
+/// how long each takes.
+const REJECTED_SLEEPS: usize = 8;
+const REJECTED_SLEEP_NS: u64 = 10_000_000;
+/// TSC cycles the thread spins (its ring unusable) while they fire: about
+/// 0.4 s at the 2.5 GHz this host's guests see, far more than the sleeps.
+const REJECTED_SPIN_CYCLES: u64 = 1_000_000_000;
+
+/// A thread moves its own CQ head back while operations are in flight, so
+/// the kernel must reject their completions (the CQ looks overrun). Each
+/// rejected completion must still give back its slot of the pending quota:
+/// afterwards, with the head put back, the thread must be able to have a
+/// full quota of operations in flight again. (Before, each rejection kept
+/// its slot for good, so a thread could be left unable to submit
+/// anything, and the kernel printed a warning per rejected completion.)
+fn cq_rejected(context: &mut Context) -> Result<String, String> {
+    let spawner = context.capability(THREAD_SPAWNER_SLOT);
+    let victim = thread::spawn(
+        context,
+        spawner,
+        |context, _| {
+            let timer = context.capability(TIMER_SLOT);
+            let ring = context.ring();
+            while ring.next_completion().is_some() {}
+            let sleep = |nanoseconds: u64| {
+                let data = ring.fresh_user_data();
+                let arguments = arguments::TimerSleep { nanoseconds }.encode();
+                // SAFETY: TimerSleep names no memory.
+                unsafe { ring.submit(submission(Opcode::TimerSleep, timer, data, arguments)) }
+                    .is_ok()
+            };
+            for _ in 0..REJECTED_SLEEPS {
+                if !sleep(REJECTED_SLEEP_NS) {
+                    return -1;
+                }
+            }
+            if ring.enter(0, 0).is_err() {
+                return -2;
+            }
+            // SAFETY: CQ_HEAD is a 4-byte-aligned header index of this
+            // thread's own ring, mapped for the life of the process; ring
+            // indices are only ever accessed atomically.
+            let head =
+                unsafe { &*((ring.base() + capos_abi::ring::header::CQ_HEAD) as *const AtomicU32) };
+            let saved = head.load(Ordering::SeqCst);
+            head.store(
+                saved.wrapping_sub(capos_abi::ring::CQ_ENTRIES + 1),
+                Ordering::SeqCst,
+            );
+            let start = timestamp();
+            while timestamp().wrapping_sub(start) < REJECTED_SPIN_CYCLES {
+                core::hint::spin_loop();
+            }
+            head.store(saved, Ordering::SeqCst);
+            while ring.next_completion().is_some() {}
+            let quota = capos_abi::limits::PENDING_PER_THREAD;
+            for _ in 0..quota {
+                if !sleep(1_000_000) {
+                    return -3;
+                }
+            }
+            if ring.enter(quota as u32, ANSWER_NS).is_err() {
+                return -4;
+            }
+            let mut refused = 0i64;
+            let mut seen = 0;
+            while let Some(completion) = ring.next_completion() {
+                seen += 1;
+                if completion.result != 0 {
+                    refused += 1;
+                }
+            }
+            if seen != quota {
+                return -5;
+            }
+            refused
+        },
+        0,
+    )
+    .map_err(|error| failure("spawn victim", error))?;
+    let refused = victim
+        .join(context)
+        .map_err(|error| failure("join victim", error))?;
+    if refused < 0 {
+        return Err(format!("the victim thread failed at its step {}", -refused));
+    }
+    if refused != 0 {
+        return Err(format!(
+            "after {REJECTED_SLEEPS} rejected completions, {refused} of {} new operations were refused",
+            capos_abi::limits::PENDING_PER_THREAD
+        ));
+    }
+    Ok(format!(
+        "rejected={REJECTED_SLEEPS} then in-flight={} refused=0",
+        capos_abi::limits::PENDING_PER_THREAD
     ))
 }
 
