@@ -13,7 +13,7 @@ use alloc::sync::Arc;
 use capos_abi::ring::Completion;
 use capos_abi::{CapabilityHandle, Error};
 use capos_kcore::ring::{KernelRing, RingFault, RingMemory};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 
 /// Ring memory: two physical frames.
@@ -81,6 +81,9 @@ impl RingMemory for RingFrames {
 /// The kernel's view of one thread's ring.
 pub struct ThreadRing {
     inner: Mutex<(RingFrames, KernelRing)>,
+    /// Whether the kernel has said once that this ring rejected a
+    /// completion (it says so once per thread, not once per completion).
+    rejection_reported: AtomicBool,
 }
 
 impl ThreadRing {
@@ -90,6 +93,7 @@ impl ThreadRing {
         let _ = capos_kcore::ring::initialise(&mut memory);
         Self {
             inner: Mutex::new((memory, KernelRing::new())),
+            rejection_reported: AtomicBool::new(false),
         }
     }
 
@@ -186,9 +190,14 @@ pub fn post(thread: &Arc<Thread>, user_data: u64, answer: Answer) {
         extra: answer.extra,
         flags: 0,
     };
-    if thread.ring.complete_deferred(completion).is_err() {
+    // A rejected completion still gives back its pending slot
+    // (`KernelRing::complete_deferred`); the corruption is reported once
+    // per thread, so a thread cannot flood the console with it.
+    if thread.ring.complete_deferred(completion).is_err()
+        && !thread.ring.rejection_reported.swap(true, Ordering::Relaxed)
+    {
         crate::kprintln!(
-            "[kernel] warning: ring of thread {} rejected a completion (corrupted by user space)",
+            "[kernel] warning: ring of thread {} rejected a completion (corrupted by user space; further rejections are not reported)",
             thread.id
         );
     }

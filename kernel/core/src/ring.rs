@@ -295,7 +295,10 @@ impl KernelRing {
         Ok(())
     }
 
-    /// Post the completion of a deferred operation, releasing its reservation.
+    /// Post the completion of a deferred operation, releasing its reservation. The
+    /// reservation is released even when the ring refuses the completion (user space corrupted
+    /// its CQ): the operation is over either way, and a slot kept for a completion that can
+    /// never be posted would shrink the thread's pending quota for good.
     pub fn complete_deferred<M: RingMemory>(
         &mut self,
         memory: &mut M,
@@ -304,9 +307,8 @@ impl KernelRing {
         if self.deferred == 0 {
             return Err(RingFault::NotReserved);
         }
-        self.post(memory, completion)?;
         self.deferred -= 1;
-        Ok(())
+        self.post(memory, completion)
     }
 
     /// Write `completion` into the next CQ slot and publish it. The slot is free unless user
@@ -658,6 +660,27 @@ mod tests {
         expected.extend((0..10).rev());
         expected.extend(64..74);
         assert_eq!(seen, expected);
+        assert!(memory.kernel_writes_allowed());
+    }
+
+    #[test]
+    fn a_rejected_deferred_completion_gives_its_slot_back() {
+        let mut memory = TestMemory::new();
+        let mut ring = KernelRing::new();
+        assert!(memory.submit_nop(7));
+        let submission = ring.next_submission(&mut memory).unwrap().unwrap();
+        ring.defer().unwrap();
+        assert_eq!(ring.deferred(), 1);
+        // User space moves its CQ head back: the completion cannot be posted...
+        memory.set_index(header::CQ_HEAD, 0u32.wrapping_sub(CQ_ENTRIES + 1));
+        assert!(matches!(
+            ring.complete_deferred(&mut memory, answer(&submission)),
+            Err(RingFault::Overrun { .. })
+        ));
+        // ...yet the operation is over: its pending slot and CQ reservation are released.
+        assert_eq!((ring.deferred(), ring.in_flight()), (0, 0));
+        memory.set_index(header::CQ_HEAD, 0);
+        assert_eq!(ring.available(&memory), Ok(0));
         assert!(memory.kernel_writes_allowed());
     }
 
@@ -1186,7 +1209,11 @@ mod tests {
                         }
                     }
                     HostileStep::CompleteDeferred => {
-                        if ring.complete_deferred(&mut memory, Completion::default()).is_ok() {
+                        // Posted or refused by a corrupted CQ, the operation is over and its
+                        // slot released; only a completion nobody reserved changes nothing.
+                        if ring.complete_deferred(&mut memory, Completion::default())
+                            != Err(RingFault::NotReserved)
+                        {
                             pending -= 1;
                         }
                     }
