@@ -17,7 +17,10 @@
 //!   slot) are reported as [`RingFault::Overrun`] before anything is consumed or written.
 //! - A [`RingFault`] consumes and writes nothing: once user space repairs the indices
 //!   (e.g. restores `sq_tail` after an overrun) the ring works again. Until then
-//!   every `cap_enter` returns the error again; nothing is retried behind its back.
+//!   every `cap_enter` returns the error again; nothing is retried behind its back. One
+//!   exception: the completion of a deferred operation that the CQ refuses is dropped and its
+//!   reservation released ([`KernelRing::complete_deferred`]), since the operation is over and
+//!   a slot kept for it would shrink the thread's pending quota for good.
 
 use core::fmt;
 
