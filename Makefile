@@ -61,14 +61,14 @@ test: lint
 
 ## Independent worker processes at -smp 1/2/4 beside the Linux guest and
 ## native baselines, interleaved in one signed bundle (seed name).
-## CAPOS_SMP_SCALE_RUNS sets the repetitions (a number, or auto / auto:<cap>
+## CAPOS_SMP_SCALE_RUNS sets the repetitions (a number, or auto / auto:<cap> / auto:<cap>:<width>%
 ## for rounds until every gated interval is narrow); exit 2 = inconclusive.
 run-smp-process-scale: deps
 	$(CAPOS) run smp-process-scale
 
 ## Sibling threads of one process at -smp 1/2/4 beside the Linux guest and
 ## native pthread baselines, interleaved in one signed bundle (seed name).
-## CAPOS_THREAD_SCALE_RUNS sets the repetitions (a number, auto or
+## CAPOS_THREAD_SCALE_RUNS sets the repetitions (a number, auto, auto:<cap>:<width>% or
 ## auto:<cap>); CAPOS_THREAD_SCALE_TOTAL_BLOCKS the workload size;
 ## CAPOS_THREAD_SCALE_REQUIRE_TOTAL_SPEEDUP=1 requires the total gate; exit
 ## 2 = inconclusive. See docs/evidence.md and docs/benchmarks.md.
