@@ -239,6 +239,7 @@ syscall_entry:
  * X87_IMAGE_OFFSET, a part of the area FXSAVE does not use.
  *
  * fpu_save_in_system_call(area), fpu_restore_in_system_call(area). */
+.section .text.switch_path, "ax"
 .set X87_IMAGE_OFFSET, 512
 .set XSAVE_X87_AVX, 0b101
 .global fpu_save_in_system_call
@@ -286,6 +287,7 @@ thread_first_entry:
  * callee-saved registers on the current kernel stack, store RSP to *save,
  * load RSP and pop the other context's registers and RFLAGS. Returns into
  * the other context, so no context ever runs with another's flags. */
+.section .text.switch_path, "ax"
 .global switch_kernel_stack
 switch_kernel_stack:
     pushfq
