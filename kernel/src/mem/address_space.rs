@@ -15,6 +15,11 @@
 //! - Mapping and unmapping take the space's table lock for writing; every
 //!   translation and user copy holds it for reading, so a page cannot be
 //!   unmapped (and its frame freed) while the kernel copies through it.
+//! - `recent` remembers the last translation made for a read and for a
+//!   write (`capos_kcore::usermem::RecentTranslation`): stored only under
+//!   the table lock, cleared by every mapping and unmapping before it
+//!   releases the lock for writing, so a copy never goes through a
+//!   translation the tables no longer hold.
 //! - `loaded_cpus` has the bit of every CPU that may hold translations of
 //!   this space (set before its CR3 write, cleared after it loads another
 //!   table); an unmap is followed by a TLB shootdown of exactly those CPUs
@@ -23,6 +28,7 @@
 use super::{frames, paging, physical_to_virtual, PAGE_SIZE};
 use alloc::vec::Vec;
 use capos_abi::Error;
+use capos_kcore::usermem::RecentTranslation;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, RwLock};
 use x86_64::structures::paging::PageTableFlags as Flags;
@@ -46,6 +52,9 @@ pub struct AddressSpace {
     tables: RwLock<()>,
     /// CPUs that may cache translations of this space (bit = CPU index).
     loaded_cpus: AtomicU64,
+    /// The last translation for a read ([0]) and for a write ([1]), packed
+    /// ([`RecentTranslation`]); 0 when none.
+    recent: [AtomicU64; 2],
 }
 
 fn table(physical: u64) -> &'static mut [u64; ENTRIES] {
@@ -69,6 +78,7 @@ impl AddressSpace {
             owned: Mutex::new(owned),
             tables: RwLock::new(()),
             loaded_cpus: AtomicU64::new(0),
+            recent: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -104,6 +114,7 @@ impl AddressSpace {
     /// by the space and freed with it).
     pub fn map_new_page(&self, address: u64, access: UserAccess) -> Option<u64> {
         let _tables = self.tables.write();
+        self.forget_translations();
         let mut owned = self.owned.lock();
         owned.try_reserve(1).ok()?;
         let frame = frames::allocate_zeroed()?;
@@ -117,6 +128,7 @@ impl AddressSpace {
     /// them ([`crate::mem::tlb::shootdown_and_free`]).
     pub fn unmap_pages(&self, addresses: &[u64], frames_out: &mut Vec<u64>) {
         let _tables = self.tables.write();
+        self.forget_translations();
         let mut owned = self.owned.lock();
         for &address in addresses {
             let Some(entry) = self.leaf_entry(address) else {
@@ -131,6 +143,37 @@ impl AddressSpace {
                 }
             }
         }
+    }
+
+    /// Clear the remembered translations (the caller holds the table lock
+    /// for writing and is about to change the tables).
+    fn forget_translations(&self) {
+        for recent in &self.recent {
+            recent.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Self::translate`], answered from the remembered translation of the
+    /// same page when there is one (a read may use a write's), and
+    /// remembering what it walks. The caller holds the table lock.
+    fn translate_recent(&self, address: u64, write: bool) -> Option<u64> {
+        let slot = usize::from(write);
+        for recent in &self.recent[slot..] {
+            let word = recent.load(Ordering::Relaxed);
+            if let Some(physical) = RecentTranslation::lookup(word, address, write) {
+                return Some(physical);
+            }
+        }
+        let physical = self.translate(address, write)?;
+        let remembered = RecentTranslation {
+            page: address & !(PAGE_SIZE - 1),
+            frame: physical & !(PAGE_SIZE - 1),
+            writable: write,
+        };
+        if let Some(word) = remembered.pack() {
+            self.recent[slot].store(word, Ordering::Relaxed);
+        }
+        Some(physical)
     }
 
     /// Whether a page is mapped at `address`.
@@ -276,7 +319,9 @@ impl AddressSpace {
         // Within one page (a park word, a message, a reply): one
         // translation, no list of pieces.
         if length > 0 && (address & (PAGE_SIZE - 1)) + length <= PAGE_SIZE {
-            let physical = self.translate(address, write).ok_or(Error::BadAddress)?;
+            let physical = self
+                .translate_recent(address, write)
+                .ok_or(Error::BadAddress)?;
             copy(physical, 0, length as usize);
             return Ok(());
         }

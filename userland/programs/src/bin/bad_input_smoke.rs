@@ -1,5 +1,6 @@
 //! `bad-input-smoke`: the kernel must answer bad requests with the right
-//! error and keep serving. Slots: 0 console, 1 timer, 2 boot-manifest.
+//! error and keep serving. Slots: 0 console, 1 timer, 2 boot-manifest,
+//! 3 memory.
 //!
 //! One line per case: `[bad-input] case=<name> error=<error> ok` when the
 //! completion (or, for the queue flood, `cap_enter`) carries the expected
@@ -22,6 +23,10 @@ capos_runtime::entry!(main);
 const CONSOLE_SLOT: u16 = 0;
 const TIMER_SLOT: u16 = 1;
 const MANIFEST_SLOT: u16 = 2;
+const MEMORY_SLOT: u16 = 3;
+/// A page of the map region, mapped and unmapped by the `unmapped-after-*`
+/// cases.
+const MAPPED_PAGE: u64 = capos_abi::layout::MAP_BASE;
 /// A slot every process has room for but this one was never granted.
 const EMPTY_SLOT: u16 = 40;
 /// No opcode has this number.
@@ -43,9 +48,10 @@ fn main(context: &mut Context) -> i32 {
     let console = context.capability(CONSOLE_SLOT);
     let timer = context.capability(TIMER_SLOT);
     let manifest = context.capability(MANIFEST_SLOT);
+    let memory = context.capability(MEMORY_SLOT);
     let mut passed = 0u32;
     let mut failed = 0u32;
-    let cases: [Case<'_>; 11] = [
+    let cases: [Case<'_>; 13] = [
         ("invalid-opcode", Error::InvalidOpcode, &|ring| {
             Ok(raw(ring, UNKNOWN_OPCODE, console, [0; 6]))
         }),
@@ -69,6 +75,21 @@ fn main(context: &mut Context) -> i32 {
         ("unmapped-pointer", Error::BadAddress, &|ring| {
             let arguments = [UNMAPPED_ADDRESS, 16, 0, 0, 0, 0];
             Ok(raw(ring, Opcode::ConsoleWrite as u16, console, arguments))
+        }),
+        // The kernel remembers the last page it copied from and to (its
+        // per-space translation memo): a page read from, or written to, and
+        // then unmapped must be refused, not copied through the freed frame.
+        ("unmapped-after-read", Error::BadAddress, &|ring| {
+            after_unmap(ring, memory, |ring| {
+                let arguments = [MAPPED_PAGE + 8, 16, 0, 0, 0, 0];
+                raw(ring, Opcode::ConsoleWrite as u16, console, arguments)
+            })
+        }),
+        ("unmapped-after-write", Error::BadAddress, &|ring| {
+            after_unmap(ring, memory, |ring| {
+                let arguments = [MAPPED_PAGE + 8, 16, 0, 0, 0, 0];
+                raw(ring, Opcode::ManifestRead as u16, manifest, arguments)
+            })
         }),
         ("manifest-kernel-pointer", Error::BadAddress, &|ring| {
             let arguments = [KERNEL_ADDRESS, 16, 0, 0, 0, 0];
@@ -119,6 +140,25 @@ fn main(context: &mut Context) -> i32 {
     }
     println!(context, "[bad-input] done passed={passed} failed={failed}");
     i32::from(failed != 0)
+}
+
+/// Map [`MAPPED_PAGE`], run `copy` (which must succeed: the kernel copies
+/// through the page), unmap the page and run `copy` again: its result is
+/// the case's.
+fn after_unmap(
+    ring: &mut Ring,
+    memory: CapabilityHandle,
+    copy: impl Fn(&mut Ring) -> i64,
+) -> Observed {
+    ring.memory_map(memory, MAPPED_PAGE, 4096, true)
+        .map_err(|error| format!("map:{}", error.name()))?;
+    let mapped = copy(ring);
+    if mapped < 0 {
+        return Err(format!("while mapped:{}", describe(mapped)));
+    }
+    ring.memory_unmap(memory, MAPPED_PAGE, 4096)
+        .map_err(|error| format!("unmap:{}", error.name()))?;
+    Ok(copy(ring))
 }
 
 /// An error's name, or the number for a success or an unknown code.
