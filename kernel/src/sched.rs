@@ -45,7 +45,6 @@ use crate::process::Process;
 use crate::thread::{Thread, THREADS_MAX};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use capos_kcore::sched::{
     make_runnable, needs_address_space_switch, pick_next, should_preempt as preempt_due,
     work_waiting, AfterSwitch, CpuIndex, CpuSet, Dispatch, RunQueues, RunState, Wake, MAX_CPUS,
@@ -146,7 +145,8 @@ fn queue_runnable(thread: Arc<Thread>, last_cpu: Option<CpuIndex>) {
         crate::platform::smp::send_reschedule(cpu.get());
     }
 }
-static FREE_STACKS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// Threads' kernel stacks, kept for reuse up to a bound (`StackCache`).
+static STACKS: stacks::StackCache<KERNEL_STACK_PAGES> = stacks::StackCache::new();
 
 /// What the scheduler keeps of a thread: its run state (under the run
 /// lock), the saved kernel context, the FPU area and the kernel stack. The
@@ -164,19 +164,12 @@ unsafe impl Sync for Scheduled {}
 // SAFETY: as above; a thread moves between CPUs only while switched out.
 unsafe impl Send for Scheduled {}
 
-fn allocate_kernel_stack() -> Option<u64> {
-    if let Some(top) = FREE_STACKS.lock().pop() {
-        return Some(top);
-    }
-    stacks::allocate(KERNEL_STACK_PAGES).ok()
-}
-
 impl Scheduled {
     /// A new thread's scheduling state: runnable, never run, with a kernel
     /// stack laid out to enter user mode with `frame` and the initial FPU
     /// state. None when out of memory.
     pub fn new(frame: InterruptFrame) -> Option<Self> {
-        let stack_top = allocate_kernel_stack()?;
+        let stack_top = STACKS.take()?;
         // SAFETY: the stack is freshly mapped (or cached) kernel memory
         // that belongs to this thread alone, 16-byte aligned at its top;
         // nothing runs on it yet.
@@ -192,11 +185,7 @@ impl Scheduled {
 
 impl Drop for Scheduled {
     fn drop(&mut self) {
-        // The stack cache is bounded by the most threads ever alive at once.
-        let mut stacks = FREE_STACKS.lock();
-        if stacks.try_reserve(1).is_ok() {
-            stacks.push(self.kernel_stack_top);
-        }
+        STACKS.give_back(self.kernel_stack_top);
     }
 }
 
@@ -251,7 +240,7 @@ pub fn switch_away_for_good(thread: Arc<Thread>) -> ! {
 
 /// Kernel stacks cached for reuse.
 pub fn cached_stacks() -> u64 {
-    FREE_STACKS.lock().len() as u64
+    STACKS.cached()
 }
 
 /// The thread running on this CPU, if any.
@@ -332,6 +321,7 @@ pub fn scheduler_loop() -> ! {
     let mut poll = false;
     loop {
         crate::process::reap_retired();
+        STACKS.reap();
         match pick_next(&KernelQueues, here) {
             Some(picked) => {
                 measure::count(match picked.stolen_from {

@@ -41,6 +41,7 @@ pub fn physical_to_virtual(address: u64) -> u64 {
 pub fn init(boot_info: &BootInformation) {
     let layout = frames::init(boot_info);
     paging::init(&layout);
+    stacks::prepare_tables();
     heap::init();
     kprintln!(
         "[mem] ram_top={:#x} free_frames={} heap_bytes={}",

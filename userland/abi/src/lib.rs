@@ -417,6 +417,10 @@ pub mod limits {
     pub const TIMERS_PER_CPU: usize = 2048;
     /// Threads a process may have at once (its first thread included).
     pub const THREADS_PER_PROCESS: usize = 64;
+    /// Most kernel stacks of ended threads the kernel keeps mapped for
+    /// reuse (`KernelCounters::cached_stacks` never exceeds it); the frames
+    /// of any more go back to the allocator.
+    pub const KERNEL_STACKS_CACHED: usize = 16;
     /// Threads not yet torn down, kernel-wide.
     pub const THREADS_MAX: usize = 1024;
     /// Largest `MemoryMap` / `MemoryUnmap` in one request: 4 MiB.

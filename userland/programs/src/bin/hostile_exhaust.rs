@@ -75,7 +75,7 @@ const SETTLE_NS: u64 = 2_000_000_000;
 /// to 11, e.g. 14 -> 25). Live threads, processes and waiters are checked
 /// exactly, and a leak of one stack per spawn is caught by
 /// `hostile-spawn-loop`.
-const STACK_CACHE_SLACK: u64 = 16;
+const STACK_CACHE_SLACK: u64 = capos_abi::limits::KERNEL_STACKS_CACHED as u64;
 
 fn main(context: &mut Context) -> i32 {
     let manifest = CapabilityHandle::new(context.slot_count().saturating_sub(1), 0);
