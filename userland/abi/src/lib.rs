@@ -431,10 +431,14 @@ pub mod limits {
 pub mod layout {
     /// Lowest address a program may be linked at.
     pub const USER_IMAGE_BASE: u64 = 0x40_0000;
-    /// Where the first thread's ring is mapped (two pages).
-    pub const RING_BASE: u64 = 0x7F00_0000_0000;
+    /// Where the first thread's ring is mapped (two pages). Rings and
+    /// stacks sit in the image's first GiB, so one page directory (and one
+    /// directory-pointer table) holds the image, every ring and every
+    /// stack: fewer table pages per process, and fewer for the MMU (or,
+    /// under QEMU TCG, its software walker after every CR3 write) to read.
+    pub const RING_BASE: u64 = 0x3F00_0000;
     /// Top of the first thread's stack (stack grows down).
-    pub const STACK_TOP: u64 = 0x7FFF_FFFF_0000;
+    pub const STACK_TOP: u64 = 0x4000_0000;
     /// Pages in the first thread's stack.
     pub const STACK_PAGES: u64 = 16;
     /// Exclusive upper bound of user addresses.

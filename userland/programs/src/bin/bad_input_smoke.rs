@@ -33,7 +33,7 @@ const EMPTY_SLOT: u16 = 40;
 const UNKNOWN_OPCODE: u16 = 999;
 /// The first kernel-half address.
 const KERNEL_ADDRESS: u64 = 0xffff_8000_0000_0000;
-/// Far above the program image, heap and below the ring: never mapped.
+/// Above the program image, rings and stacks, below the map region: never mapped.
 const UNMAPPED_ADDRESS: u64 = 0x5000_0000;
 /// How far the flood moves `sq_tail` past `sq_head`.
 const FLOOD: u32 = 1000;
