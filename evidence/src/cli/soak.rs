@@ -11,9 +11,14 @@ use std::path::Path;
 /// Arguments of `capos soak`.
 #[derive(clap::Args, Debug)]
 pub struct SoakArgs {
-    /// Rounds: boots of the whole suite.
+    /// Rounds: boots of the whole suite. A soak stopped earlier on the same
+    /// ISO, CPU count and smoke selection is continued up to this many
+    /// (its counts are in target/soak/smp<N>/ledger.json).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub boots: u32,
+    /// Start at round 1 even if an earlier soak could be continued.
+    #[arg(long)]
+    pub fresh: bool,
     #[command(flatten)]
     pub boot: BootOptions,
     /// Soak only the smokes with these names (repeatable).
@@ -31,10 +36,21 @@ pub fn run_command(root: &Path, args: SoakArgs) -> Result<()> {
         accel: args.boot.accel.into(),
         iso,
         only: args.only,
+        fresh: args.fresh,
     };
     let report = soak::run(root, &executable, &options, &mut |round| {
         print_round(&options, round)
     })?;
+    if let Some(reason) = &report.not_continued {
+        println!("[soak] an earlier soak's ledger was not continued: {reason}");
+    }
+    if report.continued_after > 0 {
+        println!(
+            "[soak] rounds 1-{} were recorded by an earlier soak on this ISO (same smp and smokes) and count here; ledger {}",
+            report.continued_after,
+            display_relative(root, &report.ledger)
+        );
+    }
     println!(
         "[soak] boots={} smp={} smoke-runs={} failures={} wall={:.0}s logs={}",
         options.boots,
