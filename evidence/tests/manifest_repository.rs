@@ -270,7 +270,7 @@ fn fault_runs_a_faulting_and_a_healthy_process() {
 }
 
 #[test]
-fn bad_input_gets_console_timer_and_manifest() {
+fn bad_input_gets_console_timer_manifest_and_memory() {
     let spec = load("bad-input");
     assert_eq!(autostarted(&spec), ["bad-input-smoke"]);
     assert_eq!(
@@ -278,7 +278,8 @@ fn bad_input_gets_console_timer_and_manifest() {
         [
             CapabilityKind::Console,
             CapabilityKind::Timer,
-            CapabilityKind::BootManifest
+            CapabilityKind::BootManifest,
+            CapabilityKind::Memory
         ]
     );
 }
