@@ -75,8 +75,8 @@ pub type Difference = (&'static str, u64, u64);
 /// kernel stack goes back to the cache while it holds fewer than
 /// [`capos_abi::limits::KERNEL_STACKS_CACHED`], so a loop can grow it up
 /// to that bound. Each extra cached stack keeps its frames
-/// ([`FRAMES_PER_CACHED_STACK`], which counts a page-table page of the
-/// stack region too).
+/// ([`FRAMES_PER_CACHED_STACK`]; its page-table page is a margin now that
+/// the kernel makes the stack region's tables at boot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Allowance {
     /// Extra cached kernel stacks tolerated.

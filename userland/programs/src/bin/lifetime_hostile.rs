@@ -199,8 +199,6 @@ fn counters(context: &mut Context) -> Result<KernelCounters, String> {
         .map_err(diagnostics_error)
 }
 
-/// After every case, the live counts (threads, processes, every kind of
-/// waiter) are back at their values before the first.
 /// After the race and join-pinned's 100 threads have ended, the kernel
 /// keeps at most `KERNEL_STACKS_CACHED` of their stacks mapped: memory a
 /// process's threads used comes back when they end, however many there were.
@@ -216,6 +214,8 @@ fn stack_cache_bound(context: &mut Context) -> Result<String, String> {
     Ok(format!("cached_stacks={} bound={bound}", now.cached_stacks))
 }
 
+/// After every case, the live counts (threads, processes, every kind of
+/// waiter) are back at their values before the first.
 fn all_restored(context: &mut Context, initial: &KernelCounters) -> Result<String, String> {
     let diagnostics = context.capability(DIAGNOSTICS_SLOT);
     let timer = context.capability(TIMER_SLOT);
