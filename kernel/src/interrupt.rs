@@ -19,7 +19,7 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
                     if sched::should_preempt() {
                         sched::switch_to_scheduler(&thread, sched::SwitchFrom::Interrupt);
                     }
-                    crate::thread::exit_if_killed(thread);
+                    crate::thread::exit_if_killed(&thread);
                 }
             }
         }
@@ -29,7 +29,7 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
             measure::count(Counter::RescheduleIpiReceived);
             if from_user {
                 if let Some(thread) = sched::current() {
-                    crate::thread::exit_if_killed(thread);
+                    crate::thread::exit_if_killed(&thread);
                 }
             }
         }

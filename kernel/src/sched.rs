@@ -50,6 +50,8 @@ use capos_kcore::sched::{
     work_waiting, AfterSwitch, CpuIndex, CpuSet, Dispatch, RunQueues, RunState, Wake, MAX_CPUS,
 };
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use spin::Mutex;
 
@@ -243,19 +245,38 @@ pub fn cached_stacks() -> u64 {
     STACKS.cached()
 }
 
-/// The thread running on this CPU, if any.
-pub fn current() -> Option<Arc<Thread>> {
+/// The thread running on this CPU, if any, borrowed: see [`Running`].
+pub fn current() -> Option<Running> {
     let thread = CURRENT[percpu::current().index].load(Ordering::Relaxed);
     if thread.is_null() {
         return None;
     }
     // SAFETY: a non-null pointer in this CPU's slot came from `Arc::as_ptr`
-    // in `run`, which holds its reference until after it clears the slot,
-    // and only this CPU (interrupts off) writes or reads the slot; so the
-    // thread is alive and one more strong count is ours.
-    unsafe {
-        Arc::increment_strong_count(thread);
-        Some(Arc::from_raw(thread))
+    // in `run`, which holds its reference for as long as the thread runs
+    // (see `Running`); only this CPU (interrupts off) writes or reads the
+    // slot.
+    Some(Running(
+        ManuallyDrop::new(unsafe { Arc::from_raw(thread) }),
+        PhantomData,
+    ))
+}
+
+/// The running thread as its own code sees it: an `Arc` that counts no
+/// reference of its own, so a system call that does not block changes no
+/// reference count. Sound because a running thread is always counted
+/// elsewhere: by the frame of [`run`] while it runs, by the run queue
+/// while it is preempted, and by [`block_until`], which holds a counted
+/// reference across the block (a blocked thread may be in no queue, and
+/// its timer registration is not counted). A `Running` stays on the
+/// thread's own stack (neither `Send` nor `Clone`); whatever must outlive
+/// the call (a registration, `thread::exit_current`) takes an `Arc::clone`.
+pub struct Running(ManuallyDrop<Arc<Thread>>, PhantomData<*const ()>);
+
+impl core::ops::Deref for Running {
+    type Target = Arc<Thread>;
+
+    fn deref(&self) -> &Arc<Thread> {
+        &self.0
     }
 }
 
@@ -263,7 +284,10 @@ pub fn current() -> Option<Arc<Thread>> {
 /// wake) or the thread is killed. Called inside a system call (or an
 /// interrupt from user mode: the system-call FPU switch is correct there
 /// too, since the entry saved the whole state already).
-pub fn block_until(thread: &Thread, mut ready: impl FnMut() -> bool) {
+pub fn block_until(thread: &Arc<Thread>, mut ready: impl FnMut() -> bool) {
+    // Counted for as long as the thread may be blocked: nothing else need
+    // hold it then (see `Running`).
+    let _blocked = Arc::clone(thread);
     loop {
         thread.scheduled.run.lock().begin_block();
         if ready() || thread.killed() {

@@ -35,13 +35,15 @@ extern "C" fn syscall_dispatch(frame: &mut InterruptFrame) {
             thread
                 .process
                 .exit(process::ExitStatus::exited(frame.rdi as i64));
-            crate::thread::exit_current(thread, frame.rdi as i64)
+            crate::thread::exit_current(Arc::clone(&thread), frame.rdi as i64)
         }
-        Some(Syscall::ThreadExit) => crate::thread::exit_current(thread, frame.rdi as i64),
+        Some(Syscall::ThreadExit) => {
+            crate::thread::exit_current(Arc::clone(&thread), frame.rdi as i64)
+        }
         None => Error::InvalidOpcode.as_result() as u64,
     };
     frame.sanitize_user_flags();
-    crate::thread::exit_if_killed(thread);
+    crate::thread::exit_if_killed(&thread);
 }
 
 /// Consume the caller's submissions, then wait for `min_complete` completions.

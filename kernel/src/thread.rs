@@ -249,15 +249,15 @@ pub fn exit_current(thread: Arc<Thread>, value: i64) -> ! {
 #[no_mangle]
 extern "C" fn thread_start_check() {
     if let Some(thread) = crate::sched::current() {
-        exit_if_killed(thread);
+        exit_if_killed(&thread);
     }
 }
 
 /// If the running thread has been killed, end it now (called on every
 /// return towards user mode); its exit value is the process's exit code.
-pub fn exit_if_killed(thread: Arc<Thread>) {
+pub fn exit_if_killed(thread: &Arc<Thread>) {
     if thread.killed() {
         let code = thread.process.exit_code().unwrap_or(-1);
-        exit_current(thread, code);
+        exit_current(thread.clone(), code);
     }
 }

@@ -305,5 +305,5 @@ pub fn user_fault(frame: &InterruptFrame, name: &str) -> ! {
     thread
         .process
         .exit(crate::process::ExitStatus::killed(code));
-    crate::thread::exit_current(thread, code)
+    crate::thread::exit_current(Arc::clone(&thread), code)
 }

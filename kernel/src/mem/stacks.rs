@@ -126,6 +126,9 @@ pub struct StackCache<const PAGES: u64> {
     retired_count: AtomicUsize,
 }
 
+/// Retired stacks unmapped before one shootdown, in [`StackCache::reap`].
+const REAP_BATCH: usize = 8;
+
 struct CacheState {
     mapped: [u64; CACHED_MAX],
     mapped_len: usize,
@@ -136,6 +139,9 @@ struct CacheState {
 
 impl<const PAGES: u64> StackCache<PAGES> {
     pub const fn new() -> Self {
+        // `unmap` returns at most UNMAP_PAGES_MAX frames: a larger stack
+        // would leak its other pages.
+        assert!(PAGES as usize <= UNMAP_PAGES_MAX);
         Self {
             state: Mutex::new(CacheState {
                 mapped: [0; CACHED_MAX],
@@ -201,13 +207,19 @@ impl<const PAGES: u64> StackCache<PAGES> {
             self.retired_count.store(0, Ordering::Release);
             core::mem::take(&mut state.retired)
         };
-        for &top in &retired {
-            let (frames, count) = unmap(top, PAGES);
-            crate::platform::tlb::shootdown(u64::MAX);
-            for &frame in &frames[..count] {
-                frames::free(frame);
+        // Unmap a batch, shoot down every CPU once, then free its frames.
+        for batch in retired.chunks(REAP_BATCH) {
+            let mut unmapped = [([0; UNMAP_PAGES_MAX], 0); REAP_BATCH];
+            for (slot, &top) in unmapped.iter_mut().zip(batch) {
+                *slot = unmap(top, PAGES);
             }
-            self.keep_spare(top);
+            crate::platform::tlb::shootdown(u64::MAX);
+            for ((frames, count), &top) in unmapped.iter().zip(batch) {
+                for &frame in &frames[..*count] {
+                    frames::free(frame);
+                }
+                self.keep_spare(top);
+            }
         }
     }
 

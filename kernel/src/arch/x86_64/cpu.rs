@@ -135,11 +135,24 @@ pub fn init_syscall() {
 
 /// Load the user FS base (thread pointer). `base` must be canonical; the
 /// kernel checks user-supplied values when the thread is created.
+///
+/// Written only when the CPU holds another value: most switches are between
+/// threads with the same base (every main thread's is 0), and under TCG a
+/// WRMSR ends the translated block and goes back to QEMU's main loop, where
+/// RDMSR does not. The comparison is with the register itself, not with a
+/// remembered value, because user code can change the base without the
+/// kernel (loading a selector into FS).
 pub fn set_fs_base(base: u64) {
     use x86_64::registers::model_specific::Msr;
     const FS_BASE: u32 = 0xC000_0100;
-    // SAFETY: FS is not used by the kernel; a canonical base cannot fault.
-    unsafe { Msr::new(FS_BASE).write(base) };
+    let mut register = Msr::new(FS_BASE);
+    // SAFETY: reading FS_BASE has no side effects; writing it is safe as FS
+    // is not used by the kernel and a canonical base cannot fault.
+    unsafe {
+        if register.read() != base {
+            register.write(base);
+        }
+    }
 }
 
 /// The time-stamp counter.

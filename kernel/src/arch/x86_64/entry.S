@@ -186,9 +186,14 @@ syscall_entry:
     movq %rcx, %r11
     sarq $47, %r11
     jnz 3f
+    /* Kernel code runs with the kernel's MXCSR (a switch inside the call
+     * loads it again), so the user's needs loading only when it differs,
+     * as at the entry. */
     movq %gs:24, %rax
+    cmpl $KERNEL_MXCSR, 24(%rax)
+    je 4f
     ldmxcsr 24(%rax)
-    ZERO_SSE_REGISTERS
+4:  ZERO_SSE_REGISTERS
     movq 14 * 8(%rsp), %rax
     xorl %edx, %edx
     xorl %esi, %esi
