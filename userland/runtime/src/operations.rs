@@ -148,6 +148,7 @@ impl Ring {
 
     /// Call a submission that names no memory, or memory borrowed by the
     /// caller for the duration of this call.
+    #[inline]
     pub(crate) fn call_borrowing(&self, submission: Submission) -> Completion {
         // SAFETY: every wrapper below names only memory borrowed from its own
         // arguments, which outlives this call, and `call` returns only once

@@ -146,6 +146,7 @@ impl Ring {
     /// the ring: readable for ranges the kernel reads, and for ranges it
     /// writes, writable and not otherwise accessed. Ranges outside this
     /// program's memory are fine: the kernel rejects them.
+    #[inline]
     pub unsafe fn submit(&self, submission: Submission) -> Result<(), RingFull> {
         let head = self.index(header::SQ_HEAD).load(Ordering::Acquire);
         let tail = self.index(header::SQ_TAIL).load(Ordering::Relaxed);
@@ -156,8 +157,9 @@ impl Ring {
         // SAFETY: the slot lies inside the SQ page and is 64-byte aligned.
         // `tail - head < SQ_ENTRIES`, so the kernel has finished with it (it
         // reads only slots in [head, tail)), and it is not published until
-        // the release store below.
-        unsafe { slot.write_volatile(submission) };
+        // the release store below, which orders this plain write before it
+        // (so the compiler may build the entry in place).
+        unsafe { slot.write(submission) };
         self.index(header::SQ_TAIL)
             .store(tail.wrapping_add(1), Ordering::Release);
         Ok(())
@@ -173,6 +175,7 @@ impl Ring {
     }
 
     /// Take one completion off the shared queue, bypassing the buffer.
+    #[inline]
     fn pop_queue(&self) -> Option<Completion> {
         let tail = self.index(header::CQ_TAIL).load(Ordering::Acquire);
         let head = self.index(header::CQ_HEAD).load(Ordering::Relaxed);
@@ -183,8 +186,10 @@ impl Ring {
         // SAFETY: the slot lies inside the CQ (page 0) and is 32-byte
         // aligned; `head != tail`, so the kernel wrote it before its release
         // store of `cq_tail`, which the acquire load above observed, and it
-        // will not rewrite it until `cq_head` moves past it below.
-        let completion = unsafe { slot.read_volatile() };
+        // will not rewrite it until `cq_head` moves past it below (a plain
+        // read: the acquire load orders it, and the compiler may then read
+        // only the fields used).
+        let completion = unsafe { slot.read() };
         self.index(header::CQ_HEAD)
             .store(head.wrapping_add(1), Ordering::Release);
         Some(completion)
@@ -217,6 +222,7 @@ impl Ring {
     /// As for [`Ring::submit`] (the memory need only stay valid until this
     /// returns, unless it returns an error from `cap_enter` while the
     /// submission is still queued).
+    #[inline]
     pub unsafe fn call(&self, submission: Submission) -> Completion {
         let user_data = submission.user_data;
         // SAFETY: forwarded from this function's contract.
@@ -230,21 +236,58 @@ impl Ring {
     /// [`Ring::call`], telling a failed `cap_enter` apart from a completion:
     /// `Err` means the kernel may or may not have consumed the submission,
     /// so whatever it names must be treated as still lent to the kernel.
+    /// The common case (room in the queue, and the first completion is this
+    /// one) is inlined into each wrapper; the rest is out of line.
     ///
     /// # Safety
     /// As for [`Ring::call`].
+    #[inline(always)]
     pub(crate) unsafe fn try_call(&self, submission: Submission) -> Result<Completion, Error> {
         let user_data = submission.user_data;
-        loop {
+        // SAFETY: forwarded from this function's contract.
+        let queued = unsafe { self.submit(submission) };
+        if queued.is_err() {
             // SAFETY: forwarded from this function's contract.
-            match unsafe { self.submit(submission) } {
-                Ok(()) => break,
-                Err(RingFull) => {
-                    // The kernel may be holding back for CQ room: make some.
-                    self.buffer_queue();
-                    self.enter(0, NO_TIMEOUT)?;
-                }
+            unsafe { self.submit_when_room(submission) }?;
+        }
+        // Only this thread's `cap_enter` takes its submissions, so the
+        // completion cannot be there yet: enter first.
+        self.enter(1, NO_TIMEOUT)?;
+        match self.pop_queue() {
+            Some(completion) if completion.user_data == user_data => Ok(completion),
+            other => self.await_completion(user_data, other),
+        }
+    }
+
+    /// [`Ring::try_call`] when the submission queue is full: make room
+    /// (the kernel may be holding back for CQ room) until it fits.
+    ///
+    /// # Safety
+    /// As for [`Ring::submit`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn submit_when_room(&self, submission: Submission) -> Result<(), Error> {
+        loop {
+            self.buffer_queue();
+            self.enter(0, NO_TIMEOUT)?;
+            // SAFETY: forwarded from this function's contract.
+            if unsafe { self.submit(submission) }.is_ok() {
+                return Ok(());
             }
+        }
+    }
+
+    /// [`Ring::try_call`] after a look at the queue found `seen` (another
+    /// completion, or none): buffer the others until `user_data`'s comes.
+    #[cold]
+    #[inline(never)]
+    fn await_completion(
+        &self,
+        user_data: u64,
+        seen: Option<Completion>,
+    ) -> Result<Completion, Error> {
+        if let Some(completion) = seen {
+            self.buffered.borrow_mut().push_back(completion);
         }
         loop {
             while let Some(completion) = self.pop_queue() {

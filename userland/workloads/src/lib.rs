@@ -36,8 +36,10 @@ pub const DEFAULT_TALLY: Tally = Tally {
 
 /// Cycle counter for timed sections: `lfence; rdtsc; lfence`, so the read
 /// is not reordered around the work it brackets (`rdtscp` is an invalid
-/// opcode under QEMU's default TCG CPU model).
+/// opcode under QEMU's default TCG CPU model). Inlined, so a sample does
+/// not also time a call and a return.
 #[allow(unsafe_code)]
+#[inline(always)]
 pub fn cycles() -> u64 {
     use core::arch::x86_64::{_mm_lfence, _rdtsc};
     // SAFETY: LFENCE and RDTSC have no memory effects; SSE2 (LFENCE) is part
