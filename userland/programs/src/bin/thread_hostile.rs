@@ -66,6 +66,7 @@ fn main(context: &mut Context) -> i32 {
         report(context, name, expect_error(expected, observed));
     }
     report(context, "thread-quota", thread_quota(context));
+    report(context, "fs-selector", fs_selector(context));
     let panic_status = i64::from(capos_runtime::PANIC_EXIT_CODE);
     report(
         context,
@@ -264,6 +265,43 @@ fn join_twice(context: &Context) -> Observed {
     let value = handle.join(context)?;
     let again = context.shared_ring().thread_join(stale)?;
     Ok(format!("first={value} second={again:?}"))
+}
+
+/// A thread loads a selector into FS, which in 64-bit mode sets the FS base
+/// to the descriptor's (0) behind the kernel's back, then blocks: when it
+/// runs again it must have its own base (the kernel loads it at every
+/// switch unless the register already holds it; a kernel that compared
+/// with the value it wrote last would leave 0, and the read of `fs:0`
+/// would fault).
+fn fs_selector(context: &Context) -> Result<String, String> {
+    let body = |context: &mut Context, _| {
+        let before = thread::current_thread_pointer();
+        // SAFETY: 0x23 is the user data selector (flat, base 0); nothing
+        // on this thread reads FS again before the block below.
+        unsafe {
+            core::arch::asm!(
+                "mov {selector:e}, 0x23",
+                "mov fs, {selector:e}",
+                selector = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+        let word = AtomicU32::new(0);
+        let parker = context.park_space(context.capability(PARK_SLOT));
+        // Times out after 1 ms: a switch away and back.
+        let _ = parker.park(&word, 0, 1_000_000);
+        match (before, thread::current_thread_pointer()) {
+            (Some(before), Some(after)) if before == after => 1,
+            _ => 0,
+        }
+    };
+    let handle = thread::spawn(context, context.capability(SPAWNER_SLOT), body, 0)
+        .map_err(|error| failure("spawn", error))?;
+    match handle.join(context) {
+        Ok(1) => Ok("restored".into()),
+        Ok(value) => Err(format!("thread pointer changed (value {value})")),
+        Err(error) => Err(failure("join", error)),
+    }
 }
 
 /// Threads a process may add beside its first one.
